@@ -1,0 +1,32 @@
+# Two entry points: `make demo` (the whole flow on an embedded anvil) and `make test`.
+# Both depend on `setup`, which is idempotent and installs everything into this folder.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PIP := .venv/bin/pip
+STAMP := .venv/.proofmint-installed
+NPM_STAMP := toolchain/node_modules/.proofmint-installed
+
+.PHONY: setup demo test test-all clean
+
+setup: $(STAMP) $(NPM_STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	# torch first, pinned, so the CPU wheel is used and no CUDA packages are pulled in
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+$(NPM_STAMP): toolchain/package.json toolchain/package-lock.json
+	cd toolchain && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+demo: setup
+	.venv/bin/proofmint demo --out demo-out
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf .venv toolchain/node_modules .proofmint demo-out

@@ -1,0 +1,230 @@
+"""``proofmint compile``: ONNX -> settings -> compiled circuit -> keys, content-addressed.
+
+model id = sha256(ONNX bytes). circuit id = sha256(model id, settings, SRS digest): the keys
+depend on the SRS as much as on the settings, so one id names one verifying key.
+A compile key (model id + options + calibration data + SRS) maps to the circuit id, so the
+same compile again is a cache hit that runs neither calibration nor setup.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from proofmint import progress
+from proofmint.errors import InvalidInputError, UsageError
+from proofmint.jobs import run_in_child
+from proofmint.models.onnx_model import OnnxModel, check_input, load_onnx
+from proofmint.store import (Workspace, atomic_write_json, canonical_json, read_json, sha256_bytes,
+                             sha256_file, staged)
+
+from . import calibrate, package, srs as srs_mod
+from .package import CircuitPackage
+
+VISIBILITIES = {
+    "input": ("public", "hashed", "private"),
+    "output": ("public", "hashed"),
+    "param": ("fixed", "hashed"),
+}
+FALLBACK_SAMPLES = 32
+
+
+@dataclass
+class CompileResult:
+    circuit_id: str
+    model_id: str
+    cached: bool
+    package: CircuitPackage
+    timings: dict
+    srs_warning: str | None
+
+    def to_dict(self) -> dict:
+        return {"circuit_id": self.circuit_id, "model_id": self.model_id, "cached": self.cached,
+                "timings": self.timings, "srs_warning": self.srs_warning,
+                "package": self.package.to_dict()}
+
+
+def _model_meta(model: OnnxModel) -> dict:
+    meta = model.path.parent / "model.json"
+    if meta.is_file():
+        try:
+            data = json.loads(meta.read_text())
+            if data.get("model_id") == model.model_id:
+                return data
+        except (json.JSONDecodeError, OSError):
+            pass
+    return {}
+
+
+def _task(model: OnnxModel, meta: dict) -> str:
+    if meta.get("task") == "generation":
+        return "regression"
+    if meta.get("task") == "classification":
+        return "classification"
+    shapes = model.output_shapes
+    is_logits = len(shapes) == 1 and len(shapes[0]) == 2 and shapes[0][1] > 1
+    return "classification" if is_logits else "regression"
+
+
+def load_samples(path: Path, model: OnnxModel) -> np.ndarray:
+    """Calibration data: ezkl's ``{"input_data": [[...]]}`` holding one or more inputs back to back."""
+    try:
+        data = json.loads(Path(path).read_text())
+        flat = np.asarray(data["input_data"][0], dtype=np.float64)
+    except FileNotFoundError:
+        raise InvalidInputError(f"no calibration file at {path}") from None
+    except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"calibration file {path} is not ezkl input JSON ({type(exc).__name__}) — expected "
+            '{"input_data": [[v1, v2, ...]]} with one or more inputs back to back'
+        ) from None
+    n = model.input_size
+    if flat.size == 0 or flat.size % n:
+        raise InvalidInputError(
+            f"calibration file {path} has {flat.size} values, not a multiple of the model's "
+            f"input size {n} (shape {'x'.join(map(str, model.input_shape))})"
+        )
+    samples = flat.reshape(-1, n)
+    for i, s in enumerate(samples):
+        check_input(model.input_shape, s, f"calibration sample {i} in {path}")
+    return samples
+
+
+def _default_calibration(model: OnnxModel) -> Path | None:
+    for name in ("calibration.json", "input.json"):
+        p = model.path.parent / name
+        if p.is_file():
+            return p
+    return None
+
+
+def compile(model: str | Path, calibration: str | Path | None = None, target: str = "balanced",
+            input_visibility: str = "public", output_visibility: str = "public",
+            param_visibility: str = "fixed", srs: str | Path | None = None,
+            workspace: str | Path | None = None) -> CompileResult:
+    """Compile an ONNX model into a proving circuit with keys, reusing any earlier compile."""
+    if target not in calibrate.TARGETS:
+        raise UsageError(f"unknown target '{target}' — choose one of {', '.join(calibrate.TARGETS)}")
+    visibility = {"input": input_visibility, "output": output_visibility, "param": param_visibility}
+    for what, value in visibility.items():
+        if value not in VISIBILITIES[what]:
+            raise UsageError(f"--{what}-visibility {value} is not supported — choose one of "
+                             f"{', '.join(VISIBILITIES[what])}")
+    ws = Workspace.resolve(workspace)
+    onnx_model = load_onnx(model)
+    meta = _model_meta(onnx_model)
+    calib_path = Path(calibration) if calibration else _default_calibration(onnx_model)
+    if calib_path is not None:
+        samples = load_samples(calib_path, onnx_model)
+        calib_digest = sha256_file(calib_path)
+    else:
+        progress.note(f"no calibration data given or found beside the model: using "
+                      f"{FALLBACK_SAMPLES} standard-normal samples — pass --calibration FILE "
+                      "with real inputs for meaningful ranges and agreement")
+        samples = np.random.default_rng(0).standard_normal((FALLBACK_SAMPLES, onnx_model.input_size))
+        calib_digest = "standard-normal-32"
+    user_srs = srs_mod.SRS(str(srs), "user", srs_mod.read_k(Path(srs)), sha256_file(Path(srs))) \
+        if srs else None
+
+    key = sha256_bytes(canonical_json({
+        "model": onnx_model.model_id, "target": target, "visibility": visibility,
+        "calibration": calib_digest, "srs": user_srs.sha256 if user_srs else "development",
+    }))
+    started = time.perf_counter()
+    cached = _cached(ws, key)
+    if cached is not None:
+        return _result(cached, True, {"total": round(time.perf_counter() - started, 3)})
+    ws.ensure("compiles")
+    ws.store_model(onnx_model.data)
+    with ws.lock(f"compile-{key[:16]}"):
+        cached = _cached(ws, key)  # another process may have finished it while we waited
+        if cached is not None:
+            return _result(cached, True, {"total": round(time.perf_counter() - started, 3)})
+        pkg, timings = run_in_child(
+            _compile_job, str(ws.root), str(onnx_model.path), samples, target, visibility,
+            user_srs.path if user_srs else None, _task(onnx_model, meta), what="compile")
+        atomic_write_json(ws.path("compiles", f"{key}.json"), {"circuit_id": pkg.circuit_id})
+    timings["total"] = round(time.perf_counter() - started, 3)
+    return _result(pkg, False, timings)
+
+
+def _cached(ws: Workspace, key: str) -> CircuitPackage | None:
+    entry = ws.path("compiles", f"{key}.json")
+    if not entry.is_file():
+        return None
+    try:
+        return package.load(ws, read_json(entry)["circuit_id"])
+    except Exception:
+        return None  # a stale entry is recompiled, never trusted
+
+
+def _result(pkg: CircuitPackage, cached: bool, timings: dict) -> CompileResult:
+    warning = srs_mod.DEV_WARNING if pkg.srs_kind == "development" else None
+    return CompileResult(pkg.circuit_id, pkg.model_id, cached, pkg, timings, warning)
+
+
+def _compile_job(ws_root: str, onnx_path: str, samples: np.ndarray, target: str,
+                 visibility: dict, srs_path: str | None, task: str) -> tuple[CircuitPackage, dict]:
+    """Runs in a child process: calibrate, compile, SRS, setup. Returns the saved package."""
+    import ezkl
+
+    ws = Workspace(Path(ws_root))
+    model = load_onnx(onnx_path)
+    timings: dict = {}
+    scratch = Path(tempfile.mkdtemp(prefix=".tmp-compile-", dir=ws.ensure("circuits")))
+    try:
+        calib_file = scratch / "calibration.json"
+        calib_file.write_text(json.dumps({"input_data": [samples.ravel().tolist()]}))
+        with progress.step("choose settings") as t:
+            chosen, report = calibrate.choose(target, model, calib_file, samples, task, visibility,
+                                              scratch)
+        timings["settings"] = t["seconds"]
+        settings = chosen.settings
+        logrows = settings["run_args"]["logrows"]
+        with progress.step("SRS") as t:
+            srs = srs_mod.resolve(ws, logrows, srs_path)
+        timings["srs"] = t["seconds"]
+        circuit_id = sha256_bytes(canonical_json({
+            "model": model.model_id,
+            "settings": package.settings_digest_source(settings),
+            "srs": srs.sha256,
+        }))
+        dest = ws.path("circuits", circuit_id)
+        if (dest / "package.json").is_file():
+            return package.load(ws, circuit_id), timings | {"setup": 0.0, "reused_keys": True}
+        dest.mkdir(parents=True, exist_ok=True)
+        for src, name in ((chosen.settings_path, "settings.json"),
+                          (chosen.compiled_path, "model.compiled"),
+                          (model.path, "model.onnx")):
+            with staged(dest / name) as tmp:
+                shutil.copyfile(src, tmp)
+        with progress.step(f"setup (logrows {logrows})") as t, \
+                staged(dest / "pk.key") as pk, staged(dest / "vk.key") as vk:
+            try:
+                ezkl.setup(str(dest / "model.compiled"), str(vk), str(pk), srs_path=srs.path)
+            except Exception as exc:
+                raise calibrate._ezkl_error("setup", exc) from None
+        timings["setup"] = t["seconds"]
+        run = settings["run_args"]
+        pkg = CircuitPackage(
+            circuit_id=circuit_id, model_id=model.model_id, dir=str(dest),
+            input_shape=list(model.input_shape),
+            output_shapes=[list(s) for s in model.output_shapes], task=task, target=target,
+            visibility=visibility, logrows=logrows, num_rows=settings["num_rows"],
+            input_scale=run["input_scale"], param_scale=run["param_scale"],
+            output_scales=settings["model_output_scales"], lookup_range=run["lookup_range"],
+            input_range=[float(samples.min()), float(samples.max())],
+            srs_path=srs.path, srs_kind=srs.kind, srs_sha256=srs.sha256,
+            pk_bytes=(dest / "pk.key").stat().st_size, vk_bytes=(dest / "vk.key").stat().st_size,
+            quantization=chosen.quality or {}, calibration_report=report,
+        )
+        pkg.save()
+        return pkg, timings
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

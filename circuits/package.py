@@ -1,0 +1,103 @@
+"""A circuit package: everything needed to prove and verify one circuit, in one folder.
+
+``circuits/<circuit_id>/package.json`` is written last, so a folder without it is an
+unfinished compile and is never used.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from proofmint.errors import NotFoundError, WorkspaceError
+from proofmint.store import Workspace, atomic_write_json, read_json
+
+
+@dataclass
+class CircuitPackage:
+    circuit_id: str
+    model_id: str
+    dir: str
+    input_shape: list[int]
+    output_shapes: list[list[int]]
+    task: str  # "classification" or "regression" (decisions compared by argmax or tolerance)
+    target: str
+    visibility: dict[str, str]
+    logrows: int
+    num_rows: int
+    input_scale: int
+    param_scale: int
+    output_scales: list[int]
+    lookup_range: list[int]
+    input_range: list[float]  # min, max seen on calibration data
+    srs_path: str
+    srs_kind: str
+    srs_sha256: str
+    pk_bytes: int
+    vk_bytes: int
+    quantization: dict = field(default_factory=dict)
+    calibration_report: dict = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dir)
+
+    @property
+    def settings(self) -> Path:
+        return self.path / "settings.json"
+
+    @property
+    def compiled(self) -> Path:
+        return self.path / "model.compiled"
+
+    @property
+    def onnx(self) -> Path:
+        return self.path / "model.onnx"
+
+    @property
+    def pk(self) -> Path:
+        return self.path / "pk.key"
+
+    @property
+    def vk(self) -> Path:
+        return self.path / "vk.key"
+
+    def save(self) -> None:
+        atomic_write_json(self.path / "package.json", asdict(self))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def load(ws: Workspace, circuit_id: str) -> CircuitPackage:
+    """The complete package for ``circuit_id`` (or a unique prefix of it, 8+ characters)."""
+    root = ws.path("circuits")
+    matches = [p for p in root.glob(f"{circuit_id}*") if (p / "package.json").is_file()] \
+        if root.is_dir() and len(circuit_id) >= 8 else []
+    if not matches:
+        raise NotFoundError(
+            f"no circuit {circuit_id} in {ws.root} — run `proofmint compile MODEL.onnx` first "
+            "(or pass the --workspace it was compiled in)"
+        )
+    if len(matches) > 1:
+        raise NotFoundError(f"circuit id prefix {circuit_id} is ambiguous — give more characters")
+    data = read_json(matches[0] / "package.json")
+    try:
+        pkg = CircuitPackage(**data)
+    except TypeError as exc:
+        raise WorkspaceError(f"{matches[0]}/package.json is not a circuit package ({exc})") from None
+    for f in (pkg.settings, pkg.compiled, pkg.pk, pkg.vk):
+        if not f.is_file():
+            raise WorkspaceError(f"circuit {pkg.circuit_id} is missing {f.name} — compile it again")
+    pkg.dir = str(matches[0])
+    return pkg
+
+
+def settings_digest_source(settings: dict) -> dict:
+    """The settings that define a circuit: the timestamp ezkl writes is not part of it."""
+    return {k: v for k, v in settings.items() if k != "timestamp"}
+
+
+def load_settings(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

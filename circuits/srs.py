@@ -1,0 +1,82 @@
+"""Structured reference strings: a user's ceremony file, or a cached development SRS.
+
+A development SRS is made locally by ``ezkl.gen_srs``; whoever ran it could know its toxic
+waste, so proofs under it are not secure. Every output that depends on one says so.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from proofmint import progress
+from proofmint.errors import SRSError
+from proofmint.store import Workspace, atomic_write_bytes, sha256_file, staged
+
+DEV_WARNING = "development SRS (not secure)"
+# ParamsKZG on disk: u32 k, then 2 * 2^k G1 points of 64 bytes, then G2 elements.
+_HEADER = 4
+_BYTES_PER_ROW = 128
+
+
+@dataclass(frozen=True)
+class SRS:
+    path: str
+    kind: str  # "development" or "user"
+    k: int
+    sha256: str
+
+    @property
+    def warning(self) -> str | None:
+        return DEV_WARNING if self.kind == "development" else None
+
+
+def read_k(path: Path) -> int:
+    """The SRS's log2 size, checked against the file's length."""
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(_HEADER)
+    except OSError as exc:
+        raise SRSError(f"can't read SRS {path}: {exc.strerror} — check the path") from None
+    if len(head) < _HEADER:
+        raise SRSError(f"SRS {path} is {size} bytes, too short to be an SRS — check the file")
+    (k,) = struct.unpack("<I", head)
+    if not 1 <= k <= 28 or size < _BYTES_PER_ROW * (1 << k):
+        raise SRSError(
+            f"SRS {path} is malformed or truncated (header says k={k}, file has {size} bytes, "
+            f"expected at least {_BYTES_PER_ROW * (1 << k) if k <= 28 else 'far more'}) — "
+            "download it again"
+        )
+    return k
+
+
+def resolve(ws: Workspace, logrows: int, srs_path: str | Path | None = None) -> SRS:
+    """The SRS for a circuit of ``logrows``: the user's file if given, else a dev one."""
+    if srs_path is not None:
+        path = Path(srs_path).expanduser().resolve()
+        k = read_k(path)
+        if k < logrows:
+            raise SRSError(
+                f"SRS {path} has k={k} but the circuit needs logrows {logrows} — use an SRS "
+                f"with k >= {logrows}"
+            )
+        return SRS(str(path), "user", k, sha256_file(path))
+    return development(ws, logrows)
+
+
+def development(ws: Workspace, logrows: int) -> SRS:
+    import ezkl
+
+    path = ws.ensure("srs") / f"dev-k{logrows}.srs"
+    with ws.lock(f"srs-k{logrows}"):
+        if not path.exists():
+            progress.note(f"generating a {DEV_WARNING} for logrows {logrows} (once, then cached)")
+            with progress.step(f"generate dev SRS k={logrows}"), staged(path) as tmp:
+                ezkl.gen_srs(str(tmp), logrows)
+        digest_path = path.with_suffix(".sha256")
+        if not digest_path.exists():
+            read_k(path)
+            atomic_write_bytes(digest_path, sha256_file(path).encode())
+    return SRS(str(path), "development", logrows, digest_path.read_text().strip())

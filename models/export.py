@@ -1,0 +1,97 @@
+"""Export a zoo model: ``model.onnx``, a sample input, a held-out calibration set, ``model.json``."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from proofmint.errors import NotFoundError
+from proofmint.store import atomic_write_bytes, atomic_write_json
+
+from .onnx_model import MAX_OPSET, load_onnx
+from .zoo import ZOO
+
+CALIBRATION_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    name: str
+    out_dir: str
+    onnx: str
+    input: str
+    calibration: str
+    metadata: str
+    model_id: str
+    task: str
+    dataset: str
+    metric_name: str
+    metric: float
+    input_shape: list[int]
+    output_shapes: list[list[int]]
+    max_abs_diff_torch_vs_onnxruntime: float
+
+
+def list_models() -> list[dict]:
+    """The zoo: name, task, dataset, input shape and a one-line description."""
+    return [
+        {"name": e.name, "task": e.task, "dataset": e.dataset,
+         "input_shape": list(e.input_shape), "description": e.description}
+        for e in ZOO.values()
+    ]
+
+
+def ezkl_input(samples: np.ndarray) -> dict:
+    """ezkl's input format: one flat list holding every sample back to back."""
+    return {"input_data": [np.asarray(samples, dtype=np.float64).ravel().round(6).tolist()]}
+
+
+def export(name: str, out: str | Path) -> ExportResult:
+    """Train zoo model ``name`` (seconds, deterministic) and export it into folder ``out``."""
+    import torch
+
+    if name not in ZOO:
+        raise NotFoundError(f"no zoo model '{name}' — choose one of: {', '.join(ZOO)}")
+    entry = ZOO[name]
+    torch.set_num_threads(1)
+    trained = entry.build()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    sample = torch.from_numpy(trained.data.x_test[:1].reshape(entry.input_shape))
+    buf = io.BytesIO()
+    torch.onnx.export(trained.module, (sample,), buf, opset_version=MAX_OPSET, dynamo=False,
+                      input_names=["input"], output_names=["output"], do_constant_folding=True)
+    onnx_path = atomic_write_bytes(out / "model.onnx", buf.getvalue())
+    model = load_onnx(onnx_path)  # runs onnx.checker, the same path as any user model
+
+    held_out = trained.data.x_test[:CALIBRATION_SAMPLES]
+    with torch.no_grad():
+        torch_out = trained.module(torch.from_numpy(held_out.reshape(-1, *entry.input_shape[1:])))
+    ort_out = np.stack([model.run(x)[0].ravel() for x in held_out])
+    diff = float(np.abs(ort_out - torch_out.numpy().reshape(len(held_out), -1)).max())
+
+    input_path = atomic_write_json(out / "input.json", ezkl_input(held_out[:1]))
+    calib_path = atomic_write_json(out / "calibration.json", ezkl_input(held_out))
+    result = ExportResult(
+        name=name,
+        out_dir=str(out),
+        onnx=str(onnx_path),
+        input=str(input_path),
+        calibration=str(calib_path),
+        metadata=str(out / "model.json"),
+        model_id=model.model_id,
+        task=entry.task,
+        dataset=trained.data.name,
+        metric_name=trained.metric_name,
+        metric=round(trained.metric, 6),
+        input_shape=list(model.input_shape),
+        output_shapes=[list(s) for s in model.output_shapes],
+        max_abs_diff_torch_vs_onnxruntime=diff,
+    )
+    atomic_write_bytes(out / "model.json", (json.dumps(asdict(result), indent=2) + "\n").encode())
+    return result

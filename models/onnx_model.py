@@ -1,0 +1,150 @@
+"""Loading, checking and running ONNX models (zoo exports and user files alike)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from proofmint.errors import InvalidInputError, InvalidModelError, NotFoundError
+from proofmint.store import sha256_bytes
+
+MAX_OPSET = 18  # tract, inside ezkl, is tested with opsets 9-18
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """A checked ONNX model with a single input and a known, static input shape."""
+
+    path: Path
+    data: bytes
+    input_name: str
+    input_shape: tuple[int, ...]
+    output_shapes: tuple[tuple[int, ...], ...]
+    opset: int
+    op_types: tuple[str, ...]
+
+    @property
+    def model_id(self) -> str:
+        return sha256_bytes(self.data)
+
+    @property
+    def input_size(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @cached_property
+    def _session(self):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        return ort.InferenceSession(self.data, opts, providers=["CPUExecutionProvider"])
+
+    def run(self, x: np.ndarray) -> list[np.ndarray]:
+        """The float reference: onnxruntime outputs for one input."""
+        x = np.asarray(x, dtype=np.float32).reshape(self.input_shape)
+        return [np.asarray(o, dtype=np.float64) for o in self._session.run(None, {self.input_name: x})]
+
+
+def _static_shape(value_info, what: str) -> tuple[int, ...]:
+    dims = []
+    for d in value_info.type.tensor_type.shape.dim:
+        if d.HasField("dim_value") and d.dim_value > 0:
+            dims.append(d.dim_value)
+        elif d.HasField("dim_param") or not d.HasField("dim_value"):
+            # A symbolic batch dimension is proven with batch 1.
+            if not dims:
+                dims.append(1)
+            else:
+                raise InvalidModelError(
+                    f"{what} '{value_info.name}' has a symbolic dimension '{d.dim_param}' "
+                    "after the batch axis — export the model with static shapes"
+                )
+    return tuple(dims)
+
+
+def load_onnx(path: str | Path) -> OnnxModel:
+    """Read and validate an ONNX file; raise InvalidModelError with the reason otherwise."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"no model file at {path}")
+    data = path.read_bytes()
+    if not data:
+        raise InvalidModelError(f"{path} is empty — expected an ONNX model")
+    try:
+        proto = onnx.load_model_from_string(data)
+    except Exception as exc:  # protobuf raises DecodeError / RuntimeWarning subclasses
+        raise InvalidModelError(
+            f"{path} is not an ONNX model ({type(exc).__name__}) — export one with "
+            "torch.onnx.export(..., opset_version=18) or `proofmint models export`"
+        ) from None
+    if not proto.graph.node:
+        raise InvalidModelError(f"{path} is not an ONNX model (no graph nodes) — check the file")
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InvalidModelError(f"{path} fails the ONNX checker: {first}") from None
+
+    opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if opset > MAX_OPSET:
+        raise InvalidModelError(
+            f"{path} uses ONNX opset {opset}; ezkl supports opsets 9-{MAX_OPSET} — re-export with "
+            f"opset_version={MAX_OPSET}"
+        )
+    unsupported = sorted({n.op_type for n in proto.graph.node if n.op_type in UNSUPPORTED_OPS
+                          or n.domain not in ("", "ai.onnx")})
+    if unsupported:
+        raise InvalidModelError(
+            f"{path} uses operator(s) ezkl can't prove: {', '.join(unsupported)} — replace them "
+            "in the model (see `proofmint models --help`)"
+        )
+    initializers = {i.name for i in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initializers]
+    if len(inputs) != 1:
+        raise InvalidModelError(
+            f"{path} has {len(inputs)} graph inputs ({', '.join(i.name for i in inputs)}); "
+            "proofmint proves models with exactly one input tensor"
+        )
+    return OnnxModel(
+        path=path,
+        data=data,
+        input_name=inputs[0].name,
+        input_shape=_static_shape(inputs[0], "input"),
+        output_shapes=tuple(_static_shape(o, "output") for o in proto.graph.output),
+        opset=opset,
+        op_types=tuple(sorted({n.op_type for n in proto.graph.node})),
+    )
+
+
+def check_input(model_input_shape: tuple[int, ...], x: np.ndarray, where: str) -> np.ndarray:
+    """Reshape one input to the model's shape, refusing wrong counts and non-finite values."""
+    x = np.asarray(x, dtype=np.float64)
+    expected = int(np.prod(model_input_shape))
+    if x.size != expected:
+        shape = "x".join(map(str, model_input_shape))
+        raise InvalidInputError(
+            f"{where} has {x.size} values, the circuit expects {expected} (shape {shape})"
+        )
+    bad = ~np.isfinite(x)
+    if bad.any():
+        i = int(np.flatnonzero(bad.ravel())[0])
+        raise InvalidInputError(
+            f"{where} holds {int(bad.sum())} non-finite value(s) (first at flat index {i}: "
+            f"{x.ravel()[i]}) — inputs must be finite numbers"
+        )
+    return x.reshape(model_input_shape)
+
+
+# Operators that can't become fixed circuit constraints: control flow, randomness, sequences
+# and data-dependent shapes. Anything else ezkl refuses is reported from ezkl's own error.
+UNSUPPORTED_OPS = frozenset({
+    "Loop", "Scan", "If", "RandomNormal", "RandomUniform", "RandomNormalLike",
+    "RandomUniformLike", "Multinomial", "Bernoulli", "SequenceConstruct", "SequenceAt",
+    "SequenceInsert", "SplitToSequence", "ConcatFromSequence", "StringNormalizer",
+    "TfIdfVectorizer", "NonZero", "Unique", "NonMaxSuppression",
+})

@@ -1,0 +1,25 @@
+"""The `proofmint` command: a thin layer over the Python API (one function per command)."""
+
+from __future__ import annotations
+
+import typer
+
+from . import models, pipeline
+
+app = typer.Typer(
+    name="proofmint",
+    help="Verifiable AI inference: prove ONNX model runs with EZKL, verify them on-chain, and "
+         "mint verified outputs as provenance tokens.\n\n"
+         "Flow: models export -> compile -> prove -> verify (-> deploy -> mint -> verify-asset).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(models.app, name="models")
+app.command("compile")(pipeline.compile_cmd)
+app.command("prove")(pipeline.prove_cmd)
+app.command("verify")(pipeline.verify_cmd)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,55 @@
+"""models list, models export."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import JsonOpt, output, run, stderr
+
+app = typer.Typer(help="The model zoo: small models trained in seconds on data scikit-learn ships.",
+                  no_args_is_help=True)
+
+
+@app.command("list")
+def list_cmd(json_: JsonOpt = False):
+    """List the zoo's models.
+
+    Example: proofmint models list
+    """
+    from proofmint.models import list_models
+
+    models = list_models()
+
+    def human(r: dict) -> None:
+        for m in r["models"]:
+            shape = "x".join(map(str, m["input_shape"]))
+            print(f"{m['name']:<12} {m['task']:<15} {shape:<9} {m['description']}")
+
+    output({"models": models}, json_, human)
+
+
+@app.command("export")
+def export_cmd(
+    name: Annotated[str, typer.Argument(help="Zoo model name (see `proofmint models list`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for model.onnx, input.json, "
+                                      "calibration.json and model.json.")],
+    json_: JsonOpt = False,
+):
+    """Train a zoo model and export it to ONNX with a sample input and calibration set.
+
+    Example: proofmint models export lenet --out m
+    """
+    from proofmint.models import export
+
+    result = run(lambda: export(name, out))
+
+    def human(r: dict) -> None:
+        stderr.print(f"[green]exported[/] {r['name']} ({r['dataset']}): {r['metric_name']} "
+                     f"{r['metric']:.4f}, model id {r['model_id'][:16]}")
+        print(r["onnx"])
+
+    output(asdict(result), json_, human)

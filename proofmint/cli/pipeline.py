@@ -1,0 +1,126 @@
+"""compile, prove, verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from proofmint.circuits.calibrate import TARGETS
+
+from ._common import JsonOpt, WorkspaceOpt, output, run, stderr
+
+
+def _srs_line(warning: str | None) -> None:
+    if warning:
+        stderr.print(f"[yellow]SRS: {warning}[/] — pass --srs FILE (a ceremony SRS) for real use")
+
+
+def compile_cmd(
+    model: Annotated[Path, typer.Argument(help="ONNX file (a zoo export or your own).")],
+    calibration: Annotated[Path | None, typer.Option(
+        help="ezkl input JSON with one or more held-out inputs back to back "
+             "[default: calibration.json or input.json beside the model].")] = None,
+    target: Annotated[str, typer.Option(
+        help=f"Calibration target: {'|'.join(TARGETS)}. 'balanced' picks the smallest circuit "
+             "that keeps >= 99% argmax agreement with onnxruntime.")] = "balanced",
+    input_visibility: Annotated[str, typer.Option(help="public|hashed|private")] = "public",
+    output_visibility: Annotated[str, typer.Option(help="public|hashed")] = "public",
+    param_visibility: Annotated[str, typer.Option(help="fixed|hashed")] = "fixed",
+    srs: Annotated[Path | None, typer.Option(
+        help="SRS file (e.g. from a ceremony) [default: a cached development SRS, NOT secure].")] = None,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+):
+    """Compile an ONNX model into an EZKL circuit with proving and verifying keys.
+
+    Example: proofmint compile m/model.onnx --target balanced
+    """
+    from proofmint.circuits.compile import compile as compile_model
+
+    result = run(lambda: compile_model(model, calibration, target, input_visibility,
+                                       output_visibility, param_visibility, srs, workspace))
+
+    def human(r: dict) -> None:
+        p = r["package"]
+        q = p["quantization"]
+        stderr.print(f"{'cache hit: ' if r['cached'] else ''}circuit [bold]{r['circuit_id']}[/]")
+        stderr.print(f"  model id      {r['model_id']}")
+        stderr.print(f"  logrows       {p['logrows']}  (rows used {p['num_rows']})")
+        stderr.print(f"  scales        input {p['input_scale']}, params {p['param_scale']}, "
+                     f"outputs {p['output_scales']}")
+        stderr.print(f"  lookup range  {p['lookup_range']}")
+        if q:
+            agree = (f", argmax agreement {q['argmax_agreement']:.1%}"
+                     if "argmax_agreement" in q else "")
+            stderr.print(f"  quantization  max abs error {q['max_abs_error']:.4g} on "
+                         f"{q['samples']} calibration inputs{agree}")
+        rep = p["calibration_report"]
+        if "ezkl_resources" in rep:
+            res = rep["ezkl_resources"]
+            stderr.print(f"  vs resources  ezkl would choose scale {res['input_scale']}, logrows "
+                         f"{res['logrows']}, rows {res['num_rows']}")
+        stderr.print(f"  keys          pk {p['pk_bytes'] / 1e6:.1f} MB, vk {p['vk_bytes'] / 1e3:.1f} KB")
+        stderr.print("  time          " + ", ".join(f"{k} {v:.2f} s" for k, v in r["timings"].items()
+                                                      if isinstance(v, float)))
+        _srs_line(r["srs_warning"])
+        print(r["circuit_id"])
+
+    output(result.to_dict(), json_, human)
+
+
+def prove_cmd(
+    circuit: Annotated[str, typer.Argument(help="Circuit id (or 8+ character prefix), or an ONNX file.")],
+    input: Annotated[Path, typer.Option(
+        "--input", "-i", help="ezkl JSON {\"input_data\": [[...]]}, .npy, or .jsonl (one input a line).")],
+    out: Annotated[Path | None, typer.Option(
+        help="Bundle path [default: proof.json]; several inputs give STEM-0000.json, ...")] = None,
+    threads: Annotated[int | None, typer.Option(help="Prover threads [default: all cores].")] = None,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+):
+    """Prove inferences and write one proof bundle per input.
+
+    Example: proofmint prove 09a4e304 --input m/input.json --out p.json
+    """
+    from proofmint.prover import prove
+
+    result = run(lambda: prove(circuit, input, out, workspace, threads))
+
+    def human(r: dict) -> None:
+        for path in r["bundles"]:
+            stderr.print(f"[green]proved[/] {path}")
+        for f in r["failures"]:
+            stderr.print(f"[red]failed[/] input {f['index']}: {f['error']}")
+        _srs_line(r["srs_warning"])
+
+    output(result.to_dict(), json_, human)
+    if result.failures:
+        raise typer.Exit(1)
+
+
+def verify_cmd(
+    proof: Annotated[Path, typer.Argument(help="Proof bundle written by `proofmint prove`.")],
+    circuit: Annotated[str | None, typer.Option(
+        help="Check against this circuit's key instead of the one the bundle names.")] = None,
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+):
+    """Verify a proof bundle locally. Exit 0 valid, 1 invalid, 2 usage or environment error.
+
+    Example: proofmint verify p.json
+    """
+    from proofmint.verifier import verify
+
+    result = run(lambda: verify(proof, circuit, workspace))
+
+    def human(r: dict) -> None:
+        if r["valid"]:
+            stderr.print(f"[green]valid[/] proof for circuit {r['circuit_id'][:16]}")
+        else:
+            stderr.print(f"[red]invalid[/]: {r['reason']}")
+        _srs_line(r["srs_warning"])
+
+    output(result.to_dict(), json_, human)
+    raise typer.Exit(0 if result.valid else 1)

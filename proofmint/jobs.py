@@ -1,0 +1,85 @@
+"""Run long ezkl work in a child process.
+
+ezkl's synchronous calls hold the GIL for their whole run, so progress, Ctrl-C and timeouts
+can only work if ezkl runs elsewhere. The child reports progress events and then its
+result over a pipe *before* it exits: ezkl sometimes aborts at interpreter exit after its
+async calls, so the exit code alone is not trusted.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+import traceback
+from typing import Any, Callable
+
+from . import progress
+from .errors import ProofmintError, ProvingError
+
+_CTX = mp.get_context("spawn")
+
+
+def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict) -> None:
+    os.environ.update(env)
+    progress.set_sink(lambda event: conn.send(("event", event)))
+    try:
+        result = fn(*args, **kwargs)
+        conn.send(("ok", result))
+    except ProofmintError as exc:
+        conn.send(("error", exc))
+    except BaseException as exc:  # reported to the parent, which raises it as ProvingError
+        conn.send(("crash", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
+    finally:
+        conn.close()
+
+
+def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
+                 timeout: float | None = None, what: str = "ezkl job", **kwargs: Any) -> Any:
+    """Call ``fn(*args, **kwargs)`` in a fresh process, relaying its progress events.
+
+    Ctrl-C or ``timeout`` (seconds) terminates the child; files it was writing are left as
+    ``.tmp-*`` debris that no reader picks up.
+    """
+    parent, child = _CTX.Pipe(duplex=False)
+    proc = _CTX.Process(target=_child, args=(child, fn, args, kwargs, env or {}), daemon=True)
+    proc.start()
+    child.close()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    current = "starting"
+    try:
+        while True:
+            if parent.poll(0.1):
+                try:
+                    kind, payload = parent.recv()
+                except EOFError:
+                    break
+                if kind == "event":
+                    if payload.get("kind") == "begin":
+                        current = payload["name"]
+                    progress.emit(payload)
+                    continue
+                if kind == "ok":
+                    return payload
+                if kind == "error":
+                    raise payload
+                raise ProvingError(f"{what} failed during '{current}': {payload}")
+            if not proc.is_alive() and not parent.poll(0):
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                raise ProvingError(
+                    f"{what} timed out after {timeout:.0f} s during '{current}' — raise the "
+                    "timeout or use a smaller circuit"
+                )
+        raise ProvingError(
+            f"{what} died during '{current}' (exit code {proc.exitcode}) — likely out of "
+            "memory; check free RAM or prove with fewer workers"
+        )
+    finally:
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(5)
+            if proc.is_alive():
+                proc.kill()
+        proc.join(1)
+        parent.close()

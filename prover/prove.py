@@ -1,0 +1,147 @@
+"""``proofmint prove``: inputs -> witness -> proof -> proof bundle, in a child process.
+
+Per-circuit work (loading the package, the onnxruntime session) is done once per job; each
+input then costs one witness and one ``ezkl.prove`` (which re-reads the proving key from
+disk: ezkl 23 has no in-memory key API).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from proofmint import progress
+from proofmint.circuits import package as package_mod
+from proofmint.circuits.package import CircuitPackage
+from proofmint.errors import ProofmintError, ProvingError
+from proofmint.jobs import run_in_child
+from proofmint.models.onnx_model import load_onnx
+from proofmint.store import Workspace
+
+from . import witness as witness_mod
+from .bundle import ProofBundle
+from .inputs import check_range, read_inputs
+
+
+@dataclass
+class ProveResult:
+    circuit_id: str
+    bundles: list[str]
+    failures: list[dict] = field(default_factory=list)
+    srs_warning: str | None = None
+    timings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"circuit_id": self.circuit_id, "bundles": self.bundles, "failures": self.failures,
+                "srs_warning": self.srs_warning, "timings": self.timings}
+
+
+def resolve_circuit(circuit: str | Path, workspace: str | Path | None) -> CircuitPackage:
+    """A circuit id (or prefix), or an ONNX file compiled with default options (cache hit if done)."""
+    ws = Workspace.resolve(workspace)
+    if str(circuit).endswith(".onnx") or Path(circuit).is_file():
+        from proofmint.circuits.compile import compile as compile_model
+
+        return compile_model(circuit, workspace=ws.root).package
+    return package_mod.load(ws, str(circuit))
+
+
+def output_paths(out: str | Path | None, count: int) -> list[Path]:
+    """One bundle per input: ``out`` itself for one input, ``stem-0000.json``... for several."""
+    base = Path(out) if out else Path("proof.json")
+    if count == 1:
+        return [base]
+    suffix = base.suffix or ".json"
+    return [base.with_name(f"{base.stem}-{i:04d}{suffix}") for i in range(count)]
+
+
+def default_threads() -> int:
+    return int(os.environ.get("RAYON_NUM_THREADS") or os.cpu_count() or 1)
+
+
+def prove(circuit: str | Path, input: str | Path, out: str | Path | None = None,
+          workspace: str | Path | None = None, threads: int | None = None) -> ProveResult:
+    """Prove every input in ``input`` against ``circuit``; one bundle per input."""
+    started = time.perf_counter()
+    pkg = resolve_circuit(circuit, workspace)
+    inputs = read_inputs(input, pkg.input_shape)
+    for i, x in enumerate(inputs):
+        check_range(x, pkg.input_range, f"input {i}" if len(inputs) > 1 else f"input {input}")
+    paths = output_paths(out, len(inputs))
+    threads = threads or default_threads()
+    results = run_in_child(_prove_job, pkg, np.stack(inputs), [str(p) for p in paths], threads,
+                           env={"RAYON_NUM_THREADS": str(threads)}, what="prove")
+    bundles = [r["path"] for r in results if "path" in r]
+    failures = [r for r in results if "error" in r]
+    warning = "development SRS (not secure)" if pkg.srs_kind == "development" else None
+    return ProveResult(pkg.circuit_id, bundles, failures, warning,
+                       {"total": round(time.perf_counter() - started, 3)})
+
+
+def _prove_job(pkg: CircuitPackage, inputs: np.ndarray, paths: list[str], threads: int) -> list[dict]:
+    """Runs in a child: prove each input; a failed input is reported and the rest go on."""
+    model = load_onnx(pkg.onnx)
+    work = Path(tempfile.mkdtemp(prefix="proofmint-prove-"))
+    results: list[dict] = []
+    try:
+        with progress.step("prove", total=len(inputs)):
+            for i, (x, path) in enumerate(zip(inputs, paths)):
+                try:
+                    bundle = prove_one(pkg, model, x, work, threads)
+                    bundle.save(path)
+                    results.append({"index": i, "path": path, "timings": bundle.timings})
+                except ProofmintError as exc:
+                    results.append({"index": i, "error": str(exc), "type": type(exc).__name__})
+                progress.advance("prove")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def prove_one(pkg: CircuitPackage, model, x: np.ndarray, work: Path, threads: int) -> ProofBundle:
+    """Witness + proof + reference run for one input (in the calling process)."""
+    import ezkl
+
+    t0 = time.perf_counter()
+    wpath, w = witness_mod.generate(pkg.compiled, x, work, vk=pkg.vk, srs=Path(pkg.srs_path))
+    t1 = time.perf_counter()
+    proof_path = work / "proof.json"
+    try:
+        ezkl.prove(str(wpath), str(pkg.compiled), str(pkg.pk), str(proof_path),
+                   srs_path=pkg.srs_path)
+    except Exception as exc:
+        raise ProvingError(f"ezkl prove failed: {exc} — the input may be outside the range the "
+                           "circuit was calibrated on") from None
+    t2 = time.perf_counter()
+    outputs = witness_mod.decode_outputs(w, pkg.output_scales)
+    reference = [o.ravel() for o in model.run(x)]
+    t3 = time.perf_counter()
+    flat_out, flat_ref = np.concatenate(outputs), np.concatenate(reference)
+    ezkl_proof = json.loads(proof_path.read_text())
+    ezkl_proof.pop("pretty_public_inputs", None)  # derivable; keeps bundles small
+    return ProofBundle(
+        circuit_id=pkg.circuit_id, model_id=pkg.model_id, srs_kind=pkg.srs_kind,
+        srs_sha256=pkg.srs_sha256, visibility=pkg.visibility, input_shape=pkg.input_shape,
+        input=None if pkg.visibility["input"] == "private" else x.ravel().tolist(),
+        outputs=[o.tolist() for o in outputs], reference_outputs=[r.tolist() for r in reference],
+        max_abs_diff=float(np.abs(flat_out - flat_ref).max()),
+        argmax_agrees=bool(flat_out.argmax() == flat_ref.argmax())
+        if pkg.task == "classification" else None,
+        ezkl_proof=ezkl_proof,
+        timings={"witness": round(t1 - t0, 3), "prove": round(t2 - t1, 3),
+                 "reference": round(t3 - t2, 3)},
+        prover={"backend": "ezkl-cpu", "threads": threads, "ezkl": ezkl_version()},
+    )
+
+
+def ezkl_version() -> str:
+    from importlib.metadata import version
+
+    return version("ezkl")

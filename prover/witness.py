@@ -1,0 +1,64 @@
+"""Witness generation and decoding of the circuit's (quantized) outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from proofmint.errors import ProvingError
+
+
+def write_input(path: Path, x: np.ndarray) -> Path:
+    path.write_text(json.dumps({"input_data": [np.asarray(x, dtype=np.float64).ravel().tolist()]}))
+    return path
+
+
+def decode_outputs(witness: dict, output_scales: list[int]) -> list[np.ndarray]:
+    """The circuit's outputs as floats, one flat array per model output."""
+    import ezkl
+
+    return [
+        np.array([ezkl.felt_to_float(f, scale) for f in felts], dtype=np.float64)
+        for felts, scale in zip(witness["outputs"], output_scales)
+    ]
+
+
+def generate(compiled: Path, x: np.ndarray, work_dir: Path, stem: str = "witness",
+             vk: Path | None = None, srs: Path | None = None) -> tuple[Path, dict]:
+    """Run the quantized model on one input; returns the witness path and its contents.
+
+    ``vk``/``srs`` are needed only when inputs or outputs are hashed or committed.
+    """
+    import ezkl
+
+    inp = write_input(work_dir / f"{stem}.input.json", x)
+    out = work_dir / f"{stem}.json"
+    try:
+        witness = ezkl.gen_witness(str(inp), str(compiled), str(out),
+                                   vk_path=str(vk) if vk else None,
+                                   srs_path=str(srs) if srs else None)
+    except Exception as exc:
+        raise ProvingError(f"witness generation failed: {exc}") from None
+    return out, witness
+
+
+def agreement(reference: list[np.ndarray], quantized: list[np.ndarray], task: str) -> dict:
+    """How closely the circuit's outputs follow onnxruntime's over a set of inputs.
+
+    ``reference`` and ``quantized`` hold one concatenated output vector per input.
+    """
+    ref, q = np.stack(reference), np.stack(quantized)
+    err = np.abs(ref - q)
+    report = {
+        "samples": len(ref),
+        "max_abs_error": float(err.max()),
+        "mean_abs_error": float(err.mean()),
+        "output_range": float(ref.max() - ref.min()),
+    }
+    if task == "classification":
+        report["argmax_agreement"] = float((ref.argmax(1) == q.argmax(1)).mean())
+    else:
+        report["relative_max_error"] = report["max_abs_error"] / max(report["output_range"], 1e-12)
+    return report
