@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import models, pipeline
+from . import models, onchain, pipeline
 
 app = typer.Typer(
     name="proofmint",
@@ -19,6 +19,13 @@ app.add_typer(models.app, name="models")
 app.command("compile")(pipeline.compile_cmd)
 app.command("prove")(pipeline.prove_cmd)
 app.command("verify")(pipeline.verify_cmd)
+app.command("deploy")(onchain.deploy_cmd)
+app.command("mint")(onchain.mint_cmd)
+app.command("show")(onchain.show_cmd)
+app.command("verify-asset")(onchain.verify_asset_cmd)
+app.add_typer(onchain.chain_app, name="chain")
+app.command("doctor")(onchain.doctor_cmd)
+app.command("demo")(onchain.demo_cmd)
 
 
 def main() -> None:

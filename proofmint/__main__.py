@@ -1,0 +1,3 @@
+from proofmint.cli import main
+
+main()

@@ -1,0 +1,215 @@
+"""Provenance assets: mint a verified inference (commit, then reveal), show it, re-verify it.
+
+The proof bundle is stored content-addressed (by keccak256 of the proof bytes, which the
+token records on-chain) *before* the mint is sent, so a minted token can always find its
+bundle even if proofmint is killed before it writes the token's record.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from web3.logs import DISCARD
+
+from proofmint import progress
+from proofmint.circuits import package as package_mod
+from proofmint.circuits.package import CircuitPackage
+from proofmint.errors import ChainError, NotFoundError
+from proofmint.prover.bundle import ProofBundle, load_bundle
+from proofmint.store import Workspace, atomic_write_json, read_json
+
+from . import chain as chain_mod
+from . import evm
+from .local import ezkl_verify
+
+
+@dataclass
+class MintResult:
+    token_id: int
+    tx_hash: str
+    gas_used: dict
+    chain_id: int
+    circuit_id: str
+    input_commitment: str
+    owner: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def evm_instances(bundle: ProofBundle) -> list[int]:
+    import ezkl
+
+    return [int(ezkl.felt_to_big_endian(f), 16) for f in bundle.instances]
+
+
+def input_commitment(bundle: ProofBundle, pkg: CircuitPackage) -> bytes:
+    """The commitment to the input the bundle *claims*, computed the way the token computes it
+    from the proven instances; a bundle whose input was edited gets a different one."""
+    import ezkl
+    from eth_utils import keccak
+
+    layout = evm.instance_layout(pkg)
+    if bundle.input is None:  # private input: the proof commits to nothing about it
+        return keccak(b"")
+    felts = [ezkl.float_to_felt(float(v), pkg.input_scale, ezkl.PyInputType.F32) for v in bundle.input]
+    if layout["inputHashed"]:
+        digest = ezkl.poseidon_hash(felts)[0]
+        return int(ezkl.felt_to_big_endian(digest), 16).to_bytes(32, "big")
+    words = b"".join(int(ezkl.felt_to_big_endian(f), 16).to_bytes(32, "big") for f in felts)
+    return keccak(words)
+
+
+def _asset_store(ws: Workspace, proof_bytes: bytes) -> Path:
+    from eth_utils import keccak
+
+    return ws.path("assets", "bundles", f"{keccak(proof_bytes).hex()}.json")
+
+
+def _contracts(c: chain_mod.Chain, ws: Workspace):
+    built = evm.build_contracts(ws)
+    path = c.records("deployments.json")
+    if not path.is_file():
+        raise NotFoundError(f"nothing is deployed on chain {c.chain_id} — run `proofmint deploy "
+                            "CIRCUIT_ID` first")
+    dep = read_json(path)
+    if not c.w3.eth.get_code(dep["token"]):
+        raise NotFoundError(f"the recorded token contract {dep['token']} has no code on chain "
+                            f"{c.chain_id} (the chain was reset) — run `proofmint deploy` again")
+    token = c.w3.eth.contract(address=dep["token"], abi=built["ProvenanceToken"]["abi"])
+    abi = built["ProvenanceToken"]["abi"] + built["ModelRegistry"]["abi"]
+    return dep, token, abi
+
+
+def mint(proof: str | Path, to: str | None = None, parent: int = 0, proof_uri: str | None = None,
+         rpc_url: str | None = None, workspace: str | Path | None = None) -> MintResult:
+    """Mint the token of a proven inference: commit, then reveal with the proof (two txs)."""
+    ws = Workspace.resolve(workspace)
+    bundle = load_bundle(proof)
+    pkg = package_mod.load(ws, bundle.circuit_id)
+    proof_bytes = bytes(bundle.ezkl_proof["proof"])
+    instances = evm_instances(bundle)
+    commitment = input_commitment(bundle, pkg)
+    store = _asset_store(ws, proof_bytes)
+    if not store.exists():
+        atomic_write_json(store, bundle.to_dict())
+    with chain_mod.connect(rpc_url, ws.root) as c:
+        dep, token, abi = _contracts(c, ws)
+        if bundle.circuit_id not in dep["verifiers"]:
+            raise NotFoundError(f"circuit {bundle.circuit_id[:16]} is not deployed on chain "
+                                f"{c.chain_id} — run `proofmint deploy {bundle.circuit_id[:16]}`")
+        circuit_hash = bytes.fromhex(bundle.circuit_id)
+        inference_id = token.functions.inferenceIdOf(circuit_hash, instances).call()
+        salt = os.urandom(32)
+        request = (circuit_hash, to or c.address, parent, commitment, salt,
+                   proof_uri or f"proofmint://{store.stem}")
+        mint_fn = token.functions.mint(request, proof_bytes, instances)
+        existing = token.functions.tokenOfInference(inference_id).call()
+        if existing:
+            raise ChainError(f"this inference is already token {existing} — the same inference "
+                             "can't be minted twice")
+        with progress.step("commit"):
+            c1 = c.transact(token.functions.commit(
+                token.functions.commitmentFor(c.address, inference_id, salt).call()), abi)
+        with progress.step("mint (verify proof on-chain)"):
+            r = c.transact(mint_fn, abi)
+        token_id = token.events.Minted().process_receipt(r, errors=DISCARD)[0]["args"]["tokenId"]
+        result = MintResult(token_id, "0x" + bytes(r["transactionHash"]).hex(),
+                            {"commit": c1["gasUsed"], "mint": r["gasUsed"]}, c.chain_id,
+                            bundle.circuit_id, "0x" + commitment.hex(), request[1])
+        atomic_write_json(c.records("assets", f"{token_id}.json"),
+                          result.to_dict() | {"bundle": str(store), "minted_at": time.time()})
+        return result
+
+
+def _token_record(token, token_id: int, abi: list, c: chain_mod.Chain) -> dict:
+    rec = c.call(token.functions.record(token_id), abi)
+    names = ["circuitHash", "inferenceId", "inputCommitment", "outputsHash", "proofHash", "creator",
+             "mintedAt", "parent", "proofURI"]
+    return {n: ("0x" + v.hex() if isinstance(v, bytes) else v) for n, v in zip(names, rec)}
+
+
+def show(token_id: int, rpc_url: str | None = None, workspace: str | Path | None = None) -> dict:
+    """The on-chain record, metadata, owner and royalty of a token."""
+    ws = Workspace.resolve(workspace)
+    with chain_mod.connect(rpc_url, ws.root) as c:
+        dep, token, abi = _contracts(c, ws)
+        rec = _token_record(token, token_id, abi, c)
+        uri = token.functions.tokenURI(token_id).call()
+        meta = json.loads(base64.b64decode(uri.split(",", 1)[1]))
+        receiver, amount = token.functions.royaltyInfo(token_id, 10_000).call()
+        return {"token_id": token_id, "chain_id": c.chain_id, "owner": token.functions.ownerOf(token_id).call(),
+                "record": rec, "metadata": meta,
+                "royalty": {"receiver": receiver, "bps": amount}}
+
+
+@dataclass
+class AssetVerdict:
+    token_id: int
+    valid: bool
+    checks: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def verify_asset(token_id: int, rpc_url: str | None = None,
+                 workspace: str | Path | None = None) -> AssetVerdict:
+    """Re-check a token from its id alone: on-chain proof, local proof, bundle vs record, re-run."""
+    from eth_utils import keccak
+
+    ws = Workspace.resolve(workspace)
+    checks: dict[str, dict] = {}
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        checks[name] = {"ok": bool(ok), "detail": detail}
+
+    with chain_mod.connect(rpc_url, ws.root) as c:
+        dep, token, abi = _contracts(c, ws)
+        rec = _token_record(token, token_id, abi, c)
+        store = ws.path("assets", "bundles", f"{rec['proofHash'][2:]}.json")
+        if not store.is_file():
+            raise NotFoundError(f"token {token_id}'s proof bundle ({rec['proofHash']}) is not in this "
+                                f"workspace's asset store — fetch it from {rec['proofURI']}")
+        bundle = load_bundle(store)
+        pkg = package_mod.load(ws, bundle.circuit_id)
+        proof_bytes = bytes(bundle.ezkl_proof["proof"])
+        instances = evm_instances(bundle)
+        layout = evm.instance_layout(pkg)
+        outputs = b"".join(v.to_bytes(32, "big") for v in
+                           instances[layout["outputStart"]:layout["outputStart"] + layout["outputCount"]])
+        check("bundle matches record",
+              "0x" + keccak(proof_bytes).hex() == rec["proofHash"]
+              and rec["circuitHash"] == "0x" + bundle.circuit_id
+              and "0x" + keccak(outputs).hex() == rec["outputsHash"],
+              "proof hash, circuit and outputs hash equal the on-chain record")
+        from eth_abi import encode
+
+        prompt = encode(["bytes32", "bytes32"], [bytes.fromhex(bundle.circuit_id),
+                                                 bytes.fromhex(rec["inputCommitment"][2:])])
+        packed = encode(["bytes", "uint256[]"], [proof_bytes, instances])
+        onchain = token.functions.verify(prompt, outputs, packed).call()
+        check("on-chain verify", onchain, "ERC-7007 verify() via the registered EZKL verifier")
+    ok, reason = ezkl_verify(bundle, pkg)
+    check("local verify", ok, reason)
+    claimed = input_commitment(bundle, pkg)
+    check("input commitment", "0x" + claimed.hex() == rec["inputCommitment"],
+          "the bundle's input commits to the recorded input commitment")
+    if bundle.input is not None:
+        from proofmint.models.onnx_model import load_onnx
+
+        ref = np.concatenate([o.ravel() for o in load_onnx(pkg.onnx).run(np.array(bundle.input))])
+        out = np.concatenate([np.asarray(o) for o in bundle.outputs])
+        diff = float(np.abs(ref - out).max())
+        tol = max(2 * pkg.quantization.get("max_abs_error", 0.0), 1e-6)
+        check("re-run model", diff <= tol,
+              f"onnxruntime on the stored input: max abs diff {diff:.4g} (tolerance {tol:.4g})")
+    else:
+        check("re-run model", True, "input is private: not re-run")
+    return AssetVerdict(token_id, all(v["ok"] for v in checks.values()), checks)

@@ -1,0 +1,128 @@
+"""The EVM toolchain proofmint installs for itself (npm, project-local) and how to call it.
+
+- solc 0.8.20 (npm ``solc-ezkl``): what ezkl's verifier path pins; ezkl looks for it at
+  ``~/.svm/0.8.20/solc-0.8.20`` (svm's layout), where proofmint writes a small adapter.
+- solc 0.8.37 (npm ``solc``): our own contracts (OpenZeppelin 5 needs ^0.8.24).
+- anvil (npm ``@foundry-rs/anvil``) and ``@openzeppelin/contracts``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from proofmint.errors import ToolchainError
+
+EZKL_SOLC = "0.8.20"
+SOLC_VERSION_LINE = f"Version: {EZKL_SOLC}+commit.a1b79de6.Linux.g++"
+ADAPTER_MARK = "# proofmint solc adapter"
+
+
+def toolchain_dir() -> Path:
+    env = os.environ.get("PROOFMINT_TOOLCHAIN")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "toolchain"
+
+
+def node() -> str:
+    exe = shutil.which("node")
+    if not exe:
+        raise ToolchainError("node is not installed — install Node.js (>= 18), then `make setup`")
+    return exe
+
+
+def _module(rel: str) -> Path:
+    p = toolchain_dir() / "node_modules" / rel
+    if not p.exists():
+        raise ToolchainError(f"{p} is missing — run `make setup` (npm ci in {toolchain_dir()})")
+    return p
+
+
+def anvil_path() -> Path:
+    return _module("@foundry-rs/anvil-linux-amd64/bin/anvil")
+
+
+def solc_package(version: str) -> Path:
+    return _module("solc-ezkl" if version == EZKL_SOLC else "solc")
+
+
+def compile_standard_json(sources: dict[str, str], version: str, via_ir: bool = False) -> dict:
+    """Compile Solidity sources with a pinned solcjs; returns the standard-JSON output."""
+    request = {
+        "language": "Solidity",
+        "sources": {name: {"content": text} for name, text in sources.items()},
+        "settings": {
+            "optimizer": {"enabled": True, "runs": 1},
+            "viaIR": via_ir,
+            "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+        },
+    }
+    proc = subprocess.run([node(), str(toolchain_dir() / "solc-json.js"), str(solc_package(version))],
+                          input=json.dumps(request).encode(), capture_output=True, cwd=toolchain_dir())
+    if proc.returncode != 0:
+        raise ToolchainError(f"solc {version} failed: {proc.stderr.decode()[-400:]}")
+    out = json.loads(proc.stdout)
+    errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
+    if errors:
+        raise ToolchainError("solc: " + errors[0].get("formattedMessage", str(errors[0])))
+    return out
+
+
+def ensure_ezkl_solc() -> Path:
+    """Write the svm-path adapter ezkl expects, if it isn't there (never overwrites a real solc)."""
+    target = Path.home() / ".svm" / EZKL_SOLC / f"solc-{EZKL_SOLC}"
+    script = f"""#!/usr/bin/env bash
+{ADAPTER_MARK}: answers like solc {EZKL_SOLC}, compiles standard JSON with npm solc {EZKL_SOLC}.
+if [ "${{1:-}}" = "--version" ]; then echo "solc, the solidity compiler commandline interface"; echo "{SOLC_VERSION_LINE}"; exit 0; fi
+exec "{node()}" "{toolchain_dir() / 'solc-json.js'}" "{solc_package(EZKL_SOLC)}"
+"""
+    if target.exists() and ADAPTER_MARK not in target.read_text(errors="ignore"):
+        return target  # a real solc someone installed: leave it alone
+    if not target.exists() or target.read_text() != script:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(script)
+        tmp.chmod(0o755)
+        os.replace(tmp, target)
+    return target
+
+
+@dataclass
+class Tool:
+    name: str
+    version: str | None
+    path: str | None
+    problem: str | None = None
+
+
+def doctor() -> list[Tool]:
+    """Every tool proofmint needs, its version and path, and what is missing."""
+    tools: list[Tool] = []
+
+    def probe(name: str, fn):
+        try:
+            path, version = fn()
+            tools.append(Tool(name, version, str(path)))
+        except ToolchainError as exc:
+            tools.append(Tool(name, None, None, str(exc)))
+
+    from importlib.metadata import version as pkg_version
+
+    probe("ezkl", lambda: ("python package", pkg_version("ezkl")))
+    probe("node", lambda: (node(), subprocess.run([node(), "--version"], capture_output=True,
+                                                   text=True).stdout.strip()))
+    probe(f"solc {EZKL_SOLC} (ezkl verifiers)", lambda: (solc_package(EZKL_SOLC), json.loads(
+        (solc_package(EZKL_SOLC) / "package.json").read_text())["version"]))
+    probe("solc (contracts)", lambda: (solc_package("latest"), json.loads(
+        (solc_package("latest") / "package.json").read_text())["version"]))
+    probe("anvil", lambda: (anvil_path(), subprocess.run([str(anvil_path()), "--version"],
+                            capture_output=True, text=True).stdout.splitlines()[0]))
+    probe("openzeppelin", lambda: (_module("@openzeppelin/contracts"), json.loads(
+        (_module("@openzeppelin/contracts") / "package.json").read_text())["version"]))
+    probe("ezkl solc adapter", lambda: (ensure_ezkl_solc(), SOLC_VERSION_LINE))
+    return tools
