@@ -22,6 +22,7 @@ _CTX = mp.get_context("spawn")
 
 def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict) -> None:
     os.environ.update(env)
+    os.dup2(2, 1)  # ezkl prints reports on stdout; stdout belongs to --json
     progress.set_sink(lambda event: conn.send(("event", event)))
     try:
         result = fn(*args, **kwargs)

@@ -1,0 +1,121 @@
+"""compile -> prove -> verify on every zoo model, caching, tampering, and a model the zoo never saw."""
+
+import json
+
+import numpy as np
+import pytest
+
+from proofmint.circuits.compile import compile as compile_model
+from proofmint.prover import load_bundle, prove
+from proofmint.verifier import verify
+
+from .conftest import ZOO_NAMES, run_cli
+
+
+@pytest.mark.parametrize("name", ZOO_NAMES)
+def test_zoo_model_proves_and_verifies(proofs, circuits, ws, name):
+    result = verify(proofs[name], workspace=ws)
+    assert result.valid, result.reason
+    assert result.srs_warning == "development SRS (not secure)"
+
+
+@pytest.mark.parametrize("name", ZOO_NAMES)
+def test_decoded_outputs_match_onnxruntime_within_reported_tolerance(proofs, circuits, name):
+    b = load_bundle(proofs[name])
+    q = circuits[name].package.quantization
+    # the circuit's error on this input is of the size measured on the calibration set
+    assert b.max_abs_diff <= 2 * q["max_abs_error"] + 1e-6
+    if "argmax_agreement" in q:
+        assert b.argmax_agrees
+    else:
+        assert b.max_abs_diff <= 0.02 * q["output_range"]
+
+
+@pytest.mark.parametrize("name", ZOO_NAMES)
+def test_balanced_is_never_a_bigger_circuit_than_ezkl_resources(circuits, name):
+    report = circuits[name].package.calibration_report
+    chosen, resources = report["chosen"], report["ezkl_resources"]
+    assert chosen["logrows"] <= resources["logrows"]
+    assert chosen["num_rows"] <= resources["num_rows"]
+    if "argmax_agreement" in chosen["quality"]:
+        assert chosen["quality"]["argmax_agreement"] >= 0.99
+
+
+def test_second_compile_is_a_cache_hit_without_setup(zoo, circuits, ws):
+    again = compile_model(zoo["lenet"].onnx, workspace=ws)
+    assert again.cached and again.circuit_id == circuits["lenet"].circuit_id
+    assert "setup" not in again.timings
+
+
+def test_tampered_proof_byte_is_rejected(proofs, ws, tmp_path):
+    data = json.loads(open(proofs["lenet"]).read())
+    data["ezkl_proof"]["proof"][200] ^= 0x01
+    p = tmp_path / "tampered.json"
+    p.write_text(json.dumps(data))
+    result = verify(p, workspace=ws)
+    assert not result.valid
+    cli = run_cli("verify", p, "--workspace", ws)
+    assert cli.returncode == 1, cli.stderr
+
+
+def test_tampered_instance_is_rejected(proofs, ws, tmp_path):
+    data = json.loads(open(proofs["mlp"]).read())
+    inst = data["ezkl_proof"]["instances"][0]
+    inst[0], inst[1] = inst[1], inst[0]
+    p = tmp_path / "swapped.json"
+    p.write_text(json.dumps(data))
+    assert not verify(p, workspace=ws).valid
+
+
+def test_false_output_claim_is_rejected(proofs, ws, tmp_path):
+    data = json.loads(open(proofs["mlp"]).read())
+    data["outputs"][0][0] += 1.0
+    p = tmp_path / "claim.json"
+    p.write_text(json.dumps(data))
+    result = verify(p, workspace=ws)
+    assert not result.valid and "claimed output" in result.reason
+
+
+def test_proof_fails_against_another_circuits_vk(zoo, proofs, ws):
+    other = compile_model(zoo["mlp"].onnx, target="resources", workspace=ws)
+    mine = load_bundle(proofs["mlp"])
+    assert other.circuit_id != mine.circuit_id
+    result = verify(proofs["mlp"], circuit=other.circuit_id, workspace=ws)
+    assert not result.valid
+
+
+def test_jsonl_and_npy_inputs_give_one_bundle_each(zoo, circuits, ws, tmp_path):
+    calib = np.array(json.loads(open(zoo["mlp"].calibration).read())["input_data"][0]).reshape(-1, 13)
+    jl = tmp_path / "inputs.jsonl"
+    jl.write_text("\n".join(json.dumps(list(x)) for x in calib[:2]) + "\n")
+    r = prove(circuits["mlp"].circuit_id, jl, tmp_path / "p.json", workspace=ws)
+    assert [p.split("/")[-1] for p in r.bundles] == ["p-0000.json", "p-0001.json"]
+    assert all(verify(p, workspace=ws).valid for p in r.bundles)
+    npy = tmp_path / "one.npy"
+    np.save(npy, calib[2])
+    assert verify(prove(circuits["mlp"].circuit_id, npy, tmp_path / "n.json", workspace=ws).bundles[0],
+                  workspace=ws).valid
+
+
+def test_cli_flow_on_an_onnx_the_zoo_never_saw(tmp_path):
+    """The README's new-user commands, on a fresh model with no calibration file beside it."""
+    import torch
+
+    torch.manual_seed(7)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(2 * 4 * 4, 5))
+    onnx_path = tmp_path / "fresh.onnx"
+    torch.onnx.export(net, (torch.zeros(1, 1, 6, 6),), str(onnx_path), opset_version=18, dynamo=False)
+    inp = tmp_path / "x.json"
+    inp.write_text(json.dumps({"input_data": [np.random.default_rng(1).standard_normal(36).tolist()]}))
+    ws = tmp_path / "ws"
+
+    c = run_cli("compile", onnx_path, "--workspace", ws, "--json")
+    assert c.returncode == 0, c.stderr
+    compiled = json.loads(c.stdout)
+    assert "standard-normal" in c.stderr  # says it had no calibration data
+    cid = compiled["circuit_id"]
+    p = run_cli("prove", cid[:12], "--input", inp, "--out", tmp_path / "p.json", "--workspace", ws)
+    assert p.returncode == 0, p.stderr
+    v = run_cli("verify", tmp_path / "p.json", "--workspace", ws, "--json")
+    assert v.returncode == 0 and json.loads(v.stdout)["valid"], v.stderr
