@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml
 	touch $@
 
 $(NPM_STAMP): toolchain/package.json toolchain/package-lock.json
-	cd toolchain && npm ci --no-audit --no-fund --loglevel=error
+	# npm install, not npm ci: the lock pins every version, but npm ci also demands anvil's
+	# optional binaries for other platforms, which npm never writes into the lock
+	cd toolchain && npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
 demo: setup
