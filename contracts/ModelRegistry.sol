@@ -4,7 +4,10 @@ pragma solidity ^0.8.24;
 /// @title ModelRegistry
 /// @notice Registers proven models (after ERC-7992): which circuit, verifying key and EZKL
 /// verifier belong to a model, who owns it, and the royalty it earns. Keyed by circuit hash:
-/// one circuit, one verifying key, one verifier.
+/// one circuit, one verifying key. The verifier is either the circuit's own EZKL verifier
+/// (`verifyProof(bytes,uint256[])`) or an EZKL reusable verifier shared by many circuits,
+/// which takes the circuit's verifying-key artifact (VKA) as calldata; then the registry
+/// keeps the VKA's digest and accepts only that VKA for the model.
 contract ModelRegistry {
     struct Model {
         address owner;
@@ -18,6 +21,7 @@ contract ModelRegistry {
         uint32 outputStart;
         uint32 outputCount;
         bool inputHashed;
+        bytes32 vkaDigest; // zero for a dedicated verifier
         string metadataURI;
         string licenseURI;
     }
@@ -33,6 +37,7 @@ contract ModelRegistry {
         uint32 outputStart;
         uint32 outputCount;
         bool inputHashed;
+        bytes32 vkaDigest;
         string metadataURI;
         string licenseURI;
     }
@@ -47,6 +52,7 @@ contract ModelRegistry {
     error ModelRegistryInvalidRoyalty(uint96 royaltyBps);
     error ModelRegistryNoVerifierCode(address verifier);
     error ModelRegistryProofRejected(bytes32 circuitHash);
+    error ModelRegistryWrongVka(bytes32 circuitHash, bytes32 expected, bytes32 given);
 
     /// @notice Register a model; the caller becomes its owner.
     /// Requirements:
@@ -67,6 +73,7 @@ contract ModelRegistry {
             outputStart: r.outputStart,
             outputCount: r.outputCount,
             inputHashed: r.inputHashed,
+            vkaDigest: r.vkaDigest,
             metadataURI: r.metadataURI,
             licenseURI: r.licenseURI
         });
@@ -84,23 +91,34 @@ contract ModelRegistry {
 
     /// @notice True when the EZKL verifier accepts `proof` for `instances`; never reverts on a
     /// bad proof. A staticcall: ezkl's verifyProof is not declared view but writes nothing.
-    function checkInference(bytes32 circuitHash, bytes calldata proof, uint256[] calldata instances)
+    /// `vka` is the model's verifying-key artifact for a reusable verifier, empty otherwise.
+    function checkInference(bytes32 circuitHash, bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
         public
         view
         returns (bool)
     {
-        (bool ok, bytes memory ret) = model(circuitHash).verifier.staticcall(
-            abi.encodeWithSignature("verifyProof(bytes,uint256[])", proof, instances)
-        );
+        Model memory m = model(circuitHash);
+        bytes memory call;
+        if (m.vkaDigest == bytes32(0)) {
+            call = abi.encodeWithSignature("verifyProof(bytes,uint256[])", proof, instances);
+        } else {
+            if (keccak256(abi.encodePacked(vka)) != m.vkaDigest) return false;
+            call = abi.encodeWithSignature("verifyProof(bytes,uint256[],bytes32[])", proof, instances, vka);
+        }
+        (bool ok, bytes memory ret) = m.verifier.staticcall(call);
         return ok && ret.length >= 32 && abi.decode(ret, (bool));
     }
 
     /// @notice Verify an inference on-chain; reverts with ModelRegistryProofRejected otherwise.
-    function verifyInference(bytes32 circuitHash, bytes calldata proof, uint256[] calldata instances)
+    function verifyInference(bytes32 circuitHash, bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
         external
         returns (bool)
     {
-        if (!checkInference(circuitHash, proof, instances)) revert ModelRegistryProofRejected(circuitHash);
+        bytes32 expected = model(circuitHash).vkaDigest;
+        if (expected != bytes32(0) && keccak256(abi.encodePacked(vka)) != expected) {
+            revert ModelRegistryWrongVka(circuitHash, expected, keccak256(abi.encodePacked(vka)));
+        }
+        if (!checkInference(circuitHash, proof, instances, vka)) revert ModelRegistryProofRejected(circuitHash);
         emit InferenceVerified(circuitHash, keccak256(abi.encodePacked(instances)), msg.sender);
         return true;
     }

@@ -28,7 +28,8 @@ interface IERC7007 is IERC165, IERC721 {
 /// (committed) input, and pays royalties to the model's owner.
 ///
 /// ERC-7007 encodings: prompt = abi.encode(circuitHash, inputCommitment);
-/// aigcData = abi.encodePacked(output instances); proof = abi.encode(zkProof, instances).
+/// aigcData = abi.encodePacked(output instances); proof = abi.encode(zkProof, instances, vka)
+/// (vka empty unless the model uses a reusable verifier).
 ///
 /// Front-running: mint is the reveal of an earlier commit of
 /// keccak256(abi.encode(minter, inferenceId, salt)), made in an earlier block. A proof copied
@@ -104,7 +105,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     /// - the proof verifies on-chain for the registered model;
     /// - `inputCommitment` equals the commitment of the proven input instances;
     /// - `parent` is 0 or an existing token.
-    function mint(MintRequest calldata r, bytes calldata zkProof, uint256[] calldata instances)
+    function mint(MintRequest calldata r, bytes calldata zkProof, uint256[] calldata instances, bytes32[] calldata vka)
         external
         returns (uint256 tokenId)
     {
@@ -118,7 +119,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         if (at >= block.number) revert ProvenanceTokenCommitTooRecent(c, at);
         if (r.parent != 0 && _ownerOf(r.parent) == address(0)) revert ProvenanceTokenUnknownParent(r.parent);
 
-        registry.verifyInference(r.circuitHash, zkProof, instances);
+        registry.verifyInference(r.circuitHash, zkProof, instances, vka);
         ModelRegistry.Model memory m = registry.model(r.circuitHash);
         bytes32 proven = _inputCommitment(m, instances);
         if (proven != r.inputCommitment) revert ProvenanceTokenInputMismatch(r.inputCommitment, proven);
@@ -140,7 +141,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         });
         _safeMint(r.to, tokenId);
         emit Minted(tokenId, r.circuitHash, inferenceId, msg.sender, r.parent);
-        emit AigcData(tokenId, abi.encode(r.circuitHash, proven), outputs, abi.encode(zkProof, instances));
+        emit AigcData(tokenId, abi.encode(r.circuitHash, proven), outputs, abi.encode(zkProof, instances, vka));
     }
 
     function record(uint256 tokenId) external view returns (Record memory) {
@@ -173,7 +174,8 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         returns (bool success)
     {
         (bytes32 circuitHash, bytes32 inputCommitment) = abi.decode(prompt, (bytes32, bytes32));
-        (bytes memory zkProof, uint256[] memory instances) = abi.decode(proof, (bytes, uint256[]));
+        (bytes memory zkProof, uint256[] memory instances, bytes32[] memory vka) =
+            abi.decode(proof, (bytes, uint256[], bytes32[]));
         if (!registry.isRegistered(circuitHash)) return false;
         ModelRegistry.Model memory m = registry.model(circuitHash);
         if (instances.length < m.outputStart + m.outputCount || instances.length < m.inputStart + m.inputCount) {
@@ -181,7 +183,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         }
         return _inputCommitment(m, instances) == inputCommitment
             && keccak256(_outputs(m, instances)) == keccak256(aigcData)
-            && registry.checkInference(circuitHash, zkProof, instances);
+            && registry.checkInference(circuitHash, zkProof, instances, vka);
     }
 
     // ---- royalties (ERC-2981): always the model's registered owner ----

@@ -21,6 +21,7 @@ from proofmint import progress
 from proofmint.circuits import package as package_mod
 from proofmint.circuits.package import CircuitPackage
 from proofmint.errors import ChainError, NotFoundError
+from proofmint.faults import failpoint
 from proofmint.prover.bundle import ProofBundle, load_bundle
 from proofmint.store import Workspace, atomic_write_json, read_json
 
@@ -55,7 +56,7 @@ def input_commitment(bundle: ProofBundle, pkg: CircuitPackage) -> bytes:
     import ezkl
     from eth_utils import keccak
 
-    layout = evm.instance_layout(pkg)
+    layout = pkg.instance_layout()
     if bundle.input is None:  # private input: the proof commits to nothing about it
         return keccak(b"")
     felts = [ezkl.float_to_felt(float(v), pkg.input_scale, ezkl.PyInputType.F32) for v in bundle.input]
@@ -73,15 +74,20 @@ def _asset_store(ws: Workspace, proof_bytes: bytes) -> Path:
 
 
 def _contracts(c: chain_mod.Chain, ws: Workspace):
+    """The recorded registry and token on this chain, refusing records that don't fit it."""
     built = evm.build_contracts(ws)
     path = c.records("deployments.json")
     if not path.is_file():
         raise NotFoundError(f"nothing is deployed on chain {c.chain_id} — run `proofmint deploy "
                             "CIRCUIT_ID` first")
     dep = read_json(path)
-    if not c.w3.eth.get_code(dep["token"]):
-        raise NotFoundError(f"the recorded token contract {dep['token']} has no code on chain "
-                            f"{c.chain_id} (the chain was reset) — run `proofmint deploy` again")
+    if dep.get("chain_id") != c.chain_id:
+        raise ChainError(f"{path} records a deployment on chain id {dep.get('chain_id')}, but "
+                         f"{c.rpc_url} is chain id {c.chain_id} — refusing to mix chains")
+    if not c.w3.eth.get_code(dep["token"]) or not c.w3.eth.get_code(dep["registry"]):
+        raise ChainError(f"the chain at {c.rpc_url} (chain id {c.chain_id}) has no code at the "
+                         f"recorded token {dep['token']}: it is not the chain this workspace "
+                         "deployed to (or it was reset) — run `proofmint deploy` again")
     token = c.w3.eth.contract(address=dep["token"], abi=built["ProvenanceToken"]["abi"])
     abi = built["ProvenanceToken"]["abi"] + built["ModelRegistry"]["abi"]
     return dep, token, abi
@@ -99,33 +105,56 @@ def mint(proof: str | Path, to: str | None = None, parent: int = 0, proof_uri: s
     store = _asset_store(ws, proof_bytes)
     if not store.exists():
         atomic_write_json(store, bundle.to_dict())
-    with chain_mod.connect(rpc_url, ws.root) as c:
+    with chain_mod.connect(rpc_url, ws.root) as c, ws.lock(f"signer-{c.address}"):
         dep, token, abi = _contracts(c, ws)
         if bundle.circuit_id not in dep["verifiers"]:
             raise NotFoundError(f"circuit {bundle.circuit_id[:16]} is not deployed on chain "
                                 f"{c.chain_id} — run `proofmint deploy {bundle.circuit_id[:16]}`")
         circuit_hash = bytes.fromhex(bundle.circuit_id)
         inference_id = token.functions.inferenceIdOf(circuit_hash, instances).call()
+        existing = token.functions.tokenOfInference(inference_id).call()
+        if existing:
+            return _recover_or_refuse(c, token, abi, existing, bundle, store, commitment)
         salt = os.urandom(32)
         request = (circuit_hash, to or c.address, parent, commitment, salt,
                    proof_uri or f"proofmint://{store.stem}")
-        mint_fn = token.functions.mint(request, proof_bytes, instances)
-        existing = token.functions.tokenOfInference(inference_id).call()
-        if existing:
-            raise ChainError(f"this inference is already token {existing} — the same inference "
-                             "can't be minted twice")
+        vka = evm.vka_for(pkg, dep["verifiers"][bundle.circuit_id])
+        mint_fn = token.functions.mint(request, proof_bytes, instances, vka)
         with progress.step("commit"):
             c1 = c.transact(token.functions.commit(
                 token.functions.commitmentFor(c.address, inference_id, salt).call()), abi)
+        failpoint("mint:after-commit")
         with progress.step("mint (verify proof on-chain)"):
             r = c.transact(mint_fn, abi)
+        failpoint("mint:before-record")
         token_id = token.events.Minted().process_receipt(r, errors=DISCARD)[0]["args"]["tokenId"]
         result = MintResult(token_id, "0x" + bytes(r["transactionHash"]).hex(),
                             {"commit": c1["gasUsed"], "mint": r["gasUsed"]}, c.chain_id,
                             bundle.circuit_id, "0x" + commitment.hex(), request[1])
-        atomic_write_json(c.records("assets", f"{token_id}.json"),
-                          result.to_dict() | {"bundle": str(store), "minted_at": time.time()})
+        _write_record(c, result, store)
         return result
+
+
+def _write_record(c: chain_mod.Chain, result: MintResult, store: Path) -> None:
+    atomic_write_json(c.records("assets", f"{result.token_id}.json"),
+                      result.to_dict() | {"bundle": str(store), "recorded_at": time.time()})
+
+
+def _recover_or_refuse(c, token, abi, token_id: int, bundle, store: Path, commitment: bytes):
+    """The inference is minted already. If we minted it and lost the local record (killed after
+    the mint landed), write the record again; otherwise refuse the double mint."""
+    rec = _token_record(token, token_id, abi, c)
+    record_file = c.records("assets", f"{token_id}.json")
+    ours = rec["creator"] == c.address and rec["proofHash"] == "0x" + store.stem
+    if not ours or record_file.exists():
+        raise ChainError(f"this inference is already token {token_id} — the same inference can't "
+                         "be minted twice")
+    progress.note(f"token {token_id} was minted by you but not recorded locally (interrupted run): "
+                  "recording it now")
+    result = MintResult(token_id, "", {}, c.chain_id, bundle.circuit_id, "0x" + commitment.hex(),
+                        token.functions.ownerOf(token_id).call())
+    _write_record(c, result, store)
+    return result
 
 
 def _token_record(token, token_id: int, abi: list, c: chain_mod.Chain) -> dict:
@@ -181,7 +210,7 @@ def verify_asset(token_id: int, rpc_url: str | None = None,
         pkg = package_mod.load(ws, bundle.circuit_id)
         proof_bytes = bytes(bundle.ezkl_proof["proof"])
         instances = evm_instances(bundle)
-        layout = evm.instance_layout(pkg)
+        layout = pkg.instance_layout()
         outputs = b"".join(v.to_bytes(32, "big") for v in
                            instances[layout["outputStart"]:layout["outputStart"] + layout["outputCount"]])
         check("bundle matches record",
@@ -193,7 +222,8 @@ def verify_asset(token_id: int, rpc_url: str | None = None,
 
         prompt = encode(["bytes32", "bytes32"], [bytes.fromhex(bundle.circuit_id),
                                                  bytes.fromhex(rec["inputCommitment"][2:])])
-        packed = encode(["bytes", "uint256[]"], [proof_bytes, instances])
+        vka = evm.vka_for(pkg, dep["verifiers"].get(bundle.circuit_id, {}))
+        packed = encode(["bytes", "uint256[]", "bytes32[]"], [proof_bytes, instances, vka])
         onchain = token.functions.verify(prompt, outputs, packed).call()
         check("on-chain verify", onchain, "ERC-7007 verify() via the registered EZKL verifier")
     ok, reason = ezkl_verify(bundle, pkg)

@@ -34,8 +34,8 @@ def dev_keys(n: int = 10) -> list[str]:
     from eth_account import Account
 
     Account.enable_unaudited_hdwallet_features()
-    return [Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key.hex()
-            for i in range(n)]
+    keys = (Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key for i in range(n))
+    return ["0x" + bytes(k).hex() for k in keys]
 
 
 def _free_port() -> int:
@@ -253,8 +253,8 @@ def _signing_account(chain_id: int):
             raise UsageError(f"chain id {chain_id} needs a signing key: set PROOFMINT_PRIVATE_KEY "
                              "or PROOFMINT_KEYSTORE (+ PROOFMINT_KEYSTORE_PASSWORD)")
         key = dev[0]
-    normalized = key if key.startswith("0x") else "0x" + key
-    if chain_id != DEV_CHAIN_ID and normalized.lower() in {k.lower() for k in dev}:
+    normalized = "0x" + key.lower().removeprefix("0x")
+    if chain_id != DEV_CHAIN_ID and normalized in dev:
         raise ChainError(f"refusing anvil's public development key on chain id {chain_id}: anyone "
                          "can spend from it — use your own key")
     return Account.from_key(normalized)

@@ -21,6 +21,9 @@ chain_app = typer.Typer(help="Keep the embedded anvil running in the background 
 
 def deploy_cmd(
     circuit: Annotated[str, typer.Argument(help="Circuit id (or 8+ character prefix).")],
+    reusable: Annotated[bool, typer.Option(
+        help="Use ezkl's reusable verifier (shared by all circuits) + this circuit's VKA. "
+             "Chosen automatically when the dedicated verifier exceeds 24,576 bytes.")] = False,
     royalty_bps: Annotated[int, typer.Option(help="Royalty to the model owner, basis points.")] = 500,
     metadata_uri: Annotated[str, typer.Option(help="Model metadata URI.")] = "",
     license_uri: Annotated[str, typer.Option(help="Model license URI.")] = "",
@@ -32,11 +35,12 @@ def deploy_cmd(
     """
     from proofmint.verifier.evm import deploy
 
-    r = run(lambda: deploy(circuit, royalty_bps, metadata_uri, license_uri, rpc_url, workspace))
+    r = run(lambda: deploy(circuit, reusable, royalty_bps, metadata_uri, license_uri, rpc_url, workspace))
 
     def human(d: dict) -> None:
         state = "already deployed" if d["already_deployed"] else "deployed"
-        stderr.print(f"[green]{state}[/] verifier {d['verifier']} ({d['verifier_runtime_bytes']} bytes) "
+        stderr.print(f"[green]{state}[/] {d['verifier_kind']} verifier {d['verifier']} "
+                     f"({d['verifier_runtime_bytes']} bytes) "
                      f"on chain {d['chain_id']}; registry {d['registry']}, token {d['token']}")
         for k, v in d["gas"].items():
             stderr.print(f"  gas {k:<16} {v:>10,}")
