@@ -172,8 +172,6 @@ def _result(pkg: CircuitPackage, cached: bool, timings: dict) -> CompileResult:
 def _compile_job(ws_root: str, onnx_path: str, samples: np.ndarray, target: str,
                  visibility: dict, srs_path: str | None, task: str) -> tuple[CircuitPackage, dict]:
     """Runs in a child process: calibrate, compile, SRS, setup. Returns the saved package."""
-    import ezkl
-
     ws = Workspace(Path(ws_root))
     model = load_onnx(onnx_path)
     timings: dict = {}
@@ -196,35 +194,51 @@ def _compile_job(ws_root: str, onnx_path: str, samples: np.ndarray, target: str,
             "srs": srs.sha256,
         }))
         dest = ws.path("circuits", circuit_id)
-        if (dest / "package.json").is_file():
-            return package.load(ws, circuit_id), timings | {"setup": 0.0, "reused_keys": True}
-        dest.mkdir(parents=True, exist_ok=True)
-        for src, name in ((chosen.settings_path, "settings.json"),
-                          (chosen.compiled_path, "model.compiled"),
-                          (model.path, "model.onnx")):
-            with staged(dest / name) as tmp:
-                shutil.copyfile(src, tmp)
-        with progress.step(f"setup (logrows {logrows})") as t, \
-                staged(dest / "pk.key") as pk, staged(dest / "vk.key") as vk:
-            try:
-                ezkl.setup(str(dest / "model.compiled"), str(vk), str(pk), srs_path=srs.path)
-            except Exception as exc:
-                raise calibrate._ezkl_error("setup", exc) from None
-        timings["setup"] = t["seconds"]
-        run = settings["run_args"]
-        pkg = CircuitPackage(
-            circuit_id=circuit_id, model_id=model.model_id, dir=str(dest),
-            input_shape=list(model.input_shape),
-            output_shapes=[list(s) for s in model.output_shapes], task=task, target=target,
-            visibility=visibility, logrows=logrows, num_rows=settings["num_rows"],
-            input_scale=run["input_scale"], param_scale=run["param_scale"],
-            output_scales=settings["model_output_scales"], lookup_range=run["lookup_range"],
-            input_range=[float(samples.min()), float(samples.max())],
-            srs_path=srs.path, srs_kind=srs.kind, srs_sha256=srs.sha256,
-            pk_bytes=(dest / "pk.key").stat().st_size, vk_bytes=(dest / "vk.key").stat().st_size,
-            quantization=chosen.quality or {}, calibration_report=report,
-        )
-        pkg.save()
+        # Two compile options can choose the same circuit: one setup, under a lock.
+        with ws.lock(f"circuit-{circuit_id[:32]}"):
+            if (dest / "package.json").is_file():
+                return package.load(ws, circuit_id), timings | {"setup": 0.0, "reused_keys": True}
+            pkg = _setup(dest, model, chosen, report, samples, target, visibility, task, srs,
+                         circuit_id, timings)
         return pkg, timings
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _setup(dest: Path, model: OnnxModel, chosen, report: dict, samples: np.ndarray,
+           target: str, visibility: dict, task: str, srs, circuit_id: str, timings: dict) -> CircuitPackage:
+    """Copy the chosen circuit into place, run setup, and write package.json last."""
+    import ezkl
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for debris in dest.glob(".tmp-*"):  # left by a killed run; we hold the circuit's lock
+        debris.unlink(missing_ok=True)
+    for src, name in ((chosen.settings_path, "settings.json"), (chosen.compiled_path, "model.compiled"),
+                      (model.path, "model.onnx")):
+        with staged(dest / name) as tmp:
+            shutil.copyfile(src, tmp)
+    settings = chosen.settings
+    logrows = settings["run_args"]["logrows"]
+    with progress.step(f"setup (logrows {logrows})") as t, \
+            staged(dest / "pk.key") as pk, staged(dest / "vk.key") as vk:
+        try:
+            ezkl.setup(str(dest / "model.compiled"), str(vk), str(pk), srs_path=srs.path)
+        except Exception as exc:
+            raise calibrate._ezkl_error("setup", exc) from None
+    timings["setup"] = t["seconds"]
+    run = settings["run_args"]
+    pkg = CircuitPackage(
+        circuit_id=circuit_id, model_id=model.model_id, dir=str(dest),
+        input_shape=list(model.input_shape),
+        output_shapes=[list(s) for s in model.output_shapes], task=task, target=target,
+        visibility=visibility, logrows=logrows, num_rows=settings["num_rows"],
+        input_scale=run["input_scale"], param_scale=run["param_scale"],
+        output_scales=settings["model_output_scales"], lookup_range=run["lookup_range"],
+        input_range=[float(samples.min()), float(samples.max())],
+        srs_path=srs.path, srs_kind=srs.kind, srs_sha256=srs.sha256,
+        pk_bytes=(dest / "pk.key").stat().st_size, vk_bytes=(dest / "vk.key").stat().st_size,
+        quantization=chosen.quality or {}, calibration_report=report,
+        digests={name: sha256_file(dest / name) for name in package.DIGESTED},
+    )
+    pkg.save()
+    return pkg

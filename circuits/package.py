@@ -7,11 +7,12 @@ unfinished compile and is never used.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from proofmint.errors import NotFoundError, WorkspaceError
-from proofmint.store import Workspace, atomic_write_json, read_json
+from proofmint.store import Workspace, atomic_write_json, read_json, sha256_file
 
 
 @dataclass
@@ -38,6 +39,7 @@ class CircuitPackage:
     vk_bytes: int
     quantization: dict = field(default_factory=dict)
     calibration_report: dict = field(default_factory=dict)
+    digests: dict = field(default_factory=dict)  # sha256 of the small artifacts, checked on load
 
     @property
     def path(self) -> Path:
@@ -63,6 +65,25 @@ class CircuitPackage:
     def vk(self) -> Path:
         return self.path / "vk.key"
 
+    def instance_layout(self) -> dict:
+        """Where inputs and outputs sit among the public instances. ezkl's order: input hash,
+        param hash, public inputs, public outputs (or their hash)."""
+        n_in = math.prod(self.input_shape)
+        n_out = sum(math.prod(s) for s in self.output_shapes)
+        vis = self.visibility
+        pos = 1 if vis["input"] == "hashed" else 0
+        pos += 1 if vis["param"] == "hashed" else 0
+        if vis["input"] == "hashed":
+            inp = (0, 1)
+        elif vis["input"] == "public":
+            inp = (pos, n_in)
+            pos += n_in
+        else:  # private: the proof commits to nothing about the input
+            inp = (pos, 0)
+        return {"inputStart": inp[0], "inputCount": inp[1], "outputStart": pos,
+                "outputCount": n_out if vis["output"] == "public" else 1,
+                "inputHashed": vis["input"] == "hashed"}
+
     def save(self) -> None:
         atomic_write_json(self.path / "package.json", asdict(self))
 
@@ -87,11 +108,21 @@ def load(ws: Workspace, circuit_id: str) -> CircuitPackage:
         pkg = CircuitPackage(**data)
     except TypeError as exc:
         raise WorkspaceError(f"{matches[0]}/package.json is not a circuit package ({exc})") from None
+    pkg.dir = str(matches[0])
     for f in (pkg.settings, pkg.compiled, pkg.pk, pkg.vk):
         if not f.is_file():
             raise WorkspaceError(f"circuit {pkg.circuit_id} is missing {f.name} — compile it again")
-    pkg.dir = str(matches[0])
+    for name, digest in pkg.digests.items():
+        if sha256_file(pkg.path / name) != digest:
+            raise WorkspaceError(f"{name} of circuit {pkg.circuit_id[:16]} was modified after compile "
+                                 f"(sha256 differs) — delete {pkg.path} and compile again")
+    if pkg.pk.stat().st_size != pkg.pk_bytes:
+        raise WorkspaceError(f"pk.key of circuit {pkg.circuit_id[:16]} has {pkg.pk.stat().st_size} bytes, "
+                             f"not the {pkg.pk_bytes} setup wrote — delete {pkg.path} and compile again")
     return pkg
+
+
+DIGESTED = ("settings.json", "model.compiled", "vk.key", "model.onnx")
 
 
 def settings_digest_source(settings: dict) -> dict:

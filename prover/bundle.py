@@ -62,10 +62,35 @@ def load_bundle(path: str | Path) -> ProofBundle:
     missing = names - set(data) - {"timings", "prover"}
     if missing:
         raise InvalidInputError(f"proof bundle {path} lacks {', '.join(sorted(missing))}")
-    bundle = ProofBundle(**{k: v for k, v in data.items() if k in names})
-    proof = bundle.ezkl_proof
-    if not isinstance(proof, dict) or not isinstance(proof.get("instances"), list) \
-            or not isinstance(proof.get("proof"), list):
-        raise InvalidInputError(f"proof bundle {path} has a malformed ezkl_proof (needs 'proof' "
-                                "and 'instances' lists)")
-    return bundle
+    _check_types(data, path)
+    return ProofBundle(**{k: v for k, v in data.items() if k in names})
+
+
+def _is_numbers(x) -> bool:
+    return isinstance(x, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                       for v in x)
+
+
+def _check_types(d: dict, path: Path) -> None:
+    """A hand-edited bundle fails here with the field named, never deeper with a traceback."""
+    proof = d.get("ezkl_proof")
+    problems = []
+    if not isinstance(d.get("circuit_id"), str) or not all(ch in "0123456789abcdef" for ch in d["circuit_id"]) \
+            or len(d["circuit_id"]) != 64:
+        problems.append("circuit_id is not a 64-character hex id")
+    if not isinstance(d.get("visibility"), dict):
+        problems.append("visibility is not an object")
+    if d.get("input") is not None and not _is_numbers(d["input"]):
+        problems.append("input is not a list of numbers")
+    for key in ("outputs", "reference_outputs"):
+        if not isinstance(d.get(key), list) or not all(_is_numbers(o) for o in d[key]):
+            problems.append(f"{key} is not a list of lists of numbers")
+    if not isinstance(proof, dict) or not isinstance(proof.get("proof"), list) \
+            or not all(isinstance(b, int) and 0 <= b < 256 for b in proof["proof"]):
+        problems.append("ezkl_proof.proof is not a list of bytes")
+    elif not isinstance(proof.get("instances"), list) or not all(
+            isinstance(g, list) and all(isinstance(f, str) and len(f) == 64 for f in g)
+            for g in proof["instances"]):
+        problems.append("ezkl_proof.instances is not a list of lists of 64-hex-digit field elements")
+    if problems:
+        raise InvalidInputError(f"proof bundle {path} was edited or damaged: {'; '.join(problems)}")

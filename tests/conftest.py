@@ -17,6 +17,16 @@ from proofmint.prover import prove
 ZOO_NAMES = ["mlp", "lenet", "transformer", "generator"]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--large", action="store_true",
+                     help="run the large adversarial mode (>= 1,000 proof mutations, more examples)")
+
+
+@pytest.fixture(scope="session")
+def large(request) -> bool:
+    return request.config.getoption("--large") or os.environ.get("PROOFMINT_LARGE") == "1"
+
+
 @pytest.fixture(scope="session")
 def ws(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("workspace")
@@ -47,6 +57,25 @@ def anvil(tmp_path_factory):
     node = Anvil(tmp_path_factory.mktemp("chain") / "anvil-state.json").start()
     yield node
     node.stop()
+
+
+@pytest.fixture(scope="session")
+def hashed_mlp(zoo, ws, tmp_path_factory):
+    """The wine MLP with a Poseidon-hashed input: one input instance instead of 13."""
+    c = compile_model(zoo["mlp"].onnx, input_visibility="hashed", workspace=ws)
+    bundle = prove(c.circuit_id, zoo["mlp"].input, tmp_path_factory.mktemp("hashed") / "h.json",
+                   workspace=ws).bundles[0]
+    return c, bundle
+
+
+@pytest.fixture(scope="session")
+def deployed(circuits, hashed_mlp, ws, anvil):
+    from proofmint.verifier import evm
+
+    out = {name: evm.deploy(circuits[name].circuit_id, rpc_url=anvil.url, workspace=ws)
+           for name in ("mlp", "lenet")}
+    out["mlp-hashed"] = evm.deploy(hashed_mlp[0].circuit_id, rpc_url=anvil.url, workspace=ws)
+    return out
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -5,7 +5,6 @@ import os
 
 import pytest
 
-from proofmint.circuits.compile import compile as compile_model
 from proofmint.errors import ChainError, TransactionRevertedError
 from proofmint.prover import load_bundle, prove
 from proofmint.store import Workspace
@@ -15,18 +14,22 @@ from proofmint.verifier.chain import connect, dev_keys
 from .conftest import run_cli
 
 
-@pytest.fixture(scope="session")
-def deployed(circuits, ws, anvil):
-    return {name: evm.deploy(circuits[name].circuit_id, rpc_url=anvil.url, workspace=ws)
-            for name in ("mlp", "lenet")}
-
-
 def _edit(path, tmp_path, fn, name="edited.json"):
     data = json.loads(open(path).read())
     fn(data)
     out = tmp_path / name
     out.write_text(json.dumps(data))
     return out
+
+
+def _commit(c, token, abi, bundle, pkg):
+    """Commit to a bundle's inference by hand; returns the reveal's request and instances."""
+    instances = asset.evm_instances(bundle)
+    cid = bytes.fromhex(bundle.circuit_id)
+    inference = token.functions.inferenceIdOf(cid, instances).call()
+    salt = os.urandom(32)
+    c.transact(token.functions.commit(token.functions.commitmentFor(c.address, inference, salt).call()), abi)
+    return (cid, c.address, 0, asset.input_commitment(bundle, pkg), salt, ""), instances
 
 
 def test_deploy_twice_is_a_noop(deployed, circuits, ws, anvil):
@@ -113,27 +116,20 @@ def test_front_running_a_pending_mint_fails(deployed, circuits, zoo, ws, anvil, 
     pkg = circuits["mlp"].package
     with connect(anvil.url, ws) as c:
         token = c.w3.eth.contract(address=deployed["mlp"].token, abi=built["ProvenanceToken"]["abi"])
-        instances = asset.evm_instances(bundle)
-        cid = bytes.fromhex(bundle.circuit_id)
-        inference = token.functions.inferenceIdOf(cid, instances).call()
-        salt = os.urandom(32)
-        c.transact(token.functions.commit(token.functions.commitmentFor(c.address, inference, salt).call()), abi)
-        request = (cid, c.address, 0, asset.input_commitment(bundle, pkg), salt, "")
-        reveal = token.functions.mint(request, bytes(bundle.ezkl_proof["proof"]), instances)
+        request, instances = _commit(c, token, abi, bundle, pkg)
+        reveal = token.functions.mint(request, bytes(bundle.ezkl_proof["proof"]), instances, [])
         eve = Account.from_key(dev_keys()[1])
-        eves = (cid, eve.address, 0, asset.input_commitment(bundle, pkg), salt, "")
+        eves = (request[0], eve.address) + request[2:]  # Alice's salt, copied from the mempool
         with pytest.raises(TransactionRevertedError, match="ProvenanceTokenNoCommitment"):
-            c.transact(token.functions.mint(eves, bytes(bundle.ezkl_proof["proof"]), instances), abi,
+            c.transact(token.functions.mint(eves, bytes(bundle.ezkl_proof["proof"]), instances, []), abi,
                        account=eve)
         receipt = c.transact(reveal, abi)  # Alice's reveal still lands
         assert receipt["status"] == 1
 
 
-def test_hashed_input_circuit_mints_with_a_poseidon_commitment(zoo, ws, anvil, tmp_path):
-    hashed = compile_model(zoo["mlp"].onnx, input_visibility="hashed", workspace=ws)
-    bundle = prove(hashed.circuit_id, zoo["mlp"].input, tmp_path / "h.json", workspace=ws).bundles[0]
-    d = evm.deploy(hashed.circuit_id, rpc_url=anvil.url, workspace=ws)
-    m = asset.mint(bundle, rpc_url=anvil.url, workspace=ws)
+def test_hashed_input_circuit_mints_with_a_poseidon_commitment(deployed, hashed_mlp, ws, anvil):
+    m = asset.mint(hashed_mlp[1], rpc_url=anvil.url, workspace=ws)
+    d = deployed["mlp-hashed"]
     print(f"\nGAS mlp hashed input: verifier deploy {d.gas.get('deploy_verifier', 0):,}, mint {m.gas_used['mint']:,}")
     assert asset.verify_asset(m.token_id, rpc_url=anvil.url, workspace=ws).valid
 
@@ -206,3 +202,25 @@ def test_unreachable_rpc_is_a_clear_error_and_records_nothing(circuits, ws):
     assert r.returncode == 2 and "unreachable" in r.stderr, r.stderr
     after = sorted(p.name for p in (ws / "chains").rglob("*")) if (ws / "chains").exists() else []
     assert before == after
+
+
+def test_reusable_verifier_is_shared_and_refuses_a_wrong_vka(circuits, proofs, ws, anvil, tmp_path):
+    gen = evm.deploy(circuits["generator"].circuit_id, reusable=True, rpc_url=anvil.url, workspace=ws)
+    tr = evm.deploy(circuits["transformer"].circuit_id, reusable=True, rpc_url=anvil.url, workspace=ws)
+    assert gen.verifier_kind == tr.verifier_kind == "reusable"
+    assert gen.verifier == tr.verifier and "deploy_reusable_verifier" not in tr.gas
+
+    bundle = load_bundle(proofs["transformer"])
+    built = evm.build_contracts(Workspace(ws))
+    abi = built["ProvenanceToken"]["abi"] + built["ModelRegistry"]["abi"]
+    pkg = circuits["transformer"].package
+    with connect(anvil.url, ws) as c:
+        token = c.w3.eth.contract(address=tr.token, abi=built["ProvenanceToken"]["abi"])
+        request, instances = _commit(c, token, abi, bundle, pkg)
+        other_vka = evm.vka_for(circuits["generator"].package, {"kind": "reusable"})
+        with pytest.raises(TransactionRevertedError, match="ModelRegistryWrongVka"):
+            c.transact(token.functions.mint(request, bytes(bundle.ezkl_proof["proof"]), instances, other_vka), abi)
+
+    m = asset.mint(proofs["transformer"], rpc_url=anvil.url, workspace=ws)
+    print(f"\nGAS transformer via reusable verifier: register_vka {tr.gas['register_vka']:,}, mint {m.gas_used['mint']:,}")
+    assert asset.verify_asset(m.token_id, rpc_url=anvil.url, workspace=ws).valid

@@ -27,46 +27,81 @@ class VerifyResult:
                 "checks": self.checks, "srs_warning": self.srs_warning}
 
 
-def ezkl_verify(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple[bool, str]:
-    """The cryptographic check: ezkl.verify of the bundle's proof and instances."""
+def _ezkl_verify_bytes(proof: dict, proof_bytes: list, pkg: package_mod.CircuitPackage,
+                      workdir: Path) -> tuple[bool, str]:
     import ezkl
 
-    proof = dict(bundle.ezkl_proof)
+    proof = dict(proof, proof=proof_bytes)
     try:
         # ezkl reads the byte list; rebuild hex_proof so the two can never disagree.
-        proof["hex_proof"] = "0x" + bytes(proof["proof"]).hex()
+        proof["hex_proof"] = "0x" + bytes(proof_bytes).hex()
     except (TypeError, ValueError):
         return False, "proof bytes are malformed (not a list of bytes)"
-    with tempfile.TemporaryDirectory(prefix="proofmint-verify-") as d:
-        path = Path(d) / "proof.json"
-        path.write_text(json.dumps(proof))
-        try:
-            ok = ezkl.verify(str(path), str(pkg.settings), str(pkg.vk), srs_path=pkg.srs_path)
-        except BaseException as exc:  # ezkl raises (or panics) on malformed proofs
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            return False, f"ezkl rejected the proof: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+    path = workdir / "proof.json"
+    path.write_text(json.dumps(proof))
+    try:
+        ok = ezkl.verify(str(path), str(pkg.settings), str(pkg.vk), srs_path=pkg.srs_path)
+    except Exception as exc:  # ezkl raises on malformed proofs
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return False, f"ezkl rejected the proof: {first}"
     return bool(ok), "proof verifies" if ok else "proof does not verify"
 
 
-def _claimed_outputs_match(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple[bool, str]:
-    """With public outputs, the decoded outputs in the bundle must be what the instances say."""
+def ezkl_verify(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple[bool, str]:
+    """The cryptographic check: ezkl.verify of the bundle's proof and instances.
+
+    ezkl's verifier ignores bytes after the proof (the Solidity verifiers check the exact
+    length), so a proof is accepted only if it is also canonical: the same proof without
+    its last byte must *not* verify, else it carried trailing bytes.
+    """
+    raw = bundle.ezkl_proof.get("proof")
+    with tempfile.TemporaryDirectory(prefix="proofmint-verify-") as d:
+        ok, reason = _ezkl_verify_bytes(bundle.ezkl_proof, raw, pkg, Path(d))
+        if ok and len(raw) > 1 and _ezkl_verify_bytes(bundle.ezkl_proof, raw[:-1], pkg, Path(d))[0]:
+            return False, "proof has trailing bytes after the proof (not canonical)"
+    return ok, reason
+
+
+def _uint(felt: str) -> int:
     import ezkl
 
-    if pkg.visibility["output"] != "public":
-        return True, "outputs are hashed; checked on-chain against the commitment"
-    n_out = sum(len(o) for o in bundle.outputs)
-    felts = bundle.instances[-n_out:] if n_out else []
-    scales = [s for s, o in zip(pkg.output_scales, bundle.outputs) for _ in o]
-    if len(felts) != n_out:
-        return False, f"bundle claims {n_out} outputs but has {len(felts)} output instances"
-    decoded = np.array([ezkl.felt_to_float(f, s) for f, s in zip(felts, scales)])
-    claimed = np.concatenate([np.asarray(o, dtype=np.float64) for o in bundle.outputs])
-    if not np.allclose(decoded, claimed, rtol=0, atol=1e-9):
-        i = int(np.argmax(np.abs(decoded - claimed)))
-        return False, (f"claimed output {i} is {claimed[i]:g} but the proven instance decodes to "
-                       f"{decoded[i]:g}")
-    return True, "claimed outputs equal the proven output instances"
+    return int(ezkl.felt_to_big_endian(felt), 16)
+
+
+def _claims_match(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple[bool, str]:
+    """What the bundle says beside the proof must be what the proof proves."""
+    import ezkl
+
+    for name in ("model_id", "visibility", "input_shape", "srs_sha256"):
+        if getattr(bundle, name) != getattr(pkg, name):
+            return False, f"bundle's {name} does not match circuit {pkg.circuit_id[:16]}"
+    layout = pkg.instance_layout()
+    instances = bundle.instances
+    if len(instances) != layout["outputStart"] + layout["outputCount"]:
+        return False, (f"bundle has {len(instances)} instances; circuit {pkg.circuit_id[:16]} has "
+                       f"{layout['outputStart'] + layout['outputCount']}")
+    if pkg.visibility["input"] == "public":
+        claimed = [_uint(ezkl.float_to_felt(float(v), pkg.input_scale, ezkl.PyInputType.F32))
+                   for v in bundle.input or []]
+        start, n = layout["inputStart"], layout["inputCount"]
+        if claimed != [_uint(f) for f in instances[start:start + n]]:
+            return False, "claimed input is not the proven input"
+    elif pkg.visibility["input"] == "hashed" and bundle.input is not None:
+        felts = [ezkl.float_to_felt(float(v), pkg.input_scale, ezkl.PyInputType.F32) for v in bundle.input]
+        if _uint(ezkl.poseidon_hash(felts)[0]) != _uint(instances[layout["inputStart"]]):
+            return False, "claimed input does not hash to the proven input commitment"
+    if pkg.visibility["output"] == "public":
+        scales = [s for s, o in zip(pkg.output_scales, bundle.outputs) for _ in o]
+        felts = instances[layout["outputStart"]:]
+        decoded = np.array([ezkl.felt_to_float(f, s) for f, s in zip(felts, scales)])
+        claimed_out = np.concatenate([np.asarray(o, dtype=np.float64) for o in bundle.outputs])
+        if decoded.shape != claimed_out.shape:
+            return False, f"bundle claims {claimed_out.size} outputs, the proof has {decoded.size}"
+        if not np.allclose(decoded, claimed_out, rtol=0, atol=1e-9):
+            i = int(np.argmax(np.abs(decoded - claimed_out)))
+            return False, (f"claimed output {i} is {claimed_out[i]:g} but the proven instance "
+                           f"decodes to {decoded[i]:g}")
+    return True, "claimed model, input and outputs equal what the proof proves"
 
 
 def verify(proof: str | Path, circuit: str | None = None,
@@ -78,9 +113,9 @@ def verify(proof: str | Path, circuit: str | None = None,
     checks: dict = {}
     ok, reason = ezkl_verify(bundle, pkg)
     checks["proof"] = reason
-    if ok:
-        ok, reason = _claimed_outputs_match(bundle, pkg)
-        checks["outputs"] = reason
     if ok and bundle.circuit_id != pkg.circuit_id:
         ok, reason = False, f"bundle names circuit {bundle.circuit_id[:16]}, not {pkg.circuit_id[:16]}"
+    if ok:
+        ok, reason = _claims_match(bundle, pkg)
+        checks["claims"] = reason
     return VerifyResult(ok, reason if not ok else "valid", pkg.circuit_id, checks, warning)
