@@ -51,13 +51,14 @@ def ezkl_verify(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple[b
     """The cryptographic check: ezkl.verify of the bundle's proof and instances.
 
     ezkl's verifier ignores bytes after the proof (the Solidity verifiers check the exact
-    length), so a proof is accepted only if it is also canonical: the same proof without
-    its last byte must *not* verify, else it carried trailing bytes.
+    length), so a proof is accepted only if its last byte is part of it: with that byte
+    changed it must no longer verify. (Truncating instead would not do: ezkl zero-fills a
+    short read, so a proof ending in 0x00 would still verify without its last byte.)
     """
     raw = bundle.ezkl_proof.get("proof")
     with tempfile.TemporaryDirectory(prefix="proofmint-verify-") as d:
         ok, reason = _ezkl_verify_bytes(bundle.ezkl_proof, raw, pkg, Path(d))
-        if ok and len(raw) > 1 and _ezkl_verify_bytes(bundle.ezkl_proof, raw[:-1], pkg, Path(d))[0]:
+        if ok and _ezkl_verify_bytes(bundle.ezkl_proof, raw[:-1] + [raw[-1] ^ 0x01], pkg, Path(d))[0]:
             return False, "proof has trailing bytes after the proof (not canonical)"
     return ok, reason
 
