@@ -1,18 +1,16 @@
-"""``proofmint prove``: inputs -> witness -> proof -> proof bundle, in a child process.
+"""``proofmint prove``: inputs -> witness -> proof -> proof bundle, on a proving backend.
 
-Per-circuit work (loading the package, the onnxruntime session) is done once per job; each
-input then costs one witness and one ``ezkl.prove`` (which re-reads the proving key from
-disk: ezkl 23 has no in-memory key API).
+Per-circuit work (loading the package, the onnxruntime session) is done once per worker;
+each input then costs one witness and one ``ezkl.prove`` (which re-reads the proving key
+from disk: ezkl 23 has no in-memory key API). ezkl runs in child processes (it holds the
+GIL), so progress stays live and Ctrl-C works.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +18,12 @@ import numpy as np
 from proofmint import progress
 from proofmint.circuits import package as package_mod
 from proofmint.circuits.package import CircuitPackage
-from proofmint.errors import ProofmintError, ProvingError
-from proofmint.jobs import run_in_child
-from proofmint.models.onnx_model import load_onnx
+from proofmint.errors import InputOutOfRangeError, ProvingError
 from proofmint.store import Workspace
 
 from . import witness as witness_mod
 from .bundle import ProofBundle
+from .backends import make_backend
 from .inputs import check_range, read_inputs
 
 
@@ -36,11 +33,12 @@ class ProveResult:
     bundles: list[str]
     failures: list[dict] = field(default_factory=list)
     srs_warning: str | None = None
+    backend: str = "local"
+    workers: list[dict] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"circuit_id": self.circuit_id, "bundles": self.bundles, "failures": self.failures,
-                "srs_warning": self.srs_warning, "timings": self.timings}
+        return asdict(self)
 
 
 def resolve_circuit(circuit: str | Path, workspace: str | Path | None) -> CircuitPackage:
@@ -62,47 +60,46 @@ def output_paths(out: str | Path | None, count: int) -> list[Path]:
     return [base.with_name(f"{base.stem}-{i:04d}{suffix}") for i in range(count)]
 
 
-def default_threads() -> int:
-    return int(os.environ.get("RAYON_NUM_THREADS") or os.cpu_count() or 1)
-
-
 def prove(circuit: str | Path, input: str | Path, out: str | Path | None = None,
-          workspace: str | Path | None = None, threads: int | None = None) -> ProveResult:
-    """Prove every input in ``input`` against ``circuit``; one bundle per input."""
+          workspace: str | Path | None = None, threads: int | None = None, workers: int = 1,
+          backend: str = "local", address: str | None = None) -> ProveResult:
+    """Prove every input in ``input`` against ``circuit``; one bundle per input, in input order.
+
+    ``workers``: parallel prover processes on this machine; ``backend="ray"`` (with ``address``
+    of a cluster, or none for a local Ray) runs the same job on Ray. Prover threads default to
+    all cores divided among the workers.
+    """
     started = time.perf_counter()
+    engine = make_backend(backend, workers, threads, address)
     pkg = resolve_circuit(circuit, workspace)
-    inputs = read_inputs(input, pkg.input_shape)
-    for i, x in enumerate(inputs):
-        check_range(x, pkg.input_range, f"input {i}" if len(inputs) > 1 else f"input {input}")
+    inputs = read_inputs(input, pkg.input_shape)  # a malformed file fails here, whole
     paths = output_paths(out, len(inputs))
-    threads = threads or default_threads()
-    results = run_in_child(_prove_job, pkg, np.stack(inputs), [str(p) for p in paths], threads,
-                           env={"RAYON_NUM_THREADS": str(threads)}, what="prove")
-    bundles = [r["path"] for r in results if "path" in r]
-    failures = [r for r in results if "error" in r]
+    failures, todo = [], []
+    for i, x in enumerate(inputs):
+        try:
+            check_range(x, pkg.input_range, f"input {i}" if len(inputs) > 1 else f"input {input}")
+            todo.append(i)
+        except InputOutOfRangeError as exc:
+            if len(inputs) == 1:
+                raise
+            # In a stream, an unprovable input is reported and the others are proven.
+            failures.append({"index": i, "error": str(exc), "type": type(exc).__name__})
+    results, worker_stats = [], []
+    if todo:
+        with progress.step("prove", total=len(todo)):
+            results, worker_stats = engine.run(pkg, np.stack([inputs[i] for i in todo]))
+    bundles = []
+    for r in results:
+        index = todo[r["index"]]
+        if "bundle" in r:
+            ProofBundle(**r["bundle"]).save(paths[index])
+            bundles.append(str(paths[index]))
+        else:
+            failures.append({"index": index, "error": r["error"], "type": r["type"]})
+    failures.sort(key=lambda f: f["index"])
     warning = "development SRS (not secure)" if pkg.srs_kind == "development" else None
-    return ProveResult(pkg.circuit_id, bundles, failures, warning,
+    return ProveResult(pkg.circuit_id, bundles, failures, warning, engine.name, worker_stats,
                        {"total": round(time.perf_counter() - started, 3)})
-
-
-def _prove_job(pkg: CircuitPackage, inputs: np.ndarray, paths: list[str], threads: int) -> list[dict]:
-    """Runs in a child: prove each input; a failed input is reported and the rest go on."""
-    model = load_onnx(pkg.onnx)
-    work = Path(tempfile.mkdtemp(prefix="proofmint-prove-"))
-    results: list[dict] = []
-    try:
-        with progress.step("prove", total=len(inputs)):
-            for i, (x, path) in enumerate(zip(inputs, paths)):
-                try:
-                    bundle = prove_one(pkg, model, x, work, threads)
-                    bundle.save(path)
-                    results.append({"index": i, "path": path, "timings": bundle.timings})
-                except ProofmintError as exc:
-                    results.append({"index": i, "error": str(exc), "type": type(exc).__name__})
-                progress.advance("prove")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return results
 
 
 def prove_one(pkg: CircuitPackage, model, x: np.ndarray, work: Path, threads: int) -> ProofBundle:

@@ -76,23 +76,34 @@ def prove_cmd(
         "--input", "-i", help="ezkl JSON {\"input_data\": [[...]]}, .npy, or .jsonl (one input a line).")],
     out: Annotated[Path | None, typer.Option(
         help="Bundle path [default: proof.json]; several inputs give STEM-0000.json, ...")] = None,
-    threads: Annotated[int | None, typer.Option(help="Prover threads [default: all cores].")] = None,
+    threads: Annotated[int | None, typer.Option(
+        help="Prover threads per worker [default: all cores divided among the workers].")] = None,
+    workers: Annotated[int, typer.Option(
+        help="Parallel prover processes on this machine. Each holds the circuit in memory: "
+             "pick K so K x the peak memory reported per worker fits in RAM.")] = 1,
+    backend: Annotated[str, typer.Option(help="local | ray")] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster address (e.g. ray://head:10001) [default: a local Ray instance].")] = None,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ):
-    """Prove inferences and write one proof bundle per input.
+    """Prove inferences and write one proof bundle per input (in input order).
 
     Example: proofmint prove 09a4e304 --input m/input.json --out p.json
+    Many inputs: proofmint prove 09a4e304 --input stream.jsonl --out p.json --workers 2
     """
     from proofmint.prover import prove
 
-    result = run(lambda: prove(circuit, input, out, workspace, threads))
+    result = run(lambda: prove(circuit, input, out, workspace, threads, workers, backend, address))
 
     def human(r: dict) -> None:
         for path in r["bundles"]:
             stderr.print(f"[green]proved[/] {path}")
         for f in r["failures"]:
             stderr.print(f"[red]failed[/] input {f['index']}: {f['error']}")
+        for w in r["workers"]:
+            stderr.print(f"  {r['backend']} worker {w['worker']}: {w['inputs']} input(s), "
+                         f"{w['threads']} thread(s), peak memory {w['peak_rss_mb']:.0f} MB")
         _srs_line(r["srs_warning"])
 
     output(result.to_dict(), json_, human)

@@ -1,0 +1,70 @@
+"""Parallel and Ray proving give the same verified results as sequential; failures don't stop a stream."""
+
+import json
+
+import numpy as np
+import pytest
+
+from proofmint.prover import load_bundle, prove
+from proofmint.verifier import verify
+
+from .conftest import run_cli
+
+
+@pytest.fixture(scope="session")
+def stream(zoo, tmp_path_factory):
+    calib = np.array(json.loads(open(zoo["lenet"].calibration).read())["input_data"][0]).reshape(-1, 64)
+    p = tmp_path_factory.mktemp("stream") / "stream.jsonl"
+    p.write_text("\n".join(json.dumps(x.tolist()) for x in calib[:4]) + "\n")
+    return p
+
+
+@pytest.fixture(scope="session")
+def sequential(circuits, stream, ws, tmp_path_factory):
+    out = tmp_path_factory.mktemp("seq") / "p.json"
+    return prove(circuits["lenet"].circuit_id, stream, out, workspace=ws)
+
+
+def _same_statements(a: list[str], b: list[str]) -> None:
+    assert [p.rsplit("/", 1)[1] for p in a] == [p.rsplit("/", 1)[1] for p in b]
+    for x, y in zip(a, b):
+        bx, by = load_bundle(x), load_bundle(y)
+        assert bx.ezkl_proof["instances"] == by.ezkl_proof["instances"]
+        assert bx.outputs == by.outputs and bx.input == by.input
+
+
+def test_parallel_workers_match_sequential(circuits, stream, sequential, ws, tmp_path):
+    par = prove(circuits["lenet"].circuit_id, stream, tmp_path / "p.json", workspace=ws, workers=2)
+    assert len(par.bundles) == 4 and not par.failures
+    assert [w["threads"] for w in par.workers] == [1, 1]  # 2 workers x 1 thread on 2 cores
+    assert all(w["peak_rss_mb"] > 0 for w in par.workers)
+    _same_statements(sequential.bundles, par.bundles)
+    assert all(verify(b, workspace=ws).valid for b in par.bundles)
+
+
+def test_ray_backend_matches_sequential(circuits, stream, sequential, ws, tmp_path):
+    ray = prove(circuits["lenet"].circuit_id, stream, tmp_path / "p.json", workspace=ws, backend="ray")
+    assert ray.backend == "ray" and len(ray.bundles) == 4 and not ray.failures
+    _same_statements(sequential.bundles, ray.bundles)
+    assert all(verify(b, workspace=ws).valid for b in ray.bundles)
+
+
+def test_an_unprovable_input_in_a_stream_does_not_stop_the_others(circuits, zoo, ws, tmp_path):
+    x = json.loads(open(zoo["lenet"].input).read())["input_data"][0]
+    p = tmp_path / "s.jsonl"
+    p.write_text("\n".join(json.dumps(v) for v in (x, [900.0] * 64, x[::-1])) + "\n")
+    r = run_cli("prove", circuits["lenet"].circuit_id, "--input", p, "--out", tmp_path / "p.json",
+                "--workers", "2", "-w", ws, "--json")
+    assert r.returncode == 1, r.stderr
+    res = json.loads(r.stdout)
+    assert [b.rsplit("/", 1)[1] for b in res["bundles"]] == ["p-0000.json", "p-0002.json"]
+    assert [f["index"] for f in res["failures"]] == [1]
+    assert "far outside the calibrated range" in res["failures"][0]["error"]
+    assert not (tmp_path / "p-0001.json").exists()
+    assert all(verify(b, workspace=ws).valid for b in res["bundles"])
+
+
+def test_conflicting_backend_options_are_refused(circuits, zoo, ws):
+    r = run_cli("prove", circuits["lenet"].circuit_id, "--input", zoo["lenet"].input, "--address",
+                "ray://x:1", "-w", ws)
+    assert r.returncode == 2 and "--backend ray" in r.stderr
