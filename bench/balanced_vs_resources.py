@@ -36,9 +36,10 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--models", nargs="*", default=list(MODELS))
     ap.add_argument("--out", default="bench/results")
+    ap.add_argument("--workspace", help="reuse a workspace (its compiles are cache hits)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="proofmint-bench-"))
-    ws = root / "ws"
+    ws = Path(args.workspace) if args.workspace else root / "ws"
     rows = []
     for name in args.models:
         e = export(name, root / name)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from proofmint import progress
-from proofmint.errors import InvalidModelError, ProvingError
+from proofmint.errors import ProvingError, ezkl_error
 from proofmint.models.onnx_model import OnnxModel
 from proofmint.prover import witness as witness_mod
 
@@ -52,14 +52,6 @@ class Candidate:
                 "quality": self.quality}
 
 
-def _ezkl_error(step: str, exc: Exception) -> Exception:
-    text = str(exc)
-    lowered = text.lower()
-    if "unsupported" in lowered or "unknown op" in lowered or "not implemented" in lowered:
-        return InvalidModelError(f"ezkl can't turn this model into a circuit ({step}): {text}")
-    return ProvingError(f"ezkl {step} failed: {text}")
-
-
 def run_args(visibility: dict[str, str]):
     import ezkl
 
@@ -81,16 +73,16 @@ def make_candidate(label: str, model: OnnxModel, calibration: Path, visibility: 
     try:
         ezkl.gen_settings(str(model.path), str(settings_path), py_run_args=run_args(visibility))
     except Exception as exc:
-        raise _ezkl_error("gen_settings", exc) from None
+        raise ezkl_error("gen_settings", exc) from None
     try:
         ezkl.calibrate_settings(str(calibration), str(model.path), str(settings_path), target,
                                 scales=scales)
     except Exception as exc:
-        raise _ezkl_error(f"calibrate_settings (target {target}, scales {scales})", exc) from None
+        raise ezkl_error(f"calibrate_settings (target {target}, scales {scales})", exc) from None
     try:
         ezkl.compile_circuit(str(model.path), str(compiled), str(settings_path))
     except Exception as exc:
-        raise _ezkl_error("compile_circuit", exc) from None
+        raise ezkl_error("compile_circuit", exc) from None
     return Candidate(label, json.loads(settings_path.read_text()), settings_path, compiled)
 
 

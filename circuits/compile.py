@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from proofmint import progress
-from proofmint.errors import InvalidInputError, UsageError
+from proofmint.errors import InvalidInputError, UsageError, ezkl_error
 from proofmint.jobs import run_in_child
 from proofmint.models.onnx_model import OnnxModel, check_input, load_onnx
 from proofmint.store import (Workspace, atomic_write_json, canonical_json, read_json, sha256_bytes,
@@ -224,7 +224,7 @@ def _setup(dest: Path, model: OnnxModel, chosen, report: dict, samples: np.ndarr
         try:
             ezkl.setup(str(dest / "model.compiled"), str(vk), str(pk), srs_path=srs.path)
         except Exception as exc:
-            raise calibrate._ezkl_error("setup", exc) from None
+            raise ezkl_error("setup", exc) from None
     timings["setup"] = t["seconds"]
     run = settings["run_args"]
     pkg = CircuitPackage(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proofmint import progress
-from proofmint.errors import SRSError
+from proofmint.errors import SRSError, ezkl_error
 from proofmint.store import Workspace, atomic_write_bytes, sha256_file, staged
 
 DEV_WARNING = "development SRS (not secure)"
@@ -74,7 +74,10 @@ def development(ws: Workspace, logrows: int) -> SRS:
         if not path.exists():
             progress.note(f"generating a {DEV_WARNING} for logrows {logrows} (once, then cached)")
             with progress.step(f"generate dev SRS k={logrows}"), staged(path) as tmp:
-                ezkl.gen_srs(str(tmp), logrows)
+                try:
+                    ezkl.gen_srs(str(tmp), logrows)
+                except Exception as exc:
+                    raise ezkl_error("gen_srs", exc) from None
         digest_path = path.with_suffix(".sha256")
         if not digest_path.exists():
             read_k(path)

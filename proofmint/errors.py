@@ -83,3 +83,18 @@ class TransactionRevertedError(ChainError):
 
 class UsageError(ProofmintError, ValueError):
     """Options conflict or a required option is missing."""
+
+
+def ezkl_error(step: str, exc: BaseException) -> ProofmintError:
+    """Name what went wrong in an ezkl call: the disk, the model, or ezkl itself."""
+    text = str(exc) or type(exc).__name__
+    lowered = text.lower()
+    if "no space left" in lowered:
+        return WorkspaceError(f"ezkl {step} failed: the disk is full — free space or pick another "
+                              "workspace with --workspace DIR or PROOFMINT_HOME")
+    if "read-only file system" in lowered or "permission denied" in lowered:
+        return WorkspaceError(f"ezkl {step} failed: can't write (read-only) — pick another workspace "
+                              "with --workspace DIR or PROOFMINT_HOME")
+    if "unsupported" in lowered or "unknown op" in lowered or "not implemented" in lowered:
+        return InvalidModelError(f"ezkl can't turn this model into a circuit ({step}): {text}")
+    return ProvingError(f"ezkl {step} failed: {text}")

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 from . import progress
 from .errors import ProofmintError, ProvingError
+from .store import workspace_error
 
 _CTX = mp.get_context("spawn")
 
@@ -29,6 +30,8 @@ def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict) -> None:
         conn.send(("ok", result))
     except ProofmintError as exc:
         conn.send(("error", exc))
+    except OSError as exc:  # a write that failed (full or read-only disk): say so in one line
+        conn.send(("error", workspace_error(exc.filename, exc)))
     except BaseException as exc:  # reported to the parent, which raises it as ProvingError
         conn.send(("crash", f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"))
     finally:

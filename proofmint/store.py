@@ -49,7 +49,8 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
 
-def _workspace_error(path: Path, exc: OSError) -> WorkspaceError:
+def workspace_error(path: Path | str | None, exc: OSError) -> WorkspaceError:
+    """A write failure as the one-line error a user can act on."""
     if exc.errno == errno.ENOSPC:
         why = "the disk is full"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
@@ -74,7 +75,7 @@ def staged(path: Path) -> Iterator[Path]:
         fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=path.suffix, dir=path.parent)
         os.close(fd)
     except OSError as exc:
-        raise _workspace_error(path, exc) from None
+        raise workspace_error(path, exc) from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -84,7 +85,7 @@ def staged(path: Path) -> Iterator[Path]:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
     except OSError as exc:
-        raise _workspace_error(path, exc) from None
+        raise workspace_error(path, exc) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -95,7 +96,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
         try:
             tmp.write_bytes(data)
         except OSError as exc:
-            raise _workspace_error(Path(path), exc) from None
+            raise workspace_error(Path(path), exc) from None
     return Path(path)
 
 
@@ -132,15 +133,22 @@ class Workspace:
         try:
             p.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise _workspace_error(p, exc) from None
+            raise workspace_error(p, exc) from None
         return p
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float = 3600) -> Iterator[None]:
         """Serialize work on one artifact across processes (two compiles of one model)."""
         lock_dir = self.ensure("locks")
-        with FileLock(str(lock_dir / f"{name}.lock"), timeout=timeout):
+        lock = FileLock(str(lock_dir / f"{name}.lock"), timeout=timeout)
+        try:
+            lock.acquire()
+        except OSError as exc:
+            raise workspace_error(lock_dir, exc) from None
+        try:
             yield
+        finally:
+            lock.release()
 
     def store_model(self, onnx_bytes: bytes) -> tuple[str, Path]:
         """Keep a copy of the model by content; returns (model id, path)."""

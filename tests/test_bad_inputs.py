@@ -135,3 +135,36 @@ def test_verify_of_a_non_bundle_is_a_usage_error(clean_ws, tmp_path):
     p = tmp_path / "x.json"
     p.write_text(json.dumps({"hello": 1}))
     _assert_clean_failure(run_cli("verify", p, "-w", ws), ws, before, "not a proofmint proof bundle")
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A real 256 KB filesystem: too small for any proving key."""
+    import subprocess
+
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)], check=True)
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=True)
+
+
+def test_full_workspace_is_a_clear_error_and_leaves_no_partial_file(zoo, small_disk):
+    work = small_disk / "ws"
+    r = run_cli("compile", zoo["mlp"].onnx, "-w", work)
+    assert r.returncode == 2, r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "the disk is full" in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert not list(work.rglob(".tmp-*"))
+
+
+def test_read_only_workspace_is_a_clear_error(zoo, small_disk):
+    import subprocess
+
+    work = small_disk / "ws"
+    work.mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    r = run_cli("compile", zoo["mlp"].onnx, "-w", work)
+    assert r.returncode == 2, r.stderr
+    assert "read-only" in r.stderr and "--workspace" in r.stderr and "Traceback" not in r.stderr

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from proofmint.errors import ChainError, TransactionRevertedError
+from proofmint.errors import ChainError, TransactionRevertedError, UsageError
 from proofmint.prover import load_bundle, prove
 from proofmint.store import Workspace
 from proofmint.verifier import asset, evm
@@ -224,3 +224,19 @@ def test_reusable_verifier_is_shared_and_refuses_a_wrong_vka(circuits, proofs, w
     m = asset.mint(proofs["transformer"], rpc_url=anvil.url, workspace=ws)
     print(f"\nGAS transformer via reusable verifier: register_vka {tr.gas['register_vka']:,}, mint {m.gas_used['mint']:,}")
     assert asset.verify_asset(m.token_id, rpc_url=anvil.url, workspace=ws).valid
+
+
+def test_signing_key_from_an_encrypted_keystore(anvil, tmp_path, monkeypatch):
+    from eth_account import Account
+
+    key = dev_keys()[3]
+    keystore = tmp_path / "key.json"
+    keystore.write_text(json.dumps(Account.encrypt(key, "correct horse")))
+    monkeypatch.setenv("PROOFMINT_KEYSTORE", str(keystore))
+    monkeypatch.setenv("PROOFMINT_KEYSTORE_PASSWORD", "correct horse")
+    with connect(anvil.url, tmp_path / "ws") as c:
+        assert c.address == Account.from_key(key).address
+    monkeypatch.setenv("PROOFMINT_KEYSTORE_PASSWORD", "wrong")
+    with pytest.raises(UsageError, match="can't decrypt keystore"):
+        with connect(anvil.url, tmp_path / "ws"):
+            pass
