@@ -22,6 +22,12 @@ def pytest_addoption(parser):
                      help="run the large adversarial mode (>= 1,000 proof mutations, more examples)")
 
 
+def pytest_configure(config):
+    # The property tests size themselves from this at import, before fixtures exist.
+    if config.getoption("--large"):
+        os.environ["PROOFMINT_LARGE"] = "1"
+
+
 @pytest.fixture(scope="session")
 def large(request) -> bool:
     return request.config.getoption("--large") or os.environ.get("PROOFMINT_LARGE") == "1"

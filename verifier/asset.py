@@ -1,7 +1,7 @@
 """Provenance assets: mint a verified inference (commit, then reveal), show it, re-verify it.
 
-The proof bundle is stored content-addressed (by keccak256 of the proof bytes, which the
-token records on-chain) *before* the mint is sent, so a minted token can always find its
+The proof bundle is stored content-addressed (by the proof hash and inference id, which
+the token records on-chain) *before* the mint is sent, so a minted token can always find its
 bundle even if proofmint is killed before it writes the token's record.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+from eth_utils import keccak
 from web3.logs import DISCARD
 
 from proofmint import progress
@@ -54,8 +55,6 @@ def input_commitment(bundle: ProofBundle, pkg: CircuitPackage) -> bytes:
     """The commitment to the input the bundle *claims*, computed the way the token computes it
     from the proven instances; a bundle whose input was edited gets a different one."""
     import ezkl
-    from eth_utils import keccak
-
     layout = pkg.instance_layout()
     if bundle.input is None:  # private input: the proof commits to nothing about it
         return keccak(b"")
@@ -67,10 +66,11 @@ def input_commitment(bundle: ProofBundle, pkg: CircuitPackage) -> bytes:
     return keccak(words)
 
 
-def _asset_store(ws: Workspace, proof_bytes: bytes) -> Path:
-    from eth_utils import keccak
-
-    return ws.path("assets", "bundles", f"{keccak(proof_bytes).hex()}.json")
+def _asset_store(ws: Workspace, proof_hash: str, inference_id: str) -> Path:
+    """Where a minted bundle lives, named by what its token records on-chain: the proof hash
+    and the inference id (circuit + instances). Proof bytes alone don't name a statement:
+    the same bytes with other instances are another (invalid) bundle."""
+    return ws.path("assets", "bundles", f"{proof_hash.removeprefix('0x')}-{inference_id.removeprefix('0x')}.json")
 
 
 def _contracts(c: chain_mod.Chain, ws: Workspace):
@@ -102,9 +102,6 @@ def mint(proof: str | Path, to: str | None = None, parent: int = 0, proof_uri: s
     proof_bytes = bytes(bundle.ezkl_proof["proof"])
     instances = evm_instances(bundle)
     commitment = input_commitment(bundle, pkg)
-    store = _asset_store(ws, proof_bytes)
-    if not store.exists():
-        atomic_write_json(store, bundle.to_dict())
     with chain_mod.connect(rpc_url, ws.root) as c, ws.lock(f"signer-{c.address}"):
         dep, token, abi = _contracts(c, ws)
         if bundle.circuit_id not in dep["verifiers"]:
@@ -112,6 +109,9 @@ def mint(proof: str | Path, to: str | None = None, parent: int = 0, proof_uri: s
                                 f"{c.chain_id} — run `proofmint deploy {bundle.circuit_id[:16]}`")
         circuit_hash = bytes.fromhex(bundle.circuit_id)
         inference_id = token.functions.inferenceIdOf(circuit_hash, instances).call()
+        store = _asset_store(ws, keccak(proof_bytes).hex(), inference_id.hex())
+        if not store.exists():  # before any transaction: a minted token always finds its bundle
+            atomic_write_json(store, bundle.to_dict())
         existing = token.functions.tokenOfInference(inference_id).call()
         if existing:
             return _recover_or_refuse(c, token, abi, existing, bundle, store, commitment)
@@ -145,7 +145,8 @@ def _recover_or_refuse(c, token, abi, token_id: int, bundle, store: Path, commit
     the mint landed), write the record again; otherwise refuse the double mint."""
     rec = _token_record(token, token_id, abi, c)
     record_file = c.records("assets", f"{token_id}.json")
-    ours = rec["creator"] == c.address and rec["proofHash"] == "0x" + store.stem
+    ours = rec["creator"] == c.address and \
+        store == _asset_store(c.ws, rec["proofHash"], rec["inferenceId"])
     if not ours or record_file.exists():
         raise ChainError(f"this inference is already token {token_id} — the same inference can't "
                          "be minted twice")
@@ -191,8 +192,6 @@ class AssetVerdict:
 def verify_asset(token_id: int, rpc_url: str | None = None,
                  workspace: str | Path | None = None) -> AssetVerdict:
     """Re-check a token from its id alone: on-chain proof, local proof, bundle vs record, re-run."""
-    from eth_utils import keccak
-
     ws = Workspace.resolve(workspace)
     checks: dict[str, dict] = {}
 
@@ -202,7 +201,7 @@ def verify_asset(token_id: int, rpc_url: str | None = None,
     with chain_mod.connect(rpc_url, ws.root) as c:
         dep, token, abi = _contracts(c, ws)
         rec = _token_record(token, token_id, abi, c)
-        store = ws.path("assets", "bundles", f"{rec['proofHash'][2:]}.json")
+        store = _asset_store(ws, rec["proofHash"], rec["inferenceId"])
         if not store.is_file():
             raise NotFoundError(f"token {token_id}'s proof bundle ({rec['proofHash']}) is not in this "
                                 f"workspace's asset store — fetch it from {rec['proofURI']}")
