@@ -16,8 +16,7 @@ from proofmint.prover import load_bundle, prove
 from proofmint.verifier import asset, evm
 from proofmint.verifier.chain import connect
 
-CASES = (("mlp", "public"), ("mlp", "hashed"), ("lenet", "public"), ("lenet", "hashed"),
-         ("generator", "public"))
+CASES = (("mlp", "public"), ("mlp", "hashed"), ("lenet", "public"))
 
 
 def main() -> None:
