@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from proofmint.circuits import package
@@ -135,6 +135,7 @@ bundle_edits = st.tuples(
 
 
 @given(edit=bundle_edits)
+@example(edit=("outputs", []))  # found by the large run: crashed verify before this fix
 @_settings(300, 30)
 def test_hand_edited_bundles_are_refused_or_invalid(proofs, ws, edit):
     field_name, value = edit

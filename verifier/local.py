@@ -91,6 +91,9 @@ def _claims_match(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple
         felts = [ezkl.float_to_felt(float(v), pkg.input_scale, ezkl.PyInputType.F32) for v in bundle.input]
         if _uint(ezkl.poseidon_hash(felts)[0]) != _uint(instances[layout["inputStart"]]):
             return False, "claimed input does not hash to the proven input commitment"
+    if len(bundle.outputs) != len(pkg.output_shapes):
+        return False, (f"bundle claims {len(bundle.outputs)} output tensors, circuit "
+                       f"{pkg.circuit_id[:16]} has {len(pkg.output_shapes)}")
     if pkg.visibility["output"] == "public":
         scales = [s for s, o in zip(pkg.output_scales, bundle.outputs) for _ in o]
         felts = instances[layout["outputStart"]:]
