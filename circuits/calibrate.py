@@ -23,6 +23,7 @@ from proofmint import progress
 from proofmint.errors import ProvingError, ezkl_error
 from proofmint.models.onnx_model import OnnxModel
 from proofmint.prover import witness as witness_mod
+from proofmint.prover.inputs import batches
 
 TARGETS = ("balanced", "resources", "accuracy")
 BALANCED_SCALES = (4, 6, 8, 10)
@@ -52,10 +53,12 @@ class Candidate:
                 "quality": self.quality}
 
 
-def run_args(visibility: dict[str, str]):
+def run_args(visibility: dict[str, str], model: OnnxModel, batch: int = 1):
     import ezkl
 
     ra = ezkl.PyRunArgs()
+    if model.batch_axis:  # ezkl fixes symbolic dims from `variables`; a batch circuit sets N
+        ra.variables = [(model.batch_axis, batch)]
     ra.input_visibility = visibility["input"]
     ra.output_visibility = visibility["output"]
     ra.param_visibility = visibility["param"]
@@ -63,7 +66,7 @@ def run_args(visibility: dict[str, str]):
 
 
 def make_candidate(label: str, model: OnnxModel, calibration: Path, visibility: dict,
-                   target: str, scales: list[int] | None, work: Path) -> Candidate:
+                   target: str, scales: list[int] | None, work: Path, batch: int = 1) -> Candidate:
     """gen_settings + calibrate_settings + compile_circuit for one choice of scales."""
     import ezkl
 
@@ -71,7 +74,7 @@ def make_candidate(label: str, model: OnnxModel, calibration: Path, visibility: 
     d.mkdir(parents=True, exist_ok=True)
     settings_path, compiled = d / "settings.json", d / "model.compiled"
     try:
-        ezkl.gen_settings(str(model.path), str(settings_path), py_run_args=run_args(visibility))
+        ezkl.gen_settings(str(model.path), str(settings_path), py_run_args=run_args(visibility, model, batch))
     except Exception as exc:
         raise ezkl_error("gen_settings", exc) from None
     try:
@@ -86,19 +89,21 @@ def make_candidate(label: str, model: OnnxModel, calibration: Path, visibility: 
     return Candidate(label, json.loads(settings_path.read_text()), settings_path, compiled)
 
 
-def measure(c: Candidate, model: OnnxModel, samples: np.ndarray, task: str, work: Path) -> dict:
-    """Agreement of the circuit with onnxruntime over ``samples`` (via real witnesses)."""
+def measure(c: Candidate, model: OnnxModel, samples: np.ndarray, task: str, work: Path,
+            batch: int = 1) -> dict:
+    """Agreement of the circuit with onnxruntime over ``samples`` (via real witnesses; a batch
+    circuit runs them ``batch`` at a time, the last batch padded and its padding ignored)."""
     scales = c.settings["model_output_scales"]
     wdir = work / f"{c.label}-witness"
     wdir.mkdir(exist_ok=True)
-    ref, quant = [], []
+    ref = [np.concatenate([o.ravel() for o in model.run(x)]) for x in samples]
+    quant = []
     name = f"measure {c.label}"
     with progress.step(name, total=len(samples)):
-        for i, x in enumerate(samples):
-            _, w = witness_mod.generate(c.compiled_path, x, wdir, stem=f"w{i}")
-            quant.append(np.concatenate(witness_mod.decode_outputs(w, scales)))
-            ref.append(np.concatenate([o.ravel() for o in model.run(x)]))
-            progress.advance(name)
+        for i, chunk in enumerate(batches(samples, batch)):
+            _, w = witness_mod.generate(c.compiled_path, chunk.items, wdir, stem=f"w{i}")
+            quant.extend(witness_mod.split_items(witness_mod.decode_outputs(w, scales), batch)[:chunk.real])
+            progress.advance(name, chunk.real)
     shutil.rmtree(wdir, ignore_errors=True)
     c.quality = witness_mod.agreement(ref, quant, task)
     return c.quality
@@ -111,13 +116,14 @@ def acceptable(quality: dict, tolerance: float) -> bool:
 
 
 def choose(target: str, model: OnnxModel, calibration: Path, samples: np.ndarray, task: str,
-           visibility: dict, work: Path, tolerance: float = DEFAULT_TOLERANCE
+           visibility: dict, work: Path, tolerance: float = DEFAULT_TOLERANCE, batch: int = 1
            ) -> tuple[Candidate, dict]:
     """Settings for ``target``; returns the chosen candidate and a report of the choice."""
     with progress.step(f"calibrate ({'resources' if target == 'balanced' else target})"):
         base = make_candidate(target if target != "balanced" else "resources", model, calibration,
-                              visibility, "resources" if target == "balanced" else target, None, work)
-    measure(base, model, samples, task, work)
+                              visibility, "resources" if target == "balanced" else target, None, work,
+                              batch)
+    measure(base, model, samples, task, work, batch)
     if target != "balanced":
         return base, {"target": target, "chosen": base.summary()}
 
@@ -127,7 +133,7 @@ def choose(target: str, model: OnnxModel, calibration: Path, samples: np.ndarray
             if s < base.scale:
                 try:
                     cand = make_candidate(f"scale{s}", model, calibration, visibility,
-                                          "resources", [s], work)
+                                          "resources", [s], work, batch)
                 except ProvingError:
                     progress.advance("balanced: try lower scales")
                     continue  # a scale ezkl can't calibrate is simply not a candidate
@@ -140,7 +146,7 @@ def choose(target: str, model: OnnxModel, calibration: Path, samples: np.ndarray
     chosen = None
     for cand in candidates:
         if cand.quality is None:
-            measure(cand, model, samples, task, work)
+            measure(cand, model, samples, task, work, batch)
         if acceptable(cand.quality, tolerance):
             chosen = cand
             break

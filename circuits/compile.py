@@ -107,8 +107,11 @@ def _default_calibration(model: OnnxModel) -> Path | None:
 def compile(model: str | Path, calibration: str | Path | None = None, target: str = "balanced",
             input_visibility: str = "public", output_visibility: str = "public",
             param_visibility: str = "fixed", srs: str | Path | None = None,
-            workspace: str | Path | None = None) -> CompileResult:
-    """Compile an ONNX model into a proving circuit with keys, reusing any earlier compile."""
+            workspace: str | Path | None = None, batch: int = 1) -> CompileResult:
+    """Compile an ONNX model into a proving circuit with keys, reusing any earlier compile.
+
+    ``batch`` > 1 compiles a circuit that proves that many inferences at once; the model's
+    leading input dimension must be symbolic (``dynamic_axes`` at export)."""
     if target not in calibrate.TARGETS:
         raise UsageError(f"unknown target '{target}' — choose one of {', '.join(calibrate.TARGETS)}")
     visibility = {"input": input_visibility, "output": output_visibility, "param": param_visibility}
@@ -118,6 +121,7 @@ def compile(model: str | Path, calibration: str | Path | None = None, target: st
                              f"{', '.join(VISIBILITIES[what])}")
     ws = Workspace.resolve(workspace)
     onnx_model = load_onnx(model)
+    _check_batch(batch, onnx_model, visibility)
     meta = _model_meta(onnx_model)
     calib_path = Path(calibration) if calibration else _default_calibration(onnx_model)
     if calib_path is not None:
@@ -135,6 +139,7 @@ def compile(model: str | Path, calibration: str | Path | None = None, target: st
     key = sha256_bytes(canonical_json({
         "model": onnx_model.model_id, "target": target, "visibility": visibility,
         "calibration": calib_digest, "srs": user_srs.sha256 if user_srs else "development",
+        "batch": batch,
     }))
     started = time.perf_counter()
     cached = _cached(ws, key)
@@ -148,10 +153,31 @@ def compile(model: str | Path, calibration: str | Path | None = None, target: st
             return _result(cached, True, {"total": round(time.perf_counter() - started, 3)})
         pkg, timings = run_in_child(
             _compile_job, str(ws.root), str(onnx_model.path), samples, target, visibility,
-            user_srs.path if user_srs else None, _task(onnx_model, meta), what="compile")
+            user_srs.path if user_srs else None, _task(onnx_model, meta), batch, what="compile")
         atomic_write_json(ws.path("compiles", f"{key}.json"), {"circuit_id": pkg.circuit_id})
     timings["total"] = round(time.perf_counter() - started, 3)
     return _result(pkg, False, timings)
+
+
+def _check_batch(batch: int, model: OnnxModel, visibility: dict) -> None:
+    if not isinstance(batch, int) or batch < 1:
+        raise UsageError(f"--batch must be a whole number >= 1, not {batch}")
+    if batch == 1:
+        return
+    if model.batch_axis is None:
+        raise UsageError(
+            f"{model.path} has a fixed batch dimension ({model.input_shape[0]}), so it can't be "
+            "compiled with --batch — export it with a symbolic one: torch.onnx.export(..., "
+            "dynamic_axes={'input': {0: 'batch_size'}, 'output': {0: 'batch_size'}})"
+        )
+    if model.input_shape[0] != 1:
+        raise UsageError(f"{model.path}: a batch circuit needs one inference per batch row")
+    if len(model.output_shapes) > 1:
+        raise UsageError(f"{model.path} has {len(model.output_shapes)} outputs; --batch supports "
+                         "models with one output tensor")
+    if visibility["output"] != "public":
+        raise UsageError("--batch needs --output-visibility public: each inference's token "
+                         "records its own outputs, which one hash of the batch would hide")
 
 
 def _cached(ws: Workspace, key: str) -> CircuitPackage | None:
@@ -170,7 +196,8 @@ def _result(pkg: CircuitPackage, cached: bool, timings: dict) -> CompileResult:
 
 
 def _compile_job(ws_root: str, onnx_path: str, samples: np.ndarray, target: str,
-                 visibility: dict, srs_path: str | None, task: str) -> tuple[CircuitPackage, dict]:
+                 visibility: dict, srs_path: str | None, task: str, batch: int
+                 ) -> tuple[CircuitPackage, dict]:
     """Runs in a child process: calibrate, compile, SRS, setup. Returns the saved package."""
     ws = Workspace(Path(ws_root))
     model = load_onnx(onnx_path)
@@ -178,10 +205,12 @@ def _compile_job(ws_root: str, onnx_path: str, samples: np.ndarray, target: str,
     scratch = Path(tempfile.mkdtemp(prefix=".tmp-compile-", dir=ws.ensure("circuits")))
     try:
         calib_file = scratch / "calibration.json"
-        calib_file.write_text(json.dumps({"input_data": [samples.ravel().tolist()]}))
+        # ezkl calibrates whole batches: pad the data to a multiple of the batch size
+        padded = np.concatenate([c.items for c in calibrate.batches(samples, batch)])
+        calib_file.write_text(json.dumps({"input_data": [padded.ravel().tolist()]}))
         with progress.step("choose settings") as t:
             chosen, report = calibrate.choose(target, model, calib_file, samples, task, visibility,
-                                              scratch)
+                                              scratch, batch=batch)
         timings["settings"] = t["seconds"]
         settings = chosen.settings
         logrows = settings["run_args"]["logrows"]
@@ -192,21 +221,22 @@ def _compile_job(ws_root: str, onnx_path: str, samples: np.ndarray, target: str,
             "model": model.model_id,
             "settings": package.settings_digest_source(settings),
             "srs": srs.sha256,
-        }))
+        }))  # the settings hold ezkl's variables, so the batch size too
         dest = ws.path("circuits", circuit_id)
         # Two compile options can choose the same circuit: one setup, under a lock.
         with ws.lock(f"circuit-{circuit_id[:32]}"):
             if (dest / "package.json").is_file():
                 return package.load(ws, circuit_id), timings | {"setup": 0.0, "reused_keys": True}
             pkg = _setup(dest, model, chosen, report, samples, target, visibility, task, srs,
-                         circuit_id, timings)
+                         circuit_id, timings, batch)
         return pkg, timings
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _setup(dest: Path, model: OnnxModel, chosen, report: dict, samples: np.ndarray,
-           target: str, visibility: dict, task: str, srs, circuit_id: str, timings: dict) -> CircuitPackage:
+           target: str, visibility: dict, task: str, srs, circuit_id: str, timings: dict,
+           batch: int) -> CircuitPackage:
     """Copy the chosen circuit into place, run setup, and write package.json last."""
     import ezkl
 
@@ -239,6 +269,7 @@ def _setup(dest: Path, model: OnnxModel, chosen, report: dict, samples: np.ndarr
         pk_bytes=(dest / "pk.key").stat().st_size, vk_bytes=(dest / "vk.key").stat().st_size,
         quantization=chosen.quality or {}, calibration_report=report,
         digests={name: sha256_file(dest / name) for name in package.DIGESTED},
+        batch_size=batch,
     )
     pkg.save()
     return pkg

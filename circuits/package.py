@@ -40,6 +40,7 @@ class CircuitPackage:
     quantization: dict = field(default_factory=dict)
     calibration_report: dict = field(default_factory=dict)
     digests: dict = field(default_factory=dict)  # sha256 of the small artifacts, checked on load
+    batch_size: int = 1  # inferences per proof; input_shape and output_shapes are per inference
 
     @property
     def path(self) -> Path:
@@ -67,9 +68,13 @@ class CircuitPackage:
 
     def instance_layout(self) -> dict:
         """Where inputs and outputs sit among the public instances. ezkl's order: input hash,
-        param hash, public inputs, public outputs (or their hash)."""
+        param hash, public inputs, public outputs (or their hash). Counts are per inference:
+        item i of a batch starts at start + i * count (a hashed input is one hash for all)."""
         n_in = math.prod(self.input_shape)
         n_out = sum(math.prod(s) for s in self.output_shapes)
+        if self.batch_size > 1 and len(self.output_shapes) > 1:
+            # ezkl lays out each output tensor whole; per-item slices would interleave
+            raise WorkspaceError("batch circuits with several output tensors are not supported")
         vis = self.visibility
         pos = 1 if vis["input"] == "hashed" else 0
         pos += 1 if vis["param"] == "hashed" else 0
@@ -77,12 +82,16 @@ class CircuitPackage:
             inp = (0, 1)
         elif vis["input"] == "public":
             inp = (pos, n_in)
-            pos += n_in
+            pos += n_in * self.batch_size
         else:  # private: the proof commits to nothing about the input
             inp = (pos, 0)
         return {"inputStart": inp[0], "inputCount": inp[1], "outputStart": pos,
                 "outputCount": n_out if vis["output"] == "public" else 1,
-                "inputHashed": vis["input"] == "hashed"}
+                "inputHashed": vis["input"] == "hashed", "batchSize": self.batch_size}
+
+    def instance_count(self) -> int:
+        layout = self.instance_layout()
+        return layout["outputStart"] + layout["outputCount"] * self.batch_size
 
     def save(self) -> None:
         atomic_write_json(self.path / "package.json", asdict(self))

@@ -16,6 +16,10 @@ contract ModelRegistry {
         bytes32 onnxHash;
         bytes32 vkHash;
         // Where the input and output instances sit in the verifier's public instance vector.
+        // A batch proof holds `batchSize` inferences: item i's inputs start at
+        // inputStart + i * inputCount (one shared hash when inputHashed), its outputs at
+        // outputStart + i * outputCount.
+        uint32 batchSize;
         uint32 inputStart;
         uint32 inputCount;
         uint32 outputStart;
@@ -32,6 +36,7 @@ contract ModelRegistry {
         bytes32 vkHash;
         address verifier;
         uint96 royaltyBps;
+        uint32 batchSize;
         uint32 inputStart;
         uint32 inputCount;
         uint32 outputStart;
@@ -50,6 +55,7 @@ contract ModelRegistry {
     error ModelRegistryAlreadyRegistered(bytes32 circuitHash);
     error ModelRegistryUnknownModel(bytes32 circuitHash);
     error ModelRegistryInvalidRoyalty(uint96 royaltyBps);
+    error ModelRegistryInvalidBatchSize(uint32 batchSize);
     error ModelRegistryNoVerifierCode(address verifier);
     error ModelRegistryProofRejected(bytes32 circuitHash);
     error ModelRegistryWrongVka(bytes32 circuitHash, bytes32 expected, bytes32 given);
@@ -57,17 +63,19 @@ contract ModelRegistry {
     /// @notice Register a model; the caller becomes its owner.
     /// Requirements:
     /// - the circuit is not registered yet;
-    /// - `verifier` holds code; `royaltyBps` <= 10000.
+    /// - `verifier` holds code; `royaltyBps` <= 10000; `batchSize` >= 1.
     function registerModel(Registration calldata r) external {
         if (_models[r.circuitHash].verifier != address(0)) revert ModelRegistryAlreadyRegistered(r.circuitHash);
         if (r.royaltyBps > 10_000) revert ModelRegistryInvalidRoyalty(r.royaltyBps);
         if (r.verifier.code.length == 0) revert ModelRegistryNoVerifierCode(r.verifier);
+        if (r.batchSize == 0) revert ModelRegistryInvalidBatchSize(r.batchSize);
         _models[r.circuitHash] = Model({
             owner: msg.sender,
             verifier: r.verifier,
             royaltyBps: r.royaltyBps,
             onnxHash: r.onnxHash,
             vkHash: r.vkHash,
+            batchSize: r.batchSize,
             inputStart: r.inputStart,
             inputCount: r.inputCount,
             outputStart: r.outputStart,

@@ -16,6 +16,7 @@ from .onnx_model import MAX_OPSET, load_onnx
 from .zoo import ZOO
 
 CALIBRATION_SAMPLES = 64
+BATCH_AXIS = "batch_size"  # the symbolic batch dimension: `compile --batch N` sets it (ezkl variables)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,17 @@ def ezkl_input(samples: np.ndarray) -> dict:
     return {"input_data": [np.asarray(samples, dtype=np.float64).ravel().round(6).tolist()]}
 
 
+def _static_output_dims(onnx_bytes: bytes, shape) -> bytes:
+    """Pin the output's non-batch dims: the tracer leaves those after a Reshape symbolic."""
+    import onnx
+
+    proto = onnx.load_model_from_string(onnx_bytes)
+    for dim, size in zip(list(proto.graph.output[0].type.tensor_type.shape.dim)[1:], shape[1:]):
+        dim.Clear()
+        dim.dim_value = int(size)
+    return proto.SerializeToString()
+
+
 def export(name: str, out: str | Path) -> ExportResult:
     """Train zoo model ``name`` (seconds, deterministic) and export it into folder ``out``."""
     import torch
@@ -65,8 +77,11 @@ def export(name: str, out: str | Path) -> ExportResult:
     sample = torch.from_numpy(trained.data.x_test[:1].reshape(entry.input_shape))
     buf = io.BytesIO()
     torch.onnx.export(trained.module, (sample,), buf, opset_version=MAX_OPSET, dynamo=False,
-                      input_names=["input"], output_names=["output"], do_constant_folding=True)
-    onnx_path = atomic_write_bytes(out / "model.onnx", buf.getvalue())
+                      input_names=["input"], output_names=["output"], do_constant_folding=True,
+                      dynamic_axes={"input": {0: BATCH_AXIS}, "output": {0: BATCH_AXIS}})
+    with torch.no_grad():
+        sample_out = trained.module(sample)
+    onnx_path = atomic_write_bytes(out / "model.onnx", _static_output_dims(buf.getvalue(), sample_out.shape))
     model = load_onnx(onnx_path)  # runs onnx.checker, the same path as any user model
 
     held_out = trained.data.x_test[:CALIBRATION_SAMPLES]

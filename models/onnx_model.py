@@ -25,14 +25,15 @@ class OnnxModel:
     output_shapes: tuple[tuple[int, ...], ...]
     opset: int
     op_types: tuple[str, ...]
-
-    @property
-    def model_id(self) -> str:
-        return sha256_bytes(self.data)
+    batch_axis: str | None = None  # name of a symbolic leading input dim: batch proofs set it
 
     @property
     def input_size(self) -> int:
         return int(np.prod(self.input_shape))
+
+    @property
+    def model_id(self) -> str:
+        return sha256_bytes(self.data)
 
     @cached_property
     def _session(self):
@@ -118,7 +119,15 @@ def load_onnx(path: str | Path) -> OnnxModel:
         output_shapes=tuple(_static_shape(o, "output") for o in proto.graph.output),
         opset=opset,
         op_types=tuple(sorted({n.op_type for n in proto.graph.node})),
+        batch_axis=_batch_axis(inputs[0]),
     )
+
+
+def _batch_axis(value_info) -> str | None:
+    dims = value_info.type.tensor_type.shape.dim
+    if not dims or dims[0].HasField("dim_value"):
+        return None
+    return dims[0].dim_param or None
 
 
 def check_input(model_input_shape: tuple[int, ...], x: np.ndarray, where: str) -> np.ndarray:

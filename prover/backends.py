@@ -10,7 +10,7 @@
   node-local cache once (under a file lock) and its tasks read it from there, so nothing is
   shipped per input.
 
-Both return one result per input, in input order: ``{"index", "bundle"}`` or
+Both return one result per job (an input, or a batch of them), in job order: ``{"index", "bundle"}`` or
 ``{"index", "error", "type"}``, plus per-worker memory figures.
 """
 
@@ -43,8 +43,9 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def prove_slice(pkg: CircuitPackage, inputs: np.ndarray, indices: list[int]) -> dict:
-    """Prove some inputs in this process; a failed input is reported and the rest go on."""
+def prove_slice(pkg: CircuitPackage, inputs: np.ndarray, indices: list[int], padding: list[int]) -> dict:
+    """Prove some jobs in this process; a failed job is reported and the rest go on. A job is
+    one input, or for a batch circuit one batch of inputs whose last ``padding`` are padding."""
     from proofmint.models.onnx_model import load_onnx
 
     from .prove import prove_one
@@ -54,9 +55,10 @@ def prove_slice(pkg: CircuitPackage, inputs: np.ndarray, indices: list[int]) -> 
     threads = int(os.environ.get("RAYON_NUM_THREADS", "1"))
     results = []
     try:
-        for i, x in zip(indices, inputs):
+        for i, x, pad in zip(indices, inputs, padding):
             try:
-                results.append({"index": i, "bundle": prove_one(pkg, model, x, work, threads).to_dict()})
+                bundle = prove_one(pkg, model, x, work, threads, padding=pad)
+                results.append({"index": i, "bundle": bundle.to_dict()})
             except ProofmintError as exc:
                 results.append({"index": i, "error": str(exc), "type": type(exc).__name__})
             progress.advance("prove")
@@ -68,8 +70,9 @@ def prove_slice(pkg: CircuitPackage, inputs: np.ndarray, indices: list[int]) -> 
 class Backend(Protocol):
     name: str
 
-    def run(self, pkg: CircuitPackage, inputs: np.ndarray) -> tuple[list[dict], list[dict]]:
-        """(one result per input in input order, one memory/throughput record per worker)."""
+    def run(self, pkg: CircuitPackage, inputs: np.ndarray, padding: list[int]
+            ) -> tuple[list[dict], list[dict]]:
+        """(one result per job in job order, one memory/throughput record per worker)."""
 
 
 class LocalBackend:
@@ -81,13 +84,14 @@ class LocalBackend:
         self.workers = workers
         self.threads = threads_per_worker(workers, threads)
 
-    def run(self, pkg, inputs):
+    def run(self, pkg, inputs, padding):
         k = min(self.workers, len(inputs))
         slices = [list(range(w, len(inputs), k)) for w in range(k)]
         env = {"RAYON_NUM_THREADS": str(self.threads)}
 
         def work(idx: list[int]) -> dict:
-            return run_in_child(prove_slice, pkg, inputs[idx], idx, env=env, what="prove")
+            return run_in_child(prove_slice, pkg, inputs[idx], idx, [padding[i] for i in idx], env=env,
+                                what="prove")
 
         with ThreadPoolExecutor(k) as pool:
             done = list(pool.map(work, slices))
@@ -114,10 +118,11 @@ def _node_package(pkg: CircuitPackage, files_ref, srs_ref) -> CircuitPackage:
     return replace(pkg, dir=str(root), srs_path=str(root / "srs.bin"))
 
 
-def _ray_task(pkg: CircuitPackage, refs: list, x: np.ndarray, index: int, threads: int) -> dict:
+def _ray_task(pkg: CircuitPackage, refs: list, x: np.ndarray, index: int, padding: int,
+              threads: int) -> dict:
     os.environ["RAYON_NUM_THREADS"] = str(threads)
     local = _node_package(pkg, refs[0], refs[1])
-    out = prove_slice(local, x[None], [index])
+    out = prove_slice(local, x[None], [index], [padding])
     return {"result": out["results"][0], "peak_rss_mb": out["peak_rss_mb"], "pid": out["pid"],
             "node": os.uname().nodename}
 
@@ -129,7 +134,7 @@ class RayBackend:
         self.address = address
         self.threads = threads or 1
 
-    def run(self, pkg, inputs):
+    def run(self, pkg, inputs, padding):
         try:
             import ray
         except ImportError:
@@ -143,7 +148,8 @@ class RayBackend:
             refs = [ray.put({n: (pkg.path / n).read_bytes() for n in PACKAGE_FILES}),
                     ray.put(Path(pkg.srs_path).read_bytes())]
             task = ray.remote(num_cpus=self.threads)(_ray_task)
-            pending = {task.remote(pkg, refs, x, i, self.threads): i for i, x in enumerate(inputs)}
+            pending = {task.remote(pkg, refs, x, i, padding[i], self.threads): i
+                       for i, x in enumerate(inputs)}
             outs = []
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)

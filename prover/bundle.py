@@ -20,15 +20,22 @@ class ProofBundle:
     srs_sha256: str
     visibility: dict
     input_shape: list[int]
-    input: list[float] | None  # None when the input is private
-    outputs: list[list[float]]  # decoded circuit outputs, one flat list per model output
-    reference_outputs: list[list[float]]  # onnxruntime on the same input
+    input: list[float] | None  # None when the input is private; a batch's inputs back to back
+    outputs: list[list[float]]  # decoded circuit outputs, one flat list per model output (whole batch)
+    reference_outputs: list[list[float]]  # onnxruntime on the same input(s)
     max_abs_diff: float
     argmax_agrees: bool | None
     ezkl_proof: dict  # ezkl's proof.json: proof bytes, instances, ...
     timings: dict = field(default_factory=dict)
     prover: dict = field(default_factory=dict)
     format: str = FORMAT
+    batch_size: int = 1  # inferences in the proof
+    padding: int = 0  # the last ``padding`` of them pad a partial batch: not real inferences
+
+    @property
+    def count(self) -> int:
+        """Real inferences in the proof."""
+        return self.batch_size - self.padding
 
     @property
     def instances(self) -> list[str]:
@@ -59,7 +66,7 @@ def load_bundle(path: str | Path) -> ProofBundle:
         raise InvalidInputError(f"{path} is not a proofmint proof bundle (format is not {FORMAT}) "
                                 "— pass a file written by `proofmint prove`")
     names = {f.name for f in fields(ProofBundle)}
-    missing = names - set(data) - {"timings", "prover"}
+    missing = names - set(data) - {"timings", "prover", "batch_size", "padding"}
     if missing:
         raise InvalidInputError(f"proof bundle {path} lacks {', '.join(sorted(missing))}")
     _check_types(data, path)
@@ -92,5 +99,10 @@ def _check_types(d: dict, path: Path) -> None:
             isinstance(g, list) and all(isinstance(f, str) and len(f) == 64 for f in g)
             for g in proof["instances"]):
         problems.append("ezkl_proof.instances is not a list of lists of 64-hex-digit field elements")
+    batch, padding = d.get("batch_size", 1), d.get("padding", 0)
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        problems.append("batch_size is not a whole number >= 1")
+    elif not isinstance(padding, int) or isinstance(padding, bool) or not 0 <= padding < batch:
+        problems.append("padding is not a whole number from 0 to batch_size - 1")
     if problems:
         raise InvalidInputError(f"proof bundle {path} was edited or damaged: {'; '.join(problems)}")

@@ -7,6 +7,7 @@ writes nothing.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +95,22 @@ def check_range(x: np.ndarray, input_range: list[float], where: str) -> None:
             f"(accepted: [{allowed[0]:g}, {allowed[1]:g}]); its witness would be unprovable — "
             "recompile with --calibration data that covers such inputs"
         )
+
+
+@dataclass
+class Chunk:
+    items: np.ndarray  # exactly ``batch`` inputs
+    real: int  # the first ``real`` are inputs; the rest repeat the last one as padding
+
+
+def batches(inputs: np.ndarray, batch: int) -> list[Chunk]:
+    """Inputs in groups of ``batch``; a short last group is padded with copies of its last input
+    (always in the calibrated range, unlike zeros)."""
+    out = []
+    for start in range(0, len(inputs), batch):
+        items = inputs[start:start + batch]
+        real = len(items)
+        if real < batch:
+            items = np.concatenate([items, np.repeat(items[-1:], batch - real, axis=0)])
+        out.append(Chunk(items, real))
+    return out

@@ -24,7 +24,7 @@ from proofmint.store import Workspace
 from . import witness as witness_mod
 from .bundle import ProofBundle
 from .backends import make_backend
-from .inputs import check_range, read_inputs
+from .inputs import batches, check_range, read_inputs
 
 
 @dataclass
@@ -36,6 +36,7 @@ class ProveResult:
     backend: str = "local"
     workers: list[dict] = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    batches: list[dict] = field(default_factory=list)  # batch circuits: inputs and padding per bundle
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,7 +53,7 @@ def resolve_circuit(circuit: str | Path, workspace: str | Path | None) -> Circui
 
 
 def output_paths(out: str | Path | None, count: int) -> list[Path]:
-    """One bundle per input: ``out`` itself for one input, ``stem-0000.json``... for several."""
+    """One bundle per proof: ``out`` itself for one, ``stem-0000.json``... for several."""
     base = Path(out) if out else Path("proof.json")
     if count == 1:
         return [base]
@@ -63,7 +64,8 @@ def output_paths(out: str | Path | None, count: int) -> list[Path]:
 def prove(circuit: str | Path, input: str | Path, out: str | Path | None = None,
           workspace: str | Path | None = None, threads: int | None = None, workers: int = 1,
           backend: str = "local", address: str | None = None) -> ProveResult:
-    """Prove every input in ``input`` against ``circuit``; one bundle per input, in input order.
+    """Prove every input in ``input`` against ``circuit``; one bundle per input, in input order
+    (for a batch circuit, one bundle per ``batch_size`` inputs, the last batch padded).
 
     ``workers``: parallel prover processes on this machine; ``backend="ray"`` (with ``address``
     of a cluster, or none for a local Ray) runs the same job on Ray. Prover threads default to
@@ -73,7 +75,6 @@ def prove(circuit: str | Path, input: str | Path, out: str | Path | None = None,
     engine = make_backend(backend, workers, threads, address)
     pkg = resolve_circuit(circuit, workspace)
     inputs = read_inputs(input, pkg.input_shape)  # a malformed file fails here, whole
-    paths = output_paths(out, len(inputs))
     failures, todo = [], []
     for i, x in enumerate(inputs):
         try:
@@ -84,26 +85,37 @@ def prove(circuit: str | Path, input: str | Path, out: str | Path | None = None,
                 raise
             # In a stream, an unprovable input is reported and the others are proven.
             failures.append({"index": i, "error": str(exc), "type": type(exc).__name__})
+    # A job is one input, or one batch of inputs (the last padded) for a batch circuit.
+    groups = [todo[i:i + pkg.batch_size] for i in range(0, len(todo), pkg.batch_size)]
+    chunks = batches(np.stack([inputs[i] for i in todo]), pkg.batch_size) if todo else []
+    jobs = np.stack([c.items if pkg.batch_size > 1 else c.items[0] for c in chunks]) if chunks else None
+    padding = [pkg.batch_size - c.real for c in chunks]
+    paths = output_paths(out, len(inputs) if pkg.batch_size == 1 else len(groups))
     results, worker_stats = [], []
-    if todo:
-        with progress.step("prove", total=len(todo)):
-            results, worker_stats = engine.run(pkg, np.stack([inputs[i] for i in todo]))
-    bundles = []
+    if chunks:
+        with progress.step("prove", total=len(chunks)):
+            results, worker_stats = engine.run(pkg, jobs, padding)
+    bundles, batch_info = [], []
     for r in results:
-        index = todo[r["index"]]
+        group = groups[r["index"]]
+        path = paths[group[0] if pkg.batch_size == 1 else r["index"]]
         if "bundle" in r:
-            ProofBundle(**r["bundle"]).save(paths[index])
-            bundles.append(str(paths[index]))
+            ProofBundle(**r["bundle"]).save(path)
+            bundles.append(str(path))
+            if pkg.batch_size > 1:
+                batch_info.append({"bundle": str(path), "inputs": group, "padding": padding[r["index"]]})
         else:
-            failures.append({"index": index, "error": r["error"], "type": r["type"]})
+            failures.extend({"index": i, "error": r["error"], "type": r["type"]} for i in group)
     failures.sort(key=lambda f: f["index"])
     warning = "development SRS (not secure)" if pkg.srs_kind == "development" else None
     return ProveResult(pkg.circuit_id, bundles, failures, warning, engine.name, worker_stats,
-                       {"total": round(time.perf_counter() - started, 3)})
+                       {"total": round(time.perf_counter() - started, 3)}, batch_info)
 
 
-def prove_one(pkg: CircuitPackage, model, x: np.ndarray, work: Path, threads: int) -> ProofBundle:
-    """Witness + proof + reference run for one input (in the calling process)."""
+def prove_one(pkg: CircuitPackage, model, x: np.ndarray, work: Path, threads: int,
+              padding: int = 0) -> ProofBundle:
+    """Witness + proof + reference run for one input, or one batch of ``pkg.batch_size``
+    inputs (stacked, the last ``padding`` of them padding), in the calling process."""
     import ezkl
 
     t0 = time.perf_counter()
@@ -118,9 +130,13 @@ def prove_one(pkg: CircuitPackage, model, x: np.ndarray, work: Path, threads: in
                            "circuit was calibrated on") from None
     t2 = time.perf_counter()
     outputs = witness_mod.decode_outputs(w, pkg.output_scales)
-    reference = [o.ravel() for o in model.run(x)]
+    items = x.reshape(pkg.batch_size, -1)
+    per_item = [model.run(item) for item in items]
+    reference = [np.concatenate([r[k].ravel() for r in per_item]) for k in range(len(outputs))]
     t3 = time.perf_counter()
-    flat_out, flat_ref = np.concatenate(outputs), np.concatenate(reference)
+    real = pkg.batch_size - padding
+    got = witness_mod.split_items(outputs, pkg.batch_size)[:real]
+    want = witness_mod.split_items(reference, pkg.batch_size)[:real]
     ezkl_proof = json.loads(proof_path.read_text())
     ezkl_proof.pop("pretty_public_inputs", None)  # derivable; keeps bundles small
     return ProofBundle(
@@ -128,13 +144,14 @@ def prove_one(pkg: CircuitPackage, model, x: np.ndarray, work: Path, threads: in
         srs_sha256=pkg.srs_sha256, visibility=pkg.visibility, input_shape=pkg.input_shape,
         input=None if pkg.visibility["input"] == "private" else x.ravel().tolist(),
         outputs=[o.tolist() for o in outputs], reference_outputs=[r.tolist() for r in reference],
-        max_abs_diff=float(np.abs(flat_out - flat_ref).max()),
-        argmax_agrees=bool(flat_out.argmax() == flat_ref.argmax())
+        max_abs_diff=float(max(np.abs(g - r).max() for g, r in zip(got, want))),
+        argmax_agrees=all(bool(g.argmax() == r.argmax()) for g, r in zip(got, want))
         if pkg.task == "classification" else None,
         ezkl_proof=ezkl_proof,
         timings={"witness": round(t1 - t0, 3), "prove": round(t2 - t1, 3),
                  "reference": round(t3 - t2, 3)},
         prover={"backend": "ezkl-cpu", "threads": threads, "ezkl": ezkl_version()},
+        batch_size=pkg.batch_size, padding=padding,
     )
 
 

@@ -25,9 +25,16 @@ def decode_outputs(witness: dict, output_scales: list[int]) -> list[np.ndarray]:
     ]
 
 
+def split_items(outputs: list[np.ndarray], batch: int) -> list[np.ndarray]:
+    """A batch circuit's flat outputs as one concatenated output vector per item."""
+    per_tensor = [o.reshape(batch, -1) for o in outputs]
+    return [np.concatenate([t[i] for t in per_tensor]) for i in range(batch)]
+
+
 def generate(compiled: Path, x: np.ndarray, work_dir: Path, stem: str = "witness",
              vk: Path | None = None, srs: Path | None = None) -> tuple[Path, dict]:
-    """Run the quantized model on one input; returns the witness path and its contents.
+    """Run the quantized model on one input (or one batch of them, stacked); returns the witness
+    path and its contents.
 
     ``vk``/``srs`` are needed only when inputs or outputs are hashed or committed.
     """

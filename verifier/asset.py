@@ -33,13 +33,14 @@ from .local import ezkl_verify
 
 @dataclass
 class MintResult:
-    token_id: int
+    token_id: int  # the first token; a batch proof mints token_ids, consecutive, in one tx
     tx_hash: str
     gas_used: dict
     chain_id: int
     circuit_id: str
     input_commitment: str
     owner: str
+    token_ids: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,19 +52,30 @@ def evm_instances(bundle: ProofBundle) -> list[int]:
     return [int(ezkl.felt_to_big_endian(f), 16) for f in bundle.instances]
 
 
-def input_commitment(bundle: ProofBundle, pkg: CircuitPackage) -> bytes:
-    """The commitment to the input the bundle *claims*, computed the way the token computes it
-    from the proven instances; a bundle whose input was edited gets a different one."""
+def item_commitments(bundle: ProofBundle, pkg: CircuitPackage) -> list[bytes]:
+    """Each real inference's commitment to the input the bundle *claims*, computed the way the
+    token computes it from the proven instances; a bundle whose input was edited gets others."""
     import ezkl
-    layout = pkg.instance_layout()
+    from eth_abi import encode
+
     if bundle.input is None:  # private input: the proof commits to nothing about it
-        return keccak(b"")
+        return [keccak(b"")] * bundle.count
     felts = [ezkl.float_to_felt(float(v), pkg.input_scale, ezkl.PyInputType.F32) for v in bundle.input]
-    if layout["inputHashed"]:
-        digest = ezkl.poseidon_hash(felts)[0]
-        return int(ezkl.felt_to_big_endian(digest), 16).to_bytes(32, "big")
-    words = b"".join(int(ezkl.felt_to_big_endian(f), 16).to_bytes(32, "big") for f in felts)
-    return keccak(words)
+    if pkg.visibility["input"] == "hashed":
+        digest = int(ezkl.felt_to_big_endian(ezkl.poseidon_hash(felts)[0]), 16).to_bytes(32, "big")
+        if pkg.batch_size == 1:
+            return [digest]
+        return [keccak(encode(["bytes32", "uint256"], [digest, i])) for i in range(bundle.count)]
+    words = [int(ezkl.felt_to_big_endian(f), 16).to_bytes(32, "big") for f in felts]
+    n = len(words) // pkg.batch_size
+    return [keccak(b"".join(words[i * n:(i + 1) * n])) for i in range(bundle.count)]
+
+
+def input_commitment(bundle: ProofBundle, pkg: CircuitPackage) -> bytes:
+    """What a mint request claims: the input's commitment, or for a batch proof keccak256 of
+    its real inferences' commitments."""
+    items = item_commitments(bundle, pkg)
+    return items[0] if pkg.batch_size == 1 else keccak(b"".join(items))
 
 
 def _asset_store(ws: Workspace, proof_hash: str, inference_id: str) -> Path:
@@ -117,27 +129,31 @@ def mint(proof: str | Path, to: str | None = None, parent: int = 0, proof_uri: s
             return _recover_or_refuse(c, token, abi, existing, bundle, store, commitment)
         salt = os.urandom(32)
         request = (circuit_hash, to or c.address, parent, commitment, salt,
-                   proof_uri or f"proofmint://{store.stem}")
+                   proof_uri or f"proofmint://{store.stem}", bundle.count)
         vka = evm.vka_for(pkg, dep["verifiers"][bundle.circuit_id])
         mint_fn = token.functions.mint(request, proof_bytes, instances, vka)
         with progress.step("commit"):
             c1 = c.transact(token.functions.commit(
                 token.functions.commitmentFor(c.address, inference_id, salt).call()), abi)
         failpoint("mint:after-commit")
-        with progress.step("mint (verify proof on-chain)"):
+        what = f"mint {bundle.count} tokens" if bundle.count > 1 else "mint"
+        with progress.step(f"{what} (verify proof on-chain)"):
             r = c.transact(mint_fn, abi)
         failpoint("mint:before-record")
-        token_id = token.events.Minted().process_receipt(r, errors=DISCARD)[0]["args"]["tokenId"]
-        result = MintResult(token_id, "0x" + bytes(r["transactionHash"]).hex(),
+        ids = [e["args"]["tokenId"] for e in token.events.Minted().process_receipt(r, errors=DISCARD)]
+        result = MintResult(ids[0], "0x" + bytes(r["transactionHash"]).hex(),
                             {"commit": c1["gasUsed"], "mint": r["gasUsed"]}, c.chain_id,
-                            bundle.circuit_id, "0x" + commitment.hex(), request[1])
+                            bundle.circuit_id, "0x" + commitment.hex(), request[1], ids)
         _write_record(c, result, store)
         return result
 
 
 def _write_record(c: chain_mod.Chain, result: MintResult, store: Path) -> None:
-    atomic_write_json(c.records("assets", f"{result.token_id}.json"),
-                      result.to_dict() | {"bundle": str(store), "recorded_at": time.time()})
+    """One local record per token (its index in the batch is its place in token_ids)."""
+    for token_id in result.token_ids:
+        atomic_write_json(c.records("assets", f"{token_id}.json"),
+                          result.to_dict() | {"token_id": token_id, "bundle": str(store),
+                                              "recorded_at": time.time()})
 
 
 def _recover_or_refuse(c, token, abi, token_id: int, bundle, store: Path, commitment: bytes):
@@ -153,7 +169,8 @@ def _recover_or_refuse(c, token, abi, token_id: int, bundle, store: Path, commit
     progress.note(f"token {token_id} was minted by you but not recorded locally (interrupted run): "
                   "recording it now")
     result = MintResult(token_id, "", {}, c.chain_id, bundle.circuit_id, "0x" + commitment.hex(),
-                        token.functions.ownerOf(token_id).call())
+                        token.functions.ownerOf(token_id).call(),
+                        list(range(token_id, token_id + rec["batchCount"])))
     _write_record(c, result, store)
     return result
 
@@ -161,7 +178,7 @@ def _recover_or_refuse(c, token, abi, token_id: int, bundle, store: Path, commit
 def _token_record(token, token_id: int, abi: list, c: chain_mod.Chain) -> dict:
     rec = c.call(token.functions.record(token_id), abi)
     names = ["circuitHash", "inferenceId", "inputCommitment", "outputsHash", "proofHash", "creator",
-             "mintedAt", "parent", "proofURI"]
+             "mintedAt", "parent", "proofURI", "batchIndex", "batchCount"]
     return {n: ("0x" + v.hex() if isinstance(v, bytes) else v) for n, v in zip(names, rec)}
 
 
@@ -210,8 +227,9 @@ def verify_asset(token_id: int, rpc_url: str | None = None,
         proof_bytes = bytes(bundle.ezkl_proof["proof"])
         instances = evm_instances(bundle)
         layout = pkg.instance_layout()
-        outputs = b"".join(v.to_bytes(32, "big") for v in
-                           instances[layout["outputStart"]:layout["outputStart"] + layout["outputCount"]])
+        index = rec["batchIndex"]
+        start = layout["outputStart"] + index * layout["outputCount"]
+        outputs = b"".join(v.to_bytes(32, "big") for v in instances[start:start + layout["outputCount"]])
         check("bundle matches record",
               "0x" + keccak(proof_bytes).hex() == rec["proofHash"]
               and rec["circuitHash"] == "0x" + bundle.circuit_id
@@ -222,19 +240,21 @@ def verify_asset(token_id: int, rpc_url: str | None = None,
         prompt = encode(["bytes32", "bytes32"], [bytes.fromhex(bundle.circuit_id),
                                                  bytes.fromhex(rec["inputCommitment"][2:])])
         vka = evm.vka_for(pkg, dep["verifiers"].get(bundle.circuit_id, {}))
-        packed = encode(["bytes", "uint256[]", "bytes32[]"], [proof_bytes, instances, vka])
+        packed = encode(["bytes", "uint256[]", "bytes32[]", "uint256"], [proof_bytes, instances, vka, index])
         onchain = token.functions.verify(prompt, outputs, packed).call()
         check("on-chain verify", onchain, "ERC-7007 verify() via the registered EZKL verifier")
     ok, reason = ezkl_verify(bundle, pkg)
     check("local verify", ok, reason)
-    claimed = input_commitment(bundle, pkg)
-    check("input commitment", "0x" + claimed.hex() == rec["inputCommitment"],
+    claimed = item_commitments(bundle, pkg)
+    check("input commitment", index < len(claimed) and "0x" + claimed[index].hex() == rec["inputCommitment"],
           "the bundle's input commits to the recorded input commitment")
     if bundle.input is not None:
         from proofmint.models.onnx_model import load_onnx
+        from proofmint.prover.witness import split_items
 
-        ref = np.concatenate([o.ravel() for o in load_onnx(pkg.onnx).run(np.array(bundle.input))])
-        out = np.concatenate([np.asarray(o) for o in bundle.outputs])
+        item = np.array(bundle.input).reshape(pkg.batch_size, -1)[index]
+        ref = np.concatenate([o.ravel() for o in load_onnx(pkg.onnx).run(item)])
+        out = split_items([np.asarray(o) for o in bundle.outputs], pkg.batch_size)[index]
         diff = float(np.abs(ref - out).max())
         tol = max(2 * pkg.quantization.get("max_abs_error", 0.0), 1e-6)
         check("re-run model", diff <= tol,

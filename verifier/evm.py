@@ -209,7 +209,7 @@ def deploy(circuit: str, reusable: bool = False, royalty_bps: int = DEFAULT_ROYA
             layout = pkg.instance_layout()
             reg = (circuit_hash, bytes.fromhex(pkg.model_id),
                    bytes.fromhex(sha256_bytes(pkg.vk.read_bytes())), addr, royalty_bps,
-                   layout["inputStart"], layout["inputCount"], layout["outputStart"],
+                   layout["batchSize"], layout["inputStart"], layout["inputCount"], layout["outputStart"],
                    layout["outputCount"], layout["inputHashed"], vka_digest(art["vka"]),
                    metadata_uri, license_uri)
             with progress.step("register model"):

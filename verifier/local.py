@@ -73,18 +73,18 @@ def _claims_match(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple
     """What the bundle says beside the proof must be what the proof proves."""
     import ezkl
 
-    for name in ("model_id", "visibility", "input_shape", "srs_sha256"):
+    for name in ("model_id", "visibility", "input_shape", "srs_sha256", "batch_size"):
         if getattr(bundle, name) != getattr(pkg, name):
             return False, f"bundle's {name} does not match circuit {pkg.circuit_id[:16]}"
     layout = pkg.instance_layout()
     instances = bundle.instances
-    if len(instances) != layout["outputStart"] + layout["outputCount"]:
+    if len(instances) != pkg.instance_count():
         return False, (f"bundle has {len(instances)} instances; circuit {pkg.circuit_id[:16]} has "
-                       f"{layout['outputStart'] + layout['outputCount']}")
+                       f"{pkg.instance_count()}")
     if pkg.visibility["input"] == "public":
         claimed = [_uint(ezkl.float_to_felt(float(v), pkg.input_scale, ezkl.PyInputType.F32))
                    for v in bundle.input or []]
-        start, n = layout["inputStart"], layout["inputCount"]
+        start, n = layout["inputStart"], layout["inputCount"] * pkg.batch_size
         if claimed != [_uint(f) for f in instances[start:start + n]]:
             return False, "claimed input is not the proven input"
     elif pkg.visibility["input"] == "hashed" and bundle.input is not None:

@@ -64,9 +64,12 @@ def mint_cmd(
     r = run(lambda: mint(proof, to, parent, proof_uri, rpc_url, workspace))
 
     def human(d: dict) -> None:
-        stderr.print(f"[green]minted[/] token {d['token_id']} to {d['owner']} (tx {d['tx_hash']})")
-        stderr.print(f"  gas commit {d['gas_used']['commit']:,}, mint {d['gas_used']['mint']:,}")
-        print(d["token_id"])
+        ids = d["token_ids"]
+        what = f"token {ids[0]}" if len(ids) == 1 else f"tokens {ids[0]}-{ids[-1]} (one per inference)"
+        stderr.print(f"[green]minted[/] {what} to {d['owner']} (tx {d['tx_hash']})")
+        if d["gas_used"]:
+            stderr.print(f"  gas commit {d['gas_used']['commit']:,}, mint {d['gas_used']['mint']:,}")
+        print(" ".join(map(str, ids)))
 
     output(r.to_dict(), json_, human)
 

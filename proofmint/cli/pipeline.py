@@ -31,16 +31,21 @@ def compile_cmd(
     srs: Annotated[Path | None, typer.Option(
         help="SRS file (e.g. from a ceremony) [default: a cached development SRS, NOT secure].")] = None,
     workspace: WorkspaceOpt = None,
+    batch: Annotated[int, typer.Option(
+        help="Inferences per proof. N > 1 compiles a batch circuit: `prove` packs N inputs per "
+             "proof (padding the last) and `mint` mints one token per real inference in one "
+             "transaction. Needs a symbolic batch axis in the ONNX (zoo exports have one).")] = 1,
     json_: JsonOpt = False,
 ):
     """Compile an ONNX model into an EZKL circuit with proving and verifying keys.
 
     Example: proofmint compile m/model.onnx --target balanced
+             proofmint compile m/model.onnx --batch 16 --input-visibility hashed
     """
     from proofmint.circuits.compile import compile as compile_model
 
     result = run(lambda: compile_model(model, calibration, target, input_visibility,
-                                       output_visibility, param_visibility, srs, workspace))
+                                       output_visibility, param_visibility, srs, workspace, batch))
 
     def human(r: dict) -> None:
         p = r["package"]
@@ -48,6 +53,8 @@ def compile_cmd(
         stderr.print(f"{'cache hit: ' if r['cached'] else ''}circuit [bold]{r['circuit_id']}[/]")
         stderr.print(f"  model id      {r['model_id']}")
         stderr.print(f"  logrows       {p['logrows']}  (rows used {p['num_rows']})")
+        if p["batch_size"] > 1:
+            stderr.print(f"  batch         {p['batch_size']} inferences per proof")
         stderr.print(f"  scales        input {p['input_scale']}, params {p['param_scale']}, "
                      f"outputs {p['output_scales']}")
         stderr.print(f"  lookup range  {p['lookup_range']}")
@@ -97,8 +104,12 @@ def prove_cmd(
     result = run(lambda: prove(circuit, input, out, workspace, threads, workers, backend, address))
 
     def human(r: dict) -> None:
+        batches = {b["bundle"]: b for b in r["batches"]}
         for path in r["bundles"]:
-            stderr.print(f"[green]proved[/] {path}")
+            b = batches.get(path)
+            held = (f" (inputs {b['inputs'][0]}-{b['inputs'][-1]}"
+                    + (f", {b['padding']} padding)" if b["padding"] else ")")) if b else ""
+            stderr.print(f"[green]proved[/] {path}{held}")
         for f in r["failures"]:
             stderr.print(f"[red]failed[/] input {f['index']}: {f['error']}")
         for w in r["workers"]:

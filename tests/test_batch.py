@@ -1,0 +1,89 @@
+"""Batch circuits: one proof of N inferences, verified locally and on-chain, minted as N tokens."""
+
+import json
+
+import pytest
+
+from proofmint.circuits.compile import compile as compile_model
+from proofmint.errors import UsageError
+from proofmint.prover import load_bundle, prove
+from proofmint.verifier import asset, evm
+from proofmint.verifier.local import verify
+
+BATCH = 4
+
+
+@pytest.fixture(scope="session")
+def batch_proofs(zoo, ws, tmp_path_factory):
+    """Six wine inputs and one far out of range, through a batch-4 hashed-input MLP circuit."""
+    c = compile_model(zoo["mlp"].onnx, input_visibility="hashed", batch=BATCH, workspace=ws)
+    calib = json.loads(open(zoo["mlp"].calibration).read())["input_data"][0]
+    rows = [calib[i * 13:(i + 1) * 13] for i in range(6)]
+    rows.insert(2, [1e6] * 13)  # unprovable: reported, the others still proven
+    out = tmp_path_factory.mktemp("batch")
+    stream = out / "stream.jsonl"
+    stream.write_text("\n".join(json.dumps({"input_data": [r]}) for r in rows))
+    return c, prove(c.circuit_id, stream, out / "b.json", workspace=ws), rows
+
+
+def test_batch_circuit_packs_inputs_and_pads_the_last_batch(batch_proofs):
+    c, result, rows = batch_proofs
+    assert c.package.batch_size == BATCH
+    assert [f["index"] for f in result.failures] == [2]
+    assert [(b["inputs"], b["padding"]) for b in result.batches] == [([0, 1, 3, 4], 0), ([5, 6], 2)]
+    first, second = (load_bundle(p) for p in result.bundles)
+    assert (first.count, second.count) == (4, 2)
+    items = [first.input[i * 13:(i + 1) * 13] for i in range(4)]
+    assert items == [pytest.approx(rows[i], abs=1e-6) for i in (0, 1, 3, 4)]
+    assert second.input[2 * 13:] == second.input[13:26] * 2  # padding repeats the last input
+    assert first.argmax_agrees and second.argmax_agrees
+
+
+def test_batch_proofs_verify_and_an_edited_item_output_does_not(batch_proofs, ws, tmp_path):
+    _, result, _ = batch_proofs
+    for path in result.bundles:
+        assert verify(path, workspace=ws).valid
+    data = json.loads(open(result.bundles[0]).read())
+    data["outputs"][0][4] += 1.0  # item 1's first output
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    verdict = verify(edited, workspace=ws)
+    assert not verdict.valid and "claimed output 4" in verdict.reason
+
+
+def test_batch_mint_makes_one_token_per_real_inference(batch_proofs, ws, anvil):
+    c, result, _ = batch_proofs
+    evm.deploy(c.circuit_id, rpc_url=anvil.url, workspace=ws)
+    minted = [asset.mint(p, rpc_url=anvil.url, workspace=ws) for p in result.bundles]
+    assert [len(m.token_ids) for m in minted] == [4, 2]  # padding is never minted
+    ids = [t for m in minted for t in m.token_ids]
+    assert ids == list(range(ids[0], ids[0] + 6))
+    commitments = set()
+    for m in minted:
+        print(f"\nGAS batch-{BATCH} hashed mint of {len(m.token_ids)}: {m.gas_used['mint']:,}")
+        for index, token_id in enumerate(m.token_ids):
+            shown = asset.show(token_id, rpc_url=anvil.url, workspace=ws)
+            assert shown["record"]["batchIndex"] == index
+            assert shown["metadata"]["batch_count"] == len(m.token_ids)
+            commitments.add(shown["record"]["inputCommitment"])
+            verdict = asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
+            assert verdict.valid, verdict.checks
+    assert len(commitments) == 6  # each token commits to its own input
+
+
+def test_batch_needs_a_symbolic_batch_axis_and_public_outputs(zoo, ws, tmp_path):
+    import onnx
+
+    proto = onnx.load(zoo["mlp"].onnx)
+    for value in (*proto.graph.input, *proto.graph.output):
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.Clear()
+        dim.dim_value = 1
+    static = tmp_path / "static.onnx"
+    onnx.save(proto, static)
+    with pytest.raises(UsageError, match="fixed batch dimension"):
+        compile_model(static, batch=4, workspace=ws)
+    with pytest.raises(UsageError, match="output-visibility public"):
+        compile_model(zoo["mlp"].onnx, batch=4, output_visibility="hashed", workspace=ws)
+    with pytest.raises(UsageError, match="--batch must be"):
+        compile_model(zoo["mlp"].onnx, batch=0, workspace=ws)
