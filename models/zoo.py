@@ -103,6 +103,17 @@ class TabularMLP(nn.Module):
         return self.net(x)
 
 
+class MnistMLP(nn.Module):
+    """784-56-10: the MNIST MLP of the public ZKML-Benchmark, for cross-reference."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(784, 56), nn.ReLU(), nn.Linear(56, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+
 class LeNet(nn.Module):
     """LeNet-style CNN for 8x8 digits: conv-relu-pool, conv-relu, dense."""
 
@@ -172,6 +183,25 @@ def build_lenet() -> TrainedModel:
     return TrainedModel(m, data, "accuracy", _accuracy(m, data.x_test, data.y_test))
 
 
+def _digits_28() -> Dataset:
+    """The 8x8 digits resized to MNIST's 28x28 (bilinear) and flattened: MNIST-shaped inputs
+    without a download (MNIST itself is not shipped with any package here)."""
+    d = _digits()
+    up = nn.functional.interpolate(torch.from_numpy(np.concatenate([d.x_train, d.x_test])),
+                                   size=(28, 28), mode="bilinear", align_corners=False)
+    flat = up.reshape(len(up), 784).numpy().astype(np.float32)
+    n = len(d.x_train)
+    return Dataset("scikit-learn digits resized to 28x28 (MNIST-shaped, 784 features)",
+                   flat[:n], d.y_train, flat[n:], d.y_test)
+
+
+def build_mnist_mlp() -> TrainedModel:
+    torch.manual_seed(SEED)
+    data = _digits_28()
+    m = _train(MnistMLP(), data.x_train, data.y_train, nn.functional.cross_entropy, 20, lr=1e-3)
+    return TrainedModel(m, data, "accuracy", _accuracy(m, data.x_test, data.y_test))
+
+
 def build_transformer() -> TrainedModel:
     torch.manual_seed(SEED)
     d = _digits()
@@ -216,6 +246,8 @@ ZOO: dict[str, ZooEntry] = {
                  (1, 1, 8, 8), build_lenet),
         ZooEntry("transformer", "one attention-head transformer block, digit rows as tokens",
                  "classification", "digits", (1, 8, 8), build_transformer),
+        ZooEntry("mnist_mlp", "MNIST-shaped MLP 784-56-10 (the ZKML-Benchmark model)",
+                 "classification", "digits 28x28", (1, 784), build_mnist_mlp),
         ZooEntry("generator", "conditional decoder: latent + class -> 8x8 digit image",
                  "generation", "digits", (1, 14), build_generator),
     ]

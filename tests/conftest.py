@@ -14,7 +14,8 @@ from proofmint.circuits.compile import compile as compile_model
 from proofmint.models import export
 from proofmint.prover import prove
 
-ZOO_NAMES = ["mlp", "lenet", "transformer", "generator"]
+ZOO_NAMES = ["mlp", "lenet", "transformer", "generator"]  # compiled and proven by the fixtures
+ALL_ZOO = [*ZOO_NAMES, "mnist_mlp"]  # mnist_mlp is exported in tests, measured in bench/
 
 
 def pytest_addoption(parser):

@@ -7,13 +7,20 @@ import pytest
 from proofmint.errors import InvalidModelError, NotFoundError
 from proofmint.models import export, list_models, load_onnx
 
-from .conftest import ZOO_NAMES
+from .conftest import ALL_ZOO, ZOO_NAMES
 
 
-def test_zoo_lists_four_models_of_each_kind():
+def test_zoo_lists_every_model_of_each_kind():
     models = {m["name"]: m for m in list_models()}
-    assert set(models) == set(ZOO_NAMES)
+    assert set(models) == set(ALL_ZOO)
     assert models["generator"]["task"] == "generation"
+    assert models["mnist_mlp"]["input_shape"] == [1, 784]
+
+
+def test_mnist_shaped_mlp_exports_with_a_batch_axis(tmp_path):
+    e = export("mnist_mlp", tmp_path / "mnist")
+    assert e.input_shape == [1, 784] and e.metric > 0.9
+    assert load_onnx(e.onnx).batch_axis == "batch_size"
 
 
 @pytest.mark.parametrize("name", ZOO_NAMES)

@@ -29,7 +29,7 @@ def _commit(c, token, abi, bundle, pkg):
     inference = token.functions.inferenceIdOf(cid, instances).call()
     salt = os.urandom(32)
     c.transact(token.functions.commit(token.functions.commitmentFor(c.address, inference, salt).call()), abi)
-    return (cid, c.address, 0, asset.input_commitment(bundle, pkg), salt, ""), instances
+    return (cid, c.address, 0, asset.input_commitment(bundle, pkg), salt, "", bundle.count), instances
 
 
 def test_deploy_twice_is_a_noop(deployed, circuits, ws, anvil):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import models, onchain, pipeline
+from . import bench, models, onchain, pipeline
 
 app = typer.Typer(
     name="proofmint",
@@ -26,6 +26,7 @@ app.command("verify-asset")(onchain.verify_asset_cmd)
 app.add_typer(onchain.chain_app, name="chain")
 app.command("doctor")(onchain.doctor_cmd)
 app.command("demo")(onchain.demo_cmd)
+app.command("bench")(bench.bench_cmd)
 
 
 def main() -> None:

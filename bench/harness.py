@@ -1,0 +1,256 @@
+"""``proofmint bench``: proof times, sizes, accuracy and gas per model and setting, with
+same-run ratios against bare ezkl (these machines are noisy: only a ratio measured in one
+run on one machine counts; absolute figures are context).
+
+Every configuration is compiled cold in the bench's own workspace, compiled again (the
+cache hit), proven ``repeat`` times through ``proofmint prove``, verified, deployed on an
+embedded anvil and minted once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+from proofmint import progress
+from proofmint.circuits.compile import compile as compile_model, load_samples
+from proofmint.errors import UsageError
+from proofmint.jobs import run_in_child
+from proofmint.models import export
+from proofmint.models.onnx_model import load_onnx
+from proofmint.models.zoo import ZOO
+from proofmint.prover import load_bundle, prove
+from proofmint.store import Workspace
+from proofmint.verifier import asset, evm
+from proofmint.verifier.chain import Anvil, connect
+from proofmint.verifier.local import verify
+
+from . import baseline, report
+
+FULL = {"models": ("mlp", "lenet", "mnist_mlp"), "targets": ("balanced", "resources"),
+        "visibility": ("public", "hashed"), "batch": (1, 4, 16), "repeat": 3}
+QUICK = {"models": ("mlp",), "targets": ("balanced",), "visibility": ("public", "hashed"),
+         "batch": (1, 2), "repeat": 1}
+BATCH_MODEL = "lenet"  # the zoo CNN: batch sizes are measured on it (else on the first model)
+
+
+@dataclass
+class BenchResult:
+    out: str
+    files: list[str]
+    results: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def bench(models: list[str] | None = None, targets: list[str] | None = None,
+          visibility: list[str] | None = None, batch: list[int] | None = None,
+          repeat: int | None = None, quick: bool = False, out: str | Path = "bench-out",
+          workspace: str | Path | None = None) -> BenchResult:
+    """Measure the pipeline per model and setting and write results.json, results.md, plots."""
+    cfg = dict(QUICK if quick else FULL)
+    for key, value in (("models", models), ("targets", targets), ("visibility", visibility),
+                       ("batch", batch), ("repeat", repeat)):
+        if value:
+            cfg[key] = tuple(value) if isinstance(value, (list, tuple)) else value
+    unknown = [m for m in cfg["models"] if m not in ZOO]
+    if unknown:
+        raise UsageError(f"unknown bench model(s) {', '.join(unknown)} — choose from {', '.join(ZOO)}")
+    if cfg["repeat"] < 1 or any(b < 1 for b in cfg["batch"]):
+        raise UsageError("--repeat and --batch sizes must be >= 1")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ws = Workspace.resolve(workspace or out / "workspace")
+    started = time.perf_counter()
+    results: dict = {"machine": machine(), "config": {k: list(v) if isinstance(v, tuple) else v
+                                                      for k, v in cfg.items()} | {"quick": quick},
+                     "models": {}, "runs": [], "baselines": {}, "batch": []}
+    anvil = Anvil(ws.ensure("chain") / "bench-anvil.json").start()
+    try:
+        for name in cfg["models"]:
+            with progress.step(f"{name}: export + onnxruntime"):
+                e = export(name, out / "models" / name)
+                samples = load_samples(Path(e.calibration), load_onnx(e.onnx))
+                results["models"][name] = {"input_shape": e.input_shape, "dataset": e.dataset,
+                                           e.metric_name: e.metric,
+                                           "onnxruntime_inference_s": ort_time(e.onnx, samples)}
+            for target in cfg["targets"]:
+                for vis in cfg["visibility"]:
+                    results["runs"].append(measure(e, samples, target, vis, 1, cfg["repeat"], ws,
+                                                   anvil.url, offset=len(results["runs"])))
+            results["baselines"][name] = baselines(e, samples, results["runs"], cfg, ws)
+        cnn = BATCH_MODEL if BATCH_MODEL in cfg["models"] else cfg["models"][0]
+        vis = "hashed" if "hashed" in cfg["visibility"] else cfg["visibility"][0]
+        e = export(cnn, out / "models" / cnn)
+        samples = load_samples(Path(e.calibration), load_onnx(e.onnx))
+        for b in cfg["batch"]:
+            same = [r for r in results["runs"] if r["model"] == cnn and r["target"] == cfg["targets"][0]
+                    and r["visibility"] == vis and r["batch"] == b]
+            results["batch"].append(same[0] if same else
+                                    measure(e, samples, cfg["targets"][0], vis, b, 1, ws, anvil.url,
+                                            offset=len(results["batch"])))
+    finally:
+        anvil.stop()
+    results["ratios"] = ratios(results, cfg)
+    results["wall_s"] = round(time.perf_counter() - started, 1)
+    files = report.write(results, out)
+    return BenchResult(str(out), [str(f) for f in files], results)
+
+
+def machine() -> dict:
+    import psutil
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "ram_gb": round(psutil.virtual_memory().total / 2**30, 1), "gpu": gpu(),
+            "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "versions": {p: version(p) for p in ("ezkl", "torch", "onnxruntime", "web3")},
+            "prover_threads": os.environ.get("RAYON_NUM_THREADS", "all cores")}
+
+
+def gpu() -> str | None:
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return None
+    r = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                       capture_output=True, text=True)
+    return r.stdout.strip() or None
+
+
+def ort_time(onnx: str, samples: np.ndarray, runs: int = 200) -> float:
+    """Median onnxruntime time of one inference (one thread, as the circuit's reference)."""
+    model = load_onnx(onnx)
+    model.run(samples[0])  # session creation is not inference
+    times = []
+    for i in range(runs):
+        t = time.perf_counter()
+        model.run(samples[i % len(samples)])
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def measure(e, samples: np.ndarray, target: str, vis: str, batch: int, repeat: int,
+            ws: Workspace, rpc_url: str, offset: int = 0) -> dict:
+    """One configuration. ``offset`` picks other held-out inputs per configuration, so two
+    settings that choose one circuit never mint the same inference twice."""
+    label = f"{e.name} {target} {vis} batch {batch}"
+    with progress.step(label):
+        cold = compile_model(e.onnx, target=target, input_visibility=vis, batch=batch, workspace=ws.root)
+        hit = compile_model(e.onnx, target=target, input_visibility=vis, batch=batch, workspace=ws.root)
+        pkg = cold.package
+        work = ws.ensure("bench", pkg.circuit_id[:16])
+        walls, witness, proving, verifying, rss, bundles = [], [], [], [], [], []
+        for r in range(repeat):
+            start = (offset * 5 + r * batch) % len(samples)
+            items = np.concatenate([samples, samples])[start:start + batch]
+            stream = work / f"inputs-{r}.jsonl"
+            stream.write_text("\n".join(json.dumps({"input_data": [x.ravel().tolist()]}) for x in items))
+            t = time.perf_counter()
+            res = prove(pkg.circuit_id, stream, work / f"proof-{r}.json", workspace=ws.root)
+            walls.append(time.perf_counter() - t)
+            b = load_bundle(res.bundles[0])
+            witness.append(b.timings["witness"])
+            proving.append(b.timings["prove"])
+            rss.append(max(w["peak_rss_mb"] for w in res.workers))
+            t = time.perf_counter()
+            if not verify(res.bundles[0], workspace=ws.root).valid:
+                raise UsageError(f"{label}: a fresh proof did not verify")
+            verifying.append(time.perf_counter() - t)
+            bundles.append(res.bundles[0])
+        gas = chain_gas(pkg, bundles[0], ws, rpc_url)
+    q = pkg.quantization
+    return {
+        "model": e.name, "target": target, "visibility": vis, "batch": batch,
+        "circuit_id": pkg.circuit_id, "logrows": pkg.logrows, "num_rows": pkg.num_rows,
+        "input_scale": pkg.input_scale, "instances": pkg.instance_count(),
+        "compile_s": cold.timings, "compile_cold_s": cold.timings["total"] if not cold.cached else None,
+        "compile_hit_s": hit.timings["total"],
+        "witness_s": baseline.summarize(witness), "prove_s": baseline.summarize(proving),
+        "prove_wall_s": baseline.summarize(walls), "verify_s": baseline.summarize(verifying),
+        "peak_rss_mb": max(rss), "pk_bytes": pkg.pk_bytes, "vk_bytes": pkg.vk_bytes,
+        "proof_bytes": len(load_bundle(bundles[0]).ezkl_proof["proof"]),
+        "argmax_agreement": q.get("argmax_agreement"), "max_abs_error": q.get("max_abs_error"),
+        "heldout_samples": q.get("samples"), **gas,
+    }
+
+
+def chain_gas(pkg, bundle_path: str, ws: Workspace, rpc_url: str) -> dict:
+    """verifyProof gas (the EZKL verifier alone) and the full mint of the proof."""
+    d = evm.deploy(pkg.circuit_id, rpc_url=rpc_url, workspace=ws.root)
+    bundle = load_bundle(bundle_path)
+    art = evm.verifier_artifact(pkg, reusable=d.verifier_kind == "reusable")
+    with connect(rpc_url, ws.root) as c:
+        verifier = c.w3.eth.contract(address=d.verifier, abi=art["abi"])
+        args = [bytes(bundle.ezkl_proof["proof"]), asset.evm_instances(bundle)]
+        if d.verifier_kind == "reusable":
+            args.append(evm.vka_for(pkg, {"kind": "reusable"}))
+        verify_gas = verifier.functions.verifyProof(*args).estimate_gas()
+    m = asset.mint(bundle_path, rpc_url=rpc_url, workspace=ws.root)
+    return {"verifier": d.verifier_kind, "verifier_runtime_bytes": d.verifier_runtime_bytes,
+            "verify_gas": verify_gas, "mint_gas": m.gas_used["mint"], "tokens": len(m.token_ids)}
+
+
+def baselines(e, samples: np.ndarray, runs: list[dict], cfg: dict, ws: Workspace) -> dict:
+    """Bare ezkl on the same model, and a direct ezkl.prove on proofmint's first circuit."""
+    ours = next(r for r in runs if r["model"] == e.name)
+    with progress.step(f"{e.name}: bare ezkl (resources, default settings)"):
+        bare = run_in_child(baseline.bare_ezkl, e.onnx, e.calibration, samples,
+                            str(ws.ensure("srs")), cfg["repeat"], what="bare ezkl")
+    from proofmint.circuits import package
+
+    pkg = package.load(ws, ours["circuit_id"])
+    with progress.step(f"{e.name}: direct ezkl.prove on proofmint's circuit"):
+        direct = run_in_child(baseline.direct_prove, str(pkg.compiled), str(pkg.pk), str(pkg.vk),
+                              pkg.srs_path, samples[0], cfg["repeat"], what="direct prove")
+    return {"bare_ezkl": bare, "direct_prove_s": direct, "compared_with": {
+        k: ours[k] for k in ("target", "visibility", "circuit_id")}}
+
+
+def ratios(results: dict, cfg: dict) -> dict:
+    """Every ratio the report is read against, each from figures of this one run."""
+    out: dict = {"per_model": {}, "batch": [], "gas_hashed_vs_public": {}}
+    for name, base in results["baselines"].items():
+        runs = [r for r in results["runs"] if r["model"] == name]
+        bal = [r for r in runs if r["target"] == "balanced"] or runs
+        first = next(r for r in runs if r["circuit_id"] == base["compared_with"]["circuit_id"])
+        bare = base["bare_ezkl"]
+        ort = results["models"][name]["onnxruntime_inference_s"]
+        out["per_model"][name] = {
+            "prove_vs_bare_ezkl": round(min(r["prove_s"]["median"] for r in bal)
+                                        / bare["times"]["prove"]["median"], 3),
+            "agreement_ours_vs_bare": [min(r["argmax_agreement"] or 0 for r in bal), bare["argmax_agreement"]],
+            "prove_overhead": round(first["prove_wall_s"]["median"] / base["direct_prove_s"]["median"] - 1, 3),
+            "prove_core_overhead": round((first["witness_s"]["median"] + first["prove_s"]["median"])
+                                         / base["direct_prove_s"]["median"] - 1, 3),
+            "proof_overhead_factor": round(first["prove_s"]["median"] / ort, 1),
+            "cache_hit_speedup": min((round(r["compile_cold_s"] / max(r["compile_hit_s"], 1e-6), 1)
+                                      for r in runs if r["compile_cold_s"]), default=None),
+        }
+        for target in cfg["targets"]:
+            pub = [r for r in runs if r["target"] == target and r["visibility"] == "public"]
+            hashed = [r for r in runs if r["target"] == target and r["visibility"] == "hashed"]
+            if pub and hashed:
+                out["gas_hashed_vs_public"][f"{name} {target}"] = {
+                    "verify": round(hashed[0]["verify_gas"] / pub[0]["verify_gas"], 3),
+                    "mint": round(hashed[0]["mint_gas"] / pub[0]["mint_gas"], 3)}
+    single = next((r for r in results["batch"] if r["batch"] == 1), None)
+    for r in results["batch"]:
+        if single is None or r["batch"] == 1:
+            continue
+        n = r["batch"]
+        out["batch"].append({
+            "batch": n,
+            "prove_per_inference_vs_single": round(r["prove_s"]["median"] / n / single["prove_s"]["median"], 3),
+            "verify_gas_per_inference_vs_single": round(r["verify_gas"] / n / single["verify_gas"], 3),
+            "mint_gas_per_inference_vs_single": round(r["mint_gas"] / n / single["mint_gas"], 3)})
+    return out

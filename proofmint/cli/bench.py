@@ -1,0 +1,46 @@
+"""proofmint bench."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ._common import JsonOpt, WorkspaceOpt, output, run, stderr
+
+
+def bench_cmd(
+    models: Annotated[list[str] | None, typer.Option(
+        "--models", help="Zoo models (repeat the option) (default: mlp, lenet, mnist_mlp; --quick: mlp).")] = None,
+    targets: Annotated[list[str] | None, typer.Option(
+        "--targets", help="Calibration targets: balanced|resources|accuracy (default: balanced, resources).")] = None,
+    visibility: Annotated[list[str] | None, typer.Option(
+        "--visibility", help="Input visibility: public|hashed|private (default: public and hashed).")] = None,
+    batch: Annotated[list[int] | None, typer.Option(
+        "--batch", help="Batch sizes measured on the zoo CNN (default: 1, 4, 16; --quick: 1, 2).")] = None,
+    repeat: Annotated[int | None, typer.Option(help="Proofs per configuration (default: 3; --quick: 1).")] = None,
+    quick: Annotated[bool, typer.Option(help="A small run (wine MLP only) in under 5 minutes on 2 cores.")] = False,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.json, results.md, plots.")] = Path("bench-out"),
+    workspace: WorkspaceOpt = None,
+    json_: JsonOpt = False,
+):
+    """Benchmark compile, prove, verify, accuracy and gas, with same-run ratios against bare ezkl.
+
+    Writes OUT/results.json, OUT/results.md and PNG plots. Each configuration is compiled cold
+    in OUT/workspace (unless --workspace), proven --repeat times, deployed on an embedded anvil
+    and minted once. Compare figures within one run: these machines are noisy.
+
+    Example: proofmint bench --quick --out /tmp/b
+             proofmint bench --models lenet --batch 1 --batch 16 --visibility hashed
+    """
+    from proofmint.bench import bench
+
+    r = run(lambda: bench(models, targets, visibility, batch, repeat, quick, out, workspace))
+
+    def human(d: dict) -> None:
+        stderr.print(f"[green]bench done[/] in {d['results']['wall_s']:.0f} s")
+        for f in d["files"]:
+            print(f)
+
+    output(r.to_dict(), json_, human)

@@ -1,0 +1,44 @@
+"""`proofmint bench --quick`: the report's structure and that every ratio is computed.
+
+How fast anything is, is the report's business, never an assert here.
+"""
+
+import json
+
+from .conftest import run_cli
+
+
+def test_quick_bench_writes_a_complete_report(tmp_path):
+    out = tmp_path / "bench"
+    r = run_cli("bench", "--quick", "--out", out, "--json")
+    assert r.returncode == 0, r.stderr[-3000:]
+    files = json.loads(r.stdout)["files"]
+    for name in ("results.json", "results.md", "prove_time_vs_logrows.png", "gas_vs_instances.png",
+                 "accuracy_vs_prove_time.png"):
+        assert str(out / name) in files and (out / name).stat().st_size > 0
+        if name.endswith(".png"):
+            assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = json.loads((out / "results.json").read_text())
+    assert res["machine"]["cores"] >= 1 and res["machine"]["versions"]["ezkl"] == "23.0.5"
+    assert {(x["visibility"], x["batch"]) for x in res["runs"]} == {("public", 1), ("hashed", 1)}
+    assert [x["batch"] for x in res["batch"]] == [1, 2]
+    for run in res["runs"] + res["batch"]:
+        for key in ("prove_s", "witness_s", "verify_s", "prove_wall_s"):
+            assert run[key]["median"] > 0 and run[key]["min"] <= run[key]["median"] <= run[key]["max"]
+        assert run["compile_cold_s"] > run["compile_hit_s"] > 0
+        assert run["verify_gas"] > 0 and run["mint_gas"] > run["verify_gas"] // run["batch"]
+        assert run["tokens"] == run["batch"] and run["argmax_agreement"] is not None
+    base = res["baselines"]["mlp"]
+    assert base["bare_ezkl"]["times"]["prove"]["median"] > 0 and base["direct_prove_s"]["median"] > 0
+    ratios = res["ratios"]
+    per = ratios["per_model"]["mlp"]
+    for key in ("prove_vs_bare_ezkl", "prove_overhead", "prove_core_overhead", "proof_overhead_factor",
+                "cache_hit_speedup"):
+        assert isinstance(per[key], (int, float)), key
+    assert set(ratios["gas_hashed_vs_public"]["mlp balanced"]) == {"verify", "mint"}
+    assert [b["batch"] for b in ratios["batch"]] == [2]
+    assert all(isinstance(v, float) for v in ratios["batch"][0].values() if v != 2)
+    md = (out / "results.md").read_text()
+    for heading in ("## Per configuration", "## Baselines in the same run", "## Gas: hashed vs public input",
+                    "## Batch proofs", "## Goals"):
+        assert heading in md
