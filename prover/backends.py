@@ -35,6 +35,39 @@ from proofmint.jobs import run_in_child
 PACKAGE_FILES = ("settings.json", "model.compiled", "pk.key", "vk.key", "model.onnx")
 
 
+GPU_ENV = "ENABLE_ICICLE_GPU"  # ezkl's switch for ICICLE GPU proving, in builds that have it
+
+
+def check_gpu() -> dict:
+    """What ``--device gpu`` needs: an ezkl build with ICICLE, and an NVIDIA GPU. Refuses
+    with the reason otherwise (the PyPI ezkl wheels are CPU-only builds)."""
+    import shutil
+    import subprocess
+
+    import ezkl
+
+    lib = next(Path(ezkl.__file__).parent.glob("ezkl*.so"), None)
+    if lib is None or b"icicle" not in lib.read_bytes().lower():
+        raise UsageError(
+            f"--device gpu: this ezkl build ({ezkl_version()}, {lib.name if lib else 'no library'}) "
+            "has no ICICLE GPU support — the PyPI wheels are CPU-only; build ezkl from source with "
+            "`--features icicle` on the GPU machine, or prove with --device cpu (the default)")
+    gpu = None
+    if shutil.which("nvidia-smi"):
+        r = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                           capture_output=True, text=True)
+        gpu = r.stdout.strip() or None
+    if gpu is None:
+        raise UsageError("--device gpu: no NVIDIA GPU found (nvidia-smi lists none)")
+    return {GPU_ENV: "1"}
+
+
+def ezkl_version() -> str:
+    from importlib.metadata import version
+
+    return version("ezkl")
+
+
 def threads_per_worker(workers: int, threads: int | None = None) -> int:
     return threads or max(1, (os.cpu_count() or 1) // workers)
 
@@ -78,16 +111,17 @@ class Backend(Protocol):
 class LocalBackend:
     name = "local"
 
-    def __init__(self, workers: int = 1, threads: int | None = None):
+    def __init__(self, workers: int = 1, threads: int | None = None, env: dict | None = None):
         if workers < 1:
             raise UsageError(f"--workers must be at least 1, not {workers}")
         self.workers = workers
         self.threads = threads_per_worker(workers, threads)
+        self.env = env or {}
 
     def run(self, pkg, inputs, padding):
         k = min(self.workers, len(inputs))
         slices = [list(range(w, len(inputs), k)) for w in range(k)]
-        env = {"RAYON_NUM_THREADS": str(self.threads)}
+        env = {"RAYON_NUM_THREADS": str(self.threads), **self.env}
 
         def work(idx: list[int]) -> dict:
             return run_in_child(prove_slice, pkg, inputs[idx], idx, [padding[i] for i in idx], env=env,
@@ -119,8 +153,8 @@ def _node_package(pkg: CircuitPackage, files_ref, srs_ref) -> CircuitPackage:
 
 
 def _ray_task(pkg: CircuitPackage, refs: list, x: np.ndarray, index: int, padding: int,
-              threads: int) -> dict:
-    os.environ["RAYON_NUM_THREADS"] = str(threads)
+              threads: int, env: dict) -> dict:
+    os.environ.update({"RAYON_NUM_THREADS": str(threads), **env})
     local = _node_package(pkg, refs[0], refs[1])
     out = prove_slice(local, x[None], [index], [padding])
     return {"result": out["results"][0], "peak_rss_mb": out["peak_rss_mb"], "pid": out["pid"],
@@ -130,9 +164,10 @@ def _ray_task(pkg: CircuitPackage, refs: list, x: np.ndarray, index: int, paddin
 class RayBackend:
     name = "ray"
 
-    def __init__(self, address: str | None = None, threads: int | None = None):
+    def __init__(self, address: str | None = None, threads: int | None = None, env: dict | None = None):
         self.address = address
         self.threads = threads or 1
+        self.env = env or {}
 
     def run(self, pkg, inputs, padding):
         try:
@@ -148,7 +183,7 @@ class RayBackend:
             refs = [ray.put({n: (pkg.path / n).read_bytes() for n in PACKAGE_FILES}),
                     ray.put(Path(pkg.srs_path).read_bytes())]
             task = ray.remote(num_cpus=self.threads)(_ray_task)
-            pending = {task.remote(pkg, refs, x, i, padding[i], self.threads): i
+            pending = {task.remote(pkg, refs, x, i, padding[i], self.threads, self.env): i
                        for i, x in enumerate(inputs)}
             outs = []
             while pending:
@@ -170,12 +205,16 @@ class RayBackend:
         return results, list(by_worker.values())
 
 
-def make_backend(backend: str, workers: int, threads: int | None, address: str | None) -> Backend:
+def make_backend(backend: str, workers: int, threads: int | None, address: str | None,
+                 device: str = "cpu") -> Backend:
+    if device not in ("cpu", "gpu"):
+        raise UsageError(f"unknown device '{device}' — choose cpu or gpu")
+    env = check_gpu() if device == "gpu" else {}
     if backend == "local":
         if address:
             raise UsageError("--address is for --backend ray; drop it or add --backend ray")
-        return LocalBackend(workers, threads)
+        return LocalBackend(workers, threads, env)
     if backend == "ray":
-        return RayBackend(address, threads)
+        return RayBackend(address, threads, env)
     raise UsageError(f"unknown backend '{backend}' — choose local or ray")
 

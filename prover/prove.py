@@ -9,6 +9,7 @@ GIL), so progress stays live and Ctrl-C works.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from proofmint.store import Workspace
 
 from . import witness as witness_mod
 from .bundle import ProofBundle
-from .backends import make_backend
+from .backends import GPU_ENV, ezkl_version, make_backend
 from .inputs import batches, check_range, read_inputs
 
 
@@ -63,16 +64,17 @@ def output_paths(out: str | Path | None, count: int) -> list[Path]:
 
 def prove(circuit: str | Path, input: str | Path, out: str | Path | None = None,
           workspace: str | Path | None = None, threads: int | None = None, workers: int = 1,
-          backend: str = "local", address: str | None = None) -> ProveResult:
+          backend: str = "local", address: str | None = None, device: str = "cpu") -> ProveResult:
     """Prove every input in ``input`` against ``circuit``; one bundle per input, in input order
     (for a batch circuit, one bundle per ``batch_size`` inputs, the last batch padded).
 
     ``workers``: parallel prover processes on this machine; ``backend="ray"`` (with ``address``
     of a cluster, or none for a local Ray) runs the same job on Ray. Prover threads default to
-    all cores divided among the workers.
+    all cores divided among the workers. ``device="gpu"`` asks ezkl for ICICLE GPU proving,
+    refused unless this ezkl build has it and a GPU is present (untested: no GPU was lent).
     """
     started = time.perf_counter()
-    engine = make_backend(backend, workers, threads, address)
+    engine = make_backend(backend, workers, threads, address, device)
     pkg = resolve_circuit(circuit, workspace)
     inputs = read_inputs(input, pkg.input_shape)  # a malformed file fails here, whole
     failures, todo = [], []
@@ -150,12 +152,7 @@ def prove_one(pkg: CircuitPackage, model, x: np.ndarray, work: Path, threads: in
         ezkl_proof=ezkl_proof,
         timings={"witness": round(t1 - t0, 3), "prove": round(t2 - t1, 3),
                  "reference": round(t3 - t2, 3)},
-        prover={"backend": "ezkl-cpu", "threads": threads, "ezkl": ezkl_version()},
+        prover={"backend": "ezkl-icicle-gpu" if os.environ.get(GPU_ENV) else "ezkl-cpu",
+                "threads": threads, "ezkl": ezkl_version()},
         batch_size=pkg.batch_size, padding=padding,
     )
-
-
-def ezkl_version() -> str:
-    from importlib.metadata import version
-
-    return version("ezkl")

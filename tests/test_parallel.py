@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from proofmint.errors import UsageError
 from proofmint.prover import load_bundle, prove
 from proofmint.verifier import verify
 
@@ -68,3 +69,12 @@ def test_conflicting_backend_options_are_refused(circuits, zoo, ws):
     r = run_cli("prove", circuits["lenet"].circuit_id, "--input", zoo["lenet"].input, "--address",
                 "ray://x:1", "-w", ws)
     assert r.returncode == 2 and "--backend ray" in r.stderr
+
+
+def test_gpu_device_is_refused_by_a_cpu_only_ezkl(tmp_path):
+    """The pinned PyPI ezkl 23.0.5 has no ICICLE: --device gpu says so before any work."""
+    with pytest.raises(UsageError, match="no ICICLE GPU support"):
+        prove("00000000", tmp_path / "in.json", workspace=tmp_path / "ws", device="gpu")
+    assert not (tmp_path / "ws").exists()
+    with pytest.raises(UsageError, match="choose cpu or gpu"):
+        prove("00000000", tmp_path / "in.json", workspace=tmp_path / "ws", device="tpu")

@@ -91,6 +91,9 @@ def prove_cmd(
     backend: Annotated[str, typer.Option(help="local | ray")] = "local",
     address: Annotated[str | None, typer.Option(
         help="Ray cluster address (e.g. ray://head:10001) [default: a local Ray instance].")] = None,
+    device: Annotated[str, typer.Option(
+        help="cpu | gpu. gpu sets ezkl's ENABLE_ICICLE_GPU; it needs an ezkl built with ICICLE "
+             "(PyPI wheels are CPU-only) and an NVIDIA GPU, and is refused otherwise. Untested.")] = "cpu",
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ):
@@ -101,7 +104,7 @@ def prove_cmd(
     """
     from proofmint.prover import prove
 
-    result = run(lambda: prove(circuit, input, out, workspace, threads, workers, backend, address))
+    result = run(lambda: prove(circuit, input, out, workspace, threads, workers, backend, address, device))
 
     def human(r: dict) -> None:
         batches = {b["bundle"]: b for b in r["batches"]}
