@@ -28,6 +28,7 @@ from proofmint.models import export
 from proofmint.models.onnx_model import load_onnx
 from proofmint.models.zoo import ZOO
 from proofmint.prover import load_bundle, prove
+from proofmint.prover.backends import gpu_name
 from proofmint.store import Workspace
 from proofmint.verifier import asset, evm
 from proofmint.verifier.chain import Anvil, connect
@@ -110,21 +111,10 @@ def machine() -> dict:
     import psutil
 
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "ram_gb": round(psutil.virtual_memory().total / 2**30, 1), "gpu": gpu(),
+            "ram_gb": round(psutil.virtual_memory().total / 2**30, 1), "gpu": gpu_name(),
             "os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
             "versions": {p: version(p) for p in ("ezkl", "torch", "onnxruntime", "web3")},
             "prover_threads": os.environ.get("RAYON_NUM_THREADS", "all cores")}
-
-
-def gpu() -> str | None:
-    import shutil
-    import subprocess
-
-    if not shutil.which("nvidia-smi"):
-        return None
-    r = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                       capture_output=True, text=True)
-    return r.stdout.strip() or None
 
 
 def ort_time(onnx: str, samples: np.ndarray, runs: int = 200) -> float:
@@ -159,6 +149,7 @@ def measure(e, samples: np.ndarray, target: str, vis: str, batch: int, repeat: i
             res = prove(pkg.circuit_id, stream, work / f"proof-{r}.json", workspace=ws.root)
             walls.append(time.perf_counter() - t)
             b = load_bundle(res.bundles[0])
+            proof_bytes = len(b.ezkl_proof["proof"])
             witness.append(b.timings["witness"])
             proving.append(b.timings["prove"])
             rss.append(max(w["peak_rss_mb"] for w in res.workers))
@@ -178,7 +169,7 @@ def measure(e, samples: np.ndarray, target: str, vis: str, batch: int, repeat: i
         "witness_s": baseline.summarize(witness), "prove_s": baseline.summarize(proving),
         "prove_wall_s": baseline.summarize(walls), "verify_s": baseline.summarize(verifying),
         "peak_rss_mb": max(rss), "pk_bytes": pkg.pk_bytes, "vk_bytes": pkg.vk_bytes,
-        "proof_bytes": len(load_bundle(bundles[0]).ezkl_proof["proof"]),
+        "proof_bytes": proof_bytes,
         "argmax_agreement": q.get("argmax_agreement"), "max_abs_error": q.get("max_abs_error"),
         "heldout_samples": q.get("samples"), **gas,
     }

@@ -170,8 +170,6 @@ def _check_batch(batch: int, model: OnnxModel, visibility: dict) -> None:
             "compiled with --batch — export it with a symbolic one: torch.onnx.export(..., "
             "dynamic_axes={'input': {0: 'batch_size'}, 'output': {0: 'batch_size'}})"
         )
-    if model.input_shape[0] != 1:
-        raise UsageError(f"{model.path}: a batch circuit needs one inference per batch row")
     if len(model.output_shapes) > 1:
         raise UsageError(f"{model.path} has {len(model.output_shapes)} outputs; --batch supports "
                          "models with one output tensor")

@@ -94,21 +94,13 @@ def _accuracy(module: nn.Module, x: np.ndarray, y: np.ndarray) -> float:
         return float((module(torch.from_numpy(x)).argmax(-1).numpy() == y).mean())
 
 
-class TabularMLP(nn.Module):
-    def __init__(self):
+class MLP(nn.Module):
+    """n_in-hidden-n_out with a ReLU: 13-16-3 on wine; 784-56-10 is the MNIST MLP of the public
+    ZKML-Benchmark, for cross-reference."""
+
+    def __init__(self, n_in: int, hidden: int, n_out: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(13, 16), nn.ReLU(), nn.Linear(16, 3))
-
-    def forward(self, x):
-        return self.net(x)
-
-
-class MnistMLP(nn.Module):
-    """784-56-10: the MNIST MLP of the public ZKML-Benchmark, for cross-reference."""
-
-    def __init__(self):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(784, 56), nn.ReLU(), nn.Linear(56, 10))
+        self.net = nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
 
     def forward(self, x):
         return self.net(x)
@@ -172,7 +164,7 @@ class DigitDecoder(nn.Module):
 def build_mlp() -> TrainedModel:
     torch.manual_seed(SEED)
     data = _wine()
-    m = _train(TabularMLP(), data.x_train, data.y_train, nn.functional.cross_entropy, 60)
+    m = _train(MLP(13, 16, 3), data.x_train, data.y_train, nn.functional.cross_entropy, 60)
     return TrainedModel(m, data, "accuracy", _accuracy(m, data.x_test, data.y_test))
 
 
@@ -198,7 +190,7 @@ def _digits_28() -> Dataset:
 def build_mnist_mlp() -> TrainedModel:
     torch.manual_seed(SEED)
     data = _digits_28()
-    m = _train(MnistMLP(), data.x_train, data.y_train, nn.functional.cross_entropy, 20, lr=1e-3)
+    m = _train(MLP(784, 56, 10), data.x_train, data.y_train, nn.functional.cross_entropy, 20, lr=1e-3)
     return TrainedModel(m, data, "accuracy", _accuracy(m, data.x_test, data.y_test))
 
 

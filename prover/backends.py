@@ -41,9 +41,6 @@ GPU_ENV = "ENABLE_ICICLE_GPU"  # ezkl's switch for ICICLE GPU proving, in builds
 def check_gpu() -> dict:
     """What ``--device gpu`` needs: an ezkl build with ICICLE, and an NVIDIA GPU. Refuses
     with the reason otherwise (the PyPI ezkl wheels are CPU-only builds)."""
-    import shutil
-    import subprocess
-
     import ezkl
 
     lib = next(Path(ezkl.__file__).parent.glob("ezkl*.so"), None)
@@ -52,14 +49,21 @@ def check_gpu() -> dict:
             f"--device gpu: this ezkl build ({ezkl_version()}, {lib.name if lib else 'no library'}) "
             "has no ICICLE GPU support — the PyPI wheels are CPU-only; build ezkl from source with "
             "`--features icicle` on the GPU machine, or prove with --device cpu (the default)")
-    gpu = None
-    if shutil.which("nvidia-smi"):
-        r = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                           capture_output=True, text=True)
-        gpu = r.stdout.strip() or None
-    if gpu is None:
+    if gpu_name() is None:
         raise UsageError("--device gpu: no NVIDIA GPU found (nvidia-smi lists none)")
     return {GPU_ENV: "1"}
+
+
+def gpu_name() -> str | None:
+    """The NVIDIA GPU(s) nvidia-smi lists, or None."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return None
+    r = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                       capture_output=True, text=True)
+    return r.stdout.strip() or None
 
 
 def ezkl_version() -> str:
