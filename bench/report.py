@@ -22,6 +22,13 @@ def write(results: dict, out: Path) -> list[Path]:
     return files + plots(results, out)
 
 
+def _layout(layout: dict | None) -> str:
+    if not layout:
+        return "—"
+    freivalds = " + Freivalds" if layout["freivalds_columns"] else ""
+    return f"{layout['num_inner_cols']} columns{freivalds}"
+
+
 def _fmt_s(d: dict | None) -> str:
     if not d:
         return "—"
@@ -86,14 +93,14 @@ def markdown(r: dict) -> str:
     if r["batch"]:
         b0 = r["batch"][0]
         lines += ["", f"## Batch proofs ({b0['model']}, {b0['target']}, {b0['visibility']} input)", "",
-                  "| batch | logrows | prove (whole batch) | prove / inference | verifyProof gas / inference | "
+                  "| batch | logrows | layout | prove (whole batch) | prove / inference | verifyProof gas / inference | "
                   "mint gas / inference | prove / inf. ÷ single | verify gas / inf. ÷ single | mint gas / inf. ÷ single |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         by_n = {x["batch"]: x for x in r["ratios"]["batch"]}
         for x in r["batch"]:
             n, q = x["batch"], by_n.get(x["batch"])
             lines.append(
-                f"| {n} | {x['logrows']} | {x['prove_s']['median']:.2f} | {x['prove_s']['median'] / n:.2f} | "
+                f"| {n} | {x['logrows']} | {_layout(x.get('layout'))} | {x['prove_s']['median']:.2f} | {x['prove_s']['median'] / n:.2f} | "
                 f"{x['verify_gas'] // n:,} | {x['mint_gas'] // n:,} | "
                 + (f"{q['prove_per_inference_vs_single']:.3f} | {q['verify_gas_per_inference_vs_single']:.3f} | "
                    f"{q['mint_gas_per_inference_vs_single']:.3f} |" if q else "1 | 1 | 1 |"))

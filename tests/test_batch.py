@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from proofmint.circuits import calibrate
 from proofmint.circuits.compile import compile as compile_model
 from proofmint.errors import UsageError
 from proofmint.prover import load_bundle, prove
@@ -39,6 +40,27 @@ def test_batch_circuit_packs_inputs_and_pads_the_last_batch(batch_proofs):
     assert first.argmax_agrees and second.argmax_agrees
 
 
+def test_batch_circuit_drops_freivalds_columns_that_save_no_logrow(batch_proofs):
+    report = batch_proofs[0].package.calibration_report
+    ezkl_layout = [t for t in report["tried"] if t["label"] == report["chosen"]["label"].split("-")[0]]
+    assert ezkl_layout and ezkl_layout[0]["layout"]["freivalds_columns"] > 0  # ezkl's default
+    chosen = report["chosen"]
+    assert chosen["layout"]["disable_freivalds"] and chosen["layout"]["freivalds_columns"] == 0
+    assert chosen["logrows"] == ezkl_layout[0]["logrows"]
+    assert chosen["quality"]["argmax_agreement"] >= 0.99
+
+
+def test_a_wider_layout_is_tried_only_where_rows_set_logrows():
+    def settings(logrows, rows, checks):
+        return {"run_args": {"logrows": logrows, "lookup_range": [0, 0]}, "num_rows": rows,
+                "required_range_checks": checks, "required_lookups": []}
+
+    table = [[0, 16383], [-1, 1]]  # ezkl's decomposition range check: 2^14 rows
+    assert calibrate._rows_bound(settings(17, 106_722, table))  # batch-16 LeNet
+    assert not calibrate._rows_bound(settings(15, 32_146, table))  # the table needs 2^15 anyway
+    assert not calibrate._rows_bound(settings(17, 60_000, table))  # already fits in half
+
+
 def test_batch_proofs_verify_and_an_edited_item_output_does_not(batch_proofs, ws, tmp_path):
     _, result, _ = batch_proofs
     for path in result.bundles:
@@ -53,7 +75,8 @@ def test_batch_proofs_verify_and_an_edited_item_output_does_not(batch_proofs, ws
 
 def test_batch_mint_makes_one_token_per_real_inference(batch_proofs, ws, anvil):
     c, result, _ = batch_proofs
-    evm.deploy(c.circuit_id, rpc_url=anvil.url, workspace=ws)
+    deployed = evm.deploy(c.circuit_id, rpc_url=anvil.url, workspace=ws)
+    assert deployed.verifier_kind == "dedicated"  # no Freivalds columns: fits EIP-170
     minted = [asset.mint(p, rpc_url=anvil.url, workspace=ws) for p in result.bundles]
     assert [len(m.token_ids) for m in minted] == [4, 2]  # padding is never minted
     ids = [t for m in minted for t in m.token_ids]
