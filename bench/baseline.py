@@ -23,6 +23,7 @@ def bare_ezkl(onnx: str, calibration: str, samples: np.ndarray, srs_dir: str, re
     import ezkl
 
     from proofmint.models.onnx_model import load_onnx
+    from proofmint.prover import witness as witness_mod
 
     work = Path(tempfile.mkdtemp(prefix="bare-ezkl-"))
     timings: dict = {}
@@ -44,8 +45,7 @@ def bare_ezkl(onnx: str, calibration: str, samples: np.ndarray, srs_dir: str, re
         timed("gen_srs", ezkl.gen_srs, str(srs), k)
     vk, pk = str(work / "vk.key"), str(work / "pk.key")
     timed("setup", ezkl.setup, compiled, vk, pk, srs_path=str(srs))
-    inp = work / "input.json"
-    inp.write_text(json.dumps({"input_data": [samples[0].ravel().tolist()]}))
+    inp = witness_mod.write_input(work / "input.json", samples[0])
     for i in range(repeat):
         timed("witness", ezkl.gen_witness, str(inp), compiled, str(work / "w.json"), vk_path=vk,
               srs_path=str(srs))
@@ -55,29 +55,27 @@ def bare_ezkl(onnx: str, calibration: str, samples: np.ndarray, srs_dir: str, re
 
     # Agreement on the held-out set: the quantized circuit vs onnxruntime (measurement only).
     model = load_onnx(onnx)
-    scales = s["model_output_scales"]
-    agree, max_err = [], 0.0
+    ref, quant = [], []
     for x in samples:
-        inp.write_text(json.dumps({"input_data": [x.ravel().tolist()]}))
-        w = ezkl.gen_witness(str(inp), compiled, str(work / "w.json"))
-        q = np.concatenate([[ezkl.felt_to_float(f, sc) for f in o] for o, sc in zip(w["outputs"], scales)])
-        ref = np.concatenate([o.ravel() for o in model.run(x)])
-        agree.append(int(q.argmax() == ref.argmax()))
-        max_err = max(max_err, float(np.abs(q - ref).max()))
+        w = ezkl.gen_witness(str(witness_mod.write_input(inp, x)), compiled, str(work / "w.json"))
+        quant.append(np.concatenate(witness_mod.decode_outputs(w, s["model_output_scales"])))
+        ref.append(np.concatenate([o.ravel() for o in model.run(x)]))
+    quality = witness_mod.agreement(ref, quant, "classification")
     return {
         "logrows": k, "num_rows": s["num_rows"], "input_scale": s["run_args"]["input_scale"],
         "pk_bytes": Path(pk).stat().st_size,
         "times": {n: summarize(v) for n, v in timings.items()},
-        "argmax_agreement": float(np.mean(agree)), "max_abs_error": max_err,
+        "argmax_agreement": quality["argmax_agreement"], "max_abs_error": quality["max_abs_error"],
     }
 
 
 def direct_prove(compiled: str, pk: str, vk: str, srs: str, x: np.ndarray, repeat: int) -> dict:
     import ezkl
 
+    from proofmint.prover.witness import write_input
+
     work = Path(tempfile.mkdtemp(prefix="direct-prove-"))
-    inp = work / "input.json"
-    inp.write_text(json.dumps({"input_data": [x.ravel().tolist()]}))
+    inp = write_input(work / "input.json", x)
     walls = []
     for _ in range(repeat):
         t = time.perf_counter()
