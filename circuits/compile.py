@@ -19,12 +19,14 @@ import numpy as np
 
 from proofmint import progress
 from proofmint.errors import InvalidInputError, UsageError, ezkl_error
+from proofmint.faults import failpoint
 from proofmint.jobs import run_in_child
 from proofmint.models.onnx_model import OnnxModel, check_input, load_onnx
 from proofmint.store import (Workspace, atomic_write_json, canonical_json, read_json, sha256_bytes,
                              sha256_file, staged)
 
-from . import calibrate, package, srs as srs_mod
+from . import batching, calibrate, package, samples as samples_mod, srs as srs_mod
+from .samples import load_samples
 from .package import CircuitPackage
 
 VISIBILITIES = {
@@ -32,7 +34,6 @@ VISIBILITIES = {
     "output": ("public", "hashed"),
     "param": ("fixed", "hashed"),
 }
-FALLBACK_SAMPLES = 32
 
 
 @dataclass
@@ -72,30 +73,6 @@ def _task(model: OnnxModel, meta: dict) -> str:
     return "classification" if is_logits else "regression"
 
 
-def load_samples(path: Path, model: OnnxModel) -> np.ndarray:
-    """Calibration data: ezkl's ``{"input_data": [[...]]}`` holding one or more inputs back to back."""
-    try:
-        data = json.loads(Path(path).read_text())
-        flat = np.asarray(data["input_data"][0], dtype=np.float64)
-    except FileNotFoundError:
-        raise InvalidInputError(f"no calibration file at {path}") from None
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"calibration file {path} is not ezkl input JSON ({type(exc).__name__}) — expected "
-            '{"input_data": [[v1, v2, ...]]} with one or more inputs back to back'
-        ) from None
-    n = model.input_size
-    if flat.size == 0 or flat.size % n:
-        raise InvalidInputError(
-            f"calibration file {path} has {flat.size} values, not a multiple of the model's "
-            f"input size {n} (shape {'x'.join(map(str, model.input_shape))})"
-        )
-    samples = flat.reshape(-1, n)
-    for i, s in enumerate(samples):
-        check_input(model.input_shape, s, f"calibration sample {i} in {path}")
-    return samples
-
-
 def _default_calibration(model: OnnxModel) -> Path | None:
     for name in ("calibration.json", "input.json"):
         p = model.path.parent / name
@@ -107,11 +84,18 @@ def _default_calibration(model: OnnxModel) -> Path | None:
 def compile(model: str | Path, calibration: str | Path | None = None, target: str = "balanced",
             input_visibility: str = "public", output_visibility: str = "public",
             param_visibility: str = "fixed", srs: str | Path | None = None,
-            workspace: str | Path | None = None, batch: int = 1) -> CompileResult:
+            workspace: str | Path | None = None, batch: int = 1,
+            tolerance: float = calibrate.DEFAULT_TOLERANCE,
+            budget: float = calibrate.DEFAULT_BUDGET_S) -> CompileResult:
     """Compile an ONNX model into a proving circuit with keys, reusing any earlier compile.
 
-    ``batch`` > 1 compiles a circuit that proves that many inferences at once; the model's
-    leading input dimension must be symbolic (``dynamic_axes`` at export)."""
+    ``target="balanced"`` (the default) keeps the decoded outputs within ``tolerance`` of the
+    float outputs' span on held-out samples (and argmax for classifiers), then picks the
+    fastest circuit; ``budget`` bounds its search in seconds. ``batch`` > 1 compiles a
+    circuit that proves that many inferences at once; the model's leading input dimension
+    must be symbolic (``dynamic_axes`` at export)."""
+    if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
+        raise UsageError(f"--tolerance must be a fraction of the output span in (0, 1), not {tolerance}")
     if target not in calibrate.TARGETS:
         raise UsageError(f"unknown target '{target}' — choose one of {', '.join(calibrate.TARGETS)}")
     visibility = {"input": input_visibility, "output": output_visibility, "param": param_visibility}
@@ -124,22 +108,18 @@ def compile(model: str | Path, calibration: str | Path | None = None, target: st
     _check_batch(batch, onnx_model, visibility)
     meta = _model_meta(onnx_model)
     calib_path = Path(calibration) if calibration else _default_calibration(onnx_model)
-    if calib_path is not None:
-        samples = load_samples(calib_path, onnx_model)
-        calib_digest = sha256_file(calib_path)
-    else:
-        progress.note(f"no calibration data given or found beside the model: using "
-                      f"{FALLBACK_SAMPLES} standard-normal samples — pass --calibration FILE "
-                      "with real inputs for meaningful ranges and agreement")
-        samples = np.random.default_rng(0).standard_normal((FALLBACK_SAMPLES, onnx_model.input_size))
-        calib_digest = "standard-normal-32"
+    given = load_samples(calib_path, onnx_model) if calib_path is not None else None
+    samples = samples_mod.prepare(given, onnx_model.input_size)
+    if samples.built:
+        progress.note(samples.built)
+    calib_digest = sha256_file(calib_path) if calib_path is not None else "standard-normal"
     user_srs = srs_mod.SRS(str(srs), "user", srs_mod.read_k(Path(srs)), sha256_file(Path(srs))) \
         if srs else None
 
     key = sha256_bytes(canonical_json({
         "model": onnx_model.model_id, "target": target, "visibility": visibility,
         "calibration": calib_digest, "srs": user_srs.sha256 if user_srs else "development",
-        "batch": batch,
+        "batch": batch, "tolerance": tolerance, "samples": samples_mod.MIN_SAMPLES,
     }))
     started = time.perf_counter()
     cached = _cached(ws, key)
@@ -153,7 +133,8 @@ def compile(model: str | Path, calibration: str | Path | None = None, target: st
             return _result(cached, True, {"total": round(time.perf_counter() - started, 3)})
         pkg, timings = run_in_child(
             _compile_job, str(ws.root), str(onnx_model.path), samples, target, visibility,
-            user_srs.path if user_srs else None, _task(onnx_model, meta), batch, what="compile")
+            user_srs.path if user_srs else None, _task(onnx_model, meta), batch, tolerance, budget,
+            what="compile")
         atomic_write_json(ws.path("compiles", f"{key}.json"), {"circuit_id": pkg.circuit_id})
     timings["total"] = round(time.perf_counter() - started, 3)
     return _result(pkg, False, timings)
@@ -164,12 +145,6 @@ def _check_batch(batch: int, model: OnnxModel, visibility: dict) -> None:
         raise UsageError(f"--batch must be a whole number >= 1, not {batch}")
     if batch == 1:
         return
-    if model.batch_axis is None:
-        raise UsageError(
-            f"{model.path} has a fixed batch dimension ({model.input_shape[0]}), so it can't be "
-            "compiled with --batch — export it with a symbolic one: torch.onnx.export(..., "
-            "dynamic_axes={'input': {0: 'batch_size'}, 'output': {0: 'batch_size'}})"
-        )
     if len(model.output_shapes) > 1:
         raise UsageError(f"{model.path} has {len(model.output_shapes)} outputs; --batch supports "
                          "models with one output tensor")
@@ -193,27 +168,37 @@ def _result(pkg: CircuitPackage, cached: bool, timings: dict) -> CompileResult:
     return CompileResult(pkg.circuit_id, pkg.model_id, cached, pkg, timings, warning)
 
 
-def _compile_job(ws_root: str, onnx_path: str, samples: np.ndarray, target: str,
-                 visibility: dict, srs_path: str | None, task: str, batch: int
-                 ) -> tuple[CircuitPackage, dict]:
+def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, target: str,
+                 visibility: dict, srs_path: str | None, task: str, batch: int,
+                 tolerance: float, budget: float) -> tuple[CircuitPackage, dict]:
     """Runs in a child process: calibrate, compile, SRS, setup. Returns the saved package."""
     ws = Workspace(Path(ws_root))
     model = load_onnx(onnx_path)
     timings: dict = {}
     scratch = Path(tempfile.mkdtemp(prefix=".tmp-compile-", dir=ws.ensure("circuits")))
     try:
+        graph = model
+        if batch > 1 and model.batch_axis is None:  # a fixed batch: N copies side by side
+            with progress.step(f"batch {batch} copies of the graph side by side"):
+                graph = load_onnx(batching.side_by_side(model, batch, scratch / "circuit.onnx"))
         calib_file = scratch / "calibration.json"
         # ezkl calibrates whole batches: pad the data to a multiple of the batch size
-        padded = np.concatenate([c.items for c in calibrate.batches(samples, batch)])
-        calib_file.write_text(json.dumps({"input_data": [padded.ravel().tolist()]}))
+        probe_file = scratch / "probe.json"
+        for path, data in ((calib_file, samples.calibration), (probe_file, samples.probe)):
+            # ezkl calibrates whole batches: pad the data to a multiple of the batch size
+            padded = np.concatenate([c.items for c in calibrate.batches(data, batch)])
+            path.write_text(json.dumps({"input_data": [padded.ravel().tolist()]}))
         with progress.step("choose settings") as t:
-            chosen, report = calibrate.choose(target, model, calib_file, samples, task, visibility,
-                                              scratch, batch=batch)
+            chosen, report = calibrate.choose(target, model, graph, calib_file, probe_file,
+                                              samples.heldout, task, visibility, scratch, tolerance,
+                                              batch, budget)
+        report["graph"] = "native" if graph is model else "side-by-side"
+        report["samples"] = samples.report()
         timings["settings"] = t["seconds"]
         settings = chosen.settings
         logrows = settings["run_args"]["logrows"]
         with progress.step("SRS") as t:
-            srs = srs_mod.resolve(ws, logrows, srs_path)
+            srs = srs_mod.resolve(logrows, srs_path)
         timings["srs"] = t["seconds"]
         circuit_id = sha256_bytes(canonical_json({
             "model": model.model_id,
@@ -225,14 +210,14 @@ def _compile_job(ws_root: str, onnx_path: str, samples: np.ndarray, target: str,
         with ws.lock(f"circuit-{circuit_id[:32]}"):
             if (dest / "package.json").is_file():
                 return package.load(ws, circuit_id), timings | {"setup": 0.0, "reused_keys": True}
-            pkg = _setup(dest, model, chosen, report, samples, target, visibility, task, srs,
+            pkg = _setup(dest, model, graph, chosen, report, samples, target, visibility, task, srs,
                          circuit_id, timings, batch)
         return pkg, timings
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _setup(dest: Path, model: OnnxModel, chosen, report: dict, samples: np.ndarray,
+def _setup(dest: Path, model: OnnxModel, graph: OnnxModel, chosen, report: dict, samples,
            target: str, visibility: dict, task: str, srs, circuit_id: str, timings: dict,
            batch: int) -> CircuitPackage:
     """Copy the chosen circuit into place, run setup, and write package.json last."""
@@ -241,8 +226,11 @@ def _setup(dest: Path, model: OnnxModel, chosen, report: dict, samples: np.ndarr
     dest.mkdir(parents=True, exist_ok=True)
     for debris in dest.glob(".tmp-*"):  # left by a killed run; we hold the circuit's lock
         debris.unlink(missing_ok=True)
-    for src, name in ((chosen.settings_path, "settings.json"), (chosen.compiled_path, "model.compiled"),
-                      (model.path, "model.onnx")):
+    files = [(chosen.settings_path, "settings.json"), (chosen.compiled_path, "model.compiled"),
+             (model.path, "model.onnx")]
+    if graph is not model:  # the batched graph ezkl compiled, kept beside the user's model
+        files.append((graph.path, "circuit.onnx"))
+    for src, name in files:
         with staged(dest / name) as tmp:
             shutil.copyfile(src, tmp)
     settings = chosen.settings
@@ -253,6 +241,7 @@ def _setup(dest: Path, model: OnnxModel, chosen, report: dict, samples: np.ndarr
             ezkl.setup(str(dest / "model.compiled"), str(vk), str(pk), srs_path=srs.path)
         except Exception as exc:
             raise ezkl_error("setup", exc) from None
+        failpoint("compile:keys-written")
     timings["setup"] = t["seconds"]
     run = settings["run_args"]
     pkg = CircuitPackage(
@@ -262,11 +251,12 @@ def _setup(dest: Path, model: OnnxModel, chosen, report: dict, samples: np.ndarr
         visibility=visibility, logrows=logrows, num_rows=settings["num_rows"],
         input_scale=run["input_scale"], param_scale=run["param_scale"],
         output_scales=settings["model_output_scales"], lookup_range=run["lookup_range"],
-        input_range=[float(samples.min()), float(samples.max())],
+        input_range=[float(samples.all.min()), float(samples.all.max())],
         srs_path=srs.path, srs_kind=srs.kind, srs_sha256=srs.sha256,
         pk_bytes=(dest / "pk.key").stat().st_size, vk_bytes=(dest / "vk.key").stat().st_size,
         quantization=chosen.quality or {}, calibration_report=report,
-        digests={name: sha256_file(dest / name) for name in package.DIGESTED},
+        digests={name: sha256_file(dest / name) for name in package.DIGESTED
+                 if (dest / name).is_file()},
         batch_size=batch,
     )
     pkg.save()

@@ -131,7 +131,7 @@ def load(ws: Workspace, circuit_id: str) -> CircuitPackage:
     return pkg
 
 
-DIGESTED = ("settings.json", "model.compiled", "vk.key", "model.onnx")
+DIGESTED = ("settings.json", "model.compiled", "vk.key", "model.onnx", "circuit.onnx")
 
 
 def settings_digest_source(settings: dict) -> dict:

@@ -6,13 +6,14 @@ waste, so proofs under it are not secure. Every output that depends on one says 
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from proofmint import progress
 from proofmint.errors import SRSError, ezkl_error
-from proofmint.store import Workspace, atomic_write_bytes, sha256_file, staged
+from proofmint.store import atomic_write_bytes, sha256_file, staged, workspace_error
 
 DEV_WARNING = "development SRS (not secure)"
 # ParamsKZG on disk: u32 k, then 2 * 2^k G1 points of 64 bytes, then G2 elements.
@@ -52,7 +53,7 @@ def read_k(path: Path) -> int:
     return k
 
 
-def resolve(ws: Workspace, logrows: int, srs_path: str | Path | None = None) -> SRS:
+def resolve(logrows: int, srs_path: str | Path | None = None) -> SRS:
     """The SRS for a circuit of ``logrows``: the user's file if given, else a dev one."""
     if srs_path is not None:
         path = Path(srs_path).expanduser().resolve()
@@ -63,23 +64,47 @@ def resolve(ws: Workspace, logrows: int, srs_path: str | Path | None = None) -> 
                 f"with k >= {logrows}"
             )
         return SRS(str(path), "user", k, sha256_file(path))
-    return development(ws, logrows)
+    return development(logrows)
 
 
-def development(ws: Workspace, logrows: int) -> SRS:
+def cache_dir() -> Path:
+    """One development SRS per logrows per machine, shared by every workspace and candidate
+    (``PROOFMINT_SRS_DIR``, default ``~/.cache/proofmint/srs``)."""
+    root = os.environ.get("PROOFMINT_SRS_DIR") or Path.home() / ".cache" / "proofmint" / "srs"
+    return Path(root).expanduser()
+
+
+def _estimate_s(logrows: int) -> float:
+    """gen_srs on 2 cores: ~240 s at k=20, doubling per k (measured: k=21 took 676 s)."""
+    return 240.0 * 2.0 ** (logrows - 20)
+
+
+def development(logrows: int) -> SRS:
+    """The machine's development SRS for ``logrows``: an existing larger one serves (ezkl
+    downsizes it), else one is generated once and cached."""
     import ezkl
+    from filelock import FileLock
 
-    path = ws.ensure("srs") / f"dev-k{logrows}.srs"
-    with ws.lock(f"srs-k{logrows}"):
-        if not path.exists():
-            progress.note(f"generating a {DEV_WARNING} for logrows {logrows} (once, then cached)")
+    root = cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise workspace_error(root, exc) from None
+    with FileLock(str(root / ".lock")):
+        have = sorted((int(p.stem.removeprefix("dev-k")), p) for p in root.glob("dev-k*.srs")
+                      if p.stem.removeprefix("dev-k").isdigit() and p.with_suffix(".sha256").is_file())
+        usable = [(k, p) for k, p in have if k >= logrows]
+        if usable:
+            k, path = usable[0]
+        else:
+            k, path = logrows, root / f"dev-k{logrows}.srs"
+            progress.note(f"generating a {DEV_WARNING} for logrows {logrows}, once per machine "
+                          f"(about {max(_estimate_s(logrows), 1):.0f} s on 2 cores)")
             with progress.step(f"generate dev SRS k={logrows}"), staged(path) as tmp:
                 try:
                     ezkl.gen_srs(str(tmp), logrows)
                 except Exception as exc:
                     raise ezkl_error("gen_srs", exc) from None
-        digest_path = path.with_suffix(".sha256")
-        if not digest_path.exists():
             read_k(path)
-            atomic_write_bytes(digest_path, sha256_file(path).encode())
-    return SRS(str(path), "development", logrows, digest_path.read_text().strip())
+            atomic_write_bytes(path.with_suffix(".sha256"), sha256_file(path).encode())
+    return SRS(str(path), "development", k, path.with_suffix(".sha256").read_text().strip())

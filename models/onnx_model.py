@@ -1,8 +1,14 @@
-"""Loading, checking and running ONNX models (zoo exports and user files alike)."""
+"""Loading, checking and running ONNX models (zoo exports and user files alike).
+
+The float reference (expected outputs, fidelity checks) is onnxruntime; when onnxruntime
+refuses a graph that ezkl's tract runs (EZKL's decision_tree and random_forest examples:
+an int8 MatMul its type checker rejects), it is onnx's own pure-Python
+``ReferenceEvaluator``. Which one ran is recorded (``OnnxModel.reference``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -26,6 +32,8 @@ class OnnxModel:
     opset: int
     op_types: tuple[str, ...]
     batch_axis: str | None = None  # name of a symbolic leading input dim: batch proofs set it
+    input_dtype: str = "float32"
+    _engine: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def input_size(self) -> int:
@@ -35,35 +43,77 @@ class OnnxModel:
     def model_id(self) -> str:
         return sha256_bytes(self.data)
 
-    @cached_property
-    def _session(self):
-        import onnxruntime as ort
+    @property
+    def reference(self) -> str:
+        """Which float engine runs the model: "onnxruntime" or "onnx.reference"."""
+        self._runner  # noqa: B018 - picks the engine
+        return self._engine["name"]
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        return ort.InferenceSession(self.data, opts, providers=["CPUExecutionProvider"])
+    @cached_property
+    def _runner(self):
+        try:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            opts.log_severity_level = 4  # its refusals are handled below, not printed
+            session = ort.InferenceSession(self.data, opts, providers=["CPUExecutionProvider"])
+            session.run(None, {self.input_name: self._feed(np.zeros(self.input_shape))})
+            self._engine["name"] = "onnxruntime"
+            return lambda x: session.run(None, {self.input_name: x})
+        except Exception as exc:  # onnxruntime refuses graphs tract accepts; fall back
+            self._engine["onnxruntime_error"] = str(exc).splitlines()[0][:300]
+        import onnx
+        from onnx.reference import ReferenceEvaluator
+
+        try:
+            evaluator = ReferenceEvaluator(onnx.load_model_from_string(self.data))
+            evaluator.run(None, {self.input_name: self._feed(np.zeros(self.input_shape))})
+        except Exception as exc:
+            raise InvalidModelError(
+                f"{self.path} can't be run by onnxruntime ({self._engine['onnxruntime_error']}) "
+                f"nor by onnx.reference ({str(exc).splitlines()[0][:200]}) — check the model "
+                "with onnx.checker.check_model(model, full_check=True)"
+            ) from None
+        self._engine["name"] = "onnx.reference"
+        return lambda x: evaluator.run(None, {self.input_name: x})
+
+    def _feed(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.dtype(self.input_dtype)).reshape(self.input_shape)
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
-        """The float reference: onnxruntime outputs for one input."""
-        x = np.asarray(x, dtype=np.float32).reshape(self.input_shape)
-        return [np.asarray(o, dtype=np.float64) for o in self._session.run(None, {self.input_name: x})]
+        """The float reference outputs for one input."""
+        try:
+            outs = self._runner(self._feed(x))
+        except InvalidModelError:
+            raise
+        except Exception as exc:
+            raise InvalidModelError(f"{self.reference} failed to run {self.path.name}: "
+                                    f"{str(exc).splitlines()[0][:300]}") from None
+        return [np.asarray(o, dtype=np.float64) for o in outs]
 
 
-def _static_shape(value_info, what: str) -> tuple[int, ...]:
+def _shape(value_info, what: str, strict: bool) -> tuple[int, ...] | None:
+    """Static dims, a symbolic leading (batch) dim taken as 1. A symbolic dim after it is an
+    error for an input (``strict``) and None for an output, whose shape a reference run gives."""
     dims = []
     for d in value_info.type.tensor_type.shape.dim:
         if d.HasField("dim_value") and d.dim_value > 0:
             dims.append(d.dim_value)
-        elif d.HasField("dim_param") or not d.HasField("dim_value"):
-            # A symbolic batch dimension is proven with batch 1.
-            if not dims:
-                dims.append(1)
-            else:
-                raise InvalidModelError(
-                    f"{what} '{value_info.name}' has a symbolic dimension '{d.dim_param}' "
-                    "after the batch axis — export the model with static shapes"
-                )
+        elif not dims:
+            dims.append(1)  # a symbolic batch dimension is proven with batch 1
+        elif strict:
+            raise InvalidModelError(
+                f"{what} '{value_info.name}' has a symbolic dimension '{d.dim_param}' "
+                "after the batch axis — export the model with static input shapes"
+            )
+        else:
+            return None
     return tuple(dims)
+
+
+_NUMPY_TYPES = {1: "float32", 11: "float64", 10: "float16", 6: "int32", 7: "int64", 3: "int8",
+                2: "uint8", 9: "bool"}
 
 
 def load_onnx(path: str | Path) -> OnnxModel:
@@ -111,16 +161,27 @@ def load_onnx(path: str | Path) -> OnnxModel:
             f"{path} has {len(inputs)} graph inputs ({', '.join(i.name for i in inputs)}); "
             "proofmint proves models with exactly one input tensor"
         )
-    return OnnxModel(
+    elem = inputs[0].type.tensor_type.elem_type
+    if elem not in _NUMPY_TYPES:
+        raise InvalidModelError(f"{path}: input '{inputs[0].name}' has ONNX element type {elem}, "
+                                "which has no numeric JSON form — use a float or integer input")
+    outputs = [_shape(o, "output", strict=False) for o in proto.graph.output]
+    model = OnnxModel(
         path=path,
         data=data,
         input_name=inputs[0].name,
-        input_shape=_static_shape(inputs[0], "input"),
-        output_shapes=tuple(_static_shape(o, "output") for o in proto.graph.output),
+        input_shape=_shape(inputs[0], "input", strict=True),
+        output_shapes=tuple(o or () for o in outputs),
         opset=opset,
         op_types=tuple(sorted({n.op_type for n in proto.graph.node})),
         batch_axis=_batch_axis(inputs[0]),
+        input_dtype=_NUMPY_TYPES[elem],
     )
+    if any(o is None for o in outputs):
+        # A symbolic output dim (xgboost's class axis): one reference run says what it is.
+        shapes = tuple(tuple(o.shape) or (1,) for o in model.run(np.zeros(model.input_shape)))
+        model = replace(model, output_shapes=shapes, _engine={})
+    return model
 
 
 def _batch_axis(value_info) -> str | None:

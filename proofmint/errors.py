@@ -85,9 +85,11 @@ class UsageError(ProofmintError, ValueError):
     """Options conflict or a required option is missing."""
 
 
-def ezkl_error(step: str, exc: BaseException) -> ProofmintError:
-    """Name what went wrong in an ezkl call: the disk, the model, or ezkl itself."""
-    text = str(exc) or type(exc).__name__
+def ezkl_error(step: str, exc: BaseException, hint: str | None = None) -> ProofmintError:
+    """Name what went wrong in an ezkl call: the disk, the model, or ezkl itself. ``hint``
+    is the likely cause and next step when the step itself has no better one."""
+    text = (str(exc) or type(exc).__name__).strip()
+    first = text.splitlines()[0][:400] if text else type(exc).__name__
     lowered = text.lower()
     if "no space left" in lowered:
         return WorkspaceError(f"ezkl {step} failed: the disk is full — free space or pick another "
@@ -96,5 +98,5 @@ def ezkl_error(step: str, exc: BaseException) -> ProofmintError:
         return WorkspaceError(f"ezkl {step} failed: can't write (read-only) — pick another workspace "
                               "with --workspace DIR or PROOFMINT_HOME")
     if "unsupported" in lowered or "unknown op" in lowered or "not implemented" in lowered:
-        return InvalidModelError(f"ezkl can't turn this model into a circuit ({step}): {text}")
-    return ProvingError(f"ezkl {step} failed: {text}")
+        return InvalidModelError(f"ezkl can't turn this model into a circuit ({step}): {first}")
+    return ProvingError(f"ezkl {step} failed: {first}" + (f" — {hint}" if hint else ""))

@@ -35,23 +35,31 @@ from proofmint.jobs import run_in_child
 PACKAGE_FILES = ("settings.json", "model.compiled", "pk.key", "vk.key", "model.onnx")
 
 
-GPU_ENV = "ENABLE_ICICLE_GPU"  # ezkl's switch for ICICLE GPU proving, in builds that have it
+GPU_ENV = "ICICLE_BACKEND_INSTALL_DIR"  # what ezkl's `gpu-accelerated` build reads (src/execute.rs)
+DEVICE_ENV = "PROOFMINT_DEVICE"  # set for prover workers that were asked for the GPU
 
 
 def check_gpu() -> dict:
-    """What ``--device gpu`` needs: an ezkl build with ICICLE, and an NVIDIA GPU. Refuses
-    with the reason otherwise (the PyPI ezkl wheels are CPU-only builds)."""
+    """What ``--device gpu`` needs: an ezkl built with the cargo feature `gpu-accelerated`
+    (ICICLE v3), ``ICICLE_BACKEND_INSTALL_DIR`` pointing at an ICICLE CUDA backend, and an
+    NVIDIA GPU. Refuses with what is missing otherwise: the PyPI wheels are CPU-only builds
+    with no ICICLE code at all."""
     import ezkl
 
     lib = next(Path(ezkl.__file__).parent.glob("ezkl*.so"), None)
     if lib is None or b"icicle" not in lib.read_bytes().lower():
         raise UsageError(
-            f"--device gpu: this ezkl build ({ezkl_version()}, {lib.name if lib else 'no library'}) "
-            "has no ICICLE GPU support — the PyPI wheels are CPU-only; build ezkl from source with "
-            "`--features icicle` on the GPU machine, or prove with --device cpu (the default)")
+            f"--device gpu: this ezkl ({ezkl_version()}, {lib.name if lib else 'no library'}) has no "
+            "ICICLE code — the PyPI wheels are CPU-only; build ezkl from source with `--features "
+            "gpu-accelerated` and set ICICLE_BACKEND_INSTALL_DIR to an ICICLE CUDA backend, or "
+            "prove with --device cpu (the default)")
+    backend = os.environ.get(GPU_ENV)
+    if not backend or not Path(backend).is_dir():
+        raise UsageError(f"--device gpu: {GPU_ENV} is {'unset' if not backend else 'not a folder: ' + backend}"
+                         " — point it at the ICICLE CUDA backend install (its lib/backend folder)")
     if gpu_name() is None:
         raise UsageError("--device gpu: no NVIDIA GPU found (nvidia-smi lists none)")
-    return {GPU_ENV: "1"}
+    return {GPU_ENV: backend, DEVICE_ENV: "gpu"}
 
 
 def gpu_name() -> str | None:

@@ -16,16 +16,21 @@ from pathlib import Path
 
 import numpy as np
 
-from proofmint import progress
+from proofmint import errors, progress
 from proofmint.circuits import package as package_mod
 from proofmint.circuits.package import CircuitPackage
 from proofmint.errors import InputOutOfRangeError, ProvingError
+from proofmint.faults import failpoint
 from proofmint.store import Workspace
 
 from . import witness as witness_mod
 from .bundle import ProofBundle
-from .backends import GPU_ENV, ezkl_version, make_backend
+from .backends import DEVICE_ENV, ezkl_version, make_backend
 from .inputs import batches, check_range, read_inputs
+
+
+UNPROVABLE_HINT = ("a value likely fell outside the ranges the circuit was calibrated for: "
+                   "recompile with this input among the calibration samples (--calibration FILE)")
 
 
 @dataclass
@@ -128,9 +133,19 @@ def prove_one(pkg: CircuitPackage, model, x: np.ndarray, work: Path, threads: in
         ezkl.prove(str(wpath), str(pkg.compiled), str(pkg.pk), str(proof_path),
                    srs_path=pkg.srs_path)
     except Exception as exc:
-        raise ProvingError(f"ezkl prove failed: {exc} — the input may be outside the range the "
-                           "circuit was calibrated on") from None
+        raise errors.ezkl_error("prove", exc, hint=UNPROVABLE_HINT) from None
+    failpoint("prove:proof-written")
     t2 = time.perf_counter()
+    # ezkl proves unsatisfied circuits without complaint (a value past a range check or a
+    # lookup table): a proof leaves here only if it verifies (milliseconds next to proving).
+    try:
+        ok = ezkl.verify(str(proof_path), str(pkg.settings), str(pkg.vk), srs_path=pkg.srs_path)
+    except Exception as exc:
+        ok, why = False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    else:
+        why = "ezkl.verify returned false"
+    if not ok:
+        raise ProvingError(f"the proof does not verify ({why}) — {UNPROVABLE_HINT}")
     outputs = witness_mod.decode_outputs(w, pkg.output_scales)
     items = x.reshape(pkg.batch_size, -1)
     per_item = [model.run(item) for item in items]
@@ -152,7 +167,7 @@ def prove_one(pkg: CircuitPackage, model, x: np.ndarray, work: Path, threads: in
         ezkl_proof=ezkl_proof,
         timings={"witness": round(t1 - t0, 3), "prove": round(t2 - t1, 3),
                  "reference": round(t3 - t2, 3)},
-        prover={"backend": "ezkl-icicle-gpu" if os.environ.get(GPU_ENV) else "ezkl-cpu",
+        prover={"backend": "ezkl-icicle-gpu" if os.environ.get(DEVICE_ENV) == "gpu" else "ezkl-cpu",
                 "threads": threads, "ezkl": ezkl_version()},
         batch_size=pkg.batch_size, padding=padding,
     )

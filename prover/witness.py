@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from proofmint.errors import ProvingError
+from proofmint.errors import ezkl_error
 
 
 def write_input(path: Path, x: np.ndarray) -> Path:
@@ -47,25 +47,29 @@ def generate(compiled: Path, x: np.ndarray, work_dir: Path, stem: str = "witness
                                    vk_path=str(vk) if vk else None,
                                    srs_path=str(srs) if srs else None)
     except Exception as exc:
-        raise ProvingError(f"witness generation failed: {exc}") from None
+        raise ezkl_error("gen_witness", exc, hint="the input may lie outside the ranges the "
+                         "circuit was calibrated for") from None
     return out, witness
 
 
 def agreement(reference: list[np.ndarray], quantized: list[np.ndarray], task: str) -> dict:
-    """How closely the circuit's outputs follow onnxruntime's over a set of inputs.
+    """How closely the circuit's outputs follow the float model's over a set of inputs.
 
-    ``reference`` and ``quantized`` hold one concatenated output vector per input.
+    ``reference`` and ``quantized`` hold one concatenated output vector per input. The error
+    is judged against the span of the float outputs (max - min over every sample), the scale
+    on which a reader of the outputs sees it; classifiers also get argmax agreement.
     """
     ref, q = np.stack(reference), np.stack(quantized)
     err = np.abs(ref - q)
+    span = float(ref.max() - ref.min())
     report = {
         "samples": len(ref),
         "max_abs_error": float(err.max()),
         "mean_abs_error": float(err.mean()),
-        "output_range": float(ref.max() - ref.min()),
+        "output_range": span,
+        # a constant output has no span: its error is judged against its magnitude (or 1)
+        "relative_max_error": float(err.max()) / (span if span > 1e-9 else max(float(np.abs(ref).max()), 1.0)),
     }
     if task == "classification":
         report["argmax_agreement"] = float((ref.argmax(1) == q.argmax(1)).mean())
-    else:
-        report["relative_max_error"] = report["max_abs_error"] / max(report["output_range"], 1e-12)
     return report

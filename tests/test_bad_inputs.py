@@ -1,6 +1,7 @@
 """Every user mistake: one-line error, exit code 2, and the workspace byte-for-byte unchanged."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -100,12 +101,12 @@ def test_unknown_circuit_id(clean_ws, zoo):
     _assert_clean_failure(r, ws, before, "no circuit deadbeefdeadbeef")
 
 
-def test_missing_and_too_small_srs(clean_ws, zoo, tmp_path):
+def test_missing_and_too_small_srs(clean_ws, zoo, circuits, tmp_path):
     ws, before = clean_ws
     r = run_cli("compile", zoo["mlp"].onnx, "--srs", tmp_path / "nope.srs", "-w", ws)
     _assert_clean_failure(r, ws, before, "can't read SRS")
     small = tmp_path / "small.srs"
-    src = ws / "srs" / "dev-k15.srs"
+    src = Path(circuits["mlp"].package.srs_path)
     small.write_bytes(src.read_bytes()[:4096])
     r = run_cli("compile", zoo["mlp"].onnx, "--srs", small, "-w", ws)
     _assert_clean_failure(r, ws, before, "truncated")
@@ -115,9 +116,9 @@ def test_srs_smaller_than_the_circuit_needs(clean_ws, zoo, tmp_path):
     import ezkl
 
     ws, before = clean_ws
-    k10 = tmp_path / "k10.srs"
-    ezkl.gen_srs(str(k10), 10)
-    r = run_cli("compile", zoo["mlp"].onnx, "--srs", k10, "-w", ws)
+    k4 = tmp_path / "k4.srs"
+    ezkl.gen_srs(str(k4), 4)
+    r = run_cli("compile", zoo["mlp"].onnx, "--srs", k4, "-w", ws)
     assert r.returncode == 2 and "needs logrows" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
 

@@ -42,7 +42,8 @@ def test_batch_circuit_packs_inputs_and_pads_the_last_batch(batch_proofs):
 
 def test_batch_circuit_drops_freivalds_columns_that_save_no_logrow(batch_proofs):
     report = batch_proofs[0].package.calibration_report
-    ezkl_layout = [t for t in report["tried"] if t["label"] == report["chosen"]["label"].split("-")[0]]
+    base = report["chosen"]["label"].removesuffix("-nofreivalds")
+    ezkl_layout = [t for t in report["tried"] if t["label"] == base]
     assert ezkl_layout and ezkl_layout[0]["layout"]["freivalds_columns"] > 0  # ezkl's default
     chosen = report["chosen"]
     assert chosen["layout"]["disable_freivalds"] and chosen["layout"]["freivalds_columns"] == 0
@@ -94,18 +95,46 @@ def test_batch_mint_makes_one_token_per_real_inference(batch_proofs, ws, anvil):
     assert len(commitments) == 6  # each token commits to its own input
 
 
-def test_batch_needs_a_symbolic_batch_axis_and_public_outputs(zoo, ws, tmp_path):
+def _fixed_batch_graph(path):
+    """A hand-written graph with batch 1 hard-coded in a Reshape: no symbolic axis to set."""
+    import numpy as np
     import onnx
+    from onnx import TensorProto, helper, numpy_helper
 
-    proto = onnx.load(zoo["mlp"].onnx)
-    for value in (*proto.graph.input, *proto.graph.output):
-        dim = value.type.tensor_type.shape.dim[0]
-        dim.Clear()
-        dim.dim_value = 1
-    static = tmp_path / "static.onnx"
-    onnx.save(proto, static)
-    with pytest.raises(UsageError, match="fixed batch dimension"):
-        compile_model(static, batch=4, workspace=ws)
+    rng = np.random.default_rng(3)
+    w1, w2 = rng.standard_normal((6, 8)).astype(np.float32), rng.standard_normal((8, 3)).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"]), helper.make_node("Tanh", ["h"], ["t"]),
+             helper.make_node("Reshape", ["t", "shape"], ["r"]), helper.make_node("MatMul", ["r", "w2"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "fixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(w1, "w1"), numpy_helper.from_array(w2, "w2"),
+         numpy_helper.from_array(np.array([1, 8], dtype=np.int64), "shape")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+def test_a_fixed_batch_graph_is_batched_side_by_side(ws, tmp_path):
+    import numpy as np
+
+    onnx_path = _fixed_batch_graph(tmp_path / "fixed.onnx")
+    rows = np.random.default_rng(4).uniform(-1, 1, (6, 6))
+    (tmp_path / "input.json").write_text(json.dumps({"input_data": [rows[0].tolist()]}))
+    c = compile_model(onnx_path, batch=BATCH, workspace=ws)
+    pkg = c.package
+    assert pkg.batch_size == BATCH and pkg.calibration_report["graph"] == "side-by-side"
+    assert pkg.quantization["relative_max_error"] <= 0.01
+    stream = tmp_path / "s.jsonl"
+    stream.write_text("\n".join(json.dumps(r.tolist()) for r in rows))
+    result = prove(c.circuit_id, stream, tmp_path / "b.json", workspace=ws)
+    assert not result.failures and [b["padding"] for b in result.batches] == [0, 2]
+    for path in result.bundles:
+        assert verify(path, workspace=ws).valid
+        b = load_bundle(path)
+        assert b.max_abs_diff <= 0.01 * pkg.quantization["output_range"] + 1e-9
+
+
+def test_batch_needs_public_outputs(zoo, ws):
     with pytest.raises(UsageError, match="output-visibility public"):
         compile_model(zoo["mlp"].onnx, batch=4, output_visibility="hashed", workspace=ws)
     with pytest.raises(UsageError, match="--batch must be"):

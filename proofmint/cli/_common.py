@@ -18,6 +18,10 @@ from proofmint.errors import ProofmintError
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
+# Exit codes: 0 ok; 1 a check failed (invalid proof or asset, a stream with failures);
+# 2 usage or environment (every ProofmintError); 70 an internal error (sysexits' EX_SOFTWARE).
+INTERNAL_ERROR = 70
+
 WorkspaceOpt = Annotated[Path | None, typer.Option(
     "--workspace", "-w", envvar="PROOFMINT_HOME",
     help="Workspace folder for circuits, keys and records [default: ./.proofmint].")]
@@ -75,3 +79,9 @@ def run(fn: Callable[[], Any]) -> Any:
     except KeyboardInterrupt:
         stderr.print("[red]interrupted[/] — nothing half-written was kept")
         raise typer.Exit(130) from None
+    except Exception as exc:  # a bug, not a user error: its own exit code, so scripts can tell
+        if os.environ.get("PROOFMINT_DEBUG"):
+            raise
+        stderr.print(f"[red]internal error:[/] {type(exc).__name__}: {exc} — this is a proofmint bug; "
+                     "rerun with PROOFMINT_DEBUG=1 for the traceback and report it", soft_wrap=True)
+        raise typer.Exit(INTERNAL_ERROR) from None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from proofmint.circuits.calibrate import TARGETS
+from proofmint.circuits.calibrate import DEFAULT_TOLERANCE, TARGETS, quality_line
 
 from ._common import JsonOpt, WorkspaceOpt, output, run, stderr
 
@@ -23,8 +23,12 @@ def compile_cmd(
         help="ezkl input JSON with one or more held-out inputs back to back "
              "[default: calibration.json or input.json beside the model].")] = None,
     target: Annotated[str, typer.Option(
-        help=f"Calibration target: {'|'.join(TARGETS)}. 'balanced' picks the smallest circuit "
-             "that keeps >= 99% argmax agreement with onnxruntime.")] = "balanced",
+        help=f"Calibration target: {'|'.join(TARGETS)}. 'balanced' keeps the decoded outputs within "
+             "--tolerance of the float model's (and argmax for classifiers) on held-out samples, "
+             "then picks the fastest circuit; 'resources'/'accuracy' are ezkl's own.")] = "balanced",
+    tolerance: Annotated[float, typer.Option(
+        help="Fidelity goal of 'balanced': max error as a fraction of the float outputs' span.")
+    ] = DEFAULT_TOLERANCE,
     input_visibility: Annotated[str, typer.Option(help="public|hashed|private")] = "public",
     output_visibility: Annotated[str, typer.Option(help="public|hashed")] = "public",
     param_visibility: Annotated[str, typer.Option(help="fixed|hashed")] = "fixed",
@@ -45,7 +49,8 @@ def compile_cmd(
     from proofmint.circuits.compile import compile as compile_model
 
     result = run(lambda: compile_model(model, calibration, target, input_visibility,
-                                       output_visibility, param_visibility, srs, workspace, batch))
+                                       output_visibility, param_visibility, srs, workspace, batch,
+                                       tolerance))
 
     def human(r: dict) -> None:
         p = r["package"]
@@ -59,15 +64,19 @@ def compile_cmd(
                      f"outputs {p['output_scales']}")
         stderr.print(f"  lookup range  {p['lookup_range']}")
         if q:
-            agree = (f", argmax agreement {q['argmax_agreement']:.1%}"
-                     if "argmax_agreement" in q else "")
-            stderr.print(f"  quantization  max abs error {q['max_abs_error']:.4g} on "
-                         f"{q['samples']} calibration inputs{agree}")
+            stderr.print(f"  fidelity      {quality_line(q)} on {q['samples']} held-out samples "
+                         f"(reference: {q.get('reference', 'onnxruntime')})")
         rep = p["calibration_report"]
-        if "ezkl_resources" in rep:
-            res = rep["ezkl_resources"]
-            stderr.print(f"  vs resources  ezkl would choose scale {res['input_scale']}, logrows "
-                         f"{res['logrows']}, rows {res['num_rows']}")
+        if rep.get("goal"):
+            stderr.print(f"  goal          {rep['goal']}")
+        if rep.get("samples", {}).get("built"):
+            stderr.print(f"  samples       {rep['samples']['given']} given, "
+                         f"{rep['samples']['calibration'] + rep['samples']['heldout']} used")
+        layout = rep.get("chosen", {}).get("layout")
+        if layout:
+            stderr.print(f"  layout        range checks {layout['decomp_base']}^{layout['decomp_legs']}, "
+                         f"{layout['num_inner_cols']} columns"
+                         + (f", search {rep['search_seconds']:.0f} s" if "search_seconds" in rep else ""))
         stderr.print(f"  keys          pk {p['pk_bytes'] / 1e6:.1f} MB, vk {p['vk_bytes'] / 1e3:.1f} KB")
         stderr.print("  time          " + ", ".join(f"{k} {v:.2f} s" for k, v in r["timings"].items()
                                                       if isinstance(v, float)))
@@ -92,8 +101,9 @@ def prove_cmd(
     address: Annotated[str | None, typer.Option(
         help="Ray cluster address (e.g. ray://head:10001) [default: a local Ray instance].")] = None,
     device: Annotated[str, typer.Option(
-        help="cpu | gpu. gpu sets ezkl's ENABLE_ICICLE_GPU; it needs an ezkl built with ICICLE "
-             "(PyPI wheels are CPU-only) and an NVIDIA GPU, and is refused otherwise. Untested.")] = "cpu",
+        help="cpu | gpu. gpu needs an ezkl built with `--features gpu-accelerated` (ICICLE), "
+             "ICICLE_BACKEND_INSTALL_DIR set to an ICICLE CUDA backend, and an NVIDIA GPU; the PyPI "
+             "wheels are CPU-only, so it is refused with what is missing. Untested.")] = "cpu",
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ):
