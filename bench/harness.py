@@ -34,7 +34,7 @@ from proofmint.verifier import asset, evm
 from proofmint.verifier.chain import Anvil, connect
 from proofmint.verifier.local import verify
 
-from . import baseline, report
+from . import baseline, examples as examples_mod, report
 
 FULL = {"models": ("mlp", "lenet", "mnist_mlp"), "targets": ("balanced", "resources"),
         "visibility": ("public", "hashed"), "batch": (1, 4, 16), "repeat": 3}
@@ -56,8 +56,27 @@ class BenchResult:
 def bench(models: list[str] | None = None, targets: list[str] | None = None,
           visibility: list[str] | None = None, batch: list[int] | None = None,
           repeat: int | None = None, quick: bool = False, out: str | Path = "bench-out",
-          workspace: str | Path | None = None) -> BenchResult:
-    """Measure the pipeline per model and setting and write results.json, results.md, plots."""
+          workspace: str | Path | None = None, examples: str | Path | None = None,
+          only: list[str] | None = None) -> BenchResult:
+    """Measure the pipeline per model and setting and write results.json, results.md, plots.
+
+    ``examples``: instead, a folder of models from outside the zoo (one folder each with an
+    ONNX file and an input.json), proofmint's defaults vs bare ezkl on each (``only``: some
+    of them); writes examples.json and examples.md."""
+    if examples is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        ws = Workspace.resolve(workspace or out / "workspace")
+        started = time.perf_counter()
+        res = examples_mod.run(Path(examples), out, only, repeat or 1, ws)
+        m = machine()
+        res |= {"machine": m, "wall_s": round(time.perf_counter() - started, 1)}
+        line = (f"Machine: {m['cores']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, GPU: {m['gpu'] or 'none'}; "
+                + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + f"; {res['wall_s']:.0f} s in all.")
+        files = [out / "examples.json", out / "examples.md"]
+        files[0].write_text(json.dumps(res, indent=2) + "\n")
+        files[1].write_text(examples_mod.markdown(res["examples"], line))
+        return BenchResult(str(out), [str(f) for f in files], res)
     cfg = dict(QUICK if quick else FULL)
     for key, value in (("models", models), ("targets", targets), ("visibility", visibility),
                        ("batch", batch), ("repeat", repeat)):
@@ -196,8 +215,8 @@ def baselines(e, samples: np.ndarray, runs: list[dict], cfg: dict, ws: Workspace
     """Bare ezkl on the same model, and a direct ezkl.prove on proofmint's first circuit."""
     ours = next(r for r in runs if r["model"] == e.name)
     with progress.step(f"{e.name}: bare ezkl (resources, default settings)"):
-        bare = run_in_child(baseline.bare_ezkl, e.onnx, e.calibration, samples,
-                            str(ws.ensure("srs")), cfg["repeat"], what="bare ezkl")
+        bare = run_in_child(baseline.bare_ezkl, e.onnx, e.calibration, samples, cfg["repeat"],
+                            what="bare ezkl")
     from proofmint.circuits import package
 
     pkg = package.load(ws, ours["circuit_id"])

@@ -123,8 +123,14 @@ def make_candidate(label: str, model: OnnxModel, calibration: Path, visibility: 
     try:
         ezkl.gen_settings(str(model.path), str(settings_path),
                           py_run_args=run_args(visibility, model, batch, layout))
-    except Exception as exc:
-        raise ezkl_error("gen_settings", exc) from None
+    except Exception as exc:  # before any data or scale: the graph itself is the problem
+        err = ezkl_error("gen_settings", exc)
+        if isinstance(err, ProvingError):
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            err = InvalidModelError(f"ezkl can't turn {model.path.name} into a circuit: {first} — "
+                                    "replace that layer, or see README 'Any ONNX model' for what "
+                                    "proofmint rewrites")
+        raise err from None
     try:
         ezkl.calibrate_settings(str(calibration), str(model.path), str(settings_path), target,
                                 scales=scales)
@@ -139,7 +145,7 @@ def make_candidate(label: str, model: OnnxModel, calibration: Path, visibility: 
 
 
 def measure(c: Candidate, model: OnnxModel, samples: np.ndarray, task: str, work: Path,
-            batch: int = 1) -> dict:
+            batch: int = 1, tolerance: float = DEFAULT_TOLERANCE) -> dict:
     """Agreement of the circuit with the float model over ``samples`` (via real witnesses; a
     batch circuit runs them ``batch`` at a time, the last batch padded and its padding ignored)."""
     scales = c.settings["model_output_scales"]
@@ -158,20 +164,22 @@ def measure(c: Candidate, model: OnnxModel, samples: np.ndarray, task: str, work
                 break  # a slow model is judged on MIN_HELDOUT samples, not fewer
     ref = ref[:len(quant)]
     shutil.rmtree(wdir, ignore_errors=True)
-    c.quality = witness_mod.agreement(ref, quant, task) | {"reference": model.reference}
+    c.quality = witness_mod.agreement(ref, quant, task, tolerance) | {"reference": model.reference}
     return c.quality
 
 
 def acceptable(quality: dict, tolerance: float) -> bool:
-    """The fidelity goal: outputs within ``tolerance`` of their span, and argmax kept."""
-    if quality.get("argmax_agreement", 1.0) < MIN_ARGMAX_AGREEMENT:
+    """The fidelity goal: outputs within ``tolerance`` of their span, and argmax kept wherever
+    the float model's top two outputs are more than the tolerance apart."""
+    if quality.get("argmax_agreement_decisive", 1.0) < MIN_ARGMAX_AGREEMENT:
         return False
     return quality["relative_max_error"] <= tolerance
 
 
 def goal_text(task: str, tolerance: float) -> str:
     text = f"outputs within {tolerance:.2%} of their span"
-    return text + (f", argmax agreement >= {MIN_ARGMAX_AGREEMENT:.0%}" if task == "classification" else "")
+    return text + (f", argmax agreement >= {MIN_ARGMAX_AGREEMENT:.0%} where the top two differ by "
+                   "more than that" if task == "classification" else "")
 
 
 @dataclass
@@ -264,7 +272,8 @@ def balanced(search: Search) -> Candidate:
             progress.advance("balanced: search scales")
             if cand is not None:
                 try:
-                    measure(cand, search.model, search.heldout, search.task, search.work, search.batch)
+                    measure(cand, search.model, search.heldout, search.task, search.work, search.batch,
+                            search.tolerance)
                 except ProvingError as exc:  # a held-out sample this circuit can't take
                     search.failed.append({"label": cand.label, "why": str(exc)[:200]})
                     continue
@@ -303,7 +312,7 @@ def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, p
     if target != "balanced":
         with progress.step(f"calibrate (ezkl {target})"):
             base = make_candidate(target, graph, calibration, visibility, target, None, work, batch)
-        measure(base, model, heldout, task, work, batch)
+        measure(base, model, heldout, task, work, batch, tolerance)
         if not acceptable(base.quality, tolerance):
             progress.note(f"ezkl's '{target}' settings miss the fidelity goal ({goal_text(task, tolerance)}): "
                           f"{quality_line(base.quality)} — the default target 'balanced' enforces it")
@@ -367,7 +376,8 @@ def tune_layout(chosen: Candidate, search: Search) -> tuple[Candidate, list[dict
                 best = cand
         if best is not chosen:  # a layout moves no value, but the witnesses say so, not we
             try:
-                measure(best, search.model, search.heldout, search.task, search.work, search.batch)
+                measure(best, search.model, search.heldout, search.task, search.work, search.batch,
+                        search.tolerance)
             except ProvingError:
                 best = chosen
             if best is not chosen and not acceptable(best.quality, search.tolerance):
@@ -378,5 +388,6 @@ def tune_layout(chosen: Candidate, search: Search) -> tuple[Candidate, list[dict
 def quality_line(q: dict) -> str:
     line = f"max abs error {q['max_abs_error']:.4g} ({q['relative_max_error']:.2%} of the output span)"
     if "argmax_agreement" in q:
-        line += f", argmax agreement {q['argmax_agreement']:.1%}"
+        line += (f", argmax agreement {q['argmax_agreement']:.1%} "
+                 f"({q['argmax_agreement_decisive']:.1%} of {q['decisive_samples']} clear decisions)")
     return line

@@ -25,7 +25,7 @@ from proofmint.models.onnx_model import OnnxModel, check_input, load_onnx
 from proofmint.store import (Workspace, atomic_write_json, canonical_json, read_json, sha256_bytes,
                              sha256_file, staged)
 
-from . import batching, calibrate, package, samples as samples_mod, srs as srs_mod
+from . import batching, calibrate, package, rewrite as rewrite_mod, samples as samples_mod, srs as srs_mod
 from .samples import load_samples
 from .package import CircuitPackage
 
@@ -108,13 +108,11 @@ def compile(model: str | Path, calibration: str | Path | None = None, target: st
     _check_batch(batch, onnx_model, visibility)
     meta = _model_meta(onnx_model)
     calib_path = Path(calibration) if calibration else _default_calibration(onnx_model)
-    given = load_samples(calib_path, onnx_model) if calib_path is not None else None
-    samples = samples_mod.prepare(given, onnx_model.input_size)
-    if samples.built:
-        progress.note(samples.built)
-    calib_digest = sha256_file(calib_path) if calib_path is not None else "standard-normal"
     user_srs = srs_mod.SRS(str(srs), "user", srs_mod.read_k(Path(srs)), sha256_file(Path(srs))) \
         if srs else None
+    given = load_samples(calib_path, onnx_model) if calib_path is not None else None
+    samples = samples_mod.prepare(given, onnx_model.input_size)
+    calib_digest = sha256_file(calib_path) if calib_path is not None else "standard-normal"
 
     key = sha256_bytes(canonical_json({
         "model": onnx_model.model_id, "target": target, "visibility": visibility,
@@ -175,12 +173,17 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
     ws = Workspace(Path(ws_root))
     model = load_onnx(onnx_path)
     timings: dict = {}
+    if samples.built:
+        progress.note(samples.built)
     scratch = Path(tempfile.mkdtemp(prefix=".tmp-compile-", dir=ws.ensure("circuits")))
     try:
-        graph = model
-        if batch > 1 and model.batch_axis is None:  # a fixed batch: N copies side by side
+        with progress.step("rewrite unsupported layers"):
+            graph, rewrites = rewrite_mod.rewrite(model, scratch / "rewritten.onnx", samples.calibration)
+        for r in rewrites:
+            progress.note(f"rewrote {r['op']} '{r['node']}' as {r['into']} (checked in float)")
+        if batch > 1 and graph.batch_axis is None:  # a fixed batch: N copies side by side
             with progress.step(f"batch {batch} copies of the graph side by side"):
-                graph = load_onnx(batching.side_by_side(model, batch, scratch / "circuit.onnx"))
+                graph = load_onnx(batching.side_by_side(graph, batch, scratch / "circuit.onnx"))
         calib_file = scratch / "calibration.json"
         # ezkl calibrates whole batches: pad the data to a multiple of the batch size
         probe_file = scratch / "probe.json"
@@ -192,7 +195,9 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
             chosen, report = calibrate.choose(target, model, graph, calib_file, probe_file,
                                               samples.heldout, task, visibility, scratch, tolerance,
                                               batch, budget)
-        report["graph"] = "native" if graph is model else "side-by-side"
+        report["graph"] = ("native" if graph is model else
+                           "side-by-side" if batch > 1 and model.batch_axis is None else "rewritten")
+        report["rewrites"] = rewrites
         report["samples"] = samples.report()
         timings["settings"] = t["seconds"]
         settings = chosen.settings

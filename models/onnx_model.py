@@ -141,19 +141,15 @@ def load_onnx(path: str | Path) -> OnnxModel:
         first = str(exc).strip().splitlines()[0]
         raise InvalidModelError(f"{path} fails the ONNX checker: {first}") from None
 
+    # An opset outside ezkl's tested 9-18 is converted by compile's rewrite pass.
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    if opset > MAX_OPSET:
-        raise InvalidModelError(
-            f"{path} uses ONNX opset {opset}; ezkl supports opsets 9-{MAX_OPSET} — re-export with "
-            f"opset_version={MAX_OPSET}"
-        )
-    unsupported = sorted({n.op_type for n in proto.graph.node if n.op_type in UNSUPPORTED_OPS
-                          or n.domain not in ("", "ai.onnx")})
-    if unsupported:
-        raise InvalidModelError(
-            f"{path} uses operator(s) ezkl can't prove: {', '.join(unsupported)} — replace them "
-            "in the model (see `proofmint models --help`)"
-        )
+    for node in proto.graph.node:
+        if node.op_type in UNSUPPORTED_OPS or node.domain not in ("", "ai.onnx"):
+            op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+            raise InvalidModelError(
+                f"{path.name} uses {op} (node '{node.name or node.output[0]}'), which no circuit can "
+                f"prove and proofmint can't rewrite — {ALTERNATIVES.get(node.op_type, 'export the model without it (standard ONNX ops only)')}"
+            )
     initializers = {i.name for i in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in initializers]
     if len(inputs) != 1:
@@ -218,3 +214,14 @@ UNSUPPORTED_OPS = frozenset({
     "SequenceInsert", "SplitToSequence", "ConcatFromSequence", "StringNormalizer",
     "TfIdfVectorizer", "NonZero", "Unique", "NonMaxSuppression",
 })
+ALTERNATIVES = {
+    "Loop": "unroll the loop at export (a fixed number of steps)",
+    "Scan": "unroll the recurrence at export (a fixed sequence length)",
+    "If": "compute both branches and select with Where",
+    "NonMaxSuppression": "run NMS after the model, outside the proof, on the proven boxes and scores",
+    "NonZero": "use a fixed-size mask (Where) instead of data-dependent indices",
+    "Unique": "use a fixed-size mask (Where) instead of data-dependent shapes",
+    **{op: "pass the noise in as a model input" for op in (
+        "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial",
+        "Bernoulli")},
+}

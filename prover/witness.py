@@ -52,7 +52,8 @@ def generate(compiled: Path, x: np.ndarray, work_dir: Path, stem: str = "witness
     return out, witness
 
 
-def agreement(reference: list[np.ndarray], quantized: list[np.ndarray], task: str) -> dict:
+def agreement(reference: list[np.ndarray], quantized: list[np.ndarray], task: str,
+              tolerance: float = 0.01) -> dict:
     """How closely the circuit's outputs follow the float model's over a set of inputs.
 
     ``reference`` and ``quantized`` hold one concatenated output vector per input. The error
@@ -71,5 +72,12 @@ def agreement(reference: list[np.ndarray], quantized: list[np.ndarray], task: st
         "relative_max_error": float(err.max()) / (span if span > 1e-9 else max(float(np.abs(ref).max()), 1.0)),
     }
     if task == "classification":
-        report["argmax_agreement"] = float((ref.argmax(1) == q.argmax(1)).mean())
+        same = ref.argmax(1) == q.argmax(1)
+        report["argmax_agreement"] = float(same.mean())
+        # A near-tie (top-2 margin within the tolerance) can flip under any error the tolerance
+        # allows; the decisions that count are the others.
+        top2 = np.sort(ref, axis=1)[:, -2:] if ref.shape[1] > 1 else np.zeros((len(ref), 2))
+        decisive = (top2[:, 1] - top2[:, 0]) > tolerance * span
+        report["decisive_samples"] = int(decisive.sum())
+        report["argmax_agreement_decisive"] = float(same[decisive].mean()) if decisive.any() else 1.0
     return report

@@ -22,6 +22,12 @@ def bench_cmd(
     repeat: Annotated[int | None, typer.Option(help="Proofs per configuration (default: 3; --quick: 1).")] = None,
     quick: Annotated[bool, typer.Option(help="A small run (wine MLP only) in under 5 minutes on 2 cores.")] = False,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for results.json, results.md, plots.")] = Path("bench-out"),
+    examples: Annotated[Path | None, typer.Option(
+        help="Instead: a folder of models from outside the zoo (one folder each with network.onnx "
+             "or model.onnx and one input.json, like EZKL's examples/onnx): proofmint's defaults vs "
+             "bare ezkl on each.")] = None,
+    only: Annotated[list[str] | None, typer.Option(
+        "--only", help="With --examples: just these model folders (repeat the option).")] = None,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ):
@@ -33,10 +39,11 @@ def bench_cmd(
 
     Example: proofmint bench --quick --out /tmp/b
              proofmint bench --models lenet --batch 1 --batch 16 --visibility hashed
+             proofmint bench --examples ezkl/examples/onnx --only 1l_mlp --only lenet_5
     """
     from proofmint.bench import bench
 
-    r = run(lambda: bench(models, targets, visibility, batch, repeat, quick, out, workspace))
+    r = run(lambda: bench(models, targets, visibility, batch, repeat, quick, out, workspace, examples, only))
 
     def human(d: dict) -> None:
         stderr.print(f"[green]bench done[/] in {d['results']['wall_s']:.0f} s")

@@ -1,0 +1,400 @@
+"""The ONNX rewrite pass: everyday layers ezkl refuses or mis-circuits, rewritten before ezkl
+sees the graph into ops it proves faithfully.
+
+What bare ezkl 23.0.5 does with them (PyTorch exports, opset 18 unless said):
+
+| construct | ezkl alone | rewrite |
+|---|---|---|
+| Conv with dilation > 1 | "non unit dilations not supported" | a dense kernel with zeros between the taps |
+| Pad reflect / edge | "pad mode or pad type" | Slice + Concat of the border rows |
+| Pad with a non-zero constant c | same | Pad(x - c, 0) + c |
+| MaxPool with padding | pads with zeros, not -inf: a valid proof of a wrong answer on negative inputs | edge Pad, then an unpadded MaxPool |
+| PRelu with a slope per channel | fails at old opsets | relu(x) - slope * relu(-x) |
+| Pow, constant integer exponent | fails when the exponent is a tensor | x * x * ... |
+| Tile | halo2 synthesis error | Concat of copies |
+| opset outside 9-18 | tract is tested with 9-18 | ``onnx.version_converter`` to 18 |
+
+Each rewrite is checked where it is applied: the rewritten graph and the original must agree
+in float on the calibration samples within ``RTOL`` (relative), or compile refuses naming
+the op. The graph is edited with onnx-graphsurgeon, not by hand on the protobuf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from proofmint.errors import InvalidModelError
+from proofmint.models.onnx_model import MAX_OPSET, OnnxModel, load_onnx
+
+MIN_OPSET = 9
+RTOL = 1e-5
+MAX_POW = 8  # x**n as n - 1 multiplications up to here
+CHECK_SAMPLES = 16
+
+
+@dataclass(frozen=True)
+class Applied:
+    op: str  # the ONNX op type rewritten
+    node: str  # its node name
+    into: str  # what it became
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class _Editor:
+    """One graph being rewritten, with helpers that make fresh, named tensors."""
+
+    def __init__(self, graph):
+        import onnx_graphsurgeon as gs
+
+        self.gs = gs
+        self.graph = graph
+        self.count = 0
+        self.applied: list[Applied] = []
+
+    def name(self, base: str) -> str:
+        self.count += 1
+        return f"pm_{base}_{self.count}"
+
+    def const(self, base: str, values) -> object:
+        return self.gs.Constant(self.name(base), np.asarray(values))
+
+    def node(self, op: str, inputs: list, attrs: dict | None = None, dtype=None, shape=None):
+        out = self.gs.Variable(self.name(op.lower()), dtype=dtype, shape=shape)
+        self.graph.nodes.append(self.gs.Node(op, self.name(op), attrs or {}, inputs, [out]))
+        return out
+
+    def replace(self, node, new_output) -> None:
+        """Route ``node``'s consumers to ``new_output`` and drop the node."""
+        old = node.outputs[0]
+        for consumer in list(old.outputs):
+            for i, t in enumerate(consumer.inputs):
+                if t is old:
+                    consumer.inputs[i] = new_output
+        graph_outs = self.graph.outputs
+        if old in graph_outs:  # keep the graph output's name: an Identity carries it
+            i = graph_outs.index(old)
+            node.outputs.clear()
+            ident = self.gs.Node("Identity", self.name("Identity"), {}, [new_output], [old])
+            self.graph.nodes.append(ident)
+            graph_outs[i] = old
+        else:
+            node.outputs.clear()
+        node.inputs.clear()
+
+    def done(self, node, into: str) -> None:
+        self.applied.append(Applied(node.op, node.name or "(unnamed)", into))
+
+
+def _value(tensor) -> np.ndarray | None:
+    """A tensor's constant value (an initializer or a Constant node's), else None."""
+    import onnx_graphsurgeon as gs
+    from onnx import numpy_helper
+
+    if isinstance(tensor, gs.Constant):
+        return np.asarray(tensor.values)
+    if len(tensor.inputs) == 1 and tensor.inputs[0].op == "Constant":
+        attrs = tensor.inputs[0].attrs
+        if "value" in attrs:
+            v = attrs["value"]
+            return np.asarray(v.values) if isinstance(v, gs.Constant) else numpy_helper.to_array(v)
+        for key in ("value_float", "value_int"):
+            if key in attrs:
+                return np.asarray(attrs[key])
+        for key in ("value_floats", "value_ints"):
+            if key in attrs:
+                return np.asarray(list(attrs[key]))
+    return None
+
+
+def _dims(tensor) -> list[int]:
+    shape = tensor.shape
+    if shape is None or not all(isinstance(d, int) for d in shape[1:]):
+        raise InvalidModelError(f"the shape of '{tensor.name}' is not static, so its padding can't "
+                                "be rewritten — export the model with static shapes")
+    return list(shape)
+
+
+def _slice(ed: _Editor, x, axis: int, start: int, dtype, shape):
+    return ed.node("Slice", [x, ed.const("starts", [start]), ed.const("ends", [start + 1]),
+                             ed.const("axes", [axis])], dtype=dtype, shape=shape)
+
+
+def _pad_by_copies(ed: _Editor, x, pads: list[tuple[int, int]], mode: str):
+    """Edge or reflect padding as Slice + Concat, one axis at a time."""
+    dims = _dims(x)
+    for axis, (before, after) in enumerate(pads):
+        if before == 0 and after == 0:
+            continue
+        n = dims[axis]
+        if mode == "reflect":
+            if before >= n or after >= n:
+                raise InvalidModelError(f"reflect padding of {max(before, after)} on an axis of size {n} "
+                                        f"('{x.name}') is not defined")
+            head, tail = list(range(before, 0, -1)), list(range(n - 2, n - 2 - after, -1))
+        else:  # edge
+            head, tail = [0] * before, [n - 1] * after
+        one = [d if i != axis else 1 for i, d in enumerate(dims)]
+        parts = ([_slice(ed, x, axis, j, x.dtype, one) for j in head] + [x]
+                 + [_slice(ed, x, axis, j, x.dtype, one) for j in tail])
+        dims = [d if i != axis else n + before + after for i, d in enumerate(dims)]
+        x = ed.node("Concat", parts, {"axis": axis}, dtype=x.dtype, shape=list(dims))
+    return x
+
+
+def _pads_of(node, rank: int) -> list[tuple[int, int]]:
+    """(before, after) per axis from a Pad node (pads as attribute or input, optional axes)."""
+    if "pads" in node.attrs:
+        flat = list(node.attrs["pads"])
+        axes = list(range(rank))
+    else:
+        flat = _value(node.inputs[1])
+        if flat is None:
+            raise InvalidModelError(f"Pad node '{node.name}' has computed pads — ezkl needs constant ones")
+        flat = [int(v) for v in flat.ravel()]
+        axes = list(range(rank))
+        if len(node.inputs) > 3 and node.inputs[3] is not None and getattr(node.inputs[3], "name", ""):
+            given = _value(node.inputs[3])
+            axes = [int(a) % rank for a in given.ravel()]
+    k = len(axes)
+    out = [(0, 0)] * rank
+    for i, a in enumerate(axes):
+        out[a] = (flat[i], flat[i + k])
+    if any(b < 0 or e < 0 for b, e in out):
+        raise InvalidModelError(f"Pad node '{node.name}' has negative pads (a crop) — use Slice")
+    return out
+
+
+def _pad_value(node) -> float:
+    if "value" in node.attrs:
+        return float(node.attrs["value"])
+    if len(node.inputs) > 2 and getattr(node.inputs[2], "name", ""):
+        v = _value(node.inputs[2])
+        return 0.0 if v is None or v.size == 0 else float(v.ravel()[0])
+    return 0.0
+
+
+def pad(ed: _Editor, node) -> None:
+    """Reflect/edge Pad -> Slice + Concat; constant c != 0 -> Pad(x - c, 0) + c (a Pad with a
+    zero constant is what ezkl supports)."""
+    mode = node.attrs.get("mode", "constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    x = node.inputs[0]
+    value = _pad_value(node) if mode == "constant" else 0.0
+    if mode == "constant" and value == 0.0:
+        return
+    pads = _pads_of(node, len(_dims(x)))
+    if mode == "constant":
+        c = ed.const("pad_value", np.array(value, dtype=np.float32))
+        shifted = ed.node("Sub", [x, c], dtype=x.dtype, shape=x.shape)
+        flat = [b for b, _ in pads] + [e for _, e in pads]
+        padded = ed.node("Pad", [shifted, ed.const("pads", np.array(flat, dtype=np.int64))],
+                         {"mode": "constant"}, dtype=x.dtype)
+        y = ed.node("Add", [padded, c], dtype=x.dtype)
+        into = f"Pad(x - {value:g}, 0) + {value:g}"
+    elif mode in ("reflect", "edge"):
+        y = _pad_by_copies(ed, x, pads, mode)
+        into = f"{mode} padding as Slice + Concat"
+    else:
+        raise InvalidModelError(f"Pad node '{node.name}' has mode '{mode}', which neither ezkl nor "
+                                "proofmint's rewrite supports — use constant, reflect or edge")
+    ed.replace(node, y)
+    ed.done(node, into)
+
+
+def maxpool(ed: _Editor, node) -> None:
+    """MaxPool with padding -> edge Pad, then MaxPool without. ezkl pads with zeros, not -inf;
+    an edge copy is never larger than a real value in the same window (a window that covers
+    a padded cell also covers the border cell it copies, since padding <= kernel / 2)."""
+    pads = list(node.attrs.get("pads", []))
+    if not any(pads):
+        return
+    if node.attrs.get("ceil_mode", 0) or any(d != 1 for d in node.attrs.get("dilations", [])) \
+            or len(node.outputs) > 1:
+        raise InvalidModelError(f"MaxPool node '{node.name}' uses ceil_mode, dilation or indices with "
+                                "padding, which proofmint can't rewrite faithfully — pad explicitly")
+    x = node.inputs[0]
+    spatial = len(pads) // 2
+    rank = len(_dims(x))
+    per_axis = [(0, 0)] * (rank - spatial) + list(zip(pads[:spatial], pads[spatial:]))
+    padded = _pad_by_copies(ed, x, per_axis, "edge")
+    attrs = {k: v for k, v in node.attrs.items() if k != "pads"}
+    y = ed.node("MaxPool", [padded], attrs, dtype=x.dtype)
+    ed.replace(node, y)
+    ed.done(node, "edge Pad + unpadded MaxPool")
+
+
+def conv(ed: _Editor, node) -> None:
+    """Dilated Conv -> Conv with the kernel's taps spread out and zeros between them (the
+    same sums over the same inputs; padding and stride unchanged)."""
+    dil = list(node.attrs.get("dilations", []))
+    if not any(d != 1 for d in dil):
+        return
+    w = _value(node.inputs[1])
+    if w is None:
+        raise InvalidModelError(f"Conv node '{node.name}' has dilation {dil} and computed weights — "
+                                "ezkl needs constant weights to spread the kernel")
+    spread = np.zeros(w.shape[:2] + tuple((k - 1) * d + 1 for k, d in zip(w.shape[2:], dil)), w.dtype)
+    spread[(slice(None), slice(None)) + tuple(slice(None, None, d) for d in dil)] = w
+    node.inputs[1] = ed.const("dilated_kernel", spread)
+    node.attrs["dilations"] = [1] * len(dil)
+    if "kernel_shape" in node.attrs:
+        node.attrs["kernel_shape"] = list(spread.shape[2:])
+    ed.done(node, f"Conv with a {'x'.join(map(str, spread.shape[2:]))} zero-inserted kernel")
+
+
+def prelu(ed: _Editor, node) -> None:
+    """PRelu with a slope per channel -> relu(x) - slope * relu(-x)."""
+    slope = node.inputs[1]
+    value = _value(slope)
+    if value is not None and value.size == 1:
+        return
+    x = node.inputs[0]
+    pos = ed.node("Relu", [x], dtype=x.dtype, shape=x.shape)
+    neg = ed.node("Relu", [ed.node("Neg", [x], dtype=x.dtype, shape=x.shape)], dtype=x.dtype, shape=x.shape)
+    y = ed.node("Sub", [pos, ed.node("Mul", [neg, slope], dtype=x.dtype, shape=x.shape)],
+                dtype=x.dtype, shape=x.shape)
+    ed.replace(node, y)
+    ed.done(node, "relu(x) - slope * relu(-x)")
+
+
+def power(ed: _Editor, node) -> None:
+    """Pow with a constant integer exponent 1..MAX_POW -> a chain of Mul; a computed exponent
+    is refused (ezkl needs a constant one)."""
+    e = _value(node.inputs[1])
+    if e is None:
+        raise InvalidModelError(f"Pow node '{node.name}' raises to a computed exponent, which a circuit "
+                                "can't do — make the exponent a constant, or write x * x")
+    flat = np.unique(e.ravel())
+    if flat.size != 1:
+        raise InvalidModelError(f"Pow node '{node.name}' has {flat.size} different exponents — use one "
+                                "constant exponent")
+    n = float(flat[0])
+    x = node.inputs[0]
+    if n == round(n) and 1 <= n <= MAX_POW:
+        y = x
+        for _ in range(int(n) - 1):
+            y = ed.node("Mul", [y, x], dtype=x.dtype, shape=x.shape)
+        if y is x:
+            y = ed.node("Identity", [x], dtype=x.dtype, shape=x.shape)
+        ed.replace(node, y)
+        ed.done(node, f"x**{int(n)} as {int(n) - 1} Mul")
+    elif e.ndim > 0:  # ezkl takes a scalar constant exponent, not a shaped one
+        node.inputs[1] = ed.const("exponent", np.array(n, dtype=e.dtype))
+        ed.done(node, f"Pow with a scalar exponent {n:g}")
+
+
+def tile(ed: _Editor, node) -> None:
+    """Tile with constant repeats -> Concat of copies along each repeated axis."""
+    reps = _value(node.inputs[1])
+    if reps is None:
+        raise InvalidModelError(f"Tile node '{node.name}' has computed repeats — ezkl needs constant ones")
+    x = node.inputs[0]
+    dims = _dims(x)
+    y = x
+    for axis, r in enumerate(int(v) for v in reps.ravel()):
+        if r > 1:
+            dims[axis] *= r
+            y = ed.node("Concat", [y] * r, {"axis": axis}, dtype=x.dtype, shape=list(dims))
+    if y is x:
+        y = ed.node("Identity", [x], dtype=x.dtype, shape=x.shape)
+    ed.replace(node, y)
+    ed.done(node, "Concat of copies")
+
+
+REWRITES = {"Pad": pad, "MaxPool": maxpool, "Conv": conv, "PRelu": prelu, "Pow": power, "Tile": tile}
+
+
+def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray) -> tuple[OnnxModel, list[dict]]:
+    """The graph ezkl should compile for ``model``, and what was rewritten (empty: ``model``
+    itself). Refuses, naming the op, if a rewrite changes the float outputs."""
+    import onnx
+    import onnx_graphsurgeon as gs
+
+    proto = onnx.load_model_from_string(model.data)
+    applied: list[Applied] = []
+    if not MIN_OPSET <= model.opset <= MAX_OPSET:
+        proto, how = _to_opset(proto, model)
+        applied.append(Applied("opset", f"{model.opset}", f"opset {MAX_OPSET} ({how})"))
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto)
+    except Exception:
+        pass  # shapes are needed only by some rewrites, which say so
+    graph = gs.import_onnx(proto)
+    try:  # computed constants (pads built from Shape/Concat by an exporter) become constants
+        graph.fold_constants(error_ok=True).cleanup()
+    except Exception:
+        pass  # nothing folded: the rewrites that need a constant say so
+    ed = _Editor(graph)
+    for node in list(graph.nodes):
+        if node.op in REWRITES and (node.domain or "") in ("", "ai.onnx"):
+            REWRITES[node.op](ed, node)
+    applied += ed.applied
+    if not applied:
+        return model, []
+    graph.cleanup().toposort()
+    out = gs.export_onnx(graph)
+    out.opset_import[0].version = max(out.opset_import[0].version, MIN_OPSET)
+    out.ir_version = proto.ir_version
+    try:
+        onnx.checker.check_model(out)
+    except onnx.checker.ValidationError as exc:
+        raise InvalidModelError(f"rewriting {', '.join(sorted({a.op for a in ed.applied}))} produced an "
+                                f"invalid graph ({str(exc).splitlines()[0][:200]}) — please report it") from None
+    dest.write_bytes(out.SerializeToString())
+    graph_model = load_onnx(dest)
+    _check_equivalent(model, graph_model, samples, applied)
+    return graph_model, [a.to_dict() for a in applied]
+
+
+def _to_opset(proto, model: OnnxModel):
+    """The graph at opset 18: onnx's version converter, or where it has no adapter for a step
+    (20 -> 19 for several ops), the same graph labelled 18 when every op it uses is defined
+    at 18 — the float check that follows every rewrite catches a semantic difference."""
+    import onnx
+    from onnx import defs, version_converter
+
+    try:
+        return version_converter.convert_version(proto, MAX_OPSET), "onnx.version_converter"
+    except Exception as exc:
+        why = str(exc).splitlines()[0][:150]
+    missing = []
+    for node in proto.graph.node:
+        if (node.domain or "") not in ("", "ai.onnx"):
+            continue
+        try:
+            defs.get_schema(node.op_type, MAX_OPSET, "")
+        except Exception:
+            missing.append(node.op_type)
+    if missing or model.opset < MIN_OPSET:
+        raise InvalidModelError(
+            f"{model.path.name} uses ONNX opset {model.opset}; ezkl is tested with {MIN_OPSET}-{MAX_OPSET}, "
+            f"onnx's version converter can't bring it to {MAX_OPSET} ({why})"
+            + (f" and {', '.join(sorted(set(missing)))} has no opset-{MAX_OPSET} form" if missing else "")
+            + f" — re-export with opset_version={MAX_OPSET}") from None
+    relabelled = onnx.ModelProto()
+    relabelled.CopyFrom(proto)
+    for o in relabelled.opset_import:
+        if o.domain in ("", "ai.onnx"):
+            o.version = MAX_OPSET
+    return relabelled, f"relabelled: every op is defined at {MAX_OPSET}"
+
+
+def _check_equivalent(model: OnnxModel, graph: OnnxModel, samples: np.ndarray,
+                      applied: list[Applied]) -> None:
+    """The rewritten graph computes what the model does, in float, on real inputs."""
+    for x in samples[:CHECK_SAMPLES]:
+        want = [o.ravel() for o in model.run(x)]
+        got = [o.ravel() for o in graph.run(x)]
+        for w, g in zip(want, got):
+            scale = max(1.0, float(np.abs(w).max()))
+            if w.shape != g.shape or float(np.abs(w - g).max()) > RTOL * scale:
+                diff = float(np.abs(w - g).max()) if w.shape == g.shape else float("inf")
+                ops = ", ".join(f"{a.op} '{a.node}'" for a in applied)
+                raise InvalidModelError(
+                    f"rewriting {ops} changed the model's float outputs (max diff {diff:.3g}) — "
+                    "proofmint refuses rather than prove another model; please report it")

@@ -1,0 +1,149 @@
+"""Layers ezkl refuses or mis-circuits, as a user exports them from PyTorch: rewritten, checked
+in float, compiled with defaults, proven, verified, and within 1 % of the float outputs' span."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from proofmint.circuits import rewrite
+from proofmint.circuits.compile import compile as compile_model
+from proofmint.errors import InvalidModelError
+from proofmint.models import load_onnx
+from proofmint.prover import load_bundle, prove
+from proofmint.verifier import verify
+
+
+class Sandwich(nn.Module):
+    """The layer under test between two convolutions, as it sits in a real network."""
+
+    def __init__(self, mid: nn.Module):
+        super().__init__()
+        self.a, self.mid, self.b = nn.Conv2d(2, 3, 3, padding=1), mid, nn.Conv2d(3, 2, 3)
+
+    def forward(self, x):
+        return self.b(self.mid(self.a(x)))
+
+
+class Square(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("e", torch.tensor([2.0]))  # a tensor exponent, as torch exports x ** y
+
+    def forward(self, x):
+        return x ** self.e
+
+
+class Repeat(nn.Module):
+    def forward(self, x):
+        return x.repeat(1, 1, 2, 1)
+
+
+LAYERS = {
+    "dilated conv": lambda: nn.Conv2d(3, 3, 3, padding=2, dilation=2),
+    "reflection pad": lambda: nn.ReflectionPad2d(1),
+    "replication pad": lambda: nn.ReplicationPad2d(1),
+    "constant pad 2.0": lambda: nn.ConstantPad2d(1, 2.0),
+    "maxpool with padding": lambda: nn.MaxPool2d(3, stride=1, padding=1),
+    "prelu per channel": lambda: nn.PReLU(3),
+    "pow": Square,
+    "tile": Repeat,
+}
+EXPECTED_OP = {"dilated conv": "Conv", "reflection pad": "Pad", "replication pad": "Pad",
+               "constant pad 2.0": "Pad", "maxpool with padding": "MaxPool", "prelu per channel": "PRelu",
+               "pow": "Pow", "tile": "Tile"}
+
+
+def _export(module: nn.Module, folder, opset: int | None, shape=(1, 2, 6, 6), seed: int = 0):
+    torch.manual_seed(seed)
+    module = module.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    x = torch.randn(*shape)
+    kwargs = {} if opset is None else {"opset_version": opset}
+    torch.onnx.export(module, (x,), str(folder / "model.onnx"), dynamo=False, **kwargs)
+    (folder / "input.json").write_text(json.dumps({"input_data": [x.numpy().ravel().tolist()]}))
+    return folder / "model.onnx", folder / "input.json"
+
+
+@pytest.mark.parametrize("opset", [None, 18], ids=["torch default opset", "opset 18"])
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_layer_is_rewritten_proven_and_faithful(layer, opset, ws, tmp_path):
+    torch.manual_seed(1)
+    onnx_path, inp = _export(Sandwich(LAYERS[layer]()), tmp_path / "m", opset)
+    c = compile_model(onnx_path, workspace=ws)
+    pkg = c.package
+    ops = [r["op"] for r in pkg.calibration_report["rewrites"]]
+    assert EXPECTED_OP[layer] in ops
+    if opset is None:  # torch 2.13 writes opset 20: converted to 18 first
+        assert load_onnx(onnx_path).opset > 18 and ops[0] == "opset"
+    q = pkg.quantization
+    assert q["relative_max_error"] <= 0.01 and q["samples"] >= 16, q
+    assert pkg.model_id == load_onnx(onnx_path).model_id  # the registry binds what the user published
+    assert (pkg.path / "circuit.onnx").is_file() and "circuit.onnx" in pkg.digests
+    bundle = prove(c.circuit_id, inp, tmp_path / "p.json", workspace=ws).bundles[0]
+    assert verify(bundle, workspace=ws).valid
+    b = load_bundle(bundle)
+    assert b.max_abs_diff <= 0.01 * q["output_range"] + 1e-9
+
+
+def test_maxpool_padding_is_faithful_on_negative_inputs(ws, tmp_path):
+    """ezkl alone pads MaxPool with zeros: on all-negative inputs every border output is 0.0,
+    a valid proof of a wrong answer. After the rewrite the proof carries the model's maxima."""
+    onnx_path, _ = _export(nn.MaxPool2d(3, stride=1, padding=1), tmp_path / "m", 18, shape=(1, 1, 5, 5))
+    x = -np.random.default_rng(2).uniform(0.5, 1.5, 25)
+    inp = tmp_path / "neg.json"
+    inp.write_text(json.dumps({"input_data": [x.tolist()]}))
+    c = compile_model(onnx_path, calibration=inp, workspace=ws)
+    b = load_bundle(prove(c.circuit_id, inp, tmp_path / "p.json", workspace=ws).bundles[0])
+    outputs, reference = np.array(b.outputs[0]), np.array(b.reference_outputs[0])
+    assert reference.max() < 0 and outputs.max() < 0  # no zero from padding reached an output
+    assert np.abs(outputs - reference).max() <= 0.01 * (reference.max() - reference.min()) + 1e-9
+
+
+def test_a_rewrite_that_changes_the_model_is_refused(tmp_path, monkeypatch):
+    onnx_path, _ = _export(Sandwich(Repeat()), tmp_path / "m", 18)
+    model = load_onnx(onnx_path)
+
+    def wrong(ed, node):  # "tiles" with a zero copy: must never reach ezkl
+        x = node.inputs[0]
+        y = ed.node("Concat", [x, ed.node("Sub", [x, x], dtype=x.dtype)], {"axis": 2}, dtype=x.dtype)
+        ed.replace(node, y)
+        ed.done(node, "a wrong tiling")
+
+    monkeypatch.setitem(rewrite.REWRITES, "Tile", wrong)
+    with pytest.raises(InvalidModelError, match="changed the model's float outputs"):
+        rewrite.rewrite(model, tmp_path / "r.onnx", np.random.default_rng(0).standard_normal((4, 72)))
+
+
+def test_pow_with_a_computed_exponent_is_refused_in_one_line(tmp_path):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Abs", ["x"], ["e"]), helper.make_node("Pow", ["x", "e"], ["y"], name="pow_xx")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    import onnx
+
+    path = tmp_path / "pow.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    with pytest.raises(InvalidModelError, match="Pow node 'pow_xx' raises to a computed exponent"):
+        rewrite.rewrite(load_onnx(path), tmp_path / "r.onnx", np.ones((2, 4)))
+
+
+def test_nonmaxsuppression_is_refused_naming_the_node_and_an_alternative(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("NonMaxSuppression", ["boxes", "scores"], ["sel"], name="nms")
+    graph = helper.make_graph(node and [node], "g",
+                              [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 4, 4])],
+                              [helper.make_tensor_value_info("sel", TensorProto.INT64, [None, 3])],
+                              [onnx.numpy_helper.from_array(np.ones((1, 1, 4), np.float32), "scores")])
+    path = tmp_path / "nms.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    with pytest.raises(InvalidModelError, match=r"NonMaxSuppression \(node 'nms'\).*run NMS after the model"):
+        load_onnx(path)
