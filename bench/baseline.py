@@ -46,7 +46,8 @@ def bare_ezkl(onnx: str, calibration: str, samples: np.ndarray, repeat: int) -> 
     timings["srs"] = [time.perf_counter() - t]
     vk, pk = str(work / "vk.key"), str(work / "pk.key")
     timed("setup", ezkl.setup, compiled, vk, pk, srs_path=str(srs))
-    inp = witness_mod.write_input(work / "input.json", samples[0])
+    sizes = load_onnx(onnx).input_sizes
+    inp = witness_mod.write_input(work / "input.json", samples[0], sizes)
     for i in range(repeat):
         timed("witness", ezkl.gen_witness, str(inp), compiled, str(work / "w.json"), vk_path=vk,
               srs_path=str(srs))
@@ -59,7 +60,7 @@ def bare_ezkl(onnx: str, calibration: str, samples: np.ndarray, repeat: int) -> 
     ref, quant, failed = [], [], 0
     for x in samples:
         try:
-            w = ezkl.gen_witness(str(witness_mod.write_input(inp, x)), compiled, str(work / "w.json"))
+            w = ezkl.gen_witness(str(witness_mod.write_input(inp, x, sizes)), compiled, str(work / "w.json"))
         except Exception:  # outside what ezkl calibrated on
             failed += 1
             continue
@@ -78,10 +79,11 @@ def bare_ezkl(onnx: str, calibration: str, samples: np.ndarray, repeat: int) -> 
 def direct_prove(compiled: str, pk: str, vk: str, srs: str, x: np.ndarray, repeat: int) -> dict:
     import ezkl
 
+    from proofmint.models.onnx_model import load_onnx
     from proofmint.prover.witness import write_input
 
     work = Path(tempfile.mkdtemp(prefix="direct-prove-"))
-    inp = write_input(work / "input.json", x)
+    inp = write_input(work / "input.json", x, load_onnx(Path(compiled).parent / "model.onnx").input_sizes)
     walls = []
     for _ in range(repeat):
         t = time.perf_counter()

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from proofmint import progress
-from proofmint.errors import InvalidModelError, ProvingError, ezkl_error
+from proofmint.errors import InputOutOfRangeError, InvalidModelError, ProvingError, ezkl_error
 from proofmint.models.onnx_model import OnnxModel
 from proofmint.prover import witness as witness_mod
 from proofmint.prover.inputs import batches
@@ -157,7 +157,12 @@ def measure(c: Candidate, model: OnnxModel, samples: np.ndarray, task: str, work
     started = time.monotonic()
     with progress.step(name, total=len(samples)):
         for i, chunk in enumerate(batches(samples, batch)):
-            _, w = witness_mod.generate(c.compiled_path, chunk.items, wdir, stem=f"w{i}")
+            _, w = witness_mod.generate(c.compiled_path, chunk.items, wdir, stem=f"w{i}",
+                                        sizes=model.input_sizes)
+            try:
+                witness_mod.check_lookups(w, c.settings["run_args"]["lookup_range"], "a held-out sample")
+            except InputOutOfRangeError as exc:  # this candidate's tables don't hold the sample
+                raise ProvingError(str(exc)) from None
             quant.extend(witness_mod.split_items(witness_mod.decode_outputs(w, scales), batch)[:chunk.real])
             progress.advance(name, chunk.real)
             if len(quant) >= MIN_HELDOUT and time.monotonic() - started > SLOW_MEASURE_S:

@@ -21,7 +21,8 @@ from proofmint import progress
 from proofmint.errors import InvalidInputError, UsageError, ezkl_error
 from proofmint.faults import failpoint
 from proofmint.jobs import run_in_child
-from proofmint.models.onnx_model import OnnxModel, check_input, load_onnx
+from proofmint.models.onnx_model import OnnxModel, load_onnx
+from proofmint.prover import witness as witness_mod
 from proofmint.store import (Workspace, atomic_write_json, canonical_json, read_json, sha256_bytes,
                              sha256_file, staged)
 
@@ -106,6 +107,10 @@ def compile(model: str | Path, calibration: str | Path | None = None, target: st
     ws = Workspace.resolve(workspace)
     onnx_model = load_onnx(model)
     _check_batch(batch, onnx_model, visibility)
+    if len(onnx_model.input_shapes) > 1 and visibility["input"] == "hashed":
+        raise UsageError(f"{onnx_model.path.name} has {len(onnx_model.input_shapes)} inputs: ezkl hashes "
+                         "each separately, and proofmint commits to one input hash — use "
+                         "--input-visibility public or private for a multi-input model")
     meta = _model_meta(onnx_model)
     calib_path = Path(calibration) if calibration else _default_calibration(onnx_model)
     user_srs = srs_mod.SRS(str(srs), "user", srs_mod.read_k(Path(srs)), sha256_file(Path(srs))) \
@@ -146,6 +151,9 @@ def _check_batch(batch: int, model: OnnxModel, visibility: dict) -> None:
     if len(model.output_shapes) > 1:
         raise UsageError(f"{model.path} has {len(model.output_shapes)} outputs; --batch supports "
                          "models with one output tensor")
+    if len(model.input_shapes) > 1:
+        raise UsageError(f"{model.path} has {len(model.input_shapes)} inputs; --batch supports "
+                         "models with one input tensor")
     if visibility["output"] != "public":
         raise UsageError("--batch needs --output-visibility public: each inference's token "
                          "records its own outputs, which one hash of the batch would hide")
@@ -190,7 +198,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         for path, data in ((calib_file, samples.calibration), (probe_file, samples.probe)):
             # ezkl calibrates whole batches: pad the data to a multiple of the batch size
             padded = np.concatenate([c.items for c in calibrate.batches(data, batch)])
-            path.write_text(json.dumps({"input_data": [padded.ravel().tolist()]}))
+            witness_mod.write_input(path, padded, model.input_sizes)
         with progress.step("choose settings") as t:
             chosen, report = calibrate.choose(target, model, graph, calib_file, probe_file,
                                               samples.heldout, task, visibility, scratch, tolerance,
@@ -262,7 +270,8 @@ def _setup(dest: Path, model: OnnxModel, graph: OnnxModel, chosen, report: dict,
         quantization=chosen.quality or {}, calibration_report=report,
         digests={name: sha256_file(dest / name) for name in package.DIGESTED
                  if (dest / name).is_file()},
-        batch_size=batch,
+        batch_size=batch, input_shapes=[list(x) for x in model.input_shapes],
+        input_names=list(model.input_names), reference=model.reference,
     )
     pkg.save()
     return pkg

@@ -41,6 +41,13 @@ class CircuitPackage:
     calibration_report: dict = field(default_factory=dict)
     digests: dict = field(default_factory=dict)  # sha256 of the small artifacts, checked on load
     batch_size: int = 1  # inferences per proof; input_shape and output_shapes are per inference
+    input_shapes: list[list[int]] | None = None  # each graph input's shape (input_shape: all, flat)
+    input_names: list[str] | None = None
+    reference: str = "onnxruntime"  # the float engine the fidelity figures come from
+
+    @property
+    def input_sizes(self) -> list[int]:
+        return [math.prod(s) for s in (self.input_shapes or [self.input_shape])]
 
     @property
     def path(self) -> Path:

@@ -42,10 +42,11 @@ class Samples:
 
 
 def load_samples(path: Path, model: OnnxModel) -> np.ndarray:
-    """ezkl's ``{"input_data": [[...]]}`` holding one or more inputs back to back."""
+    """ezkl's ``{"input_data": [[...]]}`` holding one or more inputs back to back (one list
+    per graph input, in graph order, for a model with several)."""
     try:
         data = json.loads(Path(path).read_text())
-        flat = np.asarray(data["input_data"][0], dtype=np.float64)
+        lists = [np.asarray(v, dtype=np.float64) for v in data["input_data"]]
     except FileNotFoundError:
         raise InvalidInputError(f"no calibration file at {path}") from None
     except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, UnicodeDecodeError) as exc:
@@ -53,13 +54,18 @@ def load_samples(path: Path, model: OnnxModel) -> np.ndarray:
             f"calibration file {path} is not ezkl input JSON ({type(exc).__name__}) — expected "
             '{"input_data": [[v1, v2, ...]]} with one or more inputs back to back'
         ) from None
-    n = model.input_size
-    if flat.ndim != 1 or flat.size == 0 or flat.size % n:
+    sizes = model.input_sizes
+    if len(lists) != len(sizes) or any(v.ndim != 1 or v.size == 0 or v.size % n for v, n in zip(lists, sizes)):
+        got = ", ".join(str(v.size) for v in lists)
         raise InvalidInputError(
-            f"calibration file {path} has {flat.size} values, not a multiple of the model's "
-            f"input size {n} (shape {'x'.join(map(str, model.input_shape))})"
-        )
-    samples = flat.reshape(-1, n)
+            f"calibration file {path} has {len(lists)} list(s) of {got} values; the model takes "
+            f"{len(sizes)} input(s) of {', '.join(map(str, sizes))} values — one list per input, "
+            "each holding one or more samples back to back")
+    counts = {v.size // n for v, n in zip(lists, sizes)}
+    if len(counts) != 1:
+        raise InvalidInputError(f"calibration file {path} holds a different number of samples per input "
+                                f"({sorted(counts)}) — give every input the same number")
+    samples = np.concatenate([v.reshape(-1, n) for v, n in zip(lists, sizes)], axis=1)
     for i, s in enumerate(samples):
         check_input(model.input_shape, s, f"calibration sample {i} in {path}")
     return samples

@@ -22,22 +22,45 @@ MAX_OPSET = 18  # tract, inside ezkl, is tested with opsets 9-18
 
 @dataclass(frozen=True)
 class OnnxModel:
-    """A checked ONNX model with a single input and a known, static input shape."""
+    """A checked ONNX model with static input shapes (a symbolic leading batch dim taken as 1).
+
+    A graph with several inputs is proven as one flat input: their values back to back in
+    graph order (``input_size`` in all), which is how ezkl orders their instances too; ezkl's
+    JSON holds one list per input (:meth:`split`).
+    """
 
     path: Path
     data: bytes
-    input_name: str
-    input_shape: tuple[int, ...]
+    input_names: tuple[str, ...]
+    input_shapes: tuple[tuple[int, ...], ...]
     output_shapes: tuple[tuple[int, ...], ...]
     opset: int
     op_types: tuple[str, ...]
     batch_axis: str | None = None  # name of a symbolic leading input dim: batch proofs set it
-    input_dtype: str = "float32"
+    input_dtypes: tuple[str, ...] = ("float32",)
     _engine: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
+    def input_sizes(self) -> list[int]:
+        return [int(np.prod(s)) for s in self.input_shapes]
+
+    @property
     def input_size(self) -> int:
-        return int(np.prod(self.input_shape))
+        return sum(self.input_sizes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The one input's shape, or for several inputs the flat length of all of them."""
+        return self.input_shapes[0] if len(self.input_shapes) == 1 else (self.input_size,)
+
+    def split(self, x: np.ndarray) -> list[np.ndarray]:
+        """One flat input vector as the graph's inputs, each in its shape and type."""
+        flat = np.asarray(x).ravel()
+        out, start = [], 0
+        for shape, size, dtype in zip(self.input_shapes, self.input_sizes, self.input_dtypes):
+            out.append(np.asarray(flat[start:start + size], dtype=np.dtype(dtype)).reshape(shape))
+            start += size
+        return out
 
     @property
     def model_id(self) -> str:
@@ -58,9 +81,9 @@ class OnnxModel:
             opts.intra_op_num_threads = 1
             opts.log_severity_level = 4  # its refusals are handled below, not printed
             session = ort.InferenceSession(self.data, opts, providers=["CPUExecutionProvider"])
-            session.run(None, {self.input_name: self._feed(np.zeros(self.input_shape))})
+            session.run(None, self._feed(np.zeros(self.input_size)))
             self._engine["name"] = "onnxruntime"
-            return lambda x: session.run(None, {self.input_name: x})
+            return lambda feed: session.run(None, feed)
         except Exception as exc:  # onnxruntime refuses graphs tract accepts; fall back
             self._engine["onnxruntime_error"] = str(exc).splitlines()[0][:300]
         import onnx
@@ -68,7 +91,7 @@ class OnnxModel:
 
         try:
             evaluator = ReferenceEvaluator(onnx.load_model_from_string(self.data))
-            evaluator.run(None, {self.input_name: self._feed(np.zeros(self.input_shape))})
+            evaluator.run(None, self._feed(np.zeros(self.input_size)))
         except Exception as exc:
             raise InvalidModelError(
                 f"{self.path} can't be run by onnxruntime ({self._engine['onnxruntime_error']}) "
@@ -76,10 +99,10 @@ class OnnxModel:
                 "with onnx.checker.check_model(model, full_check=True)"
             ) from None
         self._engine["name"] = "onnx.reference"
-        return lambda x: evaluator.run(None, {self.input_name: x})
+        return lambda feed: evaluator.run(None, feed)
 
-    def _feed(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype=np.dtype(self.input_dtype)).reshape(self.input_shape)
+    def _feed(self, x: np.ndarray) -> dict:
+        return dict(zip(self.input_names, self.split(x)))
 
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """The float reference outputs for one input."""
@@ -152,30 +175,28 @@ def load_onnx(path: str | Path) -> OnnxModel:
             )
     initializers = {i.name for i in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in initializers]
-    if len(inputs) != 1:
-        raise InvalidModelError(
-            f"{path} has {len(inputs)} graph inputs ({', '.join(i.name for i in inputs)}); "
-            "proofmint proves models with exactly one input tensor"
-        )
-    elem = inputs[0].type.tensor_type.elem_type
-    if elem not in _NUMPY_TYPES:
-        raise InvalidModelError(f"{path}: input '{inputs[0].name}' has ONNX element type {elem}, "
-                                "which has no numeric JSON form — use a float or integer input")
+    if not inputs:
+        raise InvalidModelError(f"{path} has no graph inputs — nothing to prove about an input")
+    for i in inputs:
+        if i.type.tensor_type.elem_type not in _NUMPY_TYPES:
+            raise InvalidModelError(f"{path}: input '{i.name}' has ONNX element type "
+                                    f"{i.type.tensor_type.elem_type}, which has no numeric JSON form "
+                                    "— use a float or integer input")
     outputs = [_shape(o, "output", strict=False) for o in proto.graph.output]
     model = OnnxModel(
         path=path,
         data=data,
-        input_name=inputs[0].name,
-        input_shape=_shape(inputs[0], "input", strict=True),
+        input_names=tuple(i.name for i in inputs),
+        input_shapes=tuple(_shape(i, "input", strict=True) for i in inputs),
         output_shapes=tuple(o or () for o in outputs),
         opset=opset,
         op_types=tuple(sorted({n.op_type for n in proto.graph.node})),
         batch_axis=_batch_axis(inputs[0]),
-        input_dtype=_NUMPY_TYPES[elem],
+        input_dtypes=tuple(_NUMPY_TYPES[i.type.tensor_type.elem_type] for i in inputs),
     )
     if any(o is None for o in outputs):
         # A symbolic output dim (xgboost's class axis): one reference run says what it is.
-        shapes = tuple(tuple(o.shape) or (1,) for o in model.run(np.zeros(model.input_shape)))
+        shapes = tuple(tuple(o.shape) or (1,) for o in model.run(np.zeros(model.input_size)))
         model = replace(model, output_shapes=shapes, _engine={})
     return model
 

@@ -23,7 +23,14 @@ _CTX = mp.get_context("spawn")
 
 def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict) -> None:
     os.environ.update(env)
-    os.dup2(2, 1)  # ezkl prints reports on stdout; stdout belongs to --json
+    # ezkl prints fidelity tables on stdout, which belongs to --json: they go to stderr with
+    # PROOFMINT_VERBOSE=1, else nowhere.
+    if os.environ.get("PROOFMINT_VERBOSE"):
+        os.dup2(2, 1)
+    else:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
     progress.set_sink(lambda event: conn.send(("event", event)))
     try:
         result = fn(*args, **kwargs)

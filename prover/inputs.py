@@ -16,14 +16,24 @@ from proofmint.errors import InputOutOfRangeError, InvalidInputError, NotFoundEr
 from proofmint.models.onnx_model import check_input
 
 
-def _values(obj, where: str) -> np.ndarray:
+def _values(obj, where: str, sizes: list[int]) -> np.ndarray:
+    """One input: ``{"input_data": [[...], ...]}`` (one list per graph input) or bare numbers."""
     if isinstance(obj, dict):
         if "input_data" not in obj:
             raise InvalidInputError(f'{where} has no "input_data" key — expected {{"input_data": [[...]]}}')
         obj = obj["input_data"]
-        if not isinstance(obj, list) or len(obj) != 1:
-            raise InvalidInputError(f'{where}: "input_data" must hold exactly one list of numbers')
-        obj = obj[0]
+        if not isinstance(obj, list) or len(obj) != len(sizes):
+            want = "exactly one list of numbers" if len(sizes) == 1 else \
+                f"{len(sizes)} lists of numbers, one per model input ({', '.join(map(str, sizes))} values)"
+            raise InvalidInputError(f'{where}: "input_data" must hold {want}')
+        if len(sizes) > 1:
+            for k, (part, n) in enumerate(zip(obj, sizes)):
+                if not isinstance(part, list) or len(part) != n:
+                    raise InvalidInputError(f"{where}: input {k} has {len(part) if isinstance(part, list) else 'no'} "
+                                            f"values, the model's input {k} takes {n}")
+            obj = [v for part in obj for v in part]
+        else:
+            obj = obj[0]
     try:
         arr = np.asarray(obj, dtype=np.float64)
     except (TypeError, ValueError):
@@ -32,11 +42,14 @@ def _values(obj, where: str) -> np.ndarray:
     return arr
 
 
-def read_inputs(path: str | Path, input_shape: tuple[int, ...] | list[int]) -> list[np.ndarray]:
-    """All inputs in ``path``, each reshaped to ``input_shape`` and checked for count and NaN."""
+def read_inputs(path: str | Path, input_shape: tuple[int, ...] | list[int],
+                sizes: list[int] | None = None) -> list[np.ndarray]:
+    """All inputs in ``path``, each reshaped to ``input_shape`` and checked for count and NaN.
+    ``sizes``: each graph input's length, for a model with several (their values back to back)."""
     path = Path(path)
     shape = tuple(input_shape)
     size = int(np.prod(shape))
+    sizes = sizes or [size]
     if not path.is_file():
         raise NotFoundError(f"no input file at {path}")
     suffix = path.suffix.lower()
@@ -71,7 +84,7 @@ def read_inputs(path: str | Path, input_shape: tuple[int, ...] | list[int]) -> l
             except json.JSONDecodeError as exc:
                 raise InvalidInputError(f"{where} is not JSON ({exc.msg}) — fix or remove that "
                                         "line; nothing was proven") from None
-            out.append(check_input(shape, _values(obj, where), where))
+            out.append(check_input(shape, _values(obj, where, sizes), where))
         if not out:
             raise InvalidInputError(f"{path} has no inputs")
         return out
@@ -80,7 +93,7 @@ def read_inputs(path: str | Path, input_shape: tuple[int, ...] | list[int]) -> l
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{path} is not JSON ({exc.msg} at line {exc.lineno}) — expected "
                                 '{"input_data": [[...]]}') from None
-    return [check_input(shape, _values(obj, str(path)), str(path))]
+    return [check_input(shape, _values(obj, str(path), sizes), str(path))]
 
 
 def check_range(x: np.ndarray, input_range: list[float], where: str) -> None:

@@ -81,7 +81,7 @@ def prove(circuit: str | Path, input: str | Path, out: str | Path | None = None,
     started = time.perf_counter()
     engine = make_backend(backend, workers, threads, address, device)
     pkg = resolve_circuit(circuit, workspace)
-    inputs = read_inputs(input, pkg.input_shape)  # a malformed file fails here, whole
+    inputs = read_inputs(input, pkg.input_shape, pkg.input_sizes)  # a malformed file fails here, whole
     failures, todo = [], []
     for i, x in enumerate(inputs):
         try:
@@ -126,7 +126,9 @@ def prove_one(pkg: CircuitPackage, model, x: np.ndarray, work: Path, threads: in
     import ezkl
 
     t0 = time.perf_counter()
-    wpath, w = witness_mod.generate(pkg.compiled, x, work, vk=pkg.vk, srs=Path(pkg.srs_path))
+    wpath, w = witness_mod.generate(pkg.compiled, x, work, vk=pkg.vk, srs=Path(pkg.srs_path),
+                                    sizes=pkg.input_sizes)
+    witness_mod.check_lookups(w, pkg.lookup_range)
     t1 = time.perf_counter()
     proof_path = work / "proof.json"
     try:

@@ -7,11 +7,22 @@ from pathlib import Path
 
 import numpy as np
 
-from proofmint.errors import ezkl_error
+from proofmint.errors import InputOutOfRangeError, ezkl_error
 
 
-def write_input(path: Path, x: np.ndarray) -> Path:
-    path.write_text(json.dumps({"input_data": [np.asarray(x, dtype=np.float64).ravel().tolist()]}))
+def ezkl_input(x: np.ndarray, sizes: list[int] | None = None) -> dict:
+    """ezkl's input JSON for one or more flat inputs (rows of ``x``): one list per graph input
+    (``sizes`` = each input's length; default one input), each holding every row's values for
+    that input back to back."""
+    rows = np.asarray(x, dtype=np.float64)
+    rows = rows.reshape(-1, rows.size if sizes is None else sum(sizes)) if rows.size else rows.reshape(0, 0)
+    sizes = sizes or [rows.shape[1]]
+    bounds = np.cumsum([0, *sizes])
+    return {"input_data": [rows[:, a:b].ravel().tolist() for a, b in zip(bounds[:-1], bounds[1:])]}
+
+
+def write_input(path: Path, x: np.ndarray, sizes: list[int] | None = None) -> Path:
+    path.write_text(json.dumps(ezkl_input(x, sizes)))
     return path
 
 
@@ -32,7 +43,8 @@ def split_items(outputs: list[np.ndarray], batch: int) -> list[np.ndarray]:
 
 
 def generate(compiled: Path, x: np.ndarray, work_dir: Path, stem: str = "witness",
-             vk: Path | None = None, srs: Path | None = None) -> tuple[Path, dict]:
+             vk: Path | None = None, srs: Path | None = None,
+             sizes: list[int] | None = None) -> tuple[Path, dict]:
     """Run the quantized model on one input (or one batch of them, stacked); returns the witness
     path and its contents.
 
@@ -40,7 +52,7 @@ def generate(compiled: Path, x: np.ndarray, work_dir: Path, stem: str = "witness
     """
     import ezkl
 
-    inp = write_input(work_dir / f"{stem}.input.json", x)
+    inp = write_input(work_dir / f"{stem}.input.json", x, sizes)
     out = work_dir / f"{stem}.json"
     try:
         witness = ezkl.gen_witness(str(inp), str(compiled), str(out),
@@ -50,6 +62,18 @@ def generate(compiled: Path, x: np.ndarray, work_dir: Path, stem: str = "witness
         raise ezkl_error("gen_witness", exc, hint="the input may lie outside the ranges the "
                          "circuit was calibrated for") from None
     return out, witness
+
+
+def check_lookups(witness: dict, lookup_range: list[int], where: str = "the input") -> None:
+    """Refuse a witness whose lookup inputs fall outside the circuit's tables. ezkl would try to
+    prove it, and its prover then hangs for ever (a rayon worker panics out of its pool)."""
+    lo, hi = witness.get("min_lookup_inputs", 0), witness.get("max_lookup_inputs", 0)
+    if lookup_range[0] == lookup_range[1] == 0 or lookup_range[0] <= lo <= hi <= lookup_range[1]:
+        return
+    raise InputOutOfRangeError(
+        f"{where} drives a non-linear layer to {lo if lo < lookup_range[0] else hi}, outside the "
+        f"circuit's lookup table [{lookup_range[0]}, {lookup_range[1]}] (fixed-point units) — "
+        "recompile with this input among the calibration samples (--calibration FILE)")
 
 
 def agreement(reference: list[np.ndarray], quantized: list[np.ndarray], task: str,
