@@ -104,6 +104,13 @@ def compile(model: str | Path, calibration: str | Path | None = None, target: st
         if value not in VISIBILITIES[what]:
             raise UsageError(f"--{what}-visibility {value} is not supported — choose one of "
                              f"{', '.join(VISIBILITIES[what])}")
+    if param_visibility == "hashed":
+        # ezkl puts a Poseidon hash of the weights among the instances but the verifying key
+        # is the same for any weights of that shape: a proof made with other weights verifies.
+        # Until the registry binds that hash, the option would promise what it doesn't check.
+        raise UsageError("--param-visibility hashed does not bind the weights yet (any weights of "
+                         "the same shape give the same verifying key) — use fixed, which bakes "
+                         "them into the circuit")
     ws = Workspace.resolve(workspace)
     onnx_model = load_onnx(model)
     _check_batch(batch, onnx_model, visibility)

@@ -3,33 +3,49 @@ pragma solidity ^0.8.24;
 
 /// @title ModelRegistry
 /// @notice Registers proven models (after ERC-7992): which circuit, verifying key and EZKL
-/// verifier belong to a model, who owns it, and the royalty it earns. Keyed by circuit hash:
-/// one circuit, one verifying key. The verifier is either the circuit's own EZKL verifier
-/// (`verifyProof(bytes,uint256[])`) or an EZKL reusable verifier shared by many circuits,
-/// which takes the circuit's verifying-key artifact (VKA) as calldata; then the registry
-/// keeps the VKA's digest and accepts only that VKA for the model.
+/// verifier belong to a model, who owns it, and the royalty it earns.
+///
+/// Trust model (see SECURITY.md):
+/// - A registration's id is keccak256(abi.encode(registrant, circuitHash)): it names who
+///   registered which circuit, so nobody can take another registrant's id (no squatting),
+///   and the same circuit registered by someone else is a different, distinguishable model.
+/// - The registry records the verifier's code hash at registration. Which key that code
+///   embeds can't be checked on-chain: `proofmint verify-asset` renders the verifier from
+///   the registered verifying key and compares the code.
+/// - Replay protection does not trust the id: `verifierKey` (the verifier's code hash, and
+///   for a reusable verifier the VKA digest) is what a proof is checked against, and the
+///   token keys inferences by it, so registrations that alias one verifier share one
+///   inference space.
+/// - The instance layout must fit the verifier's instance count, with outputs bound
+///   (outputCount > 0) and input and output slices apart; royalties are capped.
 contract ModelRegistry {
+    uint96 public constant MAX_ROYALTY_BPS = 2_500;
+
+    /// A registered model. Where the input and output instances sit in the verifier's public
+    /// instance vector: a batch proof holds `batchSize` inferences; item i's inputs start at
+    /// inputStart + i * inputCount (one shared hash when inputHashed), its outputs at
+    /// outputStart + i * outputCount. A private input has inputCount 0 and is not hashed.
     struct Model {
         address owner;
         address verifier;
         uint96 royaltyBps;
+        bytes32 circuitHash;
         bytes32 onnxHash;
         bytes32 vkHash;
-        // Where the input and output instances sit in the verifier's public instance vector.
-        // A batch proof holds `batchSize` inferences: item i's inputs start at
-        // inputStart + i * inputCount (one shared hash when inputHashed), its outputs at
-        // outputStart + i * outputCount.
+        bytes32 verifierCodeHash;
+        bytes32 vkaDigest; // zero for a dedicated verifier
         uint32 batchSize;
         uint32 inputStart;
         uint32 inputCount;
         uint32 outputStart;
         uint32 outputCount;
+        uint32 instanceCount;
         bool inputHashed;
-        bytes32 vkaDigest; // zero for a dedicated verifier
         string metadataURI;
         string licenseURI;
     }
 
+    /// What a registrant supplies; the registry adds the owner and the verifier's code hash.
     struct Registration {
         bytes32 circuitHash;
         bytes32 onnxHash;
@@ -41,71 +57,143 @@ contract ModelRegistry {
         uint32 inputCount;
         uint32 outputStart;
         uint32 outputCount;
+        uint32 instanceCount;
         bool inputHashed;
         bytes32 vkaDigest;
         string metadataURI;
         string licenseURI;
     }
 
-    mapping(bytes32 circuitHash => Model) private _models;
+    mapping(bytes32 modelId => Model) private _models;
+    mapping(bytes32 modelId => address) public pendingOwner;
 
-    event ModelRegistered(bytes32 indexed circuitHash, bytes32 indexed onnxHash, address indexed owner, address verifier);
-    event InferenceVerified(bytes32 indexed circuitHash, bytes32 indexed instancesHash, address indexed caller);
+    /// @notice A model was registered under `modelId` = keccak256(abi.encode(owner, circuitHash)).
+    event ModelRegistered(bytes32 indexed modelId, bytes32 indexed circuitHash, address indexed owner, address verifier);
+    /// @notice `verifyInference` accepted a proof for `modelId`.
+    event InferenceVerified(bytes32 indexed modelId, bytes32 indexed instancesHash, address indexed caller);
+    /// @notice The owner offered the model to `newOwner`, who must accept.
+    event OwnershipTransferStarted(bytes32 indexed modelId, address indexed previousOwner, address indexed newOwner);
+    /// @notice The model changed owner (and royalty receiver).
+    event OwnershipTransferred(bytes32 indexed modelId, address indexed previousOwner, address indexed newOwner);
 
-    error ModelRegistryAlreadyRegistered(bytes32 circuitHash);
-    error ModelRegistryUnknownModel(bytes32 circuitHash);
+    /// @notice The caller already registered this circuit.
+    error ModelRegistryAlreadyRegistered(bytes32 modelId);
+    /// @notice No model is registered under this id.
+    error ModelRegistryUnknownModel(bytes32 modelId);
+    /// @notice The royalty is above MAX_ROYALTY_BPS.
     error ModelRegistryInvalidRoyalty(uint96 royaltyBps);
-    error ModelRegistryInvalidBatchSize(uint32 batchSize);
+    /// @notice The layout doesn't fit the instance count, binds no output, or overlaps.
+    error ModelRegistryInvalidLayout(uint32 instanceCount);
+    /// @notice The verifier address holds no code.
     error ModelRegistryNoVerifierCode(address verifier);
-    error ModelRegistryProofRejected(bytes32 circuitHash);
-    error ModelRegistryWrongVka(bytes32 circuitHash, bytes32 expected, bytes32 given);
+    /// @notice The verifier rejected the proof.
+    error ModelRegistryProofRejected(bytes32 modelId);
+    /// @notice A reusable verifier was given another circuit's VKA.
+    error ModelRegistryWrongVka(bytes32 modelId, bytes32 expected, bytes32 given);
+    /// @notice The verifier's code changed since registration (a self-destructed and redeployed address).
+    error ModelRegistryVerifierChanged(bytes32 modelId);
+    /// @notice Only the model's owner (or the offered new owner) may do this.
+    error ModelRegistryUnauthorized(bytes32 modelId, address caller);
 
-    /// @notice Register a model; the caller becomes its owner.
+    /// @notice The id a registrant's registration of `circuitHash` gets.
+    function modelIdOf(address registrant, bytes32 circuitHash) public pure returns (bytes32) {
+        return keccak256(abi.encode(registrant, circuitHash));
+    }
+
+    /// @notice Register a model; the caller becomes its owner. Returns its id.
     /// Requirements:
-    /// - the circuit is not registered yet;
-    /// - `verifier` holds code; `royaltyBps` <= 10000; `batchSize` >= 1.
-    function registerModel(Registration calldata r) external {
-        if (_models[r.circuitHash].verifier != address(0)) revert ModelRegistryAlreadyRegistered(r.circuitHash);
-        if (r.royaltyBps > 10_000) revert ModelRegistryInvalidRoyalty(r.royaltyBps);
+    /// - the caller has not registered this circuit yet;
+    /// - `verifier` holds code; `royaltyBps` <= MAX_ROYALTY_BPS; `batchSize` >= 1;
+    /// - outputs are bound (`outputCount` >= 1), input and output slices don't overlap, and
+    ///   both fit in `instanceCount`.
+    function registerModel(Registration calldata r) external returns (bytes32 modelId) {
+        modelId = modelIdOf(msg.sender, r.circuitHash);
+        if (_models[modelId].verifier != address(0)) revert ModelRegistryAlreadyRegistered(modelId);
+        if (r.royaltyBps > MAX_ROYALTY_BPS) revert ModelRegistryInvalidRoyalty(r.royaltyBps);
         if (r.verifier.code.length == 0) revert ModelRegistryNoVerifierCode(r.verifier);
-        if (r.batchSize == 0) revert ModelRegistryInvalidBatchSize(r.batchSize);
-        _models[r.circuitHash] = Model({
-            owner: msg.sender,
-            verifier: r.verifier,
-            royaltyBps: r.royaltyBps,
-            onnxHash: r.onnxHash,
-            vkHash: r.vkHash,
-            batchSize: r.batchSize,
-            inputStart: r.inputStart,
-            inputCount: r.inputCount,
-            outputStart: r.outputStart,
-            outputCount: r.outputCount,
-            inputHashed: r.inputHashed,
-            vkaDigest: r.vkaDigest,
-            metadataURI: r.metadataURI,
-            licenseURI: r.licenseURI
-        });
-        emit ModelRegistered(r.circuitHash, r.onnxHash, msg.sender, r.verifier);
+        _checkLayout(r);
+        Model storage m = _models[modelId];
+        m.owner = msg.sender;
+        m.verifier = r.verifier;
+        m.royaltyBps = r.royaltyBps;
+        m.circuitHash = r.circuitHash;
+        m.onnxHash = r.onnxHash;
+        m.vkHash = r.vkHash;
+        m.verifierCodeHash = r.verifier.codehash;
+        m.vkaDigest = r.vkaDigest;
+        m.batchSize = r.batchSize;
+        m.inputStart = r.inputStart;
+        m.inputCount = r.inputCount;
+        m.outputStart = r.outputStart;
+        m.outputCount = r.outputCount;
+        m.instanceCount = r.instanceCount;
+        m.inputHashed = r.inputHashed;
+        m.metadataURI = r.metadataURI;
+        m.licenseURI = r.licenseURI;
+        emit ModelRegistered(modelId, r.circuitHash, msg.sender, r.verifier);
     }
 
-    function model(bytes32 circuitHash) public view returns (Model memory m) {
-        m = _models[circuitHash];
-        if (m.verifier == address(0)) revert ModelRegistryUnknownModel(circuitHash);
+    function _checkLayout(Registration calldata r) private pure {
+        uint256 inputs = r.inputHashed ? r.inputCount : uint256(r.inputCount) * r.batchSize;
+        uint256 inputEnd = uint256(r.inputStart) + inputs;
+        uint256 outputEnd = uint256(r.outputStart) + uint256(r.outputCount) * r.batchSize;
+        bool apart = inputs == 0 || inputEnd <= r.outputStart || outputEnd <= r.inputStart;
+        if (
+            r.batchSize == 0 || r.outputCount == 0 || !apart || inputEnd > r.instanceCount
+                || outputEnd > r.instanceCount || (r.inputHashed && r.inputCount != 1)
+        ) revert ModelRegistryInvalidLayout(r.instanceCount);
     }
 
-    function isRegistered(bytes32 circuitHash) external view returns (bool) {
-        return _models[circuitHash].verifier != address(0);
+    /// @notice The model registered under `modelId`; reverts if there is none.
+    function model(bytes32 modelId) public view returns (Model memory m) {
+        m = _models[modelId];
+        if (m.verifier == address(0)) revert ModelRegistryUnknownModel(modelId);
     }
 
-    /// @notice True when the EZKL verifier accepts `proof` for `instances`; never reverts on a
-    /// bad proof. A staticcall: ezkl's verifyProof is not declared view but writes nothing.
-    /// `vka` is the model's verifying-key artifact for a reusable verifier, empty otherwise.
-    function checkInference(bytes32 circuitHash, bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+    /// @notice Whether a model is registered under `modelId`.
+    function isRegistered(bytes32 modelId) external view returns (bool) {
+        return _models[modelId].verifier != address(0);
+    }
+
+    /// @notice What a proof for this model is checked against: the verifier's code, and for a
+    /// reusable verifier the VKA. Registrations that share it share one inference space.
+    function verifierKey(bytes32 modelId) public view returns (bytes32) {
+        Model storage m = _models[modelId];
+        if (m.verifier == address(0)) revert ModelRegistryUnknownModel(modelId);
+        return m.vkaDigest == bytes32(0) ? m.verifierCodeHash : keccak256(abi.encode(m.verifierCodeHash, m.vkaDigest));
+    }
+
+    // ---- ownership: two steps, so a typo can't hand a model (and its royalties) away ----
+
+    /// @notice Offer the model to `newOwner`. Requirements: the caller owns the model.
+    function transferModelOwnership(bytes32 modelId, address newOwner) external {
+        if (model(modelId).owner != msg.sender) revert ModelRegistryUnauthorized(modelId, msg.sender);
+        pendingOwner[modelId] = newOwner;
+        emit OwnershipTransferStarted(modelId, msg.sender, newOwner);
+    }
+
+    /// @notice Accept an offered model. Requirements: the caller is the offered owner.
+    function acceptModelOwnership(bytes32 modelId) external {
+        if (pendingOwner[modelId] != msg.sender) revert ModelRegistryUnauthorized(modelId, msg.sender);
+        address previous = _models[modelId].owner;
+        _models[modelId].owner = msg.sender;
+        delete pendingOwner[modelId];
+        emit OwnershipTransferred(modelId, previous, msg.sender);
+    }
+
+    // ---- verification ----
+
+    /// @notice True when the model's EZKL verifier accepts `proof` for `instances`; never
+    /// reverts on a bad proof. A staticcall: ezkl's verifyProof is not declared view but
+    /// writes nothing. `vka` is the model's verifying-key artifact for a reusable verifier,
+    /// empty otherwise. A verifier whose code changed since registration accepts nothing.
+    function checkInference(bytes32 modelId, bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
         public
         view
         returns (bool)
     {
-        Model memory m = model(circuitHash);
+        Model memory m = model(modelId);
+        if (m.verifier.codehash != m.verifierCodeHash || instances.length != m.instanceCount) return false;
         bytes memory call;
         if (m.vkaDigest == bytes32(0)) {
             call = abi.encodeWithSignature("verifyProof(bytes,uint256[])", proof, instances);
@@ -114,20 +202,23 @@ contract ModelRegistry {
             call = abi.encodeWithSignature("verifyProof(bytes,uint256[],bytes32[])", proof, instances, vka);
         }
         (bool ok, bytes memory ret) = m.verifier.staticcall(call);
-        return ok && ret.length >= 32 && abi.decode(ret, (bool));
+        // ezkl's verifiers return a bool first (the reusable one more words after it); anything
+        // shorter, or any word other than exactly 1, is a rejection rather than a decode revert.
+        return ok && ret.length >= 32 && uint256(bytes32(ret)) == 1;
     }
 
     /// @notice Verify an inference on-chain; reverts with ModelRegistryProofRejected otherwise.
-    function verifyInference(bytes32 circuitHash, bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+    function verifyInference(bytes32 modelId, bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
         external
         returns (bool)
     {
-        bytes32 expected = model(circuitHash).vkaDigest;
-        if (expected != bytes32(0) && keccak256(abi.encodePacked(vka)) != expected) {
-            revert ModelRegistryWrongVka(circuitHash, expected, keccak256(abi.encodePacked(vka)));
+        Model memory m = model(modelId);
+        if (m.vkaDigest != bytes32(0) && keccak256(abi.encodePacked(vka)) != m.vkaDigest) {
+            revert ModelRegistryWrongVka(modelId, m.vkaDigest, keccak256(abi.encodePacked(vka)));
         }
-        if (!checkInference(circuitHash, proof, instances, vka)) revert ModelRegistryProofRejected(circuitHash);
-        emit InferenceVerified(circuitHash, keccak256(abi.encodePacked(instances)), msg.sender);
+        if (m.verifier.codehash != m.verifierCodeHash) revert ModelRegistryVerifierChanged(modelId);
+        if (!checkInference(modelId, proof, instances, vka)) revert ModelRegistryProofRejected(modelId);
+        emit InferenceVerified(modelId, keccak256(abi.encodePacked(instances)), msg.sender);
         return true;
     }
 }

@@ -3,7 +3,7 @@ pragma solidity ^0.8.24;
 
 import {ERC721} from "@openzeppelin/contracts/token/ERC721/ERC721.sol";
 import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
-import {IERC721Receiver} from "@openzeppelin/contracts/token/ERC721/IERC721Receiver.sol";
+import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Utils.sol";
 import {ERC2981} from "@openzeppelin/contracts/token/common/ERC2981.sol";
 import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 import {Base64} from "@openzeppelin/contracts/utils/Base64.sol";
@@ -33,7 +33,7 @@ interface IERC7007 is IERC165, IERC721 {
 /// Storage is split so a batch pays once for what its tokens share: one `Proven` entry per
 /// mint (circuit, proof, creator, ...) and two words per token (input commitment, outputs hash).
 ///
-/// ERC-7007 encodings: prompt = abi.encode(circuitHash, inputCommitment);
+/// ERC-7007 encodings: prompt = abi.encode(modelId, inputCommitment);
 /// aigcData = abi.encodePacked(the item's output instances);
 /// proof = abi.encode(zkProof, instances, vka, index) (vka empty unless the model uses a
 /// reusable verifier; index = the item's position in the batch, 0 for a single proof).
@@ -43,6 +43,13 @@ interface IERC7007 is IERC165, IERC721 {
 /// Input commitments: public input = keccak256 of the item's input instances; hashed input =
 /// the proof's Poseidon hash (batch size 1) or keccak256(abi.encode(hash, index)) (a batch
 /// shares one hash); private input = keccak256("").
+///
+/// Replay: an inference is keyed by what verified it (the registry's verifierKey: the
+/// verifier's code, and a reusable verifier's VKA) and its instances, never by a
+/// caller-chosen id, so registrations that alias one verifier can't mint one inference twice.
+/// With a private input the instances say nothing about the input: the key also takes the
+/// proof's hash (each proof is freshly blinded), so one proof is one token, and another
+/// input with the same outputs is not blocked by the first.
 ///
 /// Front-running: mint is the reveal of an earlier commit of
 /// keccak256(abi.encode(minter, inferenceId, salt)), made in an earlier block. A proof copied
@@ -54,7 +61,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
 
     /// What a token's view returns: its proof's shared fields and its own.
     struct Record {
-        bytes32 circuitHash;
+        bytes32 modelId;
         bytes32 inferenceId;
         bytes32 inputCommitment;
         bytes32 outputsHash;
@@ -68,7 +75,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     }
 
     struct Proven {
-        bytes32 circuitHash;
+        bytes32 modelId;
         bytes32 inferenceId;
         bytes32 proofHash;
         address creator;
@@ -85,12 +92,12 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     }
 
     struct MintRequest {
-        bytes32 circuitHash;
+        bytes32 modelId; // the registry's id: keccak256(abi.encode(registrant, circuitHash))
         address to;
         uint256 parent;
         bytes32 inputCommitment; // the item's commitment; for a batch, keccak256 of the items' ones
         bytes32 salt;
-        string proofURI;
+        string proofURI; // characters a URI needs, nothing that could break out of JSON
         uint32 count; // real inferences in the proof: 1 .. batchSize, padding after them
     }
 
@@ -101,16 +108,23 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     mapping(bytes32 inferenceId => uint256 tokenId) public tokenOfInference;
     mapping(bytes32 commitment => uint256 blockNumber) public commitments;
 
+    /// @notice A minter committed to (minter, inference, salt) ahead of its reveal.
     event Committed(bytes32 indexed commitment, address indexed committer);
-    event Minted(uint256 indexed tokenId, bytes32 indexed circuitHash, bytes32 indexed inferenceId, address creator, uint256 parent);
+    /// @notice A token was minted for a verified inference.
+    event Minted(uint256 indexed tokenId, bytes32 indexed modelId, bytes32 indexed inferenceId, address creator, uint256 parent);
+    /// @notice A mint's proof and instances, published once for all its tokens.
     event ProofPublished(uint256 indexed firstToken, bytes32 indexed proofHash, bytes zkProof, uint256[] instances, bytes32[] vka);
 
+    /// @notice This inference is token `tokenId` already.
     error ProvenanceTokenAlreadyMinted(bytes32 inferenceId, uint256 tokenId);
+    /// @notice The proof URI holds a character outside the URI-safe set (at `position`).
+    error ProvenanceTokenUnsafeURI(uint256 position);
+    /// @notice The minter may not name this token as parent (it neither owns nor is approved for it).
+    error ProvenanceTokenParentNotAuthorized(uint256 parent, address caller);
     error ProvenanceTokenNoCommitment(bytes32 commitment);
     error ProvenanceTokenCommitTooRecent(bytes32 commitment, uint256 committedAt);
     error ProvenanceTokenInputMismatch(bytes32 expected, bytes32 proven);
     error ProvenanceTokenUnknownParent(uint256 parent);
-    error ProvenanceTokenInstancesTooShort(uint256 length, uint256 needed);
     error ProvenanceTokenNotTokenOwner(uint256 tokenId, address caller);
     error ProvenanceTokenDataMismatch(uint256 tokenId);
     error ProvenanceTokenBadCount(uint32 count, uint32 batchSize);
@@ -126,10 +140,24 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         return keccak256(abi.encode(minter, inferenceId, salt));
     }
 
-    function inferenceIdOf(bytes32 circuitHash, uint256[] calldata instances) public pure returns (bytes32) {
-        return keccak256(abi.encode(circuitHash, keccak256(abi.encodePacked(instances))));
+    /// @notice The replay key of a proven inference (see the contract's notes on replay).
+    function inferenceIdOf(bytes32 modelId, uint256[] calldata instances, bytes calldata zkProof)
+        public
+        view
+        returns (bytes32)
+    {
+        ModelRegistry.Model memory m = registry.model(modelId);
+        bool privateInput = m.inputCount == 0 && !m.inputHashed;
+        return keccak256(
+            abi.encode(
+                registry.verifierKey(modelId),
+                keccak256(abi.encodePacked(instances)),
+                privateInput ? keccak256(zkProof) : bytes32(0)
+            )
+        );
     }
 
+    /// @notice Publish a commitment (from `commitmentFor`) before revealing with `mint`.
     function commit(bytes32 commitment) external {
         if (commitments[commitment] == 0) commitments[commitment] = block.number;
         emit Committed(commitment, msg.sender);
@@ -142,25 +170,32 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     /// - the proof verifies on-chain for the registered model;
     /// - 1 <= `r.count` <= the model's batch size;
     /// - `r.inputCommitment` equals the commitment of the proven input instances;
-    /// - `parent` is 0 or an existing token.
+    /// - `parent` is 0 or an existing token the caller owns or is approved for;
+    /// - `proofURI` holds only URI-safe characters.
     function mint(MintRequest calldata r, bytes calldata zkProof, uint256[] calldata instances, bytes32[] calldata vka)
         external
         returns (uint256 firstToken)
     {
-        bytes32 inferenceId = inferenceIdOf(r.circuitHash, instances);
+        bytes32 inferenceId = inferenceIdOf(r.modelId, instances, zkProof);
         if (tokenOfInference[inferenceId] != 0) {
             revert ProvenanceTokenAlreadyMinted(inferenceId, tokenOfInference[inferenceId]);
         }
         bytes32 c = commitmentFor(msg.sender, inferenceId, r.salt);
-        uint256 at = commitments[c];
-        if (at == 0) revert ProvenanceTokenNoCommitment(c);
-        if (at >= block.number) revert ProvenanceTokenCommitTooRecent(c, at);
-        if (r.parent != 0 && _ownerOf(r.parent) == address(0)) revert ProvenanceTokenUnknownParent(r.parent);
+        uint256 committedAt = commitments[c];
+        if (committedAt == 0) revert ProvenanceTokenNoCommitment(c);
+        if (committedAt >= block.number) revert ProvenanceTokenCommitTooRecent(c, committedAt);
+        if (r.parent != 0) {
+            address parentOwner = _ownerOf(r.parent);
+            if (parentOwner == address(0)) revert ProvenanceTokenUnknownParent(r.parent);
+            if (!_isAuthorized(parentOwner, msg.sender, r.parent)) {
+                revert ProvenanceTokenParentNotAuthorized(r.parent, msg.sender);
+            }
+        }
+        _checkURI(r.proofURI);
 
-        registry.verifyInference(r.circuitHash, zkProof, instances, vka);
-        ModelRegistry.Model memory m = registry.model(r.circuitHash);
+        registry.verifyInference(r.modelId, zkProof, instances, vka);
+        ModelRegistry.Model memory m = registry.model(r.modelId);
         if (r.count == 0 || r.count > m.batchSize) revert ProvenanceTokenBadCount(r.count, m.batchSize);
-        _checkLength(m, instances);
         delete commitments[c];
 
         firstToken = totalMinted + 1;
@@ -168,7 +203,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         tokenOfInference[inferenceId] = firstToken;
         bytes32 proofHash = keccak256(zkProof);
         _proofs.push(Proven({
-            circuitHash: r.circuitHash,
+            modelId: r.modelId,
             inferenceId: inferenceId,
             proofHash: proofHash,
             creator: msg.sender,
@@ -181,7 +216,9 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         emit ProofPublished(firstToken, proofHash, zkProof, instances, vka);
         bytes32 claimed = _mintItems(r, m, instances, inferenceId, firstToken, proofHash);
         if (claimed != r.inputCommitment) revert ProvenanceTokenInputMismatch(r.inputCommitment, claimed);
-        _checkReceiver(r.to, firstToken);
+        // ERC-721's receiver check, once per mint: `_safeMint` per token would ask a contract
+        // recipient `count` times for one decision.
+        ERC721Utils.checkOnERC721Received(msg.sender, address(0), r.to, firstToken, "");
     }
 
     /// Mints the proof's real items; returns the proof's input commitment (see MintRequest).
@@ -201,18 +238,19 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
             uint256 tokenId = firstToken + i;
             _items[tokenId] = Item(input, keccak256(outputs));
             _mint(r.to, tokenId);
-            emit Minted(tokenId, r.circuitHash, inferenceId, msg.sender, r.parent);
-            emit AigcData(tokenId, abi.encode(r.circuitHash, input), outputs, abi.encode(proofHash, i));
+            emit Minted(tokenId, r.modelId, inferenceId, msg.sender, r.parent);
+            emit AigcData(tokenId, abi.encode(r.modelId, input), outputs, abi.encode(proofHash, i));
         }
         return m.batchSize == 1 ? bytes32(commitmentsPacked) : keccak256(commitmentsPacked);
     }
 
+    /// @notice A token's record: its mint's shared fields and its own input and outputs.
     function record(uint256 tokenId) external view returns (Record memory) {
         _requireOwned(tokenId);
         Proven storage p = _proofs[_proofIndex(tokenId)];
         Item storage it = _items[tokenId];
         return Record({
-            circuitHash: p.circuitHash,
+            modelId: p.modelId,
             inferenceId: p.inferenceId,
             inputCommitment: it.inputCommitment,
             outputsHash: it.outputsHash,
@@ -236,51 +274,60 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         if (ownerOf(tokenId) != msg.sender) revert ProvenanceTokenNotTokenOwner(tokenId, msg.sender);
         Proven storage p = _proofs[_proofIndex(tokenId)];
         Item storage it = _items[tokenId];
-        (bytes32 circuitHash, bytes32 inputCommitment) = abi.decode(prompt, (bytes32, bytes32));
+        (bytes32 modelId, bytes32 inputCommitment) = abi.decode(prompt, (bytes32, bytes32));
         (,,, uint256 index) = abi.decode(proof, (bytes, uint256[], bytes32[], uint256));
         if (
-            circuitHash != p.circuitHash || inputCommitment != it.inputCommitment || index != tokenId - p.firstToken
+            modelId != p.modelId || inputCommitment != it.inputCommitment || index != tokenId - p.firstToken
                 || keccak256(aigcData) != it.outputsHash || !this.verify(prompt, aigcData, proof)
         ) revert ProvenanceTokenDataMismatch(tokenId);
         emit AigcData(tokenId, prompt, aigcData, proof);
     }
 
-    /// @notice True when `proof` verifies for the model in `prompt` and its instances carry,
-    /// at the item `index` in `proof`, exactly that input commitment and those outputs.
+    /// @notice True when `proof` verifies for the model in `prompt`, was minted here, and its
+    /// instances carry, at the item `index` in `proof` (a real inference of that mint, not
+    /// padding), exactly that input commitment and those outputs.
     function verify(bytes calldata prompt, bytes calldata aigcData, bytes calldata proof)
         external
         view
         returns (bool success)
     {
-        (bytes32 circuitHash, bytes32 inputCommitment) = abi.decode(prompt, (bytes32, bytes32));
+        (bytes32 modelId, bytes32 inputCommitment) = abi.decode(prompt, (bytes32, bytes32));
         (bytes memory zkProof, uint256[] memory instances, bytes32[] memory vka, uint256 index) =
             abi.decode(proof, (bytes, uint256[], bytes32[], uint256));
-        if (!registry.isRegistered(circuitHash)) return false;
-        ModelRegistry.Model memory m = registry.model(circuitHash);
-        if (index >= m.batchSize || instances.length < _needed(m)) return false;
+        if (!registry.isRegistered(modelId)) return false;
+        ModelRegistry.Model memory m = registry.model(modelId);
+        if (instances.length != m.instanceCount) return false;
+        uint256 first = tokenOfInference[this.inferenceIdOf(modelId, instances, zkProof)];
+        if (first == 0 || index >= _proofs[_proofIndex(first)].count) return false;
         return _inputCommitment(m, instances, index) == inputCommitment
             && keccak256(_outputs(m, instances, index)) == keccak256(aigcData)
-            && registry.checkInference(circuitHash, zkProof, instances, vka);
+            && registry.checkInference(modelId, zkProof, instances, vka);
     }
 
     // ---- royalties (ERC-2981): always the model's registered owner ----
 
+    /// @notice The model owner's royalty on a sale of `tokenId`. Reverts for a token that
+    /// doesn't exist (ERC721NonexistentToken) rather than answer with a neighbour's terms.
     function royaltyInfo(uint256 tokenId, uint256 salePrice) public view override returns (address, uint256) {
-        ModelRegistry.Model memory m = registry.model(_proofs[_proofIndex(tokenId)].circuitHash);
+        _requireOwned(tokenId);
+        ModelRegistry.Model memory m = registry.model(_proofs[_proofIndex(tokenId)].modelId);
         return (m.owner, (salePrice * m.royaltyBps) / 10_000);
     }
 
     // ---- metadata ----
 
+    /// @notice On-chain JSON metadata. Every string in it is a hex number or a proof URI that
+    /// `mint` checked to hold only URI-safe characters, so nothing can break out of a field.
     function tokenURI(uint256 tokenId) public view override returns (string memory) {
         _requireOwned(tokenId);
         Proven memory p = _proofs[_proofIndex(tokenId)];
         Item memory it = _items[tokenId];
-        ModelRegistry.Model memory m = registry.model(p.circuitHash);
+        ModelRegistry.Model memory m = registry.model(p.modelId);
         bytes memory json = abi.encodePacked(
             '{"name":"proofmint #', tokenId.toString(),
             '","description":"A verified AI inference: its EZKL proof was checked on-chain.","model_id":"',
-            uint256(m.onnxHash).toHexString(32), '","circuit_id":"', uint256(p.circuitHash).toHexString(32),
+            uint256(m.onnxHash).toHexString(32), '","circuit_id":"', uint256(m.circuitHash).toHexString(32),
+            '","registration":"', uint256(p.modelId).toHexString(32), '","model_owner":"', m.owner.toHexString(),
             '","input_commitment":"', uint256(it.inputCommitment).toHexString(32),
             '","outputs_hash":"', uint256(it.outputsHash).toHexString(32)
         );
@@ -311,27 +358,18 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         }
     }
 
-    /// ERC721's receiver check, once per mint: `_safeMint` per token would call a contract
-    /// recipient `count` times for one decision.
-    function _checkReceiver(address to, uint256 tokenId) private {
-        if (to.code.length == 0) return;
-        try IERC721Receiver(to).onERC721Received(msg.sender, address(0), tokenId, "") returns (bytes4 ret) {
-            if (ret != IERC721Receiver.onERC721Received.selector) revert ERC721InvalidReceiver(to);
-        } catch {
-            revert ERC721InvalidReceiver(to);
+    // Only characters a URI needs (RFC 3986's unreserved and reserved sets, and percent
+    // escapes): never a quote or backslash that could end a JSON string, nor a control character.
+    function _checkURI(string calldata uri) private pure {
+        bytes calldata b = bytes(uri);
+        for (uint256 i = 0; i < b.length; ++i) {
+            bytes1 c = b[i];
+            bool ok = (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "-"
+                || c == "." || c == "_" || c == "~" || c == ":" || c == "/" || c == "?" || c == "#" || c == "@"
+                || c == "!" || c == "$" || c == "&" || c == "(" || c == ")" || c == "*" || c == "+" || c == ","
+                || c == ";" || c == "=" || c == "%" || c == "[" || c == "]";
+            if (!ok) revert ProvenanceTokenUnsafeURI(i);
         }
-    }
-
-    function _needed(ModelRegistry.Model memory m) private pure returns (uint256) {
-        uint256 inputs = m.inputHashed ? m.inputCount : uint256(m.inputCount) * m.batchSize;
-        uint256 outputsEnd = uint256(m.outputStart) + uint256(m.outputCount) * m.batchSize;
-        uint256 inputsEnd = uint256(m.inputStart) + inputs;
-        return outputsEnd > inputsEnd ? outputsEnd : inputsEnd;
-    }
-
-    function _checkLength(ModelRegistry.Model memory m, uint256[] calldata instances) private pure {
-        uint256 needed = _needed(m);
-        if (instances.length < needed) revert ProvenanceTokenInstancesTooShort(instances.length, needed);
     }
 
     function _inputCommitment(ModelRegistry.Model memory m, uint256[] memory instances, uint256 index)

@@ -19,6 +19,8 @@ from proofmint.store import Workspace
 from proofmint.verifier import asset, evm, verify
 from proofmint.verifier.chain import connect
 
+from .test_onchain import model_id
+
 FIELD_P = 0x30644E72E131A029B85045B68181585D2833E84879B9709143E1F593F0000001
 
 
@@ -69,12 +71,12 @@ def mutations(proof: list[int], instances: list[list[str]], large: bool, seed: i
     yield "extra instance", proof, instances[:-1] + [instances[-1] + [instances[-1][-1]]]
 
 
-def _on_chain_accepts(check, circuit_id: str, proof: list[int], instances: list[list[str]], vka) -> bool:
+def _on_chain_accepts(check, mid: bytes, proof: list[int], instances: list[list[str]], vka) -> bool:
     try:
         uints = [int(ezkl.felt_to_big_endian(f), 16) for g in instances for f in g]
     except Exception:
         return False  # not even encodable as field elements
-    return check(bytes.fromhex(circuit_id), bytes(proof), uints, vka).call()
+    return check(mid, bytes(proof), uints, vka).call()
 
 
 def _run(name: str, bundle_path: str, ws: Path, anvil, deployed_entry, large: bool, tmp_path: Path):
@@ -90,7 +92,8 @@ def _run(name: str, bundle_path: str, ws: Path, anvil, deployed_entry, large: bo
 
         vka = evm.vka_for(package.load(Workspace(ws), pkg_id),
                           {"kind": deployed_entry.verifier_kind})
-        assert _on_chain_accepts(check, pkg_id, bundle["ezkl_proof"]["proof"],
+        mid = model_id(ws, pkg_id)
+        assert _on_chain_accepts(check, mid, bundle["ezkl_proof"]["proof"],
                                  bundle["ezkl_proof"]["instances"], vka), "the unmutated proof must verify"
         target = tmp_path / "mutated.json"
         for label, proof, instances in mutations(bundle["ezkl_proof"]["proof"],
@@ -100,7 +103,7 @@ def _run(name: str, bundle_path: str, ws: Path, anvil, deployed_entry, large: bo
             mutated["ezkl_proof"]["proof"], mutated["ezkl_proof"]["instances"] = proof, instances
             target.write_text(json.dumps(mutated))
             local_ok = verify(target, workspace=ws).valid
-            chain_ok = _on_chain_accepts(check, pkg_id, proof, instances, vka)
+            chain_ok = _on_chain_accepts(check, mid, proof, instances, vka)
             rejected_local += not local_ok
             rejected_chain += not chain_ok
             if local_ok or chain_ok:
@@ -151,8 +154,8 @@ def test_proof_under_another_circuits_key_and_another_srs(zoo, circuits, proofs,
     b = load_bundle(fb)
     with connect(anvil.url, ws) as c:
         registry = c.w3.eth.contract(address=deployed["mlp"].registry, abi=built["ModelRegistry"]["abi"])
-        assert not _on_chain_accepts(registry.functions.checkInference, mlp, b.ezkl_proof["proof"],
+        assert not _on_chain_accepts(registry.functions.checkInference, model_id(ws, mlp), b.ezkl_proof["proof"],
                                      b.ezkl_proof["instances"], [])
-        assert not _on_chain_accepts(registry.functions.checkInference, lenet,
+        assert not _on_chain_accepts(registry.functions.checkInference, model_id(ws, lenet),
                                      load_bundle(proofs["mlp"]).ezkl_proof["proof"],
                                      load_bundle(proofs["mlp"]).ezkl_proof["instances"], [])

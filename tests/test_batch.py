@@ -93,6 +93,42 @@ def test_batch_mint_makes_one_token_per_real_inference(batch_proofs, ws, anvil):
             verdict = asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
             assert verdict.valid, verdict.checks
     assert len(commitments) == 6  # each token commits to its own input
+    _padding_is_not_a_token(minted[1], result.bundles[1], c.package, ws, anvil)
+
+
+def _padding_is_not_a_token(minted, bundle_path, pkg, ws, anvil):
+    """ERC-7007 verify() answers for the real items of a mint only, never its padding."""
+    from eth_abi import encode
+
+    from proofmint.store import Workspace
+    from proofmint.verifier.chain import connect
+
+    bundle = load_bundle(bundle_path)
+    instances = asset.evm_instances(bundle)
+    layout = pkg.instance_layout()
+    built = evm.build_contracts(Workspace(ws))
+    with connect(anvil.url, ws) as c:
+        token = c.w3.eth.contract(address=json.loads((ws / "chains" / "31337" / "deployments.json").read_text())["token"],
+                                  abi=built["ProvenanceToken"]["abi"])
+        mid = token.functions.record(minted.token_ids[0]).call()[0]
+        answers = []
+        for index in range(pkg.batch_size):  # 2 real items, then 2 of padding
+            start = layout["outputStart"] + index * layout["outputCount"]
+            outputs = b"".join(v.to_bytes(32, "big") for v in instances[start:start + layout["outputCount"]])
+            commitment = keccak_item(instances, layout, index)  # the padding's too: a real verify input
+            prompt = encode(["bytes32", "bytes32"], [mid, commitment])
+            proof = encode(["bytes", "uint256[]", "bytes32[]", "uint256"],
+                           [bytes(bundle.ezkl_proof["proof"]), instances, [], index])
+            answers.append(token.functions.verify(prompt, outputs, proof).call())
+    assert answers == [True, True, False, False]
+
+
+def keccak_item(instances, layout, index):
+    """The input commitment the contract would compute for item ``index`` (hashed input)."""
+    from eth_abi import encode
+    from eth_utils import keccak
+
+    return keccak(encode(["bytes32", "uint256"], [instances[layout["inputStart"]].to_bytes(32, "big"), index]))
 
 
 def _fixed_batch_graph(path):

@@ -22,14 +22,25 @@ def _edit(path, tmp_path, fn, name="edited.json"):
     return out
 
 
-def _commit(c, token, abi, bundle, pkg):
+def model_id(ws, circuit_id: str) -> bytes:
+    """The registry id this workspace's deploy of a circuit got (registrant + circuit)."""
+    dep = json.loads((ws / "chains" / "31337" / "deployments.json").read_text())
+    return bytes.fromhex(dep["verifiers"][circuit_id]["model_id"][2:])
+
+
+def commit_by_hand(c, token, abi, bundle, pkg, mid: bytes, account=None):
     """Commit to a bundle's inference by hand; returns the reveal's request and instances."""
+    account = account or c.account
     instances = asset.evm_instances(bundle)
-    cid = bytes.fromhex(bundle.circuit_id)
-    inference = token.functions.inferenceIdOf(cid, instances).call()
+    inference = token.functions.inferenceIdOf(mid, instances, bytes(bundle.ezkl_proof["proof"])).call()
     salt = os.urandom(32)
-    c.transact(token.functions.commit(token.functions.commitmentFor(c.address, inference, salt).call()), abi)
-    return (cid, c.address, 0, asset.input_commitment(bundle, pkg), salt, "", bundle.count), instances
+    c.transact(token.functions.commit(token.functions.commitmentFor(account.address, inference, salt).call()),
+               abi, account=account)
+    return (mid, account.address, 0, asset.input_commitment(bundle, pkg), salt, "", bundle.count), instances
+
+
+def _commit(c, token, abi, bundle, pkg):
+    return commit_by_hand(c, token, abi, bundle, pkg, model_id(c.ws.root, bundle.circuit_id))
 
 
 def test_deploy_twice_is_a_noop(deployed, circuits, ws, anvil):
@@ -184,11 +195,12 @@ def test_dev_key_refused_on_other_chain_ids(tmp_path):
             if _answers(f"http://127.0.0.1:{port}"):
                 break
             time.sleep(0.1)
-        os.environ["PROOFMINT_PRIVATE_KEY"] = dev_keys()[0]
         try:
-            with pytest.raises(ChainError, match="refusing anvil's public development key"):
-                with connect(f"http://127.0.0.1:{port}", tmp_path / "ws"):
-                    pass
+            for index in (0, 57):  # the default accounts, and any anvil --accounts could hand out
+                os.environ["PROOFMINT_PRIVATE_KEY"] = dev_keys(100)[index]
+                with pytest.raises(ChainError, match="refusing anvil's public development key"):
+                    with connect(f"http://127.0.0.1:{port}", tmp_path / "ws"):
+                        pass
         finally:
             del os.environ["PROOFMINT_PRIVATE_KEY"]
     finally:

@@ -24,7 +24,7 @@ from proofmint.circuits.package import CircuitPackage
 from proofmint.errors import ChainError, NotFoundError
 from proofmint.faults import failpoint
 from proofmint.prover.bundle import ProofBundle, load_bundle
-from proofmint.store import Workspace, atomic_write_json, read_json
+from proofmint.store import Workspace, atomic_write_json, read_json, sha256_file
 
 from . import chain as chain_mod
 from . import evm
@@ -119,8 +119,8 @@ def mint(proof: str | Path, to: str | None = None, parent: int = 0, proof_uri: s
         if bundle.circuit_id not in dep["verifiers"]:
             raise NotFoundError(f"circuit {bundle.circuit_id[:16]} is not deployed on chain "
                                 f"{c.chain_id} — run `proofmint deploy {bundle.circuit_id[:16]}`")
-        circuit_hash = bytes.fromhex(bundle.circuit_id)
-        inference_id = token.functions.inferenceIdOf(circuit_hash, instances).call()
+        model_id = bytes.fromhex(dep["verifiers"][bundle.circuit_id]["model_id"][2:])
+        inference_id = token.functions.inferenceIdOf(model_id, instances, proof_bytes).call()
         store = _asset_store(ws, keccak(proof_bytes).hex(), inference_id.hex())
         if not store.exists():  # before any transaction: a minted token always finds its bundle
             atomic_write_json(store, bundle.to_dict())
@@ -128,7 +128,7 @@ def mint(proof: str | Path, to: str | None = None, parent: int = 0, proof_uri: s
         if existing:
             return _recover_or_refuse(c, token, abi, existing, bundle, store, commitment)
         salt = os.urandom(32)
-        request = (circuit_hash, to or c.address, parent, commitment, salt,
+        request = (model_id, to or c.address, parent, commitment, salt,
                    proof_uri or f"proofmint://{store.stem}", bundle.count)
         vka = evm.vka_for(pkg, dep["verifiers"][bundle.circuit_id])
         mint_fn = token.functions.mint(request, proof_bytes, instances, vka)
@@ -177,7 +177,7 @@ def _recover_or_refuse(c, token, abi, token_id: int, bundle, store: Path, commit
 
 def _token_record(token, token_id: int, abi: list, c: chain_mod.Chain) -> dict:
     rec = c.call(token.functions.record(token_id), abi)
-    names = ["circuitHash", "inferenceId", "inputCommitment", "outputsHash", "proofHash", "creator",
+    names = ["modelId", "inferenceId", "inputCommitment", "outputsHash", "proofHash", "creator",
              "mintedAt", "parent", "proofURI", "batchIndex", "batchCount"]
     return {n: ("0x" + v.hex() if isinstance(v, bytes) else v) for n, v in zip(names, rec)}
 
@@ -206,24 +206,69 @@ class AssetVerdict:
         return asdict(self)
 
 
+def _registered(registry, model_id: str, c: chain_mod.Chain, abi: list) -> dict:
+    names = ["owner", "verifier", "royaltyBps", "circuitHash", "onnxHash", "vkHash", "verifierCodeHash",
+             "vkaDigest", "batchSize", "inputStart", "inputCount", "outputStart", "outputCount",
+             "instanceCount", "inputHashed", "metadataURI", "licenseURI"]
+    m = c.call(registry.functions.model(bytes.fromhex(model_id[2:])), abi)
+    return {n: ("0x" + v.hex() if isinstance(v, bytes) else v) for n, v in zip(names, m)}
+
+
+def registration_checks(reg: dict, pkg: CircuitPackage, c: chain_mod.Chain, entry: dict) -> dict[str, tuple[bool, str]]:
+    """The registry entry against the model's own artifacts: whoever registered it chose every
+    field, so each is re-derived here (ONNX hash, verifying key, the verifier's code as
+    rendered from that key, the instance layout from the settings)."""
+    from eth_utils import keccak as keccak256
+
+    kind = "reusable" if reg["vkaDigest"] != "0x" + "00" * 32 else "dedicated"
+    art = evm.verifier_artifact(pkg, reusable=kind == "reusable")
+    code = bytes(c.w3.eth.get_code(reg["verifier"]))
+    expected = evm.registration(pkg, reg["verifier"], art)
+    layout = dict(zip(["batchSize", "inputStart", "inputCount", "outputStart", "outputCount",
+                       "instanceCount", "inputHashed"], expected[5:12]))
+    return {
+        "model file": (sha256_file(pkg.onnx) == reg["onnxHash"][2:],
+                       f"sha256 of the model's ONNX {'equals' if sha256_file(pkg.onnx) == reg['onnxHash'][2:] else 'differs from'} "
+                       "the registered ONNX hash"),
+        "verifying key": (sha256_file(pkg.vk) == reg["vkHash"][2:],
+                          "sha256 of the circuit's verifying key vs the registered vk hash"),
+        "verifier code": (code and keccak256(code) == keccak256(hexstr=art["runtime"])
+                          and "0x" + keccak256(code).hex() == reg["verifierCodeHash"]
+                          and reg["vkaDigest"] == "0x" + evm.vka_digest(art["vka"]).hex(),
+                          f"the {kind} verifier at {reg['verifier']} is the code ezkl renders from the "
+                          "registered key" + (" (and its VKA digest)" if kind == "reusable" else "")),
+        "layout": (all(reg[k] == v for k, v in layout.items()),
+                   "the registered instance layout is the one the circuit's settings give"),
+    }
+
+
 def verify_asset(token_id: int, rpc_url: str | None = None,
                  workspace: str | Path | None = None) -> AssetVerdict:
-    """Re-check a token from its id alone: on-chain proof, local proof, bundle vs record, re-run."""
+    """Re-check a token from its id alone: the registration against the model's artifacts,
+    on-chain and local proof, bundle vs record, re-run of the model."""
     ws = Workspace.resolve(workspace)
     checks: dict[str, dict] = {}
 
     def check(name: str, ok: bool, detail: str) -> None:
         checks[name] = {"ok": bool(ok), "detail": detail}
 
+    def verdict() -> AssetVerdict:
+        return AssetVerdict(token_id, all(v["ok"] for v in checks.values()), checks)
+
     with chain_mod.connect(rpc_url, ws.root) as c:
         dep, token, abi = _contracts(c, ws)
         rec = _token_record(token, token_id, abi, c)
+        registry = c.w3.eth.contract(address=dep["registry"], abi=evm.build_contracts(ws)["ModelRegistry"]["abi"])
+        reg = _registered(registry, rec["modelId"], c, abi)
+        pkg = package_mod.load(ws, reg["circuitHash"][2:])
+        for name, (ok, detail) in registration_checks(reg, pkg, c, dep["verifiers"].get(pkg.circuit_id, {})).items():
+            check(name, ok, detail)
         store = _asset_store(ws, rec["proofHash"], rec["inferenceId"])
         if not store.is_file():
-            raise NotFoundError(f"token {token_id}'s proof bundle ({rec['proofHash']}) is not in this "
-                                f"workspace's asset store — fetch it from {rec['proofURI']}")
+            check("proof bundle", False, f"the bundle of proof {rec['proofHash']} is not in this "
+                  f"workspace's asset store — fetch it from {rec['proofURI']}")
+            return verdict()
         bundle = load_bundle(store)
-        pkg = package_mod.load(ws, bundle.circuit_id)
         proof_bytes = bytes(bundle.ezkl_proof["proof"])
         instances = evm_instances(bundle)
         layout = pkg.instance_layout()
@@ -232,14 +277,15 @@ def verify_asset(token_id: int, rpc_url: str | None = None,
         outputs = b"".join(v.to_bytes(32, "big") for v in instances[start:start + layout["outputCount"]])
         check("bundle matches record",
               "0x" + keccak(proof_bytes).hex() == rec["proofHash"]
-              and rec["circuitHash"] == "0x" + bundle.circuit_id
+              and bundle.circuit_id == pkg.circuit_id
               and "0x" + keccak(outputs).hex() == rec["outputsHash"],
               "proof hash, circuit and outputs hash equal the on-chain record")
         from eth_abi import encode
 
-        prompt = encode(["bytes32", "bytes32"], [bytes.fromhex(bundle.circuit_id),
+        prompt = encode(["bytes32", "bytes32"], [bytes.fromhex(rec["modelId"][2:]),
                                                  bytes.fromhex(rec["inputCommitment"][2:])])
-        vka = evm.vka_for(pkg, dep["verifiers"].get(bundle.circuit_id, {}))
+        vka = [bytes.fromhex(w[2:]) for w in evm.verifier_artifact(pkg, reusable=True)["vka"]] \
+            if reg["vkaDigest"] != "0x" + "00" * 32 else []
         packed = encode(["bytes", "uint256[]", "bytes32[]", "uint256"], [proof_bytes, instances, vka, index])
         onchain = token.functions.verify(prompt, outputs, packed).call()
         check("on-chain verify", onchain, "ERC-7007 verify() via the registered EZKL verifier")
@@ -258,7 +304,7 @@ def verify_asset(token_id: int, rpc_url: str | None = None,
         diff = float(np.abs(ref - out).max())
         tol = max(2 * pkg.quantization.get("max_abs_error", 0.0), 1e-6)
         check("re-run model", diff <= tol,
-              f"onnxruntime on the stored input: max abs diff {diff:.4g} (tolerance {tol:.4g})")
+              f"{pkg.reference} on the stored input: max abs diff {diff:.4g} (tolerance {tol:.4g})")
     else:
         check("re-run model", True, "input is private: not re-run")
-    return AssetVerdict(token_id, all(v["ok"] for v in checks.values()), checks)
+    return verdict()

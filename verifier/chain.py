@@ -9,6 +9,7 @@ port for the length of the command. Either way anvil's state lives in the worksp
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -29,13 +30,17 @@ DEV_MNEMONIC = "test test test test test test test test test test test junk"
 START_TIMEOUT = 30.0
 
 
-def dev_keys(n: int = 10) -> list[str]:
-    """anvil's well-known development keys (public knowledge: never for real funds)."""
-    from eth_account import Account
+DEV_KEYS_REFUSED = 100  # anvil --accounts N hands out the first N; refuse well past the default 10
 
-    Account.enable_unaudited_hdwallet_features()
-    keys = (Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key for i in range(n))
-    return ["0x" + bytes(k).hex() for k in keys]
+
+@functools.cache
+def dev_keys(n: int = 10) -> list[str]:
+    """anvil's well-known development keys (public knowledge: never for real funds): the first
+    ``n`` accounts of its public test mnemonic."""
+    from eth_account.hdaccount import key_from_seed, seed_from_mnemonic
+
+    seed = seed_from_mnemonic(DEV_MNEMONIC, "")
+    return ["0x" + key_from_seed(seed, f"m/44'/60'/0'/0/{i}").hex() for i in range(n)]
 
 
 def _free_port() -> int:
@@ -247,14 +252,13 @@ def _signing_account(chain_id: int):
             key = Account.decrypt(json.loads(Path(keystore).read_text()), password).hex()
         except Exception as exc:
             raise UsageError(f"can't decrypt keystore {keystore}: {exc}") from None
-    dev = dev_keys()
     if not key:
         if chain_id != DEV_CHAIN_ID:
             raise UsageError(f"chain id {chain_id} needs a signing key: set PROOFMINT_PRIVATE_KEY "
                              "or PROOFMINT_KEYSTORE (+ PROOFMINT_KEYSTORE_PASSWORD)")
-        key = dev[0]
+        key = dev_keys(1)[0]
     normalized = "0x" + key.lower().removeprefix("0x")
-    if chain_id != DEV_CHAIN_ID and normalized in dev:
+    if chain_id != DEV_CHAIN_ID and normalized in dev_keys(DEV_KEYS_REFUSED):
         raise ChainError(f"refusing anvil's public development key on chain id {chain_id}: anyone "
                          "can spend from it — use your own key")
     return Account.from_key(normalized)

@@ -102,7 +102,7 @@ def verifier_artifact(pkg: CircuitPackage, reusable: bool = False) -> dict:
     ``reusable``: ezkl's shared verifier plus this circuit's VKA (verifying-key artifact).
     """
     kind = "reusable" if reusable else "dedicated"
-    art_path = pkg.path / f"verifier-{kind}.json"
+    art_path = pkg.path / f"verifier-{kind}-v2.json"  # v2: with the runtime code
     if art_path.is_file():
         return read_json(art_path)
     sol = pkg.path / f"Verifier-{kind}.sol"
@@ -120,6 +120,7 @@ def verifier_artifact(pkg: CircuitPackage, reusable: bool = False) -> dict:
         out = toolchain.compile_standard_json({"Verifier.sol": source}, toolchain.EZKL_SOLC)
     (name, c), = out["contracts"]["Verifier.sol"].items()
     art = {"name": name, "kind": kind, "abi": c["abi"], "bytecode": "0x" + c["evm"]["bytecode"]["object"],
+           "runtime": "0x" + c["evm"]["deployedBytecode"]["object"],
            "runtime_bytes": len(c["evm"]["deployedBytecode"]["object"]) // 2,
            "source_sha256": sha256_bytes(source.encode()), "vka": vka}
     atomic_write_json(art_path, art)
@@ -202,27 +203,35 @@ def deploy(circuit: str, reusable: bool = False, royalty_bps: int = DEFAULT_ROYA
         entry = dep["verifiers"].get(pkg.circuit_id)
         registry = c.w3.eth.contract(address=dep["registry"], abi=built["ModelRegistry"]["abi"])
         circuit_hash = bytes.fromhex(pkg.circuit_id)
+        model_id = registry.functions.modelIdOf(c.address, circuit_hash).call()
         already = bool(entry) and _has_code(c, entry["address"]) and \
-            registry.functions.isRegistered(circuit_hash).call()
+            registry.functions.isRegistered(model_id).call()
         if not already:
             addr = _deploy_verifier(c, dep, art, gas)
-            layout = pkg.instance_layout()
-            reg = (circuit_hash, bytes.fromhex(pkg.model_id),
-                   bytes.fromhex(sha256_bytes(pkg.vk.read_bytes())), addr, royalty_bps,
-                   layout["batchSize"], layout["inputStart"], layout["inputCount"], layout["outputStart"],
-                   layout["outputCount"], layout["inputHashed"], vka_digest(art["vka"]),
-                   metadata_uri, license_uri)
             with progress.step("register model"):
-                receipt = c.transact(registry.functions.registerModel(reg), built["ModelRegistry"]["abi"])
+                receipt = c.transact(registry.functions.registerModel(
+                    registration(pkg, addr, art, royalty_bps, metadata_uri, license_uri)),
+                    built["ModelRegistry"]["abi"])
             gas["register_model"] = receipt["gasUsed"]
             dep["verifiers"][pkg.circuit_id] = {
                 "address": addr, "kind": art["kind"], "runtime_bytes": art["runtime_bytes"],
                 "vka_digest": "0x" + vka_digest(art["vka"]).hex(), "owner": c.address,
-                "royalty_bps": royalty_bps}
+                "royalty_bps": royalty_bps, "model_id": "0x" + bytes(model_id).hex()}
             atomic_write_json(c.records("deployments.json"), dep)
         entry = dep["verifiers"][pkg.circuit_id]
         return DeployResult(pkg.circuit_id, c.chain_id, entry["address"], dep["registry"], dep["token"],
                             entry["runtime_bytes"], entry.get("kind", "dedicated"), already, gas)
+
+
+def registration(pkg: CircuitPackage, verifier: str, art: dict, royalty_bps: int = DEFAULT_ROYALTY_BPS,
+                 metadata_uri: str = "", license_uri: str = "") -> tuple:
+    """The registry's Registration for a circuit: every field derived from its artifacts."""
+    layout = pkg.instance_layout()
+    return (bytes.fromhex(pkg.circuit_id), bytes.fromhex(pkg.model_id),
+            bytes.fromhex(sha256_bytes(pkg.vk.read_bytes())), verifier, royalty_bps,
+            layout["batchSize"], layout["inputStart"], layout["inputCount"], layout["outputStart"],
+            layout["outputCount"], pkg.instance_count(), layout["inputHashed"], vka_digest(art["vka"]),
+            metadata_uri, license_uri)
 
 
 def vka_for(pkg: CircuitPackage, entry: dict) -> list[bytes]:

@@ -94,6 +94,15 @@ def _claims_match(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple
     if len(bundle.outputs) != len(pkg.output_shapes):
         return False, (f"bundle claims {len(bundle.outputs)} output tensors, circuit "
                        f"{pkg.circuit_id[:16]} has {len(pkg.output_shapes)}")
+    if pkg.visibility["output"] == "hashed":
+        # The proof carries only the outputs' Poseidon hash: the claimed outputs must hash to it.
+        scales = [s for s, o in zip(pkg.output_scales, bundle.outputs) for _ in o]
+        felts = [ezkl.float_to_felt(float(v), s, ezkl.PyInputType.F32)
+                 for v, s in zip((v for o in bundle.outputs for v in o), scales)]
+        proven = instances[layout["outputStart"]:layout["outputStart"] + len(pkg.output_shapes)]
+        hashes = [_uint(h) for h in ezkl.poseidon_hash(felts)] if len(pkg.output_shapes) == 1 else None
+        if hashes is None or [_uint(f) for f in proven] != hashes[:len(proven)]:
+            return False, "claimed outputs do not hash to the proven output commitment"
     if pkg.visibility["output"] == "public":
         scales = [s for s, o in zip(pkg.output_scales, bundle.outputs) for _ in o]
         felts = instances[layout["outputStart"]:]

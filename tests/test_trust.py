@@ -1,0 +1,217 @@
+"""The trust model, attacked as an attacker would (on anvil, with real proofs): forged, aliased
+and squatted registrations, unbound layouts, weights and outputs, URI injection, padding, royalties."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from eth_account import Account
+
+from proofmint.circuits.compile import compile as compile_model
+from proofmint.errors import TransactionRevertedError, UsageError
+from proofmint.prover import load_bundle, prove
+from proofmint.store import Workspace, atomic_write_json
+from proofmint.verifier import asset, evm, verify
+from proofmint.verifier.chain import connect, dev_keys
+
+from .test_onchain import commit_by_hand, model_id
+
+ALWAYS_TRUE = "0x69600160005260206000f3600052600a6016f3"  # deploys 10 bytes that return true
+EVE = Account.from_key(dev_keys()[2])
+
+
+def _contracts(c, ws, deployed):
+    built = evm.build_contracts(Workspace(ws))
+    registry = c.w3.eth.contract(address=deployed.registry, abi=built["ModelRegistry"]["abi"])
+    token = c.w3.eth.contract(address=deployed.token, abi=built["ProvenanceToken"]["abi"])
+    return registry, token, built["ProvenanceToken"]["abi"] + built["ModelRegistry"]["abi"]
+
+
+def _fresh_mlp_proof(zoo, circuits, ws, tmp_path, row: int) -> str:
+    calib = json.loads(open(zoo["mlp"].calibration).read())["input_data"][0]
+    inp = tmp_path / f"x{row}.json"
+    inp.write_text(json.dumps({"input_data": [calib[13 * row:13 * row + 13]]}))
+    return prove(circuits["mlp"].circuit_id, inp, tmp_path / f"p{row}.json", workspace=ws).bundles[0]
+
+
+def _registration(pkg, verifier: str, **changes) -> tuple:
+    reg = list(evm.registration(pkg, verifier, evm.verifier_artifact(pkg)))
+    names = ["circuitHash", "onnxHash", "vkHash", "verifier", "royaltyBps", "batchSize", "inputStart",
+             "inputCount", "outputStart", "outputCount", "instanceCount", "inputHashed", "vkaDigest",
+             "metadataURI", "licenseURI"]
+    for k, v in changes.items():
+        reg[names.index(k)] = v
+    return tuple(reg)
+
+
+def test_a_forged_verifier_is_invalid_in_verify_asset(deployed, circuits, proofs, ws, anvil, tmp_path):
+    """Eve registers an always-true contract under the real model's hashes and mints made-up
+    outputs. The chain can't tell; verify-asset can, and the token names Eve's registration."""
+    pkg = circuits["mlp"].package
+    bundle = json.loads(open(proofs["mlp"]).read())
+    bundle["ezkl_proof"]["instances"][0][-1] = bundle["ezkl_proof"]["instances"][0][-2]  # made-up output
+    forged = load_bundle(_write(tmp_path / "forged.json", bundle))
+    with connect(anvil.url, ws) as c:
+        registry, token, abi = _contracts(c, ws, deployed["mlp"])
+        c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
+        fake = c.w3.eth.contract(abi=[], bytecode=ALWAYS_TRUE)
+        addr = c.transact(fake.constructor(), [], account=EVE)["contractAddress"]
+        c.transact(registry.functions.registerModel(_registration(pkg, addr)), abi, account=EVE)
+        mid = registry.functions.modelIdOf(EVE.address, bytes.fromhex(pkg.circuit_id)).call()
+        request, instances = commit_by_hand(c, token, abi, forged, pkg, mid, account=EVE)
+        c.transact(token.functions.mint(request, bytes(forged.ezkl_proof["proof"]), instances, []), abi, account=EVE)
+        token_id = token.functions.totalMinted().call()
+        inference = token.functions.inferenceIdOf(mid, instances, bytes(forged.ezkl_proof["proof"])).call()
+    # whoever checks it has the bundle (it is published) and the model's real artifacts
+    atomic_write_json(asset._asset_store(Workspace(ws), asset.keccak(bytes(forged.ezkl_proof["proof"])).hex(),
+                                         inference.hex()), forged.to_dict())
+    shown = asset.show(token_id, rpc_url=anvil.url, workspace=ws)
+    assert shown["metadata"]["model_owner"].lower() == EVE.address.lower()  # not the model's owner
+    verdict = asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
+    assert not verdict.valid
+    assert not verdict.checks["verifier code"]["ok"] and not verdict.checks["local verify"]["ok"]
+    assert verdict.checks["model file"]["ok"] and verdict.checks["layout"]["ok"]
+
+
+def _write(path, data):
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_an_aliased_registration_cannot_mint_an_inference_twice(deployed, circuits, zoo, ws, anvil, tmp_path):
+    """Eve registers the victim's circuit under a fresh registration pointing at the genuine
+    verifier, with herself as owner at the maximum royalty, and replays the victim's proof."""
+    pkg = circuits["mlp"].package
+    victim = asset.mint(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 20), rpc_url=anvil.url, workspace=ws)
+    bundle = load_bundle(asset._asset_store(Workspace(ws), *_record_keys(victim.token_id, anvil, ws)))
+    with connect(anvil.url, ws) as c:
+        registry, token, abi = _contracts(c, ws, deployed["mlp"])
+        c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
+        c.transact(registry.functions.registerModel(
+            _registration(pkg, deployed["mlp"].verifier, royaltyBps=2_500)), abi, account=EVE)
+        alias = registry.functions.modelIdOf(EVE.address, bytes.fromhex(pkg.circuit_id)).call()
+        assert alias != model_id(ws, pkg.circuit_id)
+        with pytest.raises(TransactionRevertedError, match="ProvenanceTokenAlreadyMinted"):
+            request, instances = commit_by_hand(c, token, abi, bundle, pkg, alias, account=EVE)
+            c.transact(token.functions.mint(request, bytes(bundle.ezkl_proof["proof"]), instances, []),
+                       abi, account=EVE)
+
+
+def _record_keys(token_id, anvil, ws):
+    rec = asset.show(token_id, rpc_url=anvil.url, workspace=ws)["record"]
+    return rec["proofHash"], rec["inferenceId"]
+
+
+def test_registrations_are_bound_to_their_registrant_so_nothing_can_be_squatted(deployed, circuits, ws, anvil):
+    circuit = bytes.fromhex("ab" * 32)
+    pkg = circuits["mlp"].package
+    with connect(anvil.url, ws) as c:
+        registry, _, abi = _contracts(c, ws, deployed["mlp"])
+        c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
+        first = _registration(pkg, deployed["mlp"].verifier, circuitHash=circuit)
+        c.transact(registry.functions.registerModel(first), abi, account=EVE)  # Eve goes first
+        c.transact(registry.functions.registerModel(first), abi)  # the owner's still lands
+        ids = {registry.functions.modelIdOf(a, circuit).call() for a in (EVE.address, c.address)}
+        assert len(ids) == 2 and all(registry.functions.isRegistered(i).call() for i in ids)
+        assert registry.functions.model(registry.functions.modelIdOf(c.address, circuit).call()).call()[0] == c.address
+        with pytest.raises(TransactionRevertedError, match="ModelRegistryAlreadyRegistered"):
+            c.transact(registry.functions.registerModel(first), abi)
+
+
+@pytest.mark.parametrize("change,error", [
+    ({"outputCount": 0}, "ModelRegistryInvalidLayout"),  # outputs bound to nothing
+    ({"outputStart": 5}, "ModelRegistryInvalidLayout"),  # overlaps the 13 input instances
+    ({"instanceCount": 10}, "ModelRegistryInvalidLayout"),  # layout past the instances
+    ({"royaltyBps": 10_000}, "ModelRegistryInvalidRoyalty"),  # over the 25 % cap
+])
+def test_unsound_layouts_and_royalties_are_refused(change, error, deployed, circuits, ws, anvil):
+    pkg = circuits["mlp"].package
+    with connect(anvil.url, ws) as c:
+        registry, _, abi = _contracts(c, ws, deployed["mlp"])
+        reg = _registration(pkg, deployed["mlp"].verifier, circuitHash=bytes.fromhex("cd" * 32), **change)
+        with pytest.raises(TransactionRevertedError, match=error):
+            c.transact(registry.functions.registerModel(reg), abi)
+
+
+def test_model_ownership_moves_in_two_steps_and_royalties_follow(deployed, circuits, proofs, ws, anvil):
+    pkg = circuits["lenet"].package
+    mid = model_id(ws, pkg.circuit_id)
+    with connect(anvil.url, ws) as c:
+        registry, token, abi = _contracts(c, ws, deployed["lenet"])
+        c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
+        with pytest.raises(TransactionRevertedError, match="ModelRegistryUnauthorized"):
+            c.transact(registry.functions.transferModelOwnership(mid, EVE.address), abi, account=EVE)
+        c.transact(registry.functions.transferModelOwnership(mid, EVE.address), abi)
+        assert registry.functions.model(mid).call()[0] == c.address  # not until accepted
+        c.transact(registry.functions.acceptModelOwnership(mid), abi, account=EVE)
+        assert registry.functions.model(mid).call()[0] == EVE.address
+        c.transact(registry.functions.transferModelOwnership(mid, c.address), abi, account=EVE)
+        c.transact(registry.functions.acceptModelOwnership(mid), abi)
+
+
+def test_royalty_info_of_a_missing_token_reverts(deployed, ws, anvil):
+    with connect(anvil.url, ws) as c:
+        _, token, abi = _contracts(c, ws, deployed["mlp"])
+        with pytest.raises(Exception, match="ERC721NonexistentToken|execution reverted"):
+            token.functions.royaltyInfo(10**9, 10_000).call()
+
+
+def test_a_proof_uri_that_could_break_the_metadata_is_refused(deployed, circuits, zoo, ws, anvil, tmp_path):
+    p = _fresh_mlp_proof(zoo, circuits, ws, tmp_path, 21)
+    injected = 'ipfs://x","model_id":"0xabab","name":"Official FamousModel output","zz":"'
+    with pytest.raises(TransactionRevertedError, match="ProvenanceTokenUnsafeURI"):
+        asset.mint(p, proof_uri=injected, rpc_url=anvil.url, workspace=ws)
+
+
+def test_a_parent_needs_its_owners_consent(deployed, circuits, zoo, ws, anvil, tmp_path):
+    first = asset.mint(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 22), rpc_url=anvil.url, workspace=ws)
+    pkg = circuits["mlp"].package
+    child = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 23))
+    with connect(anvil.url, ws) as c:
+        _, token, abi = _contracts(c, ws, deployed["mlp"])
+        c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
+        request, instances = commit_by_hand(c, token, abi, child, pkg, model_id(ws, pkg.circuit_id), account=EVE)
+        request = request[:2] + (first.token_id,) + request[3:]
+        with pytest.raises(TransactionRevertedError, match="ProvenanceTokenParentNotAuthorized"):
+            c.transact(token.functions.mint(request, bytes(child.ezkl_proof["proof"]), instances, []),
+                       abi, account=EVE)
+
+
+def test_hashed_params_are_refused_until_they_are_bound(zoo, ws):
+    with pytest.raises(UsageError, match="does not bind the weights"):
+        compile_model(zoo["mlp"].onnx, param_visibility="hashed", workspace=ws)
+
+
+def test_edited_outputs_under_hashed_outputs_are_invalid(zoo, ws, tmp_path):
+    c = compile_model(zoo["mlp"].onnx, output_visibility="hashed", workspace=ws)
+    bundle = prove(c.circuit_id, zoo["mlp"].input, tmp_path / "h.json", workspace=ws).bundles[0]
+    assert verify(bundle, workspace=ws).valid
+    data = json.loads(open(bundle).read())
+    data["outputs"] = [[999.0, -999.0, 42.0]]
+    verdict = verify(_write(tmp_path / "edited.json", data), workspace=ws)
+    assert not verdict.valid and "hash to the proven output commitment" in verdict.reason
+
+
+def test_verify_asset_names_a_registration_that_does_not_match_the_models_artifacts(
+        deployed, circuits, zoo, ws, anvil, tmp_path):
+    """A registration of the genuine verifier with another model's hashes (say, to claim a
+    famous model's name): its tokens verify on-chain, and verify-asset says which fields lie."""
+    pkg = circuits["mlp"].package
+    bundle = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 24))
+    with connect(anvil.url, ws) as c:
+        registry, token, abi = _contracts(c, ws, deployed["mlp"])
+        c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
+        c.transact(registry.functions.registerModel(_registration(
+            pkg, deployed["mlp"].verifier, onnxHash=b"\x11" * 32, vkHash=b"\x22" * 32)), abi, account=EVE)
+        mid = registry.functions.modelIdOf(EVE.address, bytes.fromhex(pkg.circuit_id)).call()
+        request, instances = commit_by_hand(c, token, abi, bundle, pkg, mid, account=EVE)
+        c.transact(token.functions.mint(request, bytes(bundle.ezkl_proof["proof"]), instances, []), abi, account=EVE)
+        token_id = token.functions.totalMinted().call()
+        inference = token.functions.inferenceIdOf(mid, instances, bytes(bundle.ezkl_proof["proof"])).call()
+    atomic_write_json(asset._asset_store(Workspace(ws), asset.keccak(bytes(bundle.ezkl_proof["proof"])).hex(),
+                                         inference.hex()), bundle.to_dict())
+    verdict = asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
+    assert not verdict.valid
+    failed = {name for name, c in verdict.checks.items() if not c["ok"]}
+    assert failed == {"model file", "verifying key"}, verdict.checks
