@@ -8,11 +8,13 @@ async calls, so the exit code alone is not trusted.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import sys
 import os
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from . import progress
 from .errors import ProofmintError, ProvingError
@@ -45,6 +47,24 @@ def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict) -> None:
         conn.close()
 
 
+@contextlib.contextmanager
+def _caller_script_hidden() -> Iterator[None]:
+    """The child needs proofmint's own functions only. A spawned child re-runs the caller's
+    script (``__main__``) first, so a library user's script without an
+    ``if __name__ == "__main__"`` guard would run again in every child and wait on the locks
+    its parent holds: for as long as the child starts, the script has no path or name to find."""
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+    try:
+        main.__dict__.pop("__file__", None)
+        if "__spec__" in saved:
+            main.__spec__ = None
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.update(saved)
+
+
 def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
                  timeout: float | None = None, what: str = "ezkl job", **kwargs: Any) -> Any:
     """Call ``fn(*args, **kwargs)`` in a fresh process, relaying its progress events.
@@ -54,7 +74,8 @@ def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
     """
     parent, child = _CTX.Pipe(duplex=False)
     proc = _CTX.Process(target=_child, args=(child, fn, args, kwargs, env or {}), daemon=True)
-    proc.start()
+    with _caller_script_hidden():
+        proc.start()
     child.close()
     deadline = None if timeout is None else time.monotonic() + timeout
     current = "starting"
