@@ -217,3 +217,31 @@ def test_verify_asset_names_a_registration_that_does_not_match_the_models_artifa
     assert not verdict.valid
     failed = {name for name, c in verdict.checks.items() if not c["ok"]}
     assert failed == {"model file", "verifying key"}, verdict.checks
+
+
+def test_verify_asset_names_a_registered_layout_the_settings_dont_give(deployed, circuits, zoo, ws, anvil, tmp_path):
+    """A registration of the genuine verifier whose layout binds only 12 of the 13 inputs: the
+    token's input commitment then says less than the proof does, and verify-asset says so."""
+    from eth_utils import keccak
+
+    pkg = circuits["mlp"].package
+    bundle = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 25))
+    victor = Account.from_key(dev_keys()[6])
+    with connect(anvil.url, ws) as c:
+        registry, token, abi = _contracts(c, ws, deployed["mlp"])
+        c.w3.eth.send_transaction({"from": c.address, "to": victor.address, "value": 10**18})
+        c.transact(registry.functions.registerModel(_registration(
+            pkg, deployed["mlp"].verifier, inputCount=12)), abi, account=victor)
+        mid = registry.functions.modelIdOf(victor.address, bytes.fromhex(pkg.circuit_id)).call()
+        request, instances = commit_by_hand(c, token, abi, bundle, pkg, mid, account=victor)
+        twelve = keccak(b"".join(v.to_bytes(32, "big") for v in instances[:12]))
+        request = request[:3] + (twelve,) + request[4:]
+        c.transact(token.functions.mint(request, bytes(bundle.ezkl_proof["proof"]), instances, []),
+                   abi, account=victor)
+        token_id = token.functions.totalMinted().call()
+        inference = token.functions.inferenceIdOf(mid, instances, bytes(bundle.ezkl_proof["proof"])).call()
+    atomic_write_json(asset._asset_store(Workspace(ws), asset.keccak(bytes(bundle.ezkl_proof["proof"])).hex(),
+                                         inference.hex()), bundle.to_dict())
+    verdict = asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
+    failed = {name for name, c in verdict.checks.items() if not c["ok"]}
+    assert not verdict.valid and "layout" in failed and "input commitment" in failed, verdict.checks
