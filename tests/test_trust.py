@@ -245,3 +245,35 @@ def test_verify_asset_names_a_registered_layout_the_settings_dont_give(deployed,
     verdict = asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
     failed = {name for name, c in verdict.checks.items() if not c["ok"]}
     assert not verdict.valid and "layout" in failed and "input commitment" in failed, verdict.checks
+
+
+@pytest.mark.parametrize("creation,what", [
+    ("0x69600260005260206000f3600052600a6016f3", "returns the word 2"),
+    ("0x6000600053600160" + "00f3", "returns one byte"),
+])
+def test_an_odd_verifier_answer_is_a_rejection_not_a_revert(creation, what, deployed, circuits, proofs, ws, anvil):
+    pkg = circuits["mlp"].package
+    bundle = load_bundle(proofs["mlp"])
+    with connect(anvil.url, ws) as c:
+        registry, _, abi = _contracts(c, ws, deployed["mlp"])
+        odd = c.transact(c.w3.eth.contract(abi=[], bytecode=creation).constructor(), [])["contractAddress"]
+        circuit = bytes.fromhex(("e1" if "2" in what else "e2") * 32)
+        c.transact(registry.functions.registerModel(_registration(pkg, odd, circuitHash=circuit)), abi)
+        mid = registry.functions.modelIdOf(c.address, circuit).call()
+        assert registry.functions.checkInference(mid, bytes(bundle.ezkl_proof["proof"]),
+                                                 asset.evm_instances(bundle), []).call() is False
+
+
+def test_a_private_input_is_one_token_per_proof(zoo, ws, anvil, tmp_path):
+    """Private inputs commit to nothing: the replay key takes the proof's hash, so the first
+    minter of some outputs can't block every other input that gives them."""
+    c = compile_model(zoo["mlp"].onnx, input_visibility="private", workspace=ws)
+    evm.deploy(c.circuit_id, rpc_url=anvil.url, workspace=ws)
+    first, second = (prove(c.circuit_id, zoo["mlp"].input, tmp_path / f"{n}.json", workspace=ws).bundles[0]
+                     for n in ("a", "b"))
+    assert load_bundle(first).ezkl_proof["instances"] == load_bundle(second).ezkl_proof["instances"]
+    a = asset.mint(first, rpc_url=anvil.url, workspace=ws)
+    b = asset.mint(second, rpc_url=anvil.url, workspace=ws)
+    assert a.token_id != b.token_id
+    with pytest.raises(Exception, match="already token"):
+        asset.mint(first, rpc_url=anvil.url, workspace=ws)
