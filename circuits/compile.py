@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from proofmint import progress
-from proofmint.errors import InvalidInputError, UsageError, ezkl_error
+from proofmint.errors import UsageError, ezkl_error
 from proofmint.faults import failpoint
 from proofmint.jobs import run_in_child
 from proofmint.models.onnx_model import OnnxModel, load_onnx
