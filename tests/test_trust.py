@@ -47,6 +47,23 @@ def _registration(pkg, verifier: str, **changes) -> tuple:
     return tuple(reg)
 
 
+def _mint_through(c, registry, token, abi, account, registration, bundle, pkg, ws, commitment=None) -> int:
+    """``account`` registers ``registration`` and mints ``bundle`` through it; the bundle is then
+    published to the workspace's asset store (whoever checks a token can fetch its bundle).
+    Returns the token id."""
+    c.transact(registry.functions.registerModel(registration), abi, account=account)
+    mid = registry.functions.modelIdOf(account.address, registration[0]).call()
+    request, instances = commit_by_hand(c, token, abi, bundle, pkg, mid, account=account)
+    if commitment is not None:
+        request = request[:3] + (commitment,) + request[4:]
+    proof = bytes(bundle.ezkl_proof["proof"])
+    c.transact(token.functions.mint(request, proof, instances, []), abi, account=account)
+    inference = token.functions.inferenceIdOf(mid, instances, proof).call()
+    atomic_write_json(asset._asset_store(Workspace(ws), asset.keccak(proof).hex(), inference.hex()),
+                      bundle.to_dict())
+    return token.functions.totalMinted().call()
+
+
 def test_a_forged_verifier_is_invalid_in_verify_asset(deployed, circuits, proofs, ws, anvil, tmp_path):
     """Eve registers an always-true contract under the real model's hashes and mints made-up
     outputs. The chain can't tell; verify-asset can, and the token names Eve's registration."""
@@ -59,15 +76,7 @@ def test_a_forged_verifier_is_invalid_in_verify_asset(deployed, circuits, proofs
         c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
         fake = c.w3.eth.contract(abi=[], bytecode=ALWAYS_TRUE)
         addr = c.transact(fake.constructor(), [], account=EVE)["contractAddress"]
-        c.transact(registry.functions.registerModel(_registration(pkg, addr)), abi, account=EVE)
-        mid = registry.functions.modelIdOf(EVE.address, bytes.fromhex(pkg.circuit_id)).call()
-        request, instances = commit_by_hand(c, token, abi, forged, pkg, mid, account=EVE)
-        c.transact(token.functions.mint(request, bytes(forged.ezkl_proof["proof"]), instances, []), abi, account=EVE)
-        token_id = token.functions.totalMinted().call()
-        inference = token.functions.inferenceIdOf(mid, instances, bytes(forged.ezkl_proof["proof"])).call()
-    # whoever checks it has the bundle (it is published) and the model's real artifacts
-    atomic_write_json(asset._asset_store(Workspace(ws), asset.keccak(bytes(forged.ezkl_proof["proof"])).hex(),
-                                         inference.hex()), forged.to_dict())
+        token_id = _mint_through(c, registry, token, abi, EVE, _registration(pkg, addr), forged, pkg, ws)
     shown = asset.show(token_id, rpc_url=anvil.url, workspace=ws)
     assert shown["metadata"]["model_owner"].lower() == EVE.address.lower()  # not the model's owner
     verdict = asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
@@ -204,15 +213,8 @@ def test_verify_asset_names_a_registration_that_does_not_match_the_models_artifa
     with connect(anvil.url, ws) as c:
         registry, token, abi = _contracts(c, ws, deployed["mlp"])
         c.w3.eth.send_transaction({"from": c.address, "to": TRENT.address, "value": 10**18})
-        c.transact(registry.functions.registerModel(_registration(
-            pkg, deployed["mlp"].verifier, onnxHash=b"\x11" * 32, vkHash=b"\x22" * 32)), abi, account=TRENT)
-        mid = registry.functions.modelIdOf(TRENT.address, bytes.fromhex(pkg.circuit_id)).call()
-        request, instances = commit_by_hand(c, token, abi, bundle, pkg, mid, account=TRENT)
-        c.transact(token.functions.mint(request, bytes(bundle.ezkl_proof["proof"]), instances, []), abi, account=TRENT)
-        token_id = token.functions.totalMinted().call()
-        inference = token.functions.inferenceIdOf(mid, instances, bytes(bundle.ezkl_proof["proof"])).call()
-    atomic_write_json(asset._asset_store(Workspace(ws), asset.keccak(bytes(bundle.ezkl_proof["proof"])).hex(),
-                                         inference.hex()), bundle.to_dict())
+        token_id = _mint_through(c, registry, token, abi, TRENT, _registration(
+            pkg, deployed["mlp"].verifier, onnxHash=b"\x11" * 32, vkHash=b"\x22" * 32), bundle, pkg, ws)
     verdict = asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
     assert not verdict.valid
     failed = {name for name, c in verdict.checks.items() if not c["ok"]}
@@ -230,18 +232,9 @@ def test_verify_asset_names_a_registered_layout_the_settings_dont_give(deployed,
     with connect(anvil.url, ws) as c:
         registry, token, abi = _contracts(c, ws, deployed["mlp"])
         c.w3.eth.send_transaction({"from": c.address, "to": victor.address, "value": 10**18})
-        c.transact(registry.functions.registerModel(_registration(
-            pkg, deployed["mlp"].verifier, inputCount=12)), abi, account=victor)
-        mid = registry.functions.modelIdOf(victor.address, bytes.fromhex(pkg.circuit_id)).call()
-        request, instances = commit_by_hand(c, token, abi, bundle, pkg, mid, account=victor)
-        twelve = keccak(b"".join(v.to_bytes(32, "big") for v in instances[:12]))
-        request = request[:3] + (twelve,) + request[4:]
-        c.transact(token.functions.mint(request, bytes(bundle.ezkl_proof["proof"]), instances, []),
-                   abi, account=victor)
-        token_id = token.functions.totalMinted().call()
-        inference = token.functions.inferenceIdOf(mid, instances, bytes(bundle.ezkl_proof["proof"])).call()
-    atomic_write_json(asset._asset_store(Workspace(ws), asset.keccak(bytes(bundle.ezkl_proof["proof"])).hex(),
-                                         inference.hex()), bundle.to_dict())
+        twelve = keccak(b"".join(v.to_bytes(32, "big") for v in asset.evm_instances(bundle)[:12]))
+        token_id = _mint_through(c, registry, token, abi, victor, _registration(
+            pkg, deployed["mlp"].verifier, inputCount=12), bundle, pkg, ws, commitment=twelve)
     verdict = asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
     failed = {name for name, c in verdict.checks.items() if not c["ok"]}
     assert not verdict.valid and "layout" in failed and "input commitment" in failed, verdict.checks
