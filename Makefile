@@ -6,7 +6,7 @@ PIP := .venv/bin/pip
 STAMP := .venv/.proofmint-installed
 NPM_STAMP := toolchain/node_modules/.proofmint-installed
 
-.PHONY: setup demo test test-all clean
+.PHONY: setup demo test test-fast clean
 
 setup: $(STAMP) $(NPM_STAMP)
 
@@ -29,6 +29,11 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The fast layer: no zoo compiles, no proofs, no chain (a test that needs them is marked slow
+# by tests/conftest.py); under two minutes on 2 cores.
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 clean:
 	rm -rf .venv toolchain/node_modules .proofmint demo-out

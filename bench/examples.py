@@ -18,15 +18,13 @@ import json
 import time
 from pathlib import Path
 
-from proofmint import progress
+from proofmint import api, progress
 from proofmint.circuits import samples as samples_mod
-from proofmint.circuits.compile import compile as compile_model
 from proofmint.errors import ProofmintError, UsageError
 from proofmint.jobs import run_in_child
 from proofmint.models.onnx_model import load_onnx
-from proofmint.prover import load_bundle, prove
+from proofmint.prover import load_bundle
 from proofmint.store import Workspace
-from proofmint.verifier import verify
 
 from . import baseline
 
@@ -46,13 +44,13 @@ def one(name: str, onnx: Path, inp: Path, ws: Workspace, work: Path, repeat: int
     row: dict = {"model": name}
     t = time.perf_counter()
     try:
-        c = compile_model(onnx, workspace=ws.root)
+        c = api.compile(onnx, workspace=ws)
         row["compile_s"] = round(time.perf_counter() - t, 2)
         pkg = c.package
         walls = []
         for r in range(repeat):
-            res = prove(c.circuit_id, inp, work / f"{name}-{r}.json", workspace=ws.root)
-            if res.failures or not verify(res.bundles[0], workspace=ws.root).valid:
+            res = api.prove(c.circuit_id, input=inp, out=work / f"{name}-{r}.json", workspace=ws)
+            if res.failures or not api.verify(res.bundles[0], workspace=ws).valid:
                 raise UsageError(f"{name}: a fresh proof failed: {res.failures}")
             walls.append(load_bundle(res.bundles[0]).timings["prove"])
         q = pkg.quantization

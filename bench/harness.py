@@ -20,19 +20,20 @@ from pathlib import Path
 
 import numpy as np
 
-from proofmint import progress
-from proofmint.circuits.compile import compile as compile_model, load_samples
+from proofmint import api, progress
+from proofmint.circuits import package as package_mod
+from proofmint.circuits.samples import load_samples
 from proofmint.errors import UsageError
 from proofmint.jobs import run_in_child
-from proofmint.models import export
 from proofmint.models.onnx_model import load_onnx
 from proofmint.models.zoo import ZOO
-from proofmint.prover import load_bundle, prove
+from proofmint.prover import load_bundle
 from proofmint.prover.backends import gpu_name
 from proofmint.store import Workspace
-from proofmint.verifier import asset, evm
-from proofmint.verifier.chain import Anvil, connect
-from proofmint.verifier.local import verify
+from proofmint.verifier.anvil import Anvil
+from proofmint.verifier.artifacts import verifier_artifact
+from proofmint.verifier.client import connect
+from proofmint.verifier.deploy import vka_for
 
 from . import baseline, examples as examples_mod, report
 
@@ -53,7 +54,7 @@ class BenchResult:
         return asdict(self)
 
 
-def bench(models: list[str] | None = None, targets: list[str] | None = None,
+def bench(*, models: list[str] | None = None, targets: list[str] | None = None,
           visibility: list[str] | None = None, batch: list[int] | None = None,
           repeat: int | None = None, quick: bool = False, out: str | Path = "bench-out",
           workspace: str | Path | None = None, examples: str | Path | None = None,
@@ -80,7 +81,7 @@ def bench(models: list[str] | None = None, targets: list[str] | None = None,
     cfg = dict(QUICK if quick else FULL)
     for key, value in (("models", models), ("targets", targets), ("visibility", visibility),
                        ("batch", batch), ("repeat", repeat)):
-        if value:
+        if value or (key == "repeat" and value is not None):  # an empty list means the default
             cfg[key] = tuple(value) if isinstance(value, (list, tuple)) else value
     unknown = [m for m in cfg["models"] if m not in ZOO]
     if unknown:
@@ -94,11 +95,10 @@ def bench(models: list[str] | None = None, targets: list[str] | None = None,
     results: dict = {"machine": machine(), "config": {k: list(v) if isinstance(v, tuple) else v
                                                       for k, v in cfg.items()} | {"quick": quick},
                      "models": {}, "runs": [], "baselines": {}, "batch": []}
-    anvil = Anvil(ws.ensure("chain") / "bench-anvil.json").start()
-    try:
+    with Anvil(ws.anvil_dir() / "bench-anvil.json") as anvil:
         for name in cfg["models"]:
             with progress.step(f"{name}: export + onnxruntime"):
-                e = export(name, out / "models" / name)
+                e = api.models_export(name, out=out / "models" / name)
                 samples = load_samples(Path(e.calibration), load_onnx(e.onnx))
                 results["models"][name] = {"input_shape": e.input_shape, "dataset": e.dataset,
                                            e.metric_name: e.metric,
@@ -110,7 +110,7 @@ def bench(models: list[str] | None = None, targets: list[str] | None = None,
             results["baselines"][name] = baselines(e, samples, results["runs"], cfg, ws)
         cnn = BATCH_MODEL if BATCH_MODEL in cfg["models"] else cfg["models"][0]
         vis = "hashed" if "hashed" in cfg["visibility"] else cfg["visibility"][0]
-        e = export(cnn, out / "models" / cnn)
+        e = api.models_export(cnn, out=out / "models" / cnn)
         samples = load_samples(Path(e.calibration), load_onnx(e.onnx))
         for b in cfg["batch"]:
             same = [r for r in results["runs"] if r["model"] == cnn and r["target"] == cfg["targets"][0]
@@ -118,8 +118,6 @@ def bench(models: list[str] | None = None, targets: list[str] | None = None,
             results["batch"].append(same[0] if same else
                                     measure(e, samples, cfg["targets"][0], vis, b, 1, ws, anvil.url,
                                             offset=len(results["batch"])))
-    finally:
-        anvil.stop()
     results["ratios"] = ratios(results, cfg)
     results["wall_s"] = round(time.perf_counter() - started, 1)
     files = report.write(results, out)
@@ -154,10 +152,10 @@ def measure(e, samples: np.ndarray, target: str, vis: str, batch: int, repeat: i
     settings that choose one circuit never mint the same inference twice."""
     label = f"{e.name} {target} {vis} batch {batch}"
     with progress.step(label):
-        cold = compile_model(e.onnx, target=target, input_visibility=vis, batch=batch, workspace=ws.root)
-        hit = compile_model(e.onnx, target=target, input_visibility=vis, batch=batch, workspace=ws.root)
+        cold = api.compile(e.onnx, target=target, input_visibility=vis, batch=batch, workspace=ws)
+        hit = api.compile(e.onnx, target=target, input_visibility=vis, batch=batch, workspace=ws)
         pkg = cold.package
-        work = ws.ensure("bench", pkg.circuit_id[:16])
+        work = ws.bench_dir(pkg.circuit_id[:16])
         walls, witness, proving, verifying, rss, bundles = [], [], [], [], [], []
         for r in range(repeat):
             start = (offset * 5 + r * batch) % len(samples)
@@ -165,15 +163,15 @@ def measure(e, samples: np.ndarray, target: str, vis: str, batch: int, repeat: i
             stream = work / f"inputs-{r}.jsonl"
             stream.write_text("\n".join(json.dumps({"input_data": [x.ravel().tolist()]}) for x in items))
             t = time.perf_counter()
-            res = prove(pkg.circuit_id, stream, work / f"proof-{r}.json", workspace=ws.root)
+            res = api.prove(pkg.circuit_id, input=stream, out=work / f"proof-{r}.json", workspace=ws)
             walls.append(time.perf_counter() - t)
             b = load_bundle(res.bundles[0])
             proof_bytes = len(b.ezkl_proof["proof"])
             witness.append(b.timings["witness"])
             proving.append(b.timings["prove"])
-            rss.append(max(w["peak_rss_mb"] for w in res.workers))
+            rss.append(max(w.peak_rss_mb for w in res.workers))
             t = time.perf_counter()
-            if not verify(res.bundles[0], workspace=ws.root).valid:
+            if not api.verify(res.bundles[0], workspace=ws).valid:
                 raise UsageError(f"{label}: a fresh proof did not verify")
             verifying.append(time.perf_counter() - t)
             bundles.append(res.bundles[0])
@@ -182,7 +180,7 @@ def measure(e, samples: np.ndarray, target: str, vis: str, batch: int, repeat: i
     return {
         "model": e.name, "target": target, "visibility": vis, "batch": batch,
         "circuit_id": pkg.circuit_id, "logrows": pkg.logrows, "num_rows": pkg.num_rows,
-        "input_scale": pkg.input_scale, "instances": pkg.instance_count(),
+        "input_scale": pkg.input_scale, "instances": pkg.layout.instance_count,
         "layout": pkg.calibration_report.get("chosen", {}).get("layout"),
         "compile_s": cold.timings, "compile_cold_s": cold.timings["total"] if not cold.cached else None,
         "compile_hit_s": hit.timings["total"],
@@ -197,16 +195,16 @@ def measure(e, samples: np.ndarray, target: str, vis: str, batch: int, repeat: i
 
 def chain_gas(pkg, bundle_path: str, ws: Workspace, rpc_url: str) -> dict:
     """verifyProof gas (the EZKL verifier alone) and the full mint of the proof."""
-    d = evm.deploy(pkg.circuit_id, rpc_url=rpc_url, workspace=ws.root)
+    d = api.deploy(pkg.circuit_id, rpc_url=rpc_url, workspace=ws)
     bundle = load_bundle(bundle_path)
-    art = evm.verifier_artifact(pkg, reusable=d.verifier_kind == "reusable")
-    with connect(rpc_url, ws.root) as c:
+    art = verifier_artifact(pkg, reusable=d.verifier_kind == "reusable")
+    with connect(rpc_url=rpc_url, workspace=ws) as c:
         verifier = c.w3.eth.contract(address=d.verifier, abi=art["abi"])
-        args = [bytes(bundle.ezkl_proof["proof"]), asset.evm_instances(bundle)]
+        args = [bundle.proof_bytes, bundle.instance_words]
         if d.verifier_kind == "reusable":
-            args.append(evm.vka_for(pkg, {"kind": "reusable"}))
+            args.append(vka_for(pkg, {"kind": "reusable"}))
         verify_gas = verifier.functions.verifyProof(*args).estimate_gas()
-    m = asset.mint(bundle_path, rpc_url=rpc_url, workspace=ws.root)
+    m = api.mint(bundle_path, rpc_url=rpc_url, workspace=ws)
     return {"verifier": d.verifier_kind, "verifier_runtime_bytes": d.verifier_runtime_bytes,
             "verify_gas": verify_gas, "mint_gas": m.gas_used["mint"], "tokens": len(m.token_ids)}
 
@@ -217,12 +215,10 @@ def baselines(e, samples: np.ndarray, runs: list[dict], cfg: dict, ws: Workspace
     with progress.step(f"{e.name}: bare ezkl (resources, default settings)"):
         bare = run_in_child(baseline.bare_ezkl, e.onnx, e.calibration, samples, cfg["repeat"],
                             what="bare ezkl")
-    from proofmint.circuits import package
-
-    pkg = package.load(ws, ours["circuit_id"])
+    pkg = package_mod.load(ws, ours["circuit_id"])
     with progress.step(f"{e.name}: direct ezkl.prove on proofmint's circuit"):
         direct = run_in_child(baseline.direct_prove, str(pkg.compiled), str(pkg.pk), str(pkg.vk),
-                              pkg.srs_path, samples[0], cfg["repeat"], what="direct prove")
+                              str(pkg.srs), samples[0], cfg["repeat"], what="direct prove")
     return {"bare_ezkl": bare, "direct_prove_s": direct, "compared_with": {
         k: ours[k] for k in ("target", "visibility", "circuit_id")}}
 

@@ -1,6 +1,6 @@
-"""Circuits: settings and calibration, compile, SRS, keys, and the content-addressed cache."""
+"""Circuits: rewrite, settings search and calibration, compile, SRS, keys, the circuit cache."""
 
-from .compile import CompileResult, compile
+from .compiler import CompileResult, compile
 from .package import CircuitPackage, load
 
 __all__ = ["CircuitPackage", "CompileResult", "compile", "load"]

@@ -36,16 +36,17 @@ from pathlib import Path
 
 import numpy as np
 
-from proofmint import progress
-from proofmint.errors import InputOutOfRangeError, InvalidModelError, ProvingError, ezkl_error
+from proofmint import ezkl_layer, progress
+from proofmint.encoding import Visibility
+from proofmint.errors import InputOutOfRangeError, InvalidModelError, ProvingError
 from proofmint.models.onnx_model import OnnxModel
-from proofmint.prover import witness as witness_mod
-from proofmint.prover.inputs import batches
+
+from . import witness as witness_mod
+from .fidelity import DEFAULT_TOLERANCE, acceptable, agreement, goal_text, quality_line
+from .samples import batches
 
 TARGETS = ("balanced", "resources", "accuracy")
 SCALES = (5, 7, 9, 11, 13)  # tried in order; the first that meets the fidelity goal wins
-MIN_ARGMAX_AGREEMENT = 0.99
-DEFAULT_TOLERANCE = 0.01  # of the float outputs' span
 DECOMP_MARGIN_BITS = 2  # headroom over the largest decomposed value seen in calibration
 MAX_DECOMP_BITS = 56  # base^legs must fit ezkl's 64-bit IntegerRep
 TABLE_BITS = 8  # the small decomposition: 256-row range-check tables
@@ -95,51 +96,23 @@ class Candidate:
                 "quality": self.quality}
 
 
-def run_args(visibility: dict[str, str], model: OnnxModel, batch: int = 1, layout: dict | None = None):
-    import ezkl
-
-    ra = ezkl.PyRunArgs()
-    if model.batch_axis:  # ezkl fixes symbolic dims from `variables`; a batch circuit sets N
-        ra.variables = [(model.batch_axis, batch)]
-    ra.input_visibility = visibility["input"]
-    ra.output_visibility = visibility["output"]
-    ra.param_visibility = visibility["param"]
-    for name, value in (layout or {}).items():
-        setattr(ra, name, value)
-    return ra
+def run_args(visibility: Visibility, model: OnnxModel, batch: int = 1, layout: dict | None = None):
+    variables = [(model.batch_axis, batch)] if model.batch_axis else None
+    return ezkl_layer.run_args(**visibility.run_args(), variables=variables, layout=layout)
 
 
-def make_candidate(label: str, model: OnnxModel, calibration: Path, visibility: dict,
+def make_candidate(label: str, model: OnnxModel, calibration: Path, visibility: Visibility,
                    target: str, scales: list[int] | None, work: Path, batch: int = 1,
                    layout: dict | None = None) -> Candidate:
     """gen_settings + calibrate_settings + compile_circuit for one choice of scales and layout.
     ``model`` is the graph ezkl compiles (for a fixed-batch model batched side by side, the
     N-copy graph)."""
-    import ezkl
-
     d = work / label
     d.mkdir(parents=True, exist_ok=True)
     settings_path, compiled = d / "settings.json", d / "model.compiled"
-    try:
-        ezkl.gen_settings(str(model.path), str(settings_path),
-                          py_run_args=run_args(visibility, model, batch, layout))
-    except Exception as exc:  # before any data or scale: the graph itself is the problem
-        err = ezkl_error("gen_settings", exc)
-        if isinstance(err, ProvingError):
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            err = InvalidModelError(f"ezkl can't turn {model.path.name} into a circuit: {first} — "
-                                    "replace that layer, or see README 'Any ONNX model' for what "
-                                    "proofmint rewrites")
-        raise err from None
-    try:
-        ezkl.calibrate_settings(str(calibration), str(model.path), str(settings_path), target,
-                                scales=scales)
-    except Exception as exc:
-        raise ezkl_error(f"calibrate_settings (target {target}, scales {scales})", exc) from None
-    try:
-        ezkl.compile_circuit(str(model.path), str(compiled), str(settings_path))
-    except Exception as exc:
-        raise ezkl_error("compile_circuit", exc) from None
+    ezkl_layer.gen_settings(model.path, settings_path, run_args(visibility, model, batch, layout))
+    ezkl_layer.calibrate_settings(calibration, model.path, settings_path, target, scales)
+    ezkl_layer.compile_circuit(model.path, compiled, settings_path)
     return Candidate(label, json.loads(settings_path.read_text()), settings_path, compiled,
                      overrides=dict(layout or {}))
 
@@ -163,28 +136,14 @@ def measure(c: Candidate, model: OnnxModel, samples: np.ndarray, task: str, work
                 witness_mod.check_lookups(w, c.settings["run_args"]["lookup_range"], "a held-out sample")
             except InputOutOfRangeError as exc:  # this candidate's tables don't hold the sample
                 raise ProvingError(str(exc)) from None
-            quant.extend(witness_mod.split_items(witness_mod.decode_outputs(w, scales), batch)[:chunk.real])
+            quant.extend(witness_mod.split_items(ezkl_layer.decode_outputs(w, scales), batch)[:chunk.real])
             progress.advance(name, chunk.real)
             if len(quant) >= MIN_HELDOUT and time.monotonic() - started > SLOW_MEASURE_S:
                 break  # a slow model is judged on MIN_HELDOUT samples, not fewer
     ref = ref[:len(quant)]
     shutil.rmtree(wdir, ignore_errors=True)
-    c.quality = witness_mod.agreement(ref, quant, task, tolerance) | {"reference": model.reference}
+    c.quality = agreement(ref, quant, task, tolerance) | {"reference": model.reference}
     return c.quality
-
-
-def acceptable(quality: dict, tolerance: float) -> bool:
-    """The fidelity goal: outputs within ``tolerance`` of their span, and argmax kept wherever
-    the float model's top two outputs are more than the tolerance apart."""
-    if quality.get("argmax_agreement_decisive", 1.0) < MIN_ARGMAX_AGREEMENT:
-        return False
-    return quality["relative_max_error"] <= tolerance
-
-
-def goal_text(task: str, tolerance: float) -> str:
-    text = f"outputs within {tolerance:.2%} of their span"
-    return text + (f", argmax agreement >= {MIN_ARGMAX_AGREEMENT:.0%} where the top two differ by "
-                   "more than that" if task == "classification" else "")
 
 
 @dataclass
@@ -197,7 +156,7 @@ class Search:
     probe: Path  # a few of the calibration samples: finding the decomposition's size
     heldout: np.ndarray
     task: str
-    visibility: dict
+    visibility: Visibility
     work: Path
     tolerance: float
     batch: int
@@ -309,7 +268,7 @@ def balanced(search: Search) -> Candidate:
 
 
 def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, probe: Path,
-           heldout: np.ndarray, task: str, visibility: dict, work: Path,
+           heldout: np.ndarray, task: str, visibility: Visibility, work: Path,
            tolerance: float = DEFAULT_TOLERANCE, batch: int = 1,
            budget: float = DEFAULT_BUDGET_S) -> tuple[Candidate, dict]:
     """Settings for ``target``; returns the chosen candidate and a report of the choice.
@@ -388,11 +347,3 @@ def tune_layout(chosen: Candidate, search: Search) -> tuple[Candidate, list[dict
             if best is not chosen and not acceptable(best.quality, search.tolerance):
                 best = chosen
     return best, [c.summary() for c in tried]
-
-
-def quality_line(q: dict) -> str:
-    line = f"max abs error {q['max_abs_error']:.4g} ({q['relative_max_error']:.2%} of the output span)"
-    if "argmax_agreement" in q:
-        line += (f", argmax agreement {q['argmax_agreement']:.1%} "
-                 f"({q['argmax_agreement_decisive']:.1%} of {q['decisive_samples']} clear decisions)")
-    return line

@@ -6,25 +6,38 @@ unfinished compile and is never used.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from proofmint.errors import NotFoundError, WorkspaceError
+from proofmint.encoding import InstanceLayout, Visibility
+from proofmint.errors import NotFoundError, ProofmintError, WorkspaceError
 from proofmint.store import Workspace, atomic_write_json, read_json, sha256_file
+
+from . import srs as srs_mod
+
+RUNTIME_FIELDS = ("dir", "srs_path")  # where this copy of the package and its SRS lie: not saved
+
+
+class _File:
+    """A file of the package folder, as a read-only attribute (``pkg.vk`` is its vk.key)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, pkg: "CircuitPackage | None", owner=None):
+        return self if pkg is None else pkg.path / self.name
 
 
 @dataclass
 class CircuitPackage:
     circuit_id: str
     model_id: str
-    dir: str
     input_shape: list[int]
     output_shapes: list[list[int]]
     task: str  # "classification" or "regression" (decisions compared by argmax or tolerance)
     target: str
-    visibility: dict[str, str]
+    visibility: Visibility
     logrows: int
     num_rows: int
     input_scale: int
@@ -32,7 +45,6 @@ class CircuitPackage:
     output_scales: list[int]
     lookup_range: list[int]
     input_range: list[float]  # min, max seen on calibration data
-    srs_path: str
     srs_kind: str
     srs_sha256: str
     pk_bytes: int
@@ -44,6 +56,9 @@ class CircuitPackage:
     input_shapes: list[list[int]] | None = None  # each graph input's shape (input_shape: all, flat)
     input_names: list[str] | None = None
     reference: str = "onnxruntime"  # the float engine the fidelity figures come from
+    srs_file: str | None = None  # a user's SRS: relative to the workspace when inside it
+    dir: str = ""
+    srs_path: str = ""
 
     @property
     def input_sizes(self) -> list[int]:
@@ -53,63 +68,39 @@ class CircuitPackage:
     def path(self) -> Path:
         return Path(self.dir)
 
-    @property
-    def settings(self) -> Path:
-        return self.path / "settings.json"
+    settings = _File("settings.json")
+    compiled = _File("model.compiled")
+    onnx = _File("model.onnx")  # the user's model, whose hash the registry binds
+    pk = _File("pk.key")
+    vk = _File("vk.key")
 
     @property
-    def compiled(self) -> Path:
-        return self.path / "model.compiled"
+    def srs(self) -> Path:
+        """The SRS the keys were made with, found on first use (mint and show never need it)."""
+        if not self.srs_path:
+            recorded = None if self.srs_file is None else self.path.parent.parent / self.srs_file
+            self.srs_path = str(srs_mod.locate(self.srs_kind, self.srs_sha256, recorded))
+        return Path(self.srs_path)
 
     @property
-    def onnx(self) -> Path:
-        return self.path / "model.onnx"
-
-    @property
-    def pk(self) -> Path:
-        return self.path / "pk.key"
-
-    @property
-    def vk(self) -> Path:
-        return self.path / "vk.key"
-
-    def instance_layout(self) -> dict:
-        """Where inputs and outputs sit among the public instances. ezkl's order: input hash,
-        param hash, public inputs, public outputs (or their hash). Counts are per inference:
-        item i of a batch starts at start + i * count (a hashed input is one hash for all)."""
-        n_in = math.prod(self.input_shape)
-        n_out = sum(math.prod(s) for s in self.output_shapes)
+    def layout(self) -> InstanceLayout:
+        """Where inputs and outputs sit among the proof's public instances."""
         if self.batch_size > 1 and len(self.output_shapes) > 1:
             # ezkl lays out each output tensor whole; per-item slices would interleave
             raise WorkspaceError("batch circuits with several output tensors are not supported")
-        vis = self.visibility
-        pos = 1 if vis["input"] == "hashed" else 0
-        pos += 1 if vis["param"] == "hashed" else 0
-        if vis["input"] == "hashed":
-            inp = (0, 1)
-        elif vis["input"] == "public":
-            inp = (pos, n_in)
-            pos += n_in * self.batch_size
-        else:  # private: the proof commits to nothing about the input
-            inp = (pos, 0)
-        return {"inputStart": inp[0], "inputCount": inp[1], "outputStart": pos,
-                "outputCount": n_out if vis["output"] == "public" else 1,
-                "inputHashed": vis["input"] == "hashed", "batchSize": self.batch_size}
-
-    def instance_count(self) -> int:
-        layout = self.instance_layout()
-        return layout["outputStart"] + layout["outputCount"] * self.batch_size
+        return InstanceLayout.of(self.visibility, math.prod(self.input_shape),
+                                 [math.prod(s) for s in self.output_shapes], self.batch_size)
 
     def save(self) -> None:
-        atomic_write_json(self.path / "package.json", asdict(self))
+        atomic_write_json(self.path / "package.json", self.to_dict())
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {k: v for k, v in asdict(self).items() if k not in RUNTIME_FIELDS}
 
 
 def load(ws: Workspace, circuit_id: str) -> CircuitPackage:
     """The complete package for ``circuit_id`` (or a unique prefix of it, 8+ characters)."""
-    root = ws.path("circuits")
+    root = ws.circuits()
     matches = [p for p in root.glob(f"{circuit_id}*") if (p / "package.json").is_file()] \
         if root.is_dir() and len(circuit_id) >= 8 else []
     if not matches:
@@ -120,10 +111,13 @@ def load(ws: Workspace, circuit_id: str) -> CircuitPackage:
     if len(matches) > 1:
         raise NotFoundError(f"circuit id prefix {circuit_id} is ambiguous — give more characters")
     data = read_json(matches[0] / "package.json")
+    names = {f.name for f in fields(CircuitPackage)} - set(RUNTIME_FIELDS)
     try:
-        pkg = CircuitPackage(**data)
-    except TypeError as exc:
-        raise WorkspaceError(f"{matches[0]}/package.json is not a circuit package ({exc})") from None
+        data["visibility"] = Visibility.of(data["visibility"])
+        pkg = CircuitPackage(**{k: v for k, v in data.items() if k in names})
+    except (TypeError, KeyError, ProofmintError) as exc:
+        raise WorkspaceError(f"{matches[0]}/package.json is not a circuit package ({exc}) — "
+                             "compile the model again") from None
     pkg.dir = str(matches[0])
     for f in (pkg.settings, pkg.compiled, pkg.pk, pkg.vk):
         if not f.is_file():
@@ -138,13 +132,17 @@ def load(ws: Workspace, circuit_id: str) -> CircuitPackage:
     return pkg
 
 
+def srs_record(ws: Workspace, srs: "srs_mod.SRS") -> str | None:
+    """How package.json names a user's SRS: relative to the workspace when inside it."""
+    if srs.kind == "development":
+        return None  # found by digest in the machine's cache
+    path = Path(srs.path)
+    return str(path.relative_to(ws.root)) if path.is_relative_to(ws.root) else str(path)
+
+
 DIGESTED = ("settings.json", "model.compiled", "vk.key", "model.onnx", "circuit.onnx")
 
 
 def settings_digest_source(settings: dict) -> dict:
     """The settings that define a circuit: the timestamp ezkl writes is not part of it."""
     return {k: v for k, v in settings.items() if k != "timestamp"}
-
-
-def load_settings(path: Path) -> dict:
-    return json.loads(Path(path).read_text())

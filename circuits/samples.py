@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from proofmint import ezkl_layer
 from proofmint.errors import InvalidInputError
 from proofmint.models.onnx_model import OnnxModel, check_input
 
@@ -45,27 +46,15 @@ def load_samples(path: Path, model: OnnxModel) -> np.ndarray:
     """ezkl's ``{"input_data": [[...]]}`` holding one or more inputs back to back (one list
     per graph input, in graph order, for a model with several)."""
     try:
-        data = json.loads(Path(path).read_text())
-        lists = [np.asarray(v, dtype=np.float64) for v in data["input_data"]]
+        doc = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise InvalidInputError(f"no calibration file at {path}") from None
-    except (json.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInputError(
             f"calibration file {path} is not ezkl input JSON ({type(exc).__name__}) — expected "
             '{"input_data": [[v1, v2, ...]]} with one or more inputs back to back'
         ) from None
-    sizes = model.input_sizes
-    if len(lists) != len(sizes) or any(v.ndim != 1 or v.size == 0 or v.size % n for v, n in zip(lists, sizes)):
-        got = ", ".join(str(v.size) for v in lists)
-        raise InvalidInputError(
-            f"calibration file {path} has {len(lists)} list(s) of {got} values; the model takes "
-            f"{len(sizes)} input(s) of {', '.join(map(str, sizes))} values — one list per input, "
-            "each holding one or more samples back to back")
-    counts = {v.size // n for v, n in zip(lists, sizes)}
-    if len(counts) != 1:
-        raise InvalidInputError(f"calibration file {path} holds a different number of samples per input "
-                                f"({sorted(counts)}) — give every input the same number")
-    samples = np.concatenate([v.reshape(-1, n) for v, n in zip(lists, sizes)], axis=1)
+    samples = ezkl_layer.parse_input(doc, model.input_sizes, f"calibration file {path}", many=True)
     for i, s in enumerate(samples):
         check_input(model.input_shape, s, f"calibration sample {i} in {path}")
     return samples
@@ -112,3 +101,22 @@ def prepare(given: np.ndarray | None, size: int) -> Samples:
     calib = pool[0::step][:CALIBRATION]
     rest = np.delete(pool, np.arange(0, len(pool), step)[:CALIBRATION], axis=0)
     return Samples(calib, rest, calib[:PROBE], count, built)
+
+
+@dataclass
+class Chunk:
+    items: np.ndarray  # exactly ``batch`` inputs
+    real: int  # the first ``real`` are inputs; the rest repeat the last one as padding
+
+
+def batches(inputs: np.ndarray, batch: int) -> list[Chunk]:
+    """Inputs in groups of ``batch``; a short last group is padded with copies of its last input
+    (always in the calibrated range, unlike zeros)."""
+    out = []
+    for start in range(0, len(inputs), batch):
+        items = inputs[start:start + batch]
+        real = len(items)
+        if real < batch:
+            items = np.concatenate([items, np.repeat(items[-1:], batch - real, axis=0)])
+        out.append(Chunk(items, real))
+    return out

@@ -6,13 +6,14 @@ waste, so proofs under it are not secure. Every output that depends on one says 
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from proofmint import progress
-from proofmint.errors import SRSError, ezkl_error
+from filelock import FileLock
+
+from proofmint import config, ezkl_layer, progress
+from proofmint.errors import SRSError
 from proofmint.store import atomic_write_bytes, sha256_file, staged, workspace_error
 
 DEV_WARNING = "development SRS (not secure)"
@@ -70,8 +71,28 @@ def resolve(logrows: int, srs_path: str | Path | None = None) -> SRS:
 def cache_dir() -> Path:
     """One development SRS per logrows per machine, shared by every workspace and candidate
     (``PROOFMINT_SRS_DIR``, default ``~/.cache/proofmint/srs``)."""
-    root = os.environ.get("PROOFMINT_SRS_DIR") or Path.home() / ".cache" / "proofmint" / "srs"
-    return Path(root).expanduser()
+    return config.srs_dir()
+
+
+def _cached() -> list[tuple[int, Path]]:
+    """The machine's development SRS files with a recorded digest, smallest first."""
+    return sorted((int(p.stem.removeprefix("dev-k")), p) for p in cache_dir().glob("dev-k*.srs")
+                  if p.stem.removeprefix("dev-k").isdigit() and p.with_suffix(".sha256").is_file())
+
+
+def locate(kind: str, sha256: str, user_file: Path | None) -> Path:
+    """Where the SRS a circuit was set up with lies on this machine: a development SRS by its
+    digest in the machine's cache, a user's file where the package records it."""
+    if kind != "development":
+        if user_file is None or not user_file.is_file():
+            raise SRSError(f"the circuit's SRS {user_file} is missing — put the ceremony file back "
+                           "there, or compile again with --srs FILE")
+        return user_file
+    for _, path in _cached():
+        if path.with_suffix(".sha256").read_text().strip() == sha256:
+            return path
+    raise SRSError(f"the development SRS this circuit was set up with ({sha256[:16]}) is not in "
+                   f"{cache_dir()} (another machine's, or deleted) — compile the model again here")
 
 
 def _estimate_s(logrows: int) -> float:
@@ -82,18 +103,13 @@ def _estimate_s(logrows: int) -> float:
 def development(logrows: int) -> SRS:
     """The machine's development SRS for ``logrows``: an existing larger one serves (ezkl
     downsizes it), else one is generated once and cached."""
-    import ezkl
-    from filelock import FileLock
-
     root = cache_dir()
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise workspace_error(root, exc) from None
     with FileLock(str(root / ".lock")):
-        have = sorted((int(p.stem.removeprefix("dev-k")), p) for p in root.glob("dev-k*.srs")
-                      if p.stem.removeprefix("dev-k").isdigit() and p.with_suffix(".sha256").is_file())
-        usable = [(k, p) for k, p in have if k >= logrows]
+        usable = [(k, p) for k, p in _cached() if k >= logrows]
         if usable:
             k, path = usable[0]
         else:
@@ -101,10 +117,7 @@ def development(logrows: int) -> SRS:
             progress.note(f"generating a {DEV_WARNING} for logrows {logrows}, once per machine "
                           f"(about {max(_estimate_s(logrows), 1):.0f} s on 2 cores)")
             with progress.step(f"generate dev SRS k={logrows}"), staged(path) as tmp:
-                try:
-                    ezkl.gen_srs(str(tmp), logrows)
-                except Exception as exc:
-                    raise ezkl_error("gen_srs", exc) from None
+                ezkl_layer.gen_srs(tmp, logrows)
             read_k(path)
             atomic_write_bytes(path.with_suffix(".sha256"), sha256_file(path).encode())
     return SRS(str(path), "development", k, path.with_suffix(".sha256").read_text().strip())

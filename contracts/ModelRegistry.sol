@@ -21,31 +21,10 @@ pragma solidity ^0.8.24;
 contract ModelRegistry {
     uint96 public constant MAX_ROYALTY_BPS = 2_500;
 
-    /// A registered model. Where the input and output instances sit in the verifier's public
-    /// instance vector: a batch proof holds `batchSize` inferences; item i's inputs start at
-    /// inputStart + i * inputCount (one shared hash when inputHashed), its outputs at
+    /// What a registrant supplies. Where the input and output instances sit in the verifier's
+    /// public instance vector: a batch proof holds `batchSize` inferences; item i's inputs
+    /// start at inputStart + i * inputCount (one shared hash when inputHashed), its outputs at
     /// outputStart + i * outputCount. A private input has inputCount 0 and is not hashed.
-    struct Model {
-        address owner;
-        address verifier;
-        uint96 royaltyBps;
-        bytes32 circuitHash;
-        bytes32 onnxHash;
-        bytes32 vkHash;
-        bytes32 verifierCodeHash;
-        bytes32 vkaDigest; // zero for a dedicated verifier
-        uint32 batchSize;
-        uint32 inputStart;
-        uint32 inputCount;
-        uint32 outputStart;
-        uint32 outputCount;
-        uint32 instanceCount;
-        bool inputHashed;
-        string metadataURI;
-        string licenseURI;
-    }
-
-    /// What a registrant supplies; the registry adds the owner and the verifier's code hash.
     struct Registration {
         bytes32 circuitHash;
         bytes32 onnxHash;
@@ -59,9 +38,16 @@ contract ModelRegistry {
         uint32 outputCount;
         uint32 instanceCount;
         bool inputHashed;
-        bytes32 vkaDigest;
+        bytes32 vkaDigest; // zero for a dedicated verifier
         string metadataURI;
         string licenseURI;
+    }
+
+    /// A registered model: the registration, its owner, and the verifier's code hash at registration.
+    struct Model {
+        Registration registration;
+        address owner;
+        bytes32 verifierCodeHash;
     }
 
     mapping(bytes32 modelId => Model) private _models;
@@ -108,28 +94,14 @@ contract ModelRegistry {
     ///   both fit in `instanceCount`.
     function registerModel(Registration calldata r) external returns (bytes32 modelId) {
         modelId = modelIdOf(msg.sender, r.circuitHash);
-        if (_models[modelId].verifier != address(0)) revert ModelRegistryAlreadyRegistered(modelId);
+        if (_models[modelId].registration.verifier != address(0)) revert ModelRegistryAlreadyRegistered(modelId);
         if (r.royaltyBps > MAX_ROYALTY_BPS) revert ModelRegistryInvalidRoyalty(r.royaltyBps);
         if (r.verifier.code.length == 0) revert ModelRegistryNoVerifierCode(r.verifier);
         _checkLayout(r);
         Model storage m = _models[modelId];
+        m.registration = r;
         m.owner = msg.sender;
-        m.verifier = r.verifier;
-        m.royaltyBps = r.royaltyBps;
-        m.circuitHash = r.circuitHash;
-        m.onnxHash = r.onnxHash;
-        m.vkHash = r.vkHash;
         m.verifierCodeHash = r.verifier.codehash;
-        m.vkaDigest = r.vkaDigest;
-        m.batchSize = r.batchSize;
-        m.inputStart = r.inputStart;
-        m.inputCount = r.inputCount;
-        m.outputStart = r.outputStart;
-        m.outputCount = r.outputCount;
-        m.instanceCount = r.instanceCount;
-        m.inputHashed = r.inputHashed;
-        m.metadataURI = r.metadataURI;
-        m.licenseURI = r.licenseURI;
         emit ModelRegistered(modelId, r.circuitHash, msg.sender, r.verifier);
     }
 
@@ -147,20 +119,26 @@ contract ModelRegistry {
     /// @notice The model registered under `modelId`; reverts if there is none.
     function model(bytes32 modelId) public view returns (Model memory m) {
         m = _models[modelId];
-        if (m.verifier == address(0)) revert ModelRegistryUnknownModel(modelId);
+        if (m.registration.verifier == address(0)) revert ModelRegistryUnknownModel(modelId);
+    }
+
+    /// @notice The registration of `modelId`; reverts if there is none.
+    function registration(bytes32 modelId) public view returns (Registration memory) {
+        return model(modelId).registration;
     }
 
     /// @notice Whether a model is registered under `modelId`.
     function isRegistered(bytes32 modelId) external view returns (bool) {
-        return _models[modelId].verifier != address(0);
+        return _models[modelId].registration.verifier != address(0);
     }
 
     /// @notice What a proof for this model is checked against: the verifier's code, and for a
     /// reusable verifier the VKA. Registrations that share it share one inference space.
     function verifierKey(bytes32 modelId) public view returns (bytes32) {
         Model storage m = _models[modelId];
-        if (m.verifier == address(0)) revert ModelRegistryUnknownModel(modelId);
-        return m.vkaDigest == bytes32(0) ? m.verifierCodeHash : keccak256(abi.encode(m.verifierCodeHash, m.vkaDigest));
+        if (m.registration.verifier == address(0)) revert ModelRegistryUnknownModel(modelId);
+        bytes32 vkaDigest = m.registration.vkaDigest;
+        return vkaDigest == bytes32(0) ? m.verifierCodeHash : keccak256(abi.encode(m.verifierCodeHash, vkaDigest));
     }
 
     // ---- ownership: two steps, so a typo can't hand a model (and its royalties) away ----
@@ -193,15 +171,16 @@ contract ModelRegistry {
         returns (bool)
     {
         Model memory m = model(modelId);
-        if (m.verifier.codehash != m.verifierCodeHash || instances.length != m.instanceCount) return false;
+        Registration memory r = m.registration;
+        if (r.verifier.codehash != m.verifierCodeHash || instances.length != r.instanceCount) return false;
         bytes memory call;
-        if (m.vkaDigest == bytes32(0)) {
+        if (r.vkaDigest == bytes32(0)) {
             call = abi.encodeWithSignature("verifyProof(bytes,uint256[])", proof, instances);
         } else {
-            if (keccak256(abi.encodePacked(vka)) != m.vkaDigest) return false;
+            if (keccak256(abi.encodePacked(vka)) != r.vkaDigest) return false;
             call = abi.encodeWithSignature("verifyProof(bytes,uint256[],bytes32[])", proof, instances, vka);
         }
-        (bool ok, bytes memory ret) = m.verifier.staticcall(call);
+        (bool ok, bytes memory ret) = r.verifier.staticcall(call);
         // ezkl's verifiers return a bool first (the reusable one more words after it); anything
         // shorter, or any word other than exactly 1, is a rejection rather than a decode revert.
         return ok && ret.length >= 32 && uint256(bytes32(ret)) == 1;
@@ -213,10 +192,11 @@ contract ModelRegistry {
         returns (bool)
     {
         Model memory m = model(modelId);
-        if (m.vkaDigest != bytes32(0) && keccak256(abi.encodePacked(vka)) != m.vkaDigest) {
-            revert ModelRegistryWrongVka(modelId, m.vkaDigest, keccak256(abi.encodePacked(vka)));
+        bytes32 vkaDigest = m.registration.vkaDigest;
+        if (vkaDigest != bytes32(0) && keccak256(abi.encodePacked(vka)) != vkaDigest) {
+            revert ModelRegistryWrongVka(modelId, vkaDigest, keccak256(abi.encodePacked(vka)));
         }
-        if (m.verifier.codehash != m.verifierCodeHash) revert ModelRegistryVerifierChanged(modelId);
+        if (m.registration.verifier.codehash != m.verifierCodeHash) revert ModelRegistryVerifierChanged(modelId);
         if (!checkInference(modelId, proof, instances, vka)) revert ModelRegistryProofRejected(modelId);
         emit InferenceVerified(modelId, keccak256(abi.encodePacked(instances)), msg.sender);
         return true;

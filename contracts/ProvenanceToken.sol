@@ -121,12 +121,19 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     error ProvenanceTokenUnsafeURI(uint256 position);
     /// @notice The minter may not name this token as parent (it neither owns nor is approved for it).
     error ProvenanceTokenParentNotAuthorized(uint256 parent, address caller);
+    /// @notice The caller never committed to this (caller, inference, salt).
     error ProvenanceTokenNoCommitment(bytes32 commitment);
+    /// @notice The commitment was made in this block: a reveal must follow it in a later one.
     error ProvenanceTokenCommitTooRecent(bytes32 commitment, uint256 committedAt);
+    /// @notice The request's input commitment is not the one the proven instances give.
     error ProvenanceTokenInputMismatch(bytes32 expected, bytes32 proven);
+    /// @notice The named parent token does not exist.
     error ProvenanceTokenUnknownParent(uint256 parent);
+    /// @notice Only the token's owner may do this.
     error ProvenanceTokenNotTokenOwner(uint256 tokenId, address caller);
+    /// @notice The AIGC data does not match the token's recorded inference, or does not verify.
     error ProvenanceTokenDataMismatch(uint256 tokenId);
+    /// @notice A mint must make between 1 and the model's batch size tokens.
     error ProvenanceTokenBadCount(uint32 count, uint32 batchSize);
 
     constructor(ModelRegistry registry_) ERC721("proofmint provenance", "PMINT") {
@@ -146,7 +153,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         view
         returns (bytes32)
     {
-        ModelRegistry.Model memory m = registry.model(modelId);
+        ModelRegistry.Registration memory m = registry.registration(modelId);
         bool privateInput = m.inputCount == 0 && !m.inputHashed;
         return keccak256(
             abi.encode(
@@ -194,7 +201,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         _checkURI(r.proofURI);
 
         registry.verifyInference(r.modelId, zkProof, instances, vka);
-        ModelRegistry.Model memory m = registry.model(r.modelId);
+        ModelRegistry.Registration memory m = registry.registration(r.modelId);
         if (r.count == 0 || r.count > m.batchSize) revert ProvenanceTokenBadCount(r.count, m.batchSize);
         delete commitments[c];
 
@@ -224,7 +231,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     /// Mints the proof's real items; returns the proof's input commitment (see MintRequest).
     function _mintItems(
         MintRequest calldata r,
-        ModelRegistry.Model memory m,
+        ModelRegistry.Registration memory m,
         uint256[] memory instances,
         bytes32 inferenceId,
         uint256 firstToken,
@@ -295,7 +302,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         (bytes memory zkProof, uint256[] memory instances, bytes32[] memory vka, uint256 index) =
             abi.decode(proof, (bytes, uint256[], bytes32[], uint256));
         if (!registry.isRegistered(modelId)) return false;
-        ModelRegistry.Model memory m = registry.model(modelId);
+        ModelRegistry.Registration memory m = registry.registration(modelId);
         if (instances.length != m.instanceCount) return false;
         uint256 first = tokenOfInference[this.inferenceIdOf(modelId, instances, zkProof)];
         if (first == 0 || index >= _proofs[_proofIndex(first)].count) return false;
@@ -311,7 +318,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     function royaltyInfo(uint256 tokenId, uint256 salePrice) public view override returns (address, uint256) {
         _requireOwned(tokenId);
         ModelRegistry.Model memory m = registry.model(_proofs[_proofIndex(tokenId)].modelId);
-        return (m.owner, (salePrice * m.royaltyBps) / 10_000);
+        return (m.owner, (salePrice * m.registration.royaltyBps) / 10_000);
     }
 
     // ---- metadata ----
@@ -326,14 +333,15 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         bytes memory json = abi.encodePacked(
             '{"name":"proofmint #', tokenId.toString(),
             '","description":"A verified AI inference: its EZKL proof was checked on-chain.","model_id":"',
-            uint256(m.onnxHash).toHexString(32), '","circuit_id":"', uint256(m.circuitHash).toHexString(32),
+            uint256(m.registration.onnxHash).toHexString(32), '","circuit_id":"',
+            uint256(m.registration.circuitHash).toHexString(32),
             '","registration":"', uint256(p.modelId).toHexString(32), '","model_owner":"', m.owner.toHexString(),
             '","input_commitment":"', uint256(it.inputCommitment).toHexString(32),
             '","outputs_hash":"', uint256(it.outputsHash).toHexString(32)
         );
         json = abi.encodePacked(
             json, '","proof_hash":"', uint256(p.proofHash).toHexString(32), '","proof_uri":"', p.proofURI,
-            '","verifier":"', m.verifier.toHexString(), '","chain_id":', block.chainid.toString(),
+            '","verifier":"', m.registration.verifier.toHexString(), '","chain_id":', block.chainid.toString(),
             ',"batch_index":', (tokenId - p.firstToken).toString(), ',"batch_count":', uint256(p.count).toString()
         );
         json = abi.encodePacked(
@@ -372,7 +380,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         }
     }
 
-    function _inputCommitment(ModelRegistry.Model memory m, uint256[] memory instances, uint256 index)
+    function _inputCommitment(ModelRegistry.Registration memory m, uint256[] memory instances, uint256 index)
         internal
         pure
         returns (bytes32)
@@ -384,7 +392,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         return keccak256(abi.encodePacked(_slice(instances, m.inputStart + index * m.inputCount, m.inputCount)));
     }
 
-    function _outputs(ModelRegistry.Model memory m, uint256[] memory instances, uint256 index)
+    function _outputs(ModelRegistry.Registration memory m, uint256[] memory instances, uint256 index)
         internal
         pure
         returns (bytes memory)

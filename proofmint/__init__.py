@@ -1,21 +1,61 @@
 """proofmint: verifiable AI inference as provable on-chain assets.
 
-The public API mirrors the CLI: one function per command, same names and arguments.
+The public API mirrors the CLI: one function per command, same names and options
+(``proofmint.compile`` is ``proofmint compile``, ``proofmint.chain_up`` is ``proofmint chain up``),
+and the typed results they return. Names load on first use, so ``import proofmint`` (and the
+CLI's start) stays fast.
 """
 
-from .circuits import CircuitPackage, CompileResult, compile
-from .errors import ProofmintError
-from .prover import ProofBundle, ProveResult, prove
-from .verifier import VerifyResult, verify
+from __future__ import annotations
 
-__all__ = [
-    "CircuitPackage",
-    "CompileResult",
-    "ProofBundle",
-    "ProofmintError",
-    "ProveResult",
-    "VerifyResult",
-    "compile",
-    "prove",
-    "verify",
-]
+import importlib
+
+_EXPORTS = {
+    "AssetVerdict": "proofmint.verifier",
+    "BenchResult": "proofmint.benchmarks",
+    "ChainStatus": "proofmint.verifier",
+    "CircuitPackage": "proofmint.circuits",
+    "CompileResult": "proofmint.circuits",
+    "DemoResult": "proofmint.demo_flow",
+    "DeployResult": "proofmint.verifier",
+    "ExportResult": "proofmint.models",
+    "InstanceLayout": "proofmint.encoding",
+    "MintResult": "proofmint.verifier",
+    "ProofBundle": "proofmint.prover",
+    "ProofmintError": "proofmint.errors",
+    "ProveResult": "proofmint.prover",
+    "TokenView": "proofmint.verifier",
+    "Tool": "proofmint.verifier",
+    "VerifyResult": "proofmint.verifier",
+    "Visibility": "proofmint.encoding",
+    "ZooModel": "proofmint.models",
+    "bench": "proofmint.benchmarks",
+    "chain_down": "proofmint.api",
+    "chain_status": "proofmint.api",
+    "chain_up": "proofmint.api",
+    "compile": "proofmint.api",
+    "demo": "proofmint.demo_flow",
+    "deploy": "proofmint.api",
+    "doctor": "proofmint.api",
+    "mint": "proofmint.api",
+    "models_export": "proofmint.api",
+    "models_list": "proofmint.api",
+    "prove": "proofmint.api",
+    "show": "proofmint.api",
+    "verify": "proofmint.api",
+    "verify_asset": "proofmint.api",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'proofmint' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -15,7 +15,9 @@
     └── UsageError (ValueError)               conflicting or missing options
 
 Every message carries the offending values and what to do next. All errors
-pickle (they cross process boundaries from the proving worker).
+pickle (they cross process boundaries from the proving worker). ezkl's own failures are
+mapped onto this tree in one place, :func:`proofmint.ezkl_layer.error`; web3's in
+:mod:`proofmint.verifier.client`.
 """
 
 from __future__ import annotations
@@ -83,20 +85,3 @@ class TransactionRevertedError(ChainError):
 
 class UsageError(ProofmintError, ValueError):
     """Options conflict or a required option is missing."""
-
-
-def ezkl_error(step: str, exc: BaseException, hint: str | None = None) -> ProofmintError:
-    """Name what went wrong in an ezkl call: the disk, the model, or ezkl itself. ``hint``
-    is the likely cause and next step when the step itself has no better one."""
-    text = (str(exc) or type(exc).__name__).strip()
-    first = text.splitlines()[0][:400] if text else type(exc).__name__
-    lowered = text.lower()
-    if "no space left" in lowered:
-        return WorkspaceError(f"ezkl {step} failed: the disk is full — free space or pick another "
-                              "workspace with --workspace DIR or PROOFMINT_HOME")
-    if "read-only file system" in lowered or "permission denied" in lowered:
-        return WorkspaceError(f"ezkl {step} failed: can't write (read-only) — pick another workspace "
-                              "with --workspace DIR or PROOFMINT_HOME")
-    if "unsupported" in lowered or "unknown op" in lowered or "not implemented" in lowered:
-        return InvalidModelError(f"ezkl can't turn this model into a circuit ({step}): {first}")
-    return ProvingError(f"ezkl {step} failed: {first}" + (f" — {hint}" if hint else ""))

@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 import signal
 
+from . import config
+
 
 def failpoint(name: str) -> None:
-    if os.environ.get("PROOFMINT_FAILPOINT") == name:
+    if config.failpoint() == name:
         os.kill(os.getpid(), signal.SIGKILL)

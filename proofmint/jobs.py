@@ -10,29 +10,32 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import sys
 import os
+import sys
+import tempfile
 import time
 import traceback
 from typing import Any, Callable, Iterator
 
-from . import progress
+from . import config, progress
 from .errors import ProofmintError, ProvingError
 from .store import workspace_error
 
 _CTX = mp.get_context("spawn")
 
 
-def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict) -> None:
+def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict, log: str) -> None:
     os.environ.update(env)
-    # ezkl prints fidelity tables on stdout, which belongs to --json: they go to stderr with
-    # PROOFMINT_VERBOSE=1, else nowhere.
-    if os.environ.get("PROOFMINT_VERBOSE"):
+    # ezkl prints fidelity tables and log lines (on stdout and stderr). stdout belongs to
+    # --json and stderr to the progress display: both go to stderr with PROOFMINT_VERBOSE=1,
+    # else to a log file whose last line the parent quotes if the child dies (a Rust panic).
+    if config.verbose():
         os.dup2(2, 1)
     else:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 1)
-        os.close(devnull)
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
     progress.set_sink(lambda event: conn.send(("event", event)))
     try:
         result = fn(*args, **kwargs)
@@ -73,7 +76,9 @@ def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
     ``.tmp-*`` debris that no reader picks up.
     """
     parent, child = _CTX.Pipe(duplex=False)
-    proc = _CTX.Process(target=_child, args=(child, fn, args, kwargs, env or {}), daemon=True)
+    fd, log = tempfile.mkstemp(prefix="proofmint-child-", suffix=".log")
+    os.close(fd)
+    proc = _CTX.Process(target=_child, args=(child, fn, args, kwargs, env or {}, log), daemon=True)
     with _caller_script_hidden():
         proc.start()
     child.close()
@@ -103,10 +108,11 @@ def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
                     f"{what} timed out after {timeout:.0f} s during '{current}' — raise the "
                     "timeout or use a smaller circuit"
                 )
+        last = _last_line(log)
         raise ProvingError(
-            f"{what} died during '{current}' (exit code {proc.exitcode}) — likely out of "
-            "memory; check free RAM or prove with fewer workers"
-        )
+            f"{what} died during '{current}' (exit code {proc.exitcode}"
+            + (f"; its last words: {last}" if last else "") + ") — if that names no cause, likely "
+            "out of memory: check free RAM or prove with fewer workers")
     finally:
         if proc.is_alive():
             proc.terminate()
@@ -115,3 +121,15 @@ def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
                 proc.kill()
         proc.join(1)
         parent.close()
+        with contextlib.suppress(OSError):
+            os.unlink(log)
+
+
+def _last_line(log: str) -> str:
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, os.path.getsize(log) - 4096))
+            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1][:300] if lines else ""

@@ -2,39 +2,52 @@
 
 Stage code calls ``step(...)``/``advance(...)``/``note(...)``; whoever runs it installs a
 sink (the CLI's rich display on stderr, the job runner's pipe to the parent process, or
-nothing for library users, where events are dropped).
+nothing for library users, where events are dropped). The sink is a context variable, not a
+global: two callers in one process (threads, a server) each see their own events; a worker
+thread that should report to its caller runs in a copy of the caller's context
+(:func:`in_context`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 Event = dict
 Sink = Callable[[Event], None]
+T = TypeVar("T")
 
-_sink: Sink | None = None
+_sink: contextvars.ContextVar[Sink | None] = contextvars.ContextVar("proofmint_progress_sink", default=None)
 
 
-def set_sink(sink: Sink | None) -> Sink | None:
-    global _sink
-    previous, _sink = _sink, sink
-    return previous
+def set_sink(sink: Sink | None) -> None:
+    """Install ``sink`` for the rest of this context (a child process's whole life)."""
+    _sink.set(sink)
 
 
 @contextlib.contextmanager
 def sink(s: Sink | None) -> Iterator[None]:
-    previous = set_sink(s)
+    token = _sink.set(s)
     try:
         yield
     finally:
-        set_sink(previous)
+        _sink.reset(token)
+
+
+def in_context(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` bound to a copy of the current context, for a worker thread to report through
+    the caller's sink."""
+    ctx = contextvars.copy_context()
+    return lambda *args, **kwargs: ctx.copy().run(fn, *args, **kwargs)  # one copy per call: threads
+
 
 
 def emit(event: Event) -> None:
-    if _sink is not None:
-        _sink(event)
+    current = _sink.get()
+    if current is not None:
+        current(event)
 
 
 def note(message: str) -> None:

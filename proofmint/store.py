@@ -1,16 +1,22 @@
 """The workspace: a content-addressed folder where every artifact is written atomically.
 
-Layout under the root (``--workspace``, ``$PROOFMINT_HOME`` or ``./.proofmint``)::
+Layout under the root (``--workspace``, ``$PROOFMINT_HOME`` or ``./.proofmint``); the
+:class:`Workspace` methods below are the only code that names these paths::
 
     models/<model_id>.onnx              every model seen, by sha256 of its bytes
     circuits/<circuit_id>/              settings.json, model.compiled, pk.key, vk.key, package.json
     compiles/<compile_key>.json         options -> circuit id, so a repeated compile is a cache hit
-    srs/dev-k<logrows>.srs              development SRS, generated once per logrows
-    chains/<chain_id>/...               deployments and minted assets (on-chain part)
+    build/contracts-<digest>.json       our contracts, compiled once per source version
+    anvil/                              the embedded chain: state, log, background-process record
+    chains/<chain_id>/deployments.json  contracts and registered circuits on that chain
+    chains/<chain_id>/assets/<id>.json  one record per minted token
+    assets/bundles/<proof>-<inf>.json   minted proof bundles, by what their token records
+    locks/<name>.lock                   cross-process locks
 
 A write goes to a ``.tmp-*`` file in the same folder and is renamed into place, so a
 reader never sees half an artifact and a killed process leaves only ``.tmp-*`` debris,
-which nothing reads.
+which nothing reads. Nothing in the workspace records an absolute path into it, so a
+copied workspace is self-contained.
 """
 
 from __future__ import annotations
@@ -27,9 +33,9 @@ from typing import Any, Iterator
 
 from filelock import FileLock
 
+from . import config
 from .errors import WorkspaceError
 
-DEFAULT_HOME = ".proofmint"
 TMP_PREFIX = ".tmp-"
 
 
@@ -51,8 +57,8 @@ def canonical_json(obj: Any) -> bytes:
 
 def workspace_error(path: Path | str | None, exc: OSError) -> WorkspaceError:
     """A write failure as the one-line error a user can act on."""
-    if exc.errno == errno.ENOSPC:
-        why = "the disk is full"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        why = "the disk is full" if exc.errno == errno.ENOSPC else "over the disk quota or file size limit"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         why = "it is read-only"
     else:
@@ -84,6 +90,8 @@ def staged(path: Path) -> Iterator[Path]:
         with open(tmp_path, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
+    except WorkspaceError:
+        raise  # already one line (it is an OSError too): never wrapped twice
     except OSError as exc:
         raise workspace_error(path, exc) from None
     finally:
@@ -121,9 +129,11 @@ class Workspace:
     root: Path
 
     @classmethod
-    def resolve(cls, workspace: str | os.PathLike | None = None) -> "Workspace":
-        root = workspace or os.environ.get("PROOFMINT_HOME") or DEFAULT_HOME
-        return cls(Path(root).expanduser().resolve())
+    def resolve(cls, workspace: "str | os.PathLike | Workspace | None" = None) -> "Workspace":
+        if isinstance(workspace, Workspace):
+            return workspace
+        root = Path(workspace) if workspace else config.home()
+        return cls(root.expanduser().resolve())
 
     def path(self, *parts: str) -> Path:
         return self.root.joinpath(*parts)
@@ -135,6 +145,58 @@ class Workspace:
         except OSError as exc:
             raise workspace_error(p, exc) from None
         return p
+
+    # ---- the layout ----
+
+    def model_file(self, model_id: str) -> Path:
+        return self.path("models", f"{model_id}.onnx")
+
+    def circuits(self) -> Path:
+        return self.path("circuits")
+
+    def scratch(self, prefix: str) -> Path:
+        """A fresh ``.tmp-*`` folder beside the circuits (same disk: finished files move in)."""
+        try:
+            return Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{prefix}-", dir=self.ensure("circuits")))
+        except OSError as exc:
+            raise workspace_error(self.circuits(), exc) from None
+
+    def circuit_dir(self, circuit_id: str) -> Path:
+        return self.path("circuits", circuit_id)
+
+    def compile_entry(self, key: str) -> Path:
+        return self.path("compiles", f"{key}.json")
+
+    def contracts_build(self, digest: str) -> Path:
+        return self.path("build", f"contracts-{digest}.json")
+
+    def anvil_dir(self) -> Path:
+        new, old = self.path("anvil"), self.path("chain")  # `chain/` before 2026-12
+        if old.is_dir() and not new.exists():
+            try:
+                os.rename(old, new)
+            except OSError as exc:
+                raise workspace_error(new, exc) from None
+        return new
+
+    def chain_records(self, chain_id: int) -> Path:
+        return self.path("chains", str(chain_id))
+
+    def deployments(self, chain_id: int) -> Path:
+        return self.chain_records(chain_id) / "deployments.json"
+
+    def token_record(self, chain_id: int, token_id: int) -> Path:
+        return self.chain_records(chain_id) / "assets" / f"{token_id}.json"
+
+    def minted_bundle(self, proof_hash: str, inference_id: str) -> Path:
+        """A minted bundle, named by what its token records on-chain: the proof hash and the
+        inference id. Proof bytes alone don't name a statement: the same bytes with other
+        instances are another (invalid) bundle."""
+        return self.path("assets", "bundles",
+                         f"{proof_hash.removeprefix('0x')}-{inference_id.removeprefix('0x')}.json")
+
+    def bench_dir(self, name: str) -> Path:
+        return self.ensure("bench", name)
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float = 3600) -> Iterator[None]:
@@ -153,7 +215,7 @@ class Workspace:
     def store_model(self, onnx_bytes: bytes) -> tuple[str, Path]:
         """Keep a copy of the model by content; returns (model id, path)."""
         model_id = sha256_bytes(onnx_bytes)
-        dest = self.path("models", f"{model_id}.onnx")
+        dest = self.model_file(model_id)
         if not dest.exists():
             atomic_write_bytes(dest, onnx_bytes)
         return model_id, dest

@@ -1,6 +1,6 @@
-"""Prover: inputs -> witness -> proof, written as proof bundles."""
+"""Prover: inputs -> witness -> proof, on a backend (local processes, Ray), written as proof bundles."""
 
 from .bundle import ProofBundle, load_bundle
-from .prove import ProveResult, prove
+from .proving import ProveResult, prove
 
 __all__ = ["ProofBundle", "ProveResult", "load_bundle", "prove"]

@@ -10,8 +10,8 @@
   node-local cache once (under a file lock) and its tasks read it from there, so nothing is
   shipped per input.
 
-Both return one result per job (an input, or a batch of them), in job order: ``{"index", "bundle"}`` or
-``{"index", "error", "type"}``, plus per-worker memory figures.
+Both return one :class:`JobResult` per job (an input, or a batch of them), in job order,
+plus one :class:`WorkerStats` per worker.
 """
 
 from __future__ import annotations
@@ -19,65 +19,82 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from proofmint import progress
+from proofmint import ezkl_layer, progress
 from proofmint.circuits.package import CircuitPackage
 from proofmint.errors import ProofmintError, UsageError
 from proofmint.jobs import run_in_child
+from proofmint.models.onnx_model import load_onnx
+
+from .bundle import ProofBundle
+from .proof import prove_one
 
 PACKAGE_FILES = ("settings.json", "model.compiled", "pk.key", "vk.key", "model.onnx")
-
-
 GPU_ENV = "ICICLE_BACKEND_INSTALL_DIR"  # what ezkl's `gpu-accelerated` build reads (src/execute.rs)
-DEVICE_ENV = "PROOFMINT_DEVICE"  # set for prover workers that were asked for the GPU
 
 
-def check_gpu() -> dict:
+@dataclass(frozen=True)
+class Device:
+    """Where ezkl proves: ``cpu``, or ``gpu`` with the environment ezkl's GPU build reads."""
+
+    name: str = "cpu"
+    env: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass
+class JobResult:
+    """One job's outcome: a verified bundle, or the one-line error that stopped it."""
+
+    index: int
+    bundle: ProofBundle | None = None
+    error: str | None = None
+    error_type: str | None = None
+
+
+@dataclass
+class WorkerStats:
+    worker: int | str
+    inputs: int
+    threads: int
+    peak_rss_mb: float
+
+
+def check_gpu() -> Device:
     """What ``--device gpu`` needs: an ezkl built with the cargo feature `gpu-accelerated`
     (ICICLE v3), ``ICICLE_BACKEND_INSTALL_DIR`` pointing at an ICICLE CUDA backend, and an
     NVIDIA GPU. Refuses with what is missing otherwise: the PyPI wheels are CPU-only builds
     with no ICICLE code at all."""
-    import ezkl
-
-    lib = next(Path(ezkl.__file__).parent.glob("ezkl*.so"), None)
-    if lib is None or b"icicle" not in lib.read_bytes().lower():
+    if not ezkl_layer.has_icicle():
+        lib = ezkl_layer.library()
         raise UsageError(
-            f"--device gpu: this ezkl ({ezkl_version()}, {lib.name if lib else 'no library'}) has no "
+            f"--device gpu: this ezkl ({ezkl_layer.version()}, {lib.name if lib else 'no library'}) has no "
             "ICICLE code — the PyPI wheels are CPU-only; build ezkl from source with `--features "
             "gpu-accelerated` and set ICICLE_BACKEND_INSTALL_DIR to an ICICLE CUDA backend, or "
             "prove with --device cpu (the default)")
-    backend = os.environ.get(GPU_ENV)
+    backend = os.environ.get(GPU_ENV)  # ezkl's own variable: read where the device is chosen
     if not backend or not Path(backend).is_dir():
         raise UsageError(f"--device gpu: {GPU_ENV} is {'unset' if not backend else 'not a folder: ' + backend}"
                          " — point it at the ICICLE CUDA backend install (its lib/backend folder)")
     if gpu_name() is None:
         raise UsageError("--device gpu: no NVIDIA GPU found (nvidia-smi lists none)")
-    return {GPU_ENV: backend, DEVICE_ENV: "gpu"}
+    return Device("gpu", ((GPU_ENV, backend),))
 
 
 def gpu_name() -> str | None:
     """The NVIDIA GPU(s) nvidia-smi lists, or None."""
-    import shutil
-    import subprocess
-
     if not shutil.which("nvidia-smi"):
         return None
     r = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
                        capture_output=True, text=True)
     return r.stdout.strip() or None
-
-
-def ezkl_version() -> str:
-    from importlib.metadata import version
-
-    return version("ezkl")
 
 
 def threads_per_worker(workers: int, threads: int | None = None) -> int:
@@ -88,62 +105,64 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def prove_slice(pkg: CircuitPackage, inputs: np.ndarray, indices: list[int], padding: list[int]) -> dict:
+def prove_slice(pkg: CircuitPackage, inputs: np.ndarray, indices: list[int], padding: list[int],
+                threads: int, device: Device) -> tuple[list[JobResult], float]:
     """Prove some jobs in this process; a failed job is reported and the rest go on. A job is
-    one input, or for a batch circuit one batch of inputs whose last ``padding`` are padding."""
-    from proofmint.models.onnx_model import load_onnx
-
-    from .prove import prove_one
-
+    one input, or for a batch circuit one batch of inputs whose last ``padding`` are padding.
+    Returns the results and this process's peak memory (MB)."""
     model = load_onnx(pkg.onnx)
     work = Path(tempfile.mkdtemp(prefix="proofmint-prove-"))
-    threads = int(os.environ.get("RAYON_NUM_THREADS", "1"))
     results = []
     try:
         for i, x, pad in zip(indices, inputs, padding):
             try:
-                bundle = prove_one(pkg, model, x, work, threads, padding=pad)
-                results.append({"index": i, "bundle": bundle.to_dict()})
+                bundle = prove_one(pkg, model, x, work, threads=threads, device=device.name, padding=pad)
+                results.append(JobResult(i, bundle))
             except ProofmintError as exc:
-                results.append({"index": i, "error": str(exc), "type": type(exc).__name__})
+                results.append(JobResult(i, error=str(exc), error_type=type(exc).__name__))
             progress.advance("prove")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"results": results, "peak_rss_mb": _peak_rss_mb(), "pid": os.getpid()}
+    return results, _peak_rss_mb()
+
+
+def _child_env(threads: int, device: Device) -> dict:
+    """What ezkl reads in a prover process: its thread count, and its GPU backend's folder."""
+    return {"RAYON_NUM_THREADS": str(threads), **dict(device.env)}
 
 
 class Backend(Protocol):
     name: str
 
     def run(self, pkg: CircuitPackage, inputs: np.ndarray, padding: list[int]
-            ) -> tuple[list[dict], list[dict]]:
+            ) -> tuple[list[JobResult], list[WorkerStats]]:
         """(one result per job in job order, one memory/throughput record per worker)."""
 
 
 class LocalBackend:
     name = "local"
 
-    def __init__(self, workers: int = 1, threads: int | None = None, env: dict | None = None):
+    def __init__(self, workers: int = 1, threads: int | None = None, device: Device = Device()):
         if workers < 1:
             raise UsageError(f"--workers must be at least 1, not {workers}")
         self.workers = workers
         self.threads = threads_per_worker(workers, threads)
-        self.env = env or {}
+        self.device = device
 
     def run(self, pkg, inputs, padding):
         k = min(self.workers, len(inputs))
         slices = [list(range(w, len(inputs), k)) for w in range(k)]
-        env = {"RAYON_NUM_THREADS": str(self.threads), **self.env}
 
-        def work(idx: list[int]) -> dict:
-            return run_in_child(prove_slice, pkg, inputs[idx], idx, [padding[i] for i in idx], env=env,
+        @progress.in_context  # each worker thread reports through the caller's progress sink
+        def work(idx: list[int]) -> tuple[list[JobResult], float]:
+            return run_in_child(prove_slice, pkg, inputs[idx], idx, [padding[i] for i in idx],
+                                self.threads, self.device, env=_child_env(self.threads, self.device),
                                 what="prove")
 
         with ThreadPoolExecutor(k) as pool:
             done = list(pool.map(work, slices))
-        results = sorted((r for d in done for r in d["results"]), key=lambda r: r["index"])
-        workers = [{"worker": w, "inputs": len(s), "threads": self.threads, "peak_rss_mb": d["peak_rss_mb"]}
-                   for w, (s, d) in enumerate(zip(slices, done))]
+        results = sorted((r for rs, _ in done for r in rs), key=lambda r: r.index)
+        workers = [WorkerStats(w, len(s), self.threads, peak) for w, (s, (_, peak)) in enumerate(zip(slices, done))]
         return results, workers
 
 
@@ -165,21 +184,20 @@ def _node_package(pkg: CircuitPackage, files_ref, srs_ref) -> CircuitPackage:
 
 
 def _ray_task(pkg: CircuitPackage, refs: list, x: np.ndarray, index: int, padding: int,
-              threads: int, env: dict) -> dict:
-    os.environ.update({"RAYON_NUM_THREADS": str(threads), **env})
+              threads: int, device: Device) -> tuple[JobResult, float, str]:
+    os.environ.update(_child_env(threads, device))  # a Ray worker process: ezkl reads these
     local = _node_package(pkg, refs[0], refs[1])
-    out = prove_slice(local, x[None], [index], [padding])
-    return {"result": out["results"][0], "peak_rss_mb": out["peak_rss_mb"], "pid": out["pid"],
-            "node": os.uname().nodename}
+    (result,), peak = prove_slice(local, x[None], [index], [padding], threads, device)
+    return result, peak, f"{os.uname().nodename}:{os.getpid()}"
 
 
 class RayBackend:
     name = "ray"
 
-    def __init__(self, address: str | None = None, threads: int | None = None, env: dict | None = None):
+    def __init__(self, address: str | None = None, threads: int | None = None, device: Device = Device()):
         self.address = address
         self.threads = threads or 1
-        self.env = env or {}
+        self.device = device
 
     def run(self, pkg, inputs, padding):
         try:
@@ -193,9 +211,9 @@ class RayBackend:
         try:
             # Shipped once: nested in a list, the refs are not fetched unless a node lacks the files.
             refs = [ray.put({n: (pkg.path / n).read_bytes() for n in PACKAGE_FILES}),
-                    ray.put(Path(pkg.srs_path).read_bytes())]
+                    ray.put(pkg.srs.read_bytes())]
             task = ray.remote(num_cpus=self.threads)(_ray_task)
-            pending = {task.remote(pkg, refs, x, i, padding[i], self.threads, self.env): i
+            pending = {task.remote(pkg, refs, x, i, padding[i], self.threads, self.device): i
                        for i, x in enumerate(inputs)}
             outs = []
             while pending:
@@ -207,13 +225,12 @@ class RayBackend:
         finally:
             if started_here:
                 ray.shutdown()
-        results = sorted((o["result"] for o in outs), key=lambda r: r["index"])
-        by_worker: dict = {}
-        for o in outs:
-            w = by_worker.setdefault((o["node"], o["pid"]), {"worker": f"{o['node']}:{o['pid']}",
-                                                             "inputs": 0, "threads": self.threads})
-            w["inputs"] += 1
-            w["peak_rss_mb"] = o["peak_rss_mb"]
+        results = sorted((r for r, _, _ in outs), key=lambda r: r.index)
+        by_worker: dict[str, WorkerStats] = {}
+        for _, peak, where in outs:
+            w = by_worker.setdefault(where, WorkerStats(where, 0, self.threads, peak))
+            w.inputs += 1
+            w.peak_rss_mb = max(w.peak_rss_mb, peak)
         return results, list(by_worker.values())
 
 
@@ -221,12 +238,12 @@ def make_backend(backend: str, workers: int, threads: int | None, address: str |
                  device: str = "cpu") -> Backend:
     if device not in ("cpu", "gpu"):
         raise UsageError(f"unknown device '{device}' — choose cpu or gpu")
-    env = check_gpu() if device == "gpu" else {}
+    chosen = check_gpu() if device == "gpu" else Device()
     if backend == "local":
         if address:
             raise UsageError("--address is for --backend ray; drop it or add --backend ray")
-        return LocalBackend(workers, threads, env)
+        return LocalBackend(workers, threads, chosen)
     if backend == "ray":
-        return RayBackend(address, threads, env)
+        return RayBackend(address, threads, chosen)
     raise UsageError(f"unknown backend '{backend}' — choose local or ray")
 

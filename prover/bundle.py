@@ -6,7 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from proofmint.errors import InvalidInputError, NotFoundError
+from proofmint.encoding import Visibility, uints
+from proofmint.errors import InvalidInputError, NotFoundError, ProofmintError
 from proofmint.store import atomic_write_json, canonical_json, sha256_bytes
 
 FORMAT = "proofmint.proof-bundle/1"
@@ -18,7 +19,7 @@ class ProofBundle:
     model_id: str
     srs_kind: str
     srs_sha256: str
-    visibility: dict
+    visibility: Visibility
     input_shape: list[int]
     input: list[float] | None  # None when the input is private; a batch's inputs back to back
     outputs: list[list[float]]  # decoded circuit outputs, one flat list per model output (whole batch)
@@ -41,6 +42,15 @@ class ProofBundle:
     def instances(self) -> list[str]:
         """Public instances as ezkl writes them (little-endian hex field elements)."""
         return [felt for group in self.ezkl_proof["instances"] for felt in group]
+
+    @property
+    def instance_words(self) -> list[int]:
+        """The instances as the uint256 words the EVM verifier reads."""
+        return uints(self.instances)
+
+    @property
+    def proof_bytes(self) -> bytes:
+        return bytes(self.ezkl_proof["proof"])
 
     @property
     def proof_hash(self) -> str:
@@ -70,6 +80,11 @@ def load_bundle(path: str | Path) -> ProofBundle:
     if missing:
         raise InvalidInputError(f"proof bundle {path} lacks {', '.join(sorted(missing))}")
     _check_types(data, path)
+    try:
+        data["visibility"] = Visibility.of(data["visibility"])
+    except (KeyError, TypeError, ProofmintError):
+        raise InvalidInputError(f"proof bundle {path} was edited or damaged: visibility is not "
+                                "one the circuits offer") from None
     return ProofBundle(**{k: v for k, v in data.items() if k in names})
 
 

@@ -7,39 +7,18 @@ writes nothing.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from proofmint import ezkl_layer
 from proofmint.errors import InputOutOfRangeError, InvalidInputError, NotFoundError
 from proofmint.models.onnx_model import check_input
 
 
-def _values(obj, where: str, sizes: list[int]) -> np.ndarray:
+def _values(doc, where: str, sizes: list[int]) -> np.ndarray:
     """One input: ``{"input_data": [[...], ...]}`` (one list per graph input) or bare numbers."""
-    if isinstance(obj, dict):
-        if "input_data" not in obj:
-            raise InvalidInputError(f'{where} has no "input_data" key — expected {{"input_data": [[...]]}}')
-        obj = obj["input_data"]
-        if not isinstance(obj, list) or len(obj) != len(sizes):
-            want = "exactly one list of numbers" if len(sizes) == 1 else \
-                f"{len(sizes)} lists of numbers, one per model input ({', '.join(map(str, sizes))} values)"
-            raise InvalidInputError(f'{where}: "input_data" must hold {want}')
-        if len(sizes) > 1:
-            for k, (part, n) in enumerate(zip(obj, sizes)):
-                if not isinstance(part, list) or len(part) != n:
-                    raise InvalidInputError(f"{where}: input {k} has {len(part) if isinstance(part, list) else 'no'} "
-                                            f"values, the model's input {k} takes {n}")
-            obj = [v for part in obj for v in part]
-        else:
-            obj = obj[0]
-    try:
-        arr = np.asarray(obj, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{where} holds something other than numbers (strings, "
-                                "ragged lists or null) — inputs must be numbers") from None
-    return arr
+    return ezkl_layer.parse_input(doc, sizes, where)[0]
 
 
 def read_inputs(path: str | Path, input_shape: tuple[int, ...] | list[int],
@@ -108,22 +87,3 @@ def check_range(x: np.ndarray, input_range: list[float], where: str) -> None:
             f"(accepted: [{allowed[0]:g}, {allowed[1]:g}]); its witness would be unprovable — "
             "recompile with --calibration data that covers such inputs"
         )
-
-
-@dataclass
-class Chunk:
-    items: np.ndarray  # exactly ``batch`` inputs
-    real: int  # the first ``real`` are inputs; the rest repeat the last one as padding
-
-
-def batches(inputs: np.ndarray, batch: int) -> list[Chunk]:
-    """Inputs in groups of ``batch``; a short last group is padded with copies of its last input
-    (always in the calibrated range, unlike zeros)."""
-    out = []
-    for start in range(0, len(inputs), batch):
-        items = inputs[start:start + batch]
-        real = len(items)
-        if real < batch:
-            items = np.concatenate([items, np.repeat(items[-1:], batch - real, axis=0)])
-        out.append(Chunk(items, real))
-    return out

@@ -1,4 +1,9 @@
-"""Shared, session-scoped artifacts: zoo exports, compiled circuits (keys made once), proofs, anvil."""
+"""Shared, session-scoped artifacts: zoo exports, compiled circuits (keys made once), proofs, anvil.
+
+Two layers: a test that asks for one of the HEAVY fixtures below (anything that compiles zoo
+models, proves, or starts anvil) is marked ``slow`` automatically; ``make test-fast`` runs
+the rest (``-m "not slow"``) in well under two minutes, ``make test`` runs everything.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from proofmint.circuits.compile import compile as compile_model
-from proofmint.models import export
-from proofmint.prover import prove
+import proofmint
 
 ZOO_NAMES = ["mlp", "lenet", "transformer", "generator"]  # compiled and proven by the fixtures
 ALL_ZOO = [*ZOO_NAMES, "mnist_mlp"]  # mnist_mlp is exported in tests, measured in bench/
+HEAVY = {"zoo", "circuits", "proofs", "anvil", "hashed_mlp", "deployed", "tiny", "tiny_circuit",
+         "stream", "sequential"}
 
 
 def pytest_addoption(parser):
@@ -27,6 +32,12 @@ def pytest_configure(config):
     # The property tests size themselves from this at import, before fixtures exist.
     if config.getoption("--large"):
         os.environ["PROOFMINT_LARGE"] = "1"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if HEAVY & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -42,46 +53,44 @@ def ws(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def zoo(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("zoo")
-    return {name: export(name, root / name) for name in ZOO_NAMES}
+    return {name: proofmint.models_export(name, out=root / name) for name in ZOO_NAMES}
 
 
 @pytest.fixture(scope="session")
 def circuits(zoo, ws) -> dict:
-    return {name: compile_model(e.onnx, workspace=ws) for name, e in zoo.items()}
+    return {name: proofmint.compile(e.onnx, workspace=ws) for name, e in zoo.items()}
 
 
 @pytest.fixture(scope="session")
 def proofs(zoo, circuits, ws, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("proofs")
-    return {name: prove(c.circuit_id, zoo[name].input, out / f"{name}.json", workspace=ws).bundles[0]
+    return {name: proofmint.prove(c.circuit_id, input=zoo[name].input, out=out / f"{name}.json",
+                                  workspace=ws).bundles[0]
             for name, c in circuits.items()}
 
 
 @pytest.fixture(scope="session")
 def anvil(tmp_path_factory):
-    from proofmint.verifier.chain import Anvil
+    from proofmint.verifier.anvil import Anvil
 
-    node = Anvil(tmp_path_factory.mktemp("chain") / "anvil-state.json").start()
-    yield node
-    node.stop()
+    with Anvil(tmp_path_factory.mktemp("chain") / "anvil-state.json") as node:
+        yield node
 
 
 @pytest.fixture(scope="session")
 def hashed_mlp(zoo, ws, tmp_path_factory):
     """The wine MLP with a Poseidon-hashed input: one input instance instead of 13."""
-    c = compile_model(zoo["mlp"].onnx, input_visibility="hashed", workspace=ws)
-    bundle = prove(c.circuit_id, zoo["mlp"].input, tmp_path_factory.mktemp("hashed") / "h.json",
-                   workspace=ws).bundles[0]
+    c = proofmint.compile(zoo["mlp"].onnx, input_visibility="hashed", workspace=ws)
+    bundle = proofmint.prove(c.circuit_id, input=zoo["mlp"].input,
+                             out=tmp_path_factory.mktemp("hashed") / "h.json", workspace=ws).bundles[0]
     return c, bundle
 
 
 @pytest.fixture(scope="session")
 def deployed(circuits, hashed_mlp, ws, anvil):
-    from proofmint.verifier import evm
-
-    out = {name: evm.deploy(circuits[name].circuit_id, rpc_url=anvil.url, workspace=ws)
+    out = {name: proofmint.deploy(circuits[name].circuit_id, rpc_url=anvil.url, workspace=ws)
            for name in ("mlp", "lenet")}
-    out["mlp-hashed"] = evm.deploy(hashed_mlp[0].circuit_id, rpc_url=anvil.url, workspace=ws)
+    out["mlp-hashed"] = proofmint.deploy(hashed_mlp[0].circuit_id, rpc_url=anvil.url, workspace=ws)
     return out
 
 

@@ -1,18 +1,81 @@
-"""The public surface: names exported by the package, and the tool report."""
+"""The public surface: names exported by the package, each CLI verb's twin, the tool report."""
 
+import inspect
 import json
+import os
+from pathlib import Path
 
 import proofmint
+from proofmint.cli import app
 
 from .conftest import run_cli
+
+VERBS = {  # CLI command -> its Python twin at the package root
+    "compile": "compile", "prove": "prove", "verify": "verify", "deploy": "deploy", "mint": "mint",
+    "show": "show", "verify-asset": "verify_asset", "doctor": "doctor", "demo": "demo", "bench": "bench",
+    "models list": "models_list", "models export": "models_export", "chain up": "chain_up",
+    "chain down": "chain_down", "chain status": "chain_status",
+}
 
 
 def test_public_names_do_not_change_by_accident():
     assert proofmint.__all__ == sorted(proofmint.__all__)
     assert set(proofmint.__all__) == {
-        "CircuitPackage", "CompileResult", "ProofBundle", "ProofmintError", "ProveResult",
-        "VerifyResult", "compile", "prove", "verify",
+        "AssetVerdict", "BenchResult", "ChainStatus", "CircuitPackage", "CompileResult", "DemoResult",
+        "DeployResult", "ExportResult", "InstanceLayout", "MintResult", "ProofBundle", "ProofmintError",
+        "ProveResult", "TokenView", "Tool", "VerifyResult", "Visibility", "ZooModel",
+        *VERBS.values(),
     }
+    for name in proofmint.__all__:
+        assert getattr(proofmint, name) is not None
+
+
+def _cli_commands() -> set[str]:
+    names = {c.name for c in app.registered_commands}
+    for group in app.registered_groups:
+        names |= {f"{group.name} {c.name}" for c in group.typer_instance.registered_commands}
+    return names
+
+
+def test_every_cli_verb_has_a_keyword_only_twin_with_its_options():
+    assert _cli_commands() == set(VERBS)
+    for verb, name in VERBS.items():
+        params = list(inspect.signature(getattr(proofmint, name)).parameters.values())
+        # after the first (the command's argument), every parameter is keyword-only
+        assert all(p.kind is p.KEYWORD_ONLY for p in params[1:]), name
+
+
+def test_results_are_typed_not_bare_dicts():
+    for name in VERBS.values():
+        ret = inspect.signature(getattr(proofmint, name)).return_annotation
+        assert not str(ret).startswith("dict"), (name, ret)
+
+
+def test_doctor_only_looks(tmp_path):
+    """A diagnostic writes nothing: run with an empty HOME, it reports the solc adapter missing."""
+    r = run_cli("doctor", "--json", env={"HOME": str(tmp_path)})
+    tools = {t["name"]: t for t in json.loads(r.stdout)["tools"]}
+    assert "not installed yet" in tools["ezkl solc adapter"]["version"]
+    assert list(Path(tmp_path).iterdir()) == []
+
+
+def test_an_internal_error_has_its_own_exit_code(tmp_path):
+    """A bug (not a user error) exits 70 with one line saying how to report it, never 1 (a
+    failed check) or 2 (a usage error); PROOFMINT_DEBUG=1 shows its traceback."""
+    import subprocess
+    import sys
+
+    bug = ("import sys, proofmint.cli, proofmint.verifier.local as local\n"
+           "def broken(path): raise KeyError('a bug')\n"
+           "local.load_bundle = broken\n"
+           "sys.argv = ['proofmint', 'verify', 'p.json']\n"
+           "proofmint.cli.main()\n")
+    for debug, code in (("", 70), ("1", 1)):
+        r = subprocess.run([sys.executable, "-c", bug], capture_output=True, text=True, cwd=tmp_path,
+                           env={**os.environ, "PROOFMINT_DEBUG": debug})
+        assert r.returncode == code, r.stderr
+        assert ("Traceback" in r.stderr) == bool(debug)
+    assert "internal error" in r.stderr or "KeyError" in r.stderr
 
 
 def test_doctor_finds_every_tool():

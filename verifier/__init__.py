@@ -1,5 +1,19 @@
-"""Verifier: local proof checks, and (on-chain) the EVM verifier, chain and asset clients."""
+"""Verifier: local proof checks, the EVM verifier and our contracts on a chain, the asset client.
 
+By job: ``local`` (verify a bundle), ``anvil`` (the embedded chain process), ``client`` (a
+connected chain), ``keys`` (the signing account), ``toolchain`` (solc, anvil, node);
+``artifacts`` (compiled contracts and verifiers), ``deploy``, ``mint``, ``records`` (what is
+on-chain, typed), ``inspect`` (show, verify-asset).
+"""
+
+from .anvil import Anvil, ChainStatus, chain_down, chain_status, chain_up
+from .deploy import DeployResult
+from .inspect import AssetVerdict, TokenView, show, verify_asset
 from .local import VerifyResult, verify
+from .mint import MintResult
+from .toolchain import Tool, doctor
 
-__all__ = ["VerifyResult", "verify"]
+# `deploy` and `mint` are modules here; their functions are proofmint.deploy and proofmint.mint.
+__all__ = ["Anvil", "AssetVerdict", "ChainStatus", "DeployResult", "MintResult", "TokenView", "Tool",
+           "VerifyResult", "chain_down", "chain_status", "chain_up", "doctor", "show", "verify",
+           "verify_asset"]

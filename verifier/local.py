@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from proofmint import encoding, ezkl_layer
 from proofmint.circuits import package as package_mod
+from proofmint.circuits.srs import DEV_WARNING
 from proofmint.prover.bundle import ProofBundle, load_bundle
 from proofmint.store import Workspace
 
@@ -28,9 +30,7 @@ class VerifyResult:
 
 
 def _ezkl_verify_bytes(proof: dict, proof_bytes: list, pkg: package_mod.CircuitPackage,
-                      workdir: Path) -> tuple[bool, str]:
-    import ezkl
-
+                       workdir: Path) -> tuple[bool, str]:
     proof = dict(proof, proof=proof_bytes)
     try:
         # ezkl reads the byte list; rebuild hex_proof so the two can never disagree.
@@ -39,12 +39,7 @@ def _ezkl_verify_bytes(proof: dict, proof_bytes: list, pkg: package_mod.CircuitP
         return False, "proof bytes are malformed (not a list of bytes)"
     path = workdir / "proof.json"
     path.write_text(json.dumps(proof))
-    try:
-        ok = ezkl.verify(str(path), str(pkg.settings), str(pkg.vk), srs_path=pkg.srs_path)
-    except Exception as exc:  # ezkl raises on malformed proofs
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return False, f"ezkl rejected the proof: {first}"
-    return bool(ok), "proof verifies" if ok else "proof does not verify"
+    return ezkl_layer.verify(path, pkg.settings, pkg.vk, pkg.srs)
 
 
 def ezkl_verify(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple[bool, str]:
@@ -63,66 +58,54 @@ def ezkl_verify(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple[b
     return ok, reason
 
 
-def _uint(felt: str) -> int:
-    import ezkl
-
-    return int(ezkl.felt_to_big_endian(felt), 16)
-
-
 def _claims_match(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple[bool, str]:
     """What the bundle says beside the proof must be what the proof proves."""
-    import ezkl
-
     for name in ("model_id", "visibility", "input_shape", "srs_sha256", "batch_size"):
         if getattr(bundle, name) != getattr(pkg, name):
             return False, f"bundle's {name} does not match circuit {pkg.circuit_id[:16]}"
-    layout = pkg.instance_layout()
+    layout, vis = pkg.layout, pkg.visibility
     instances = bundle.instances
-    if len(instances) != pkg.instance_count():
+    if len(instances) != layout.instance_count:
         return False, (f"bundle has {len(instances)} instances; circuit {pkg.circuit_id[:16]} has "
-                       f"{pkg.instance_count()}")
-    if pkg.visibility["input"] == "public":
-        claimed = [_uint(ezkl.float_to_felt(float(v), pkg.input_scale, ezkl.PyInputType.F32))
-                   for v in bundle.input or []]
-        start, n = layout["inputStart"], layout["inputCount"] * pkg.batch_size
-        if claimed != [_uint(f) for f in instances[start:start + n]]:
+                       f"{layout.instance_count}")
+    words = encoding.uints(instances)
+    if vis.input_public:
+        claimed = encoding.uints(encoding.quantize(bundle.input or [], pkg.input_scale))
+        start, n = layout.input_start, layout.input_count * pkg.batch_size
+        if claimed != words[start:start + n]:
             return False, "claimed input is not the proven input"
-    elif pkg.visibility["input"] == "hashed" and bundle.input is not None:
-        felts = [ezkl.float_to_felt(float(v), pkg.input_scale, ezkl.PyInputType.F32) for v in bundle.input]
-        if _uint(ezkl.poseidon_hash(felts)[0]) != _uint(instances[layout["inputStart"]]):
+    elif vis.input_hashed and bundle.input is not None:
+        if encoding.poseidon_commitment(bundle.input, pkg.input_scale) != words[layout.input_start]:
             return False, "claimed input does not hash to the proven input commitment"
     if len(bundle.outputs) != len(pkg.output_shapes):
         return False, (f"bundle claims {len(bundle.outputs)} output tensors, circuit "
                        f"{pkg.circuit_id[:16]} has {len(pkg.output_shapes)}")
-    if pkg.visibility["output"] == "hashed":
+    scales = [s for s, o in zip(pkg.output_scales, bundle.outputs) for _ in o]
+    claimed_out = [v for o in bundle.outputs for v in o]
+    if vis.output_hashed:
         # The proof carries only the outputs' Poseidon hash: the claimed outputs must hash to it.
-        scales = [s for s, o in zip(pkg.output_scales, bundle.outputs) for _ in o]
-        felts = [ezkl.float_to_felt(float(v), s, ezkl.PyInputType.F32)
-                 for v, s in zip((v for o in bundle.outputs for v in o), scales)]
-        proven = instances[layout["outputStart"]:layout["outputStart"] + len(pkg.output_shapes)]
-        hashes = [_uint(h) for h in ezkl.poseidon_hash(felts)] if len(pkg.output_shapes) == 1 else None
-        if hashes is None or [_uint(f) for f in proven] != hashes[:len(proven)]:
+        felts = [f for v, s in zip(claimed_out, scales) for f in encoding.output_felts([v], s)]
+        if encoding.uints(ezkl_layer.poseidon(felts)[:1]) != words[layout.output_start:layout.output_start + 1]:
             return False, "claimed outputs do not hash to the proven output commitment"
-    if pkg.visibility["output"] == "public":
-        scales = [s for s, o in zip(pkg.output_scales, bundle.outputs) for _ in o]
-        felts = instances[layout["outputStart"]:]
-        decoded = np.array([ezkl.felt_to_float(f, s) for f, s in zip(felts, scales)])
-        claimed_out = np.concatenate([np.asarray(o, dtype=np.float64) for o in bundle.outputs])
-        if decoded.shape != claimed_out.shape:
-            return False, f"bundle claims {claimed_out.size} outputs, the proof has {decoded.size}"
-        if not np.allclose(decoded, claimed_out, rtol=0, atol=1e-9):
-            i = int(np.argmax(np.abs(decoded - claimed_out)))
-            return False, (f"claimed output {i} is {claimed_out[i]:g} but the proven instance "
+    else:
+        felts = instances[layout.output_start:]
+        decoded = np.array([ezkl_layer.felt_to_float(f, s) for f, s in zip(felts, scales)])
+        claimed = np.asarray(claimed_out, dtype=np.float64)
+        if decoded.shape != claimed.shape:
+            return False, f"bundle claims {claimed.size} outputs, the proof has {decoded.size}"
+        if not np.allclose(decoded, claimed, rtol=0, atol=1e-9):
+            i = int(np.argmax(np.abs(decoded - claimed)))
+            return False, (f"claimed output {i} is {claimed[i]:g} but the proven instance "
                            f"decodes to {decoded[i]:g}")
     return True, "claimed model, input and outputs equal what the proof proves"
 
 
-def verify(proof: str | Path, circuit: str | None = None,
-           workspace: str | Path | None = None) -> VerifyResult:
+def verify(proof: str | Path, *, circuit: str | None = None,
+           workspace: str | Path | Workspace | None = None) -> VerifyResult:
     """Verify a proof bundle; ``circuit`` checks it against another circuit's key instead."""
     bundle = load_bundle(proof)
     pkg = package_mod.load(Workspace.resolve(workspace), circuit or bundle.circuit_id)
-    warning = "development SRS (not secure)" if pkg.srs_kind == "development" else None
+    warning = DEV_WARNING if pkg.srs_kind == "development" else None
     checks: dict = {}
     ok, reason = ezkl_verify(bundle, pkg)
     checks["proof"] = reason

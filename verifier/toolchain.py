@@ -12,9 +12,10 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from proofmint import config, ezkl_layer
 from proofmint.errors import ToolchainError
 
 EZKL_SOLC = "0.8.20"
@@ -23,10 +24,7 @@ ADAPTER_MARK = "# proofmint solc adapter"
 
 
 def toolchain_dir() -> Path:
-    env = os.environ.get("PROOFMINT_TOOLCHAIN")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "toolchain"
+    return config.toolchain_dir()
 
 
 def node() -> str:
@@ -73,14 +71,21 @@ def compile_standard_json(sources: dict[str, str], version: str, via_ir: bool = 
     return out
 
 
-def ensure_ezkl_solc() -> Path:
-    """Write the svm-path adapter ezkl expects, if it isn't there (never overwrites a real solc)."""
-    target = Path.home() / ".svm" / EZKL_SOLC / f"solc-{EZKL_SOLC}"
-    script = f"""#!/usr/bin/env bash
+def _adapter_target() -> Path:
+    return Path.home() / ".svm" / EZKL_SOLC / f"solc-{EZKL_SOLC}"
+
+
+def _adapter_script() -> str:
+    return f"""#!/usr/bin/env bash
 {ADAPTER_MARK}: answers like solc {EZKL_SOLC}, compiles standard JSON with npm solc {EZKL_SOLC}.
 if [ "${{1:-}}" = "--version" ]; then echo "solc, the solidity compiler commandline interface"; echo "{SOLC_VERSION_LINE}"; exit 0; fi
 exec "{node()}" "{toolchain_dir() / 'solc-json.js'}" "{solc_package(EZKL_SOLC)}"
 """
+
+
+def ensure_ezkl_solc() -> Path:
+    """Write the svm-path adapter ezkl expects, if it isn't there (never overwrites a real solc)."""
+    target, script = _adapter_target(), _adapter_script()
     if target.exists() and ADAPTER_MARK not in target.read_text(errors="ignore"):
         return target  # a real solc someone installed: leave it alone
     if not target.exists() or target.read_text() != script:
@@ -92,6 +97,17 @@ exec "{node()}" "{toolchain_dir() / 'solc-json.js'}" "{solc_package(EZKL_SOLC)}"
     return target
 
 
+def _adapter_state() -> tuple[Path, str]:
+    """What ezkl will find at svm's path, without writing anything (doctor only looks)."""
+    target = _adapter_target()
+    if not target.exists():
+        return target, "not installed yet: `proofmint deploy` writes it on first use"
+    text = target.read_text(errors="ignore")
+    if ADAPTER_MARK not in text:
+        return target, "a real solc (left alone)"
+    return target, SOLC_VERSION_LINE if text == _adapter_script() else "stale: `proofmint deploy` rewrites it"
+
+
 @dataclass
 class Tool:
     name: str
@@ -99,9 +115,12 @@ class Tool:
     path: str | None
     problem: str | None = None
 
+    def to_dict(self) -> dict:
+        return asdict(self)
+
 
 def doctor() -> list[Tool]:
-    """Every tool proofmint needs, its version and path, and what is missing."""
+    """Every tool proofmint needs, its version and path, and what is missing. Reads only."""
     tools: list[Tool] = []
 
     def probe(name: str, fn):
@@ -111,18 +130,17 @@ def doctor() -> list[Tool]:
         except ToolchainError as exc:
             tools.append(Tool(name, None, None, str(exc)))
 
-    from importlib.metadata import version as pkg_version
+    def package_version(p: Path) -> str:
+        return json.loads((p / "package.json").read_text())["version"]
 
-    probe("ezkl", lambda: ("python package", pkg_version("ezkl")))
+    probe("ezkl", lambda: (ezkl_layer.library() or "python package", ezkl_layer.version()))
     probe("node", lambda: (node(), subprocess.run([node(), "--version"], capture_output=True,
                                                    text=True).stdout.strip()))
-    probe(f"solc {EZKL_SOLC} (ezkl verifiers)", lambda: (solc_package(EZKL_SOLC), json.loads(
-        (solc_package(EZKL_SOLC) / "package.json").read_text())["version"]))
-    probe("solc (contracts)", lambda: (solc_package("latest"), json.loads(
-        (solc_package("latest") / "package.json").read_text())["version"]))
+    probe(f"solc {EZKL_SOLC} (ezkl verifiers)", lambda: (solc_package(EZKL_SOLC), package_version(solc_package(EZKL_SOLC))))
+    probe("solc (contracts)", lambda: (solc_package("latest"), package_version(solc_package("latest"))))
     probe("anvil", lambda: (anvil_path(), subprocess.run([str(anvil_path()), "--version"],
                             capture_output=True, text=True).stdout.splitlines()[0]))
-    probe("openzeppelin", lambda: (_module("@openzeppelin/contracts"), json.loads(
-        (_module("@openzeppelin/contracts") / "package.json").read_text())["version"]))
-    probe("ezkl solc adapter", lambda: (ensure_ezkl_solc(), SOLC_VERSION_LINE))
+    probe("openzeppelin", lambda: (_module("@openzeppelin/contracts"),
+                                   package_version(_module("@openzeppelin/contracts"))))
+    probe("ezkl solc adapter", _adapter_state)
     return tools

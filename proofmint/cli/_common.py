@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterator
@@ -13,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from proofmint import progress
+from proofmint import config, progress
 from proofmint.errors import ProofmintError
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -23,7 +22,7 @@ stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 INTERNAL_ERROR = 70
 
 WorkspaceOpt = Annotated[Path | None, typer.Option(
-    "--workspace", "-w", envvar="PROOFMINT_HOME",
+    "--workspace", "-w", envvar=config.HOME,
     help="Workspace folder for circuits, keys and records [default: ./.proofmint].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
 
@@ -72,7 +71,7 @@ def run(fn: Callable[[], Any]) -> Any:
         with live_progress():
             return fn()
     except ProofmintError as exc:
-        if os.environ.get("PROOFMINT_DEBUG"):
+        if config.debug():
             raise
         stderr.print(f"[red]error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
@@ -80,7 +79,7 @@ def run(fn: Callable[[], Any]) -> Any:
         stderr.print("[red]interrupted[/] — nothing half-written was kept")
         raise typer.Exit(130) from None
     except Exception as exc:  # a bug, not a user error: its own exit code, so scripts can tell
-        if os.environ.get("PROOFMINT_DEBUG"):
+        if config.debug():
             raise
         stderr.print(f"[red]internal error:[/] {type(exc).__name__}: {exc} — this is a proofmint bug; "
                      "rerun with PROOFMINT_DEBUG=1 for the traceback and report it", soft_wrap=True)

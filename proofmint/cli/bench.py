@@ -41,9 +41,11 @@ def bench_cmd(
              proofmint bench --models lenet --batch 1 --batch 16 --visibility hashed
              proofmint bench --examples ezkl/examples/onnx --only 1l_mlp --only lenet_5
     """
-    from proofmint.bench import bench
+    import proofmint
 
-    r = run(lambda: bench(models, targets, visibility, batch, repeat, quick, out, workspace, examples, only))
+    r = run(lambda: proofmint.bench(models=models, targets=targets, visibility=visibility, batch=batch,
+                                    repeat=repeat, quick=quick, out=out, workspace=workspace,
+                                    examples=examples, only=only))
 
     def human(d: dict) -> None:
         stderr.print(f"[green]bench done[/] in {d['results']['wall_s']:.0f} s")

@@ -20,9 +20,9 @@ def list_cmd(json_: JsonOpt = False):
 
     Example: proofmint models list
     """
-    from proofmint.models import list_models
+    import proofmint
 
-    models = list_models()
+    models = [m.to_dict() for m in run(proofmint.models_list)]
 
     def human(r: dict) -> None:
         for m in r["models"]:
@@ -43,9 +43,9 @@ def export_cmd(
 
     Example: proofmint models export lenet --out m
     """
-    from proofmint.models import export
+    import proofmint
 
-    result = run(lambda: export(name, out))
+    result = run(lambda: proofmint.models_export(name, out=out))
 
     def human(r: dict) -> None:
         stderr.print(f"[green]exported[/] {r['name']} ({r['dataset']}): {r['metric_name']} "

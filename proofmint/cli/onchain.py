@@ -8,10 +8,12 @@ from typing import Annotated
 
 import typer
 
+from proofmint import config
+
 from ._common import JsonOpt, WorkspaceOpt, output, run, stderr
 
 RpcOpt = Annotated[str | None, typer.Option(
-    "--rpc-url", envvar="PROOFMINT_RPC_URL",
+    "--rpc-url", envvar=config.RPC_URL,
     help="EVM JSON-RPC URL [default: an embedded anvil whose state lives in the workspace]. "
          "Signing key: PROOFMINT_PRIVATE_KEY or PROOFMINT_KEYSTORE.")]
 
@@ -33,9 +35,11 @@ def deploy_cmd(
 
     Example: proofmint deploy 09a4e304 --royalty-bps 250
     """
-    from proofmint.verifier.evm import deploy
+    import proofmint
 
-    r = run(lambda: deploy(circuit, reusable, royalty_bps, metadata_uri, license_uri, rpc_url, workspace))
+    r = run(lambda: proofmint.deploy(circuit, reusable=reusable, royalty_bps=royalty_bps,
+                                     metadata_uri=metadata_uri, license_uri=license_uri, rpc_url=rpc_url,
+                                     workspace=workspace))
 
     def human(d: dict) -> None:
         state = "already deployed" if d["already_deployed"] else "deployed"
@@ -59,9 +63,10 @@ def mint_cmd(
 
     Example: proofmint mint p.json --parent 3
     """
-    from proofmint.verifier.asset import mint
+    import proofmint
 
-    r = run(lambda: mint(proof, to, parent, proof_uri, rpc_url, workspace))
+    r = run(lambda: proofmint.mint(proof, to=to, parent=parent, proof_uri=proof_uri, rpc_url=rpc_url,
+                                   workspace=workspace))
 
     def human(d: dict) -> None:
         ids = d["token_ids"]
@@ -80,10 +85,10 @@ def show_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
 
     Example: proofmint show 1
     """
-    from proofmint.verifier.asset import show
+    import proofmint
 
-    r = run(lambda: show(token_id, rpc_url, workspace))
-    output(r, json_, lambda d: print(json.dumps(d, indent=2, default=str)))
+    r = run(lambda: proofmint.show(token_id, rpc_url=rpc_url, workspace=workspace))
+    output(r.to_dict(), json_, lambda d: print(json.dumps(d, indent=2, default=str)))
 
 
 def verify_asset_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
@@ -92,9 +97,9 @@ def verify_asset_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
 
     Exit 0 when every check passes, 1 otherwise. Example: proofmint verify-asset 1
     """
-    from proofmint.verifier.asset import verify_asset
+    import proofmint
 
-    r = run(lambda: verify_asset(token_id, rpc_url, workspace))
+    r = run(lambda: proofmint.verify_asset(token_id, rpc_url=rpc_url, workspace=workspace))
 
     def human(d: dict) -> None:
         for name, c in d["checks"].items():
@@ -109,38 +114,36 @@ def verify_asset_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
 @chain_app.command("up")
 def chain_up_cmd(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
     """Start anvil in the background (state kept in the workspace)."""
-    from proofmint.verifier.chain import chain_up
+    import proofmint
 
-    r = run(lambda: chain_up(workspace))
-    output(r, json_, lambda d: stderr.print(f"anvil running at {d['rpc_url']} (pid {d['pid']})"))
+    r = run(lambda: proofmint.chain_up(workspace=workspace))
+    output(r.to_dict(), json_, lambda d: stderr.print(f"anvil running at {d['rpc_url']} (pid {d['pid']})"))
 
 
 @chain_app.command("down")
 def chain_down_cmd(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
     """Stop the background anvil; its state is saved first."""
-    from proofmint.verifier.chain import chain_down
+    import proofmint
 
-    r = run(lambda: chain_down(workspace))
-    output(r, json_, lambda d: stderr.print("stopped" if d["stopped"] else "no chain was running"))
+    r = run(lambda: proofmint.chain_down(workspace=workspace))
+    output(r.to_dict(), json_, lambda d: stderr.print("stopped" if d["stopped"] else "no chain was running"))
 
 
 @chain_app.command("status")
 def chain_status_cmd(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
     """Say whether a background anvil runs for this workspace."""
-    from proofmint.verifier.chain import chain_status
+    import proofmint
 
-    r = run(lambda: chain_status(workspace))
-    output(r, json_, lambda d: stderr.print(
+    r = run(lambda: proofmint.chain_status(workspace=workspace))
+    output(r.to_dict(), json_, lambda d: stderr.print(
         f"running at {d['rpc_url']} (pid {d['pid']})" if d["running"] else "not running"))
 
 
 def doctor_cmd(json_: JsonOpt = False):
     """List every tool proofmint uses, its version and path, and what is missing."""
-    from dataclasses import asdict
+    import proofmint
 
-    from proofmint.verifier.toolchain import doctor
-
-    tools = [asdict(t) for t in doctor()]
+    tools = [t.to_dict() for t in run(proofmint.doctor)]
 
     def human(d: dict) -> None:
         for t in d["tools"]:
@@ -156,9 +159,9 @@ def doctor_cmd(json_: JsonOpt = False):
 def demo_cmd(out: Annotated[Path, typer.Option(help="Folder for the demo's files.")] = Path("demo-out"),
              workspace: WorkspaceOpt = None, json_: JsonOpt = False):
     """Run the whole flow on the zoo's generative model, on an embedded anvil."""
-    from proofmint.demo import demo
+    import proofmint
 
-    r = run(lambda: demo(out, workspace))
+    r = run(lambda: proofmint.demo(out=out, workspace=workspace))
 
     def human(d: dict) -> None:
         for s in d["steps"]:
@@ -169,5 +172,5 @@ def demo_cmd(out: Annotated[Path, typer.Option(help="Folder for the demo's files
         if d["srs_warning"]:
             stderr.print(f"[yellow]SRS: {d['srs_warning']}[/]")
 
-    output(r, json_, human)
-    raise typer.Exit(0 if r["verdict"]["valid"] else 1)
+    output(r.to_dict(), json_, human)
+    raise typer.Exit(0 if r.valid else 1)

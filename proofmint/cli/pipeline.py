@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from proofmint.circuits.calibrate import DEFAULT_TOLERANCE, TARGETS, quality_line
+from proofmint.circuits.calibrate import TARGETS
+from proofmint.circuits.fidelity import DEFAULT_TOLERANCE, quality_line
 
 from ._common import JsonOpt, WorkspaceOpt, output, run, stderr
 
@@ -46,11 +47,12 @@ def compile_cmd(
     Example: proofmint compile m/model.onnx --target balanced
              proofmint compile m/model.onnx --batch 16 --input-visibility hashed
     """
-    from proofmint.circuits.compile import compile as compile_model
+    import proofmint
 
-    result = run(lambda: compile_model(model, calibration, target, input_visibility,
-                                       output_visibility, param_visibility, srs, workspace, batch,
-                                       tolerance))
+    result = run(lambda: proofmint.compile(
+        model, calibration=calibration, target=target, input_visibility=input_visibility,
+        output_visibility=output_visibility, param_visibility=param_visibility, srs=srs,
+        workspace=workspace, batch=batch, tolerance=tolerance))
 
     def human(r: dict) -> None:
         p = r["package"]
@@ -112,9 +114,10 @@ def prove_cmd(
     Example: proofmint prove 09a4e304 --input m/input.json --out p.json
     Many inputs: proofmint prove 09a4e304 --input stream.jsonl --out p.json --workers 2
     """
-    from proofmint.prover import prove
+    import proofmint
 
-    result = run(lambda: prove(circuit, input, out, workspace, threads, workers, backend, address, device))
+    result = run(lambda: proofmint.prove(circuit, input=input, out=out, workspace=workspace, threads=threads,
+                                         workers=workers, backend=backend, address=address, device=device))
 
     def human(r: dict) -> None:
         batches = {b["bundle"]: b for b in r["batches"]}
@@ -146,9 +149,9 @@ def verify_cmd(
 
     Example: proofmint verify p.json
     """
-    from proofmint.verifier import verify
+    import proofmint
 
-    result = run(lambda: verify(proof, circuit, workspace))
+    result = run(lambda: proofmint.verify(proof, circuit=circuit, workspace=workspace))
 
     def human(r: dict) -> None:
         if r["valid"]:

@@ -10,31 +10,25 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from proofmint import progress
-from proofmint.errors import UsageError, ezkl_error
+from proofmint import ezkl_layer, progress
+from proofmint.encoding import Visibility
+from proofmint.errors import UsageError
 from proofmint.faults import failpoint
 from proofmint.jobs import run_in_child
 from proofmint.models.onnx_model import OnnxModel, load_onnx
-from proofmint.prover import witness as witness_mod
 from proofmint.store import (Workspace, atomic_write_json, canonical_json, read_json, sha256_bytes,
                              sha256_file, staged)
 
 from . import batching, calibrate, package, rewrite as rewrite_mod, samples as samples_mod, srs as srs_mod
-from .samples import load_samples
+from .fidelity import DEFAULT_TOLERANCE
 from .package import CircuitPackage
-
-VISIBILITIES = {
-    "input": ("public", "hashed", "private"),
-    "output": ("public", "hashed"),
-    "param": ("fixed", "hashed"),
-}
+from .samples import load_samples
 
 
 @dataclass
@@ -49,7 +43,7 @@ class CompileResult:
     def to_dict(self) -> dict:
         return {"circuit_id": self.circuit_id, "model_id": self.model_id, "cached": self.cached,
                 "timings": self.timings, "srs_warning": self.srs_warning,
-                "package": self.package.to_dict()}
+                "package": self.package.to_dict() | {"dir": self.package.dir}}
 
 
 def _model_meta(model: OnnxModel) -> dict:
@@ -82,29 +76,25 @@ def _default_calibration(model: OnnxModel) -> Path | None:
     return None
 
 
-def compile(model: str | Path, calibration: str | Path | None = None, target: str = "balanced",
+def compile(model: str | Path, *, calibration: str | Path | None = None, target: str = "balanced",
             input_visibility: str = "public", output_visibility: str = "public",
             param_visibility: str = "fixed", srs: str | Path | None = None,
-            workspace: str | Path | None = None, batch: int = 1,
-            tolerance: float = calibrate.DEFAULT_TOLERANCE,
+            workspace: str | Path | Workspace | None = None, batch: int = 1,
+            tolerance: float = DEFAULT_TOLERANCE,
             budget: float = calibrate.DEFAULT_BUDGET_S) -> CompileResult:
     """Compile an ONNX model into a proving circuit with keys, reusing any earlier compile.
 
     ``target="balanced"`` (the default) keeps the decoded outputs within ``tolerance`` of the
     float outputs' span on held-out samples (and argmax for classifiers), then picks the
     fastest circuit; ``budget`` bounds its search in seconds. ``batch`` > 1 compiles a
-    circuit that proves that many inferences at once; the model's leading input dimension
-    must be symbolic (``dynamic_axes`` at export)."""
+    circuit that proves that many inferences at once (a fixed-batch graph is batched as
+    copies side by side)."""
     if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
         raise UsageError(f"--tolerance must be a fraction of the output span in (0, 1), not {tolerance}")
     if target not in calibrate.TARGETS:
         raise UsageError(f"unknown target '{target}' — choose one of {', '.join(calibrate.TARGETS)}")
-    visibility = {"input": input_visibility, "output": output_visibility, "param": param_visibility}
-    for what, value in visibility.items():
-        if value not in VISIBILITIES[what]:
-            raise UsageError(f"--{what}-visibility {value} is not supported — choose one of "
-                             f"{', '.join(VISIBILITIES[what])}")
-    if param_visibility == "hashed":
+    visibility = Visibility(input_visibility, output_visibility, param_visibility)
+    if visibility.params_hashed:
         # ezkl puts a Poseidon hash of the weights among the instances but the verifying key
         # is the same for any weights of that shape: a proof made with other weights verifies.
         # Until the registry binds that hash, the option would promise what it doesn't check.
@@ -114,7 +104,7 @@ def compile(model: str | Path, calibration: str | Path | None = None, target: st
     ws = Workspace.resolve(workspace)
     onnx_model = load_onnx(model)
     _check_batch(batch, onnx_model, visibility)
-    if len(onnx_model.input_shapes) > 1 and visibility["input"] == "hashed":
+    if len(onnx_model.input_shapes) > 1 and visibility.input_hashed:
         raise UsageError(f"{onnx_model.path.name} has {len(onnx_model.input_shapes)} inputs: ezkl hashes "
                          "each separately, and proofmint commits to one input hash — use "
                          "--input-visibility public or private for a multi-input model")
@@ -126,8 +116,12 @@ def compile(model: str | Path, calibration: str | Path | None = None, target: st
     samples = samples_mod.prepare(given, onnx_model.input_size)
     calib_digest = sha256_file(calib_path) if calib_path is not None else "standard-normal"
 
+    if len(onnx_model.output_shapes) > 1 and visibility.output_hashed:
+        raise UsageError(f"{onnx_model.path.name} has {len(onnx_model.output_shapes)} outputs: ezkl hashes "
+                         "each separately, and a token records one outputs commitment — use "
+                         "--output-visibility public for a multi-output model")
     key = sha256_bytes(canonical_json({
-        "model": onnx_model.model_id, "target": target, "visibility": visibility,
+        "model": onnx_model.model_id, "target": target, "visibility": visibility.to_dict(),
         "calibration": calib_digest, "srs": user_srs.sha256 if user_srs else "development",
         "batch": batch, "tolerance": tolerance, "samples": samples_mod.MIN_SAMPLES,
     }))
@@ -135,7 +129,6 @@ def compile(model: str | Path, calibration: str | Path | None = None, target: st
     cached = _cached(ws, key)
     if cached is not None:
         return _result(cached, True, {"total": round(time.perf_counter() - started, 3)})
-    ws.ensure("compiles")
     ws.store_model(onnx_model.data)
     with ws.lock(f"compile-{key[:16]}"):
         cached = _cached(ws, key)  # another process may have finished it while we waited
@@ -145,12 +138,12 @@ def compile(model: str | Path, calibration: str | Path | None = None, target: st
             _compile_job, str(ws.root), str(onnx_model.path), samples, target, visibility,
             user_srs.path if user_srs else None, _task(onnx_model, meta), batch, tolerance, budget,
             what="compile")
-        atomic_write_json(ws.path("compiles", f"{key}.json"), {"circuit_id": pkg.circuit_id})
+        atomic_write_json(ws.compile_entry(key), {"circuit_id": pkg.circuit_id})
     timings["total"] = round(time.perf_counter() - started, 3)
     return _result(pkg, False, timings)
 
 
-def _check_batch(batch: int, model: OnnxModel, visibility: dict) -> None:
+def _check_batch(batch: int, model: OnnxModel, visibility: Visibility) -> None:
     if not isinstance(batch, int) or batch < 1:
         raise UsageError(f"--batch must be a whole number >= 1, not {batch}")
     if batch == 1:
@@ -161,13 +154,13 @@ def _check_batch(batch: int, model: OnnxModel, visibility: dict) -> None:
     if len(model.input_shapes) > 1:
         raise UsageError(f"{model.path} has {len(model.input_shapes)} inputs; --batch supports "
                          "models with one input tensor")
-    if visibility["output"] != "public":
+    if visibility.output_hashed:
         raise UsageError("--batch needs --output-visibility public: each inference's token "
                          "records its own outputs, which one hash of the batch would hide")
 
 
 def _cached(ws: Workspace, key: str) -> CircuitPackage | None:
-    entry = ws.path("compiles", f"{key}.json")
+    entry = ws.compile_entry(key)
     if not entry.is_file():
         return None
     try:
@@ -182,7 +175,7 @@ def _result(pkg: CircuitPackage, cached: bool, timings: dict) -> CompileResult:
 
 
 def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, target: str,
-                 visibility: dict, srs_path: str | None, task: str, batch: int,
+                 visibility: Visibility, srs_path: str | None, task: str, batch: int,
                  tolerance: float, budget: float) -> tuple[CircuitPackage, dict]:
     """Runs in a child process: calibrate, compile, SRS, setup. Returns the saved package."""
     ws = Workspace(Path(ws_root))
@@ -190,7 +183,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
     timings: dict = {}
     if samples.built:
         progress.note(samples.built)
-    scratch = Path(tempfile.mkdtemp(prefix=".tmp-compile-", dir=ws.ensure("circuits")))
+    scratch = ws.scratch("compile")
     try:
         with progress.step("rewrite unsupported layers"):
             graph, rewrites = rewrite_mod.rewrite(model, scratch / "rewritten.onnx", samples.calibration)
@@ -199,13 +192,11 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         if batch > 1 and graph.batch_axis is None:  # a fixed batch: N copies side by side
             with progress.step(f"batch {batch} copies of the graph side by side"):
                 graph = load_onnx(batching.side_by_side(graph, batch, scratch / "circuit.onnx"))
-        calib_file = scratch / "calibration.json"
-        # ezkl calibrates whole batches: pad the data to a multiple of the batch size
-        probe_file = scratch / "probe.json"
+        calib_file, probe_file = scratch / "calibration.json", scratch / "probe.json"
         for path, data in ((calib_file, samples.calibration), (probe_file, samples.probe)):
             # ezkl calibrates whole batches: pad the data to a multiple of the batch size
-            padded = np.concatenate([c.items for c in calibrate.batches(data, batch)])
-            witness_mod.write_input(path, padded, model.input_sizes)
+            padded = np.concatenate([c.items for c in samples_mod.batches(data, batch)])
+            ezkl_layer.write_input(path, padded, model.input_sizes)
         with progress.step("choose settings") as t:
             chosen, report = calibrate.choose(target, model, graph, calib_file, probe_file,
                                               samples.heldout, task, visibility, scratch, tolerance,
@@ -225,24 +216,22 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
             "settings": package.settings_digest_source(settings),
             "srs": srs.sha256,
         }))  # the settings hold ezkl's variables, so the batch size too
-        dest = ws.path("circuits", circuit_id)
+        dest = ws.circuit_dir(circuit_id)
         # Two compile options can choose the same circuit: one setup, under a lock.
         with ws.lock(f"circuit-{circuit_id[:32]}"):
             if (dest / "package.json").is_file():
                 return package.load(ws, circuit_id), timings | {"setup": 0.0, "reused_keys": True}
-            pkg = _setup(dest, model, graph, chosen, report, samples, target, visibility, task, srs,
-                         circuit_id, timings, batch)
+            pkg = _setup(ws, dest, model, graph, chosen, report, samples, target, visibility, task,
+                         srs, circuit_id, timings, batch)
         return pkg, timings
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _setup(dest: Path, model: OnnxModel, graph: OnnxModel, chosen, report: dict, samples,
-           target: str, visibility: dict, task: str, srs, circuit_id: str, timings: dict,
-           batch: int) -> CircuitPackage:
+def _setup(ws: Workspace, dest: Path, model: OnnxModel, graph: OnnxModel, chosen, report: dict,
+           samples, target: str, visibility: Visibility, task: str, srs, circuit_id: str,
+           timings: dict, batch: int) -> CircuitPackage:
     """Copy the chosen circuit into place, run setup, and write package.json last."""
-    import ezkl
-
     dest.mkdir(parents=True, exist_ok=True)
     for debris in dest.glob(".tmp-*"):  # left by a killed run; we hold the circuit's lock
         debris.unlink(missing_ok=True)
@@ -257,22 +246,19 @@ def _setup(dest: Path, model: OnnxModel, graph: OnnxModel, chosen, report: dict,
     logrows = settings["run_args"]["logrows"]
     with progress.step(f"setup (logrows {logrows})") as t, \
             staged(dest / "pk.key") as pk, staged(dest / "vk.key") as vk:
-        try:
-            ezkl.setup(str(dest / "model.compiled"), str(vk), str(pk), srs_path=srs.path)
-        except Exception as exc:
-            raise ezkl_error("setup", exc) from None
+        ezkl_layer.setup(dest / "model.compiled", vk, pk, Path(srs.path))
         failpoint("compile:keys-written")
     timings["setup"] = t["seconds"]
     run = settings["run_args"]
     pkg = CircuitPackage(
-        circuit_id=circuit_id, model_id=model.model_id, dir=str(dest),
+        circuit_id=circuit_id, model_id=model.model_id, dir=str(dest), srs_path=srs.path,
         input_shape=list(model.input_shape),
         output_shapes=[list(s) for s in model.output_shapes], task=task, target=target,
         visibility=visibility, logrows=logrows, num_rows=settings["num_rows"],
         input_scale=run["input_scale"], param_scale=run["param_scale"],
         output_scales=settings["model_output_scales"], lookup_range=run["lookup_range"],
         input_range=[float(samples.all.min()), float(samples.all.max())],
-        srs_path=srs.path, srs_kind=srs.kind, srs_sha256=srs.sha256,
+        srs_kind=srs.kind, srs_sha256=srs.sha256, srs_file=package.srs_record(ws, srs),
         pk_bytes=(dest / "pk.key").stat().st_size, vk_bytes=(dest / "vk.key").stat().st_size,
         quantization=chosen.quality or {}, calibration_report=report,
         digests={name: sha256_file(dest / name) for name in package.DIGESTED

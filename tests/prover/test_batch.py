@@ -4,12 +4,10 @@ import json
 
 import pytest
 
+import proofmint
 from proofmint.circuits import calibrate
-from proofmint.circuits.compile import compile as compile_model
 from proofmint.errors import UsageError
-from proofmint.prover import load_bundle, prove
-from proofmint.verifier import asset, evm
-from proofmint.verifier.local import verify
+from proofmint.prover import load_bundle
 
 BATCH = 4
 
@@ -17,21 +15,22 @@ BATCH = 4
 @pytest.fixture(scope="session")
 def batch_proofs(zoo, ws, tmp_path_factory):
     """Six wine inputs and one far out of range, through a batch-4 hashed-input MLP circuit."""
-    c = compile_model(zoo["mlp"].onnx, input_visibility="hashed", batch=BATCH, workspace=ws)
+    c = proofmint.compile(zoo["mlp"].onnx, input_visibility="hashed", batch=BATCH, workspace=ws)
     calib = json.loads(open(zoo["mlp"].calibration).read())["input_data"][0]
     rows = [calib[i * 13:(i + 1) * 13] for i in range(6)]
     rows.insert(2, [1e6] * 13)  # unprovable: reported, the others still proven
     out = tmp_path_factory.mktemp("batch")
     stream = out / "stream.jsonl"
     stream.write_text("\n".join(json.dumps({"input_data": [r]}) for r in rows))
-    return c, prove(c.circuit_id, stream, out / "b.json", workspace=ws), rows
+    return c, proofmint.prove(c.circuit_id, input=stream, out=out / "b.json", workspace=ws), rows
 
 
 def test_batch_circuit_packs_inputs_and_pads_the_last_batch(batch_proofs):
     c, result, rows = batch_proofs
     assert c.package.batch_size == BATCH
-    assert [f["index"] for f in result.failures] == [2]
-    assert [(b["inputs"], b["padding"]) for b in result.batches] == [([0, 1, 3, 4], 0), ([5, 6], 2)]
+    assert [f.index for f in result.failures] == [2]
+    assert [(b.inputs, b.padding) for b in result.batches] == [([0, 1, 3, 4], 0), ([5, 6], 2)]
+    assert [b.bundle for b in result.batches] == result.bundles
     first, second = (load_bundle(p) for p in result.bundles)
     assert (first.count, second.count) == (4, 2)
     items = [first.input[i * 13:(i + 1) * 13] for i in range(4)]
@@ -65,20 +64,20 @@ def test_a_wider_layout_is_tried_only_where_rows_set_logrows():
 def test_batch_proofs_verify_and_an_edited_item_output_does_not(batch_proofs, ws, tmp_path):
     _, result, _ = batch_proofs
     for path in result.bundles:
-        assert verify(path, workspace=ws).valid
+        assert proofmint.verify(path, workspace=ws).valid
     data = json.loads(open(result.bundles[0]).read())
     data["outputs"][0][4] += 1.0  # item 1's first output
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps(data))
-    verdict = verify(edited, workspace=ws)
+    verdict = proofmint.verify(edited, workspace=ws)
     assert not verdict.valid and "claimed output 4" in verdict.reason
 
 
 def test_batch_mint_makes_one_token_per_real_inference(batch_proofs, ws, anvil):
     c, result, _ = batch_proofs
-    deployed = evm.deploy(c.circuit_id, rpc_url=anvil.url, workspace=ws)
+    deployed = proofmint.deploy(c.circuit_id, rpc_url=anvil.url, workspace=ws)
     assert deployed.verifier_kind == "dedicated"  # no Freivalds columns: fits EIP-170
-    minted = [asset.mint(p, rpc_url=anvil.url, workspace=ws) for p in result.bundles]
+    minted = [proofmint.mint(p, rpc_url=anvil.url, workspace=ws) for p in result.bundles]
     assert [len(m.token_ids) for m in minted] == [4, 2]  # padding is never minted
     ids = [t for m in minted for t in m.token_ids]
     assert ids == list(range(ids[0], ids[0] + 6))
@@ -86,12 +85,14 @@ def test_batch_mint_makes_one_token_per_real_inference(batch_proofs, ws, anvil):
     for m in minted:
         print(f"\nGAS batch-{BATCH} hashed mint of {len(m.token_ids)}: {m.gas_used['mint']:,}")
         for index, token_id in enumerate(m.token_ids):
-            shown = asset.show(token_id, rpc_url=anvil.url, workspace=ws)
-            assert shown["record"]["batchIndex"] == index
-            assert shown["metadata"]["batch_count"] == len(m.token_ids)
-            commitments.add(shown["record"]["inputCommitment"])
-            verdict = asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
-            assert verdict.valid, verdict.checks
+            shown = proofmint.show(token_id, rpc_url=anvil.url, workspace=ws)
+            assert shown.token_id == token_id
+            assert shown.record["batchIndex"] == index
+            assert shown.metadata["batch_count"] == len(m.token_ids)
+            commitments.add(shown.record["inputCommitment"])
+            verdict = proofmint.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
+            assert verdict.valid, verdict.to_dict()["checks"]
+            assert all(check.ok for check in verdict.checks.values())
     assert len(commitments) == 6  # each token commits to its own input
     _padding_is_not_a_token(minted[1], result.bundles[1], c.package, ws, anvil)
 
@@ -101,25 +102,29 @@ def _padding_is_not_a_token(minted, bundle_path, pkg, ws, anvil):
     from eth_abi import encode
 
     from proofmint.store import Workspace
-    from proofmint.verifier.chain import connect
+    from proofmint.verifier.client import connect
+    from proofmint.verifier.records import deployment
 
     bundle = load_bundle(bundle_path)
-    instances = asset.evm_instances(bundle)
-    layout = pkg.instance_layout()
-    built = evm.build_contracts(Workspace(ws))
-    with connect(anvil.url, ws) as c:
-        token = c.w3.eth.contract(address=json.loads((ws / "chains" / "31337" / "deployments.json").read_text())["token"],
-                                  abi=built["ProvenanceToken"]["abi"])
-        mid = token.functions.record(minted.token_ids[0]).call()[0]
+    instances = bundle.instance_words
+    layout = pkg.layout
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        assert c.deployments_file == Workspace.resolve(ws).deployments(c.chain_id)
+        d = deployment(c)
+        token = d.token
+        assert token.address == json.loads(c.deployments_file.read_text())["token"]
+        mid = bytes.fromhex(d.token_record(minted.token_ids[0])["modelId"][2:])
         answers = []
         for index in range(pkg.batch_size):  # 2 real items, then 2 of padding
-            start = layout["outputStart"] + index * layout["outputCount"]
-            outputs = b"".join(v.to_bytes(32, "big") for v in instances[start:start + layout["outputCount"]])
+            start = layout.output_start + index * layout.output_count
+            item_outputs = instances[start:start + layout.output_count]
+            assert item_outputs == layout.outputs_of(instances, index)
+            outputs = b"".join(v.to_bytes(32, "big") for v in item_outputs)
             commitment = keccak_item(instances, layout, index)  # the padding's too: a real verify input
             prompt = encode(["bytes32", "bytes32"], [mid, commitment])
             proof = encode(["bytes", "uint256[]", "bytes32[]", "uint256"],
-                           [bytes(bundle.ezkl_proof["proof"]), instances, [], index])
-            answers.append(token.functions.verify(prompt, outputs, proof).call())
+                           [bundle.proof_bytes, instances, [], index])
+            answers.append(c.call(token.functions.verify(prompt, outputs, proof), d.abi))
     assert answers == [True, True, False, False]
 
 
@@ -128,7 +133,7 @@ def keccak_item(instances, layout, index):
     from eth_abi import encode
     from eth_utils import keccak
 
-    return keccak(encode(["bytes32", "uint256"], [instances[layout["inputStart"]].to_bytes(32, "big"), index]))
+    return keccak(encode(["bytes32", "uint256"], [instances[layout.input_start].to_bytes(32, "big"), index]))
 
 
 def _fixed_batch_graph(path):
@@ -150,28 +155,29 @@ def _fixed_batch_graph(path):
     return path
 
 
+@pytest.mark.slow  # compiles and proves a batch circuit (no HEAVY fixture marks it)
 def test_a_fixed_batch_graph_is_batched_side_by_side(ws, tmp_path):
     import numpy as np
 
     onnx_path = _fixed_batch_graph(tmp_path / "fixed.onnx")
     rows = np.random.default_rng(4).uniform(-1, 1, (6, 6))
     (tmp_path / "input.json").write_text(json.dumps({"input_data": [rows[0].tolist()]}))
-    c = compile_model(onnx_path, batch=BATCH, workspace=ws)
+    c = proofmint.compile(onnx_path, batch=BATCH, workspace=ws)
     pkg = c.package
     assert pkg.batch_size == BATCH and pkg.calibration_report["graph"] == "side-by-side"
     assert pkg.quantization["relative_max_error"] <= 0.01
     stream = tmp_path / "s.jsonl"
     stream.write_text("\n".join(json.dumps(r.tolist()) for r in rows))
-    result = prove(c.circuit_id, stream, tmp_path / "b.json", workspace=ws)
-    assert not result.failures and [b["padding"] for b in result.batches] == [0, 2]
+    result = proofmint.prove(c.circuit_id, input=stream, out=tmp_path / "b.json", workspace=ws)
+    assert not result.failures and [b.padding for b in result.batches] == [0, 2]
     for path in result.bundles:
-        assert verify(path, workspace=ws).valid
+        assert proofmint.verify(path, workspace=ws).valid
         b = load_bundle(path)
         assert b.max_abs_diff <= 0.01 * pkg.quantization["output_range"] + 1e-9
 
 
 def test_batch_needs_public_outputs(zoo, ws):
     with pytest.raises(UsageError, match="output-visibility public"):
-        compile_model(zoo["mlp"].onnx, batch=4, output_visibility="hashed", workspace=ws)
+        proofmint.compile(zoo["mlp"].onnx, batch=4, output_visibility="hashed", workspace=ws)
     with pytest.raises(UsageError, match="--batch must be"):
-        compile_model(zoo["mlp"].onnx, batch=0, workspace=ws)
+        proofmint.compile(zoo["mlp"].onnx, batch=0, workspace=ws)

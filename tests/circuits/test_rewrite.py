@@ -10,12 +10,11 @@ import pytest
 import torch
 from torch import nn
 
+import proofmint
 from proofmint.circuits import rewrite
-from proofmint.circuits.compile import compile as compile_model
 from proofmint.errors import InvalidModelError
 from proofmint.models import load_onnx
-from proofmint.prover import load_bundle, prove
-from proofmint.verifier import verify
+from proofmint.prover import load_bundle
 
 
 class Sandwich(nn.Module):
@@ -69,12 +68,13 @@ def _export(module: nn.Module, folder, opset: int | None, shape=(1, 2, 6, 6), se
     return folder / "model.onnx", folder / "input.json"
 
 
+@pytest.mark.slow  # compiles and proves a model of its own
 @pytest.mark.parametrize("opset", [None, 18], ids=["torch default opset", "opset 18"])
 @pytest.mark.parametrize("layer", list(LAYERS))
 def test_layer_is_rewritten_proven_and_faithful(layer, opset, ws, tmp_path):
     torch.manual_seed(1)
     onnx_path, inp = _export(Sandwich(LAYERS[layer]()), tmp_path / "m", opset)
-    c = compile_model(onnx_path, workspace=ws)
+    c = proofmint.compile(onnx_path, workspace=ws)
     pkg = c.package
     ops = [r["op"] for r in pkg.calibration_report["rewrites"]]
     assert EXPECTED_OP[layer] in ops
@@ -84,12 +84,13 @@ def test_layer_is_rewritten_proven_and_faithful(layer, opset, ws, tmp_path):
     assert q["relative_max_error"] <= 0.01 and q["samples"] >= 16, q
     assert pkg.model_id == load_onnx(onnx_path).model_id  # the registry binds what the user published
     assert (pkg.path / "circuit.onnx").is_file() and "circuit.onnx" in pkg.digests
-    bundle = prove(c.circuit_id, inp, tmp_path / "p.json", workspace=ws).bundles[0]
-    assert verify(bundle, workspace=ws).valid
+    bundle = proofmint.prove(c.circuit_id, input=inp, out=tmp_path / "p.json", workspace=ws).bundles[0]
+    assert proofmint.verify(bundle, workspace=ws).valid
     b = load_bundle(bundle)
     assert b.max_abs_diff <= 0.01 * q["output_range"] + 1e-9
 
 
+@pytest.mark.slow  # compiles and proves a model of its own
 def test_maxpool_padding_is_faithful_on_negative_inputs(ws, tmp_path):
     """ezkl alone pads MaxPool with zeros: on all-negative inputs every border output is 0.0,
     a valid proof of a wrong answer. After the rewrite the proof carries the model's maxima."""
@@ -97,8 +98,8 @@ def test_maxpool_padding_is_faithful_on_negative_inputs(ws, tmp_path):
     x = -np.random.default_rng(2).uniform(0.5, 1.5, 25)
     inp = tmp_path / "neg.json"
     inp.write_text(json.dumps({"input_data": [x.tolist()]}))
-    c = compile_model(onnx_path, calibration=inp, workspace=ws)
-    b = load_bundle(prove(c.circuit_id, inp, tmp_path / "p.json", workspace=ws).bundles[0])
+    c = proofmint.compile(onnx_path, calibration=inp, workspace=ws)
+    b = load_bundle(proofmint.prove(c.circuit_id, input=inp, out=tmp_path / "p.json", workspace=ws).bundles[0])
     outputs, reference = np.array(b.outputs[0]), np.array(b.reference_outputs[0])
     assert reference.max() < 0 and outputs.max() < 0  # no zero from padding reached an output
     assert np.abs(outputs - reference).max() <= 0.01 * (reference.max() - reference.min()) + 1e-9

@@ -1,15 +1,17 @@
 """Parallel and Ray proving give the same verified results as sequential; failures don't stop a stream."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 
+import proofmint
 from proofmint.errors import UsageError
-from proofmint.prover import load_bundle, prove
-from proofmint.verifier import verify
+from proofmint.prover import load_bundle
+from proofmint.prover.backends import threads_per_worker
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +25,7 @@ def stream(zoo, tmp_path_factory):
 @pytest.fixture(scope="session")
 def sequential(circuits, stream, ws, tmp_path_factory):
     out = tmp_path_factory.mktemp("seq") / "p.json"
-    return prove(circuits["lenet"].circuit_id, stream, out, workspace=ws)
+    return proofmint.prove(circuits["lenet"].circuit_id, input=stream, out=out, workspace=ws)
 
 
 def _same_statements(a: list[str], b: list[str]) -> None:
@@ -35,19 +37,26 @@ def _same_statements(a: list[str], b: list[str]) -> None:
 
 
 def test_parallel_workers_match_sequential(circuits, stream, sequential, ws, tmp_path):
-    par = prove(circuits["lenet"].circuit_id, stream, tmp_path / "p.json", workspace=ws, workers=2)
+    par = proofmint.prove(circuits["lenet"].circuit_id, input=stream, out=tmp_path / "p.json", workspace=ws,
+                          workers=2)
     assert len(par.bundles) == 4 and not par.failures
-    assert [w["threads"] for w in par.workers] == [1, 1]  # 2 workers x 1 thread on 2 cores
-    assert all(w["peak_rss_mb"] > 0 for w in par.workers)
+    # the cores are divided among the workers (workers x threads fits the machine), at least 1 each
+    expected = max(1, (os.cpu_count() or 1) // 2)
+    assert threads_per_worker(2) == expected
+    assert [w.threads for w in par.workers] == [expected, expected]
+    assert [w.worker for w in par.workers] == [0, 1] and [w.inputs for w in par.workers] == [2, 2]
+    assert all(w.peak_rss_mb > 0 for w in par.workers)
+    assert par.to_dict()["workers"][0]["threads"] == expected  # the CLI's --json shape is kept
     _same_statements(sequential.bundles, par.bundles)
-    assert all(verify(b, workspace=ws).valid for b in par.bundles)
+    assert all(proofmint.verify(b, workspace=ws).valid for b in par.bundles)
 
 
 def test_ray_backend_matches_sequential(circuits, stream, sequential, ws, tmp_path):
-    ray = prove(circuits["lenet"].circuit_id, stream, tmp_path / "p.json", workspace=ws, backend="ray")
+    ray = proofmint.prove(circuits["lenet"].circuit_id, input=stream, out=tmp_path / "p.json", workspace=ws,
+                          backend="ray")
     assert ray.backend == "ray" and len(ray.bundles) == 4 and not ray.failures
     _same_statements(sequential.bundles, ray.bundles)
-    assert all(verify(b, workspace=ws).valid for b in ray.bundles)
+    assert all(proofmint.verify(b, workspace=ws).valid for b in ray.bundles)
 
 
 def test_an_unprovable_input_in_a_stream_does_not_stop_the_others(circuits, zoo, ws, tmp_path):
@@ -62,7 +71,7 @@ def test_an_unprovable_input_in_a_stream_does_not_stop_the_others(circuits, zoo,
     assert [f["index"] for f in res["failures"]] == [1]
     assert "far outside the calibrated range" in res["failures"][0]["error"]
     assert not (tmp_path / "p-0001.json").exists()
-    assert all(verify(b, workspace=ws).valid for b in res["bundles"])
+    assert all(proofmint.verify(b, workspace=ws).valid for b in res["bundles"])
 
 
 def test_conflicting_backend_options_are_refused(circuits, zoo, ws):
@@ -74,7 +83,15 @@ def test_conflicting_backend_options_are_refused(circuits, zoo, ws):
 def test_gpu_device_is_refused_by_a_cpu_only_ezkl(tmp_path):
     """The pinned PyPI ezkl 23.0.5 has no ICICLE: --device gpu says so before any work."""
     with pytest.raises(UsageError, match="has no ICICLE code"):
-        prove("00000000", tmp_path / "in.json", workspace=tmp_path / "ws", device="gpu")
+        proofmint.prove("00000000", input=tmp_path / "in.json", workspace=tmp_path / "ws", device="gpu")
     assert not (tmp_path / "ws").exists()
     with pytest.raises(UsageError, match="choose cpu or gpu"):
-        prove("00000000", tmp_path / "in.json", workspace=tmp_path / "ws", device="tpu")
+        proofmint.prove("00000000", input=tmp_path / "in.json", workspace=tmp_path / "ws", device="tpu")
+    assert not (tmp_path / "ws").exists()
+
+
+def test_threads_divide_the_cores_among_the_workers():
+    cores = os.cpu_count() or 1
+    for workers in (1, 2, 3, cores, cores + 1):
+        assert threads_per_worker(workers) == max(1, cores // workers)
+    assert threads_per_worker(2, threads=3) == 3  # --threads wins

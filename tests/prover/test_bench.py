@@ -5,14 +5,37 @@ How fast anything is, is the report's business, never an assert here.
 
 import json
 
-from .conftest import run_cli
+import pytest
+
+import proofmint
+from proofmint.errors import UsageError
+
+from ..conftest import run_cli
 
 
+def test_bench_is_keyword_only_and_refuses_unknown_models_before_any_work(tmp_path):
+    from proofmint.benchmarks import BenchResult, harness
+
+    assert proofmint.bench is harness.bench and proofmint.BenchResult is BenchResult
+    with pytest.raises(TypeError):
+        proofmint.bench(["mlp"])  # keyword-only, as the CLI's options
+    with pytest.raises(UsageError, match="unknown bench model"):
+        proofmint.bench(models=["resnet"], out=tmp_path / "bench")
+    with pytest.raises(UsageError, match="must be >= 1"):
+        proofmint.bench(models=["mlp"], repeat=-1, out=tmp_path / "bench")
+    with pytest.raises(UsageError, match="must be >= 1"):
+        proofmint.bench(models=["mlp"], batch=[1, 0], out=tmp_path / "bench")
+    assert not (tmp_path / "bench").exists()
+
+
+@pytest.mark.slow  # compiles, proves, deploys and mints (no HEAVY fixture marks it)
 def test_quick_bench_writes_a_complete_report(tmp_path):
     out = tmp_path / "bench"
     r = run_cli("bench", "--quick", "--out", out, "--json")
     assert r.returncode == 0, r.stderr[-3000:]
-    files = json.loads(r.stdout)["files"]
+    printed = json.loads(r.stdout)
+    assert printed["out"] == str(out)
+    files = printed["files"]
     for name in ("results.json", "results.md", "prove_time_vs_logrows.png", "gas_vs_instances.png",
                  "accuracy_vs_prove_time.png"):
         assert str(out / name) in files and (out / name).stat().st_size > 0

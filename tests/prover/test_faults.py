@@ -13,14 +13,16 @@ from pathlib import Path
 
 import pytest
 
+import proofmint
 from proofmint.circuits import package
 from proofmint.errors import ChainError, NotFoundError
 from proofmint.prover import load_bundle
 from proofmint.store import Workspace
-from proofmint.verifier import asset, evm, verify
-from proofmint.verifier.chain import connect
+from proofmint.verifier.anvil import DEV_CHAIN_ID, _free_port, answers
+from proofmint.verifier.client import connect
+from proofmint.verifier.records import deployment
 
-from .conftest import run_cli
+from ..conftest import run_cli
 
 
 def _spawn(*args: str, env: dict | None = None) -> subprocess.Popen:
@@ -42,26 +44,66 @@ def _wait_for(predicate, timeout: float = 300) -> None:
         time.sleep(0.05)
 
 
+def _wait_for_state_dump(state_file: Path, rpc_url: str, timeout: float = 30) -> None:
+    """Wait until anvil has dumped its state (every second) since now, and the dump holds the
+    chain's current block: then a SIGKILL loses nothing that already happened."""
+    from web3 import Web3
+
+    head = Web3(Web3.HTTPProvider(rpc_url)).eth.block_number
+
+    def stamp():
+        try:
+            st = state_file.stat()
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    def dumped_block() -> int | None:
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            return None  # not there yet, or caught mid-write
+        number = state.get("best_block_number")
+        if number is None:
+            number = (state.get("block") or {}).get("number")
+        return int(number, 0) if isinstance(number, str) else number
+
+    before = stamp()
+
+    def dumped() -> bool:
+        if stamp() == before:
+            return False
+        number = dumped_block()
+        return number is not None and number >= head
+
+    deadline = time.monotonic() + timeout
+    while not dumped():
+        assert time.monotonic() < deadline, (
+            f"anvil did not dump state holding block {head} to {state_file} within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
 def test_sigkill_during_setup_leaves_no_usable_partial_circuit(zoo, circuits, tmp_path):
     work = tmp_path / "ws"  # the development SRS is the machine's, shared
+    circuits_dir = Workspace.resolve(work).circuits()
     r = run_cli("compile", zoo["mlp"].onnx, "-w", work, env={"PROOFMINT_FAILPOINT": "compile:keys-written"})
     assert r.returncode == 2 and "died" in r.stderr, r.stderr  # the compile worker was killed
-    assert any(work.glob("circuits/*/.tmp-*.key"))  # killed with the keys half-placed
-    partial = [d for d in (work / "circuits").iterdir() if d.is_dir() and not d.name.startswith(".")]
+    assert any(circuits_dir.glob("*/.tmp-*.key"))  # killed with the keys half-placed
+    partial = [d for d in circuits_dir.iterdir() if d.is_dir() and not d.name.startswith(".")]
     assert partial and not any((d / "package.json").exists() for d in partial)
     assert not any((d / "pk.key").exists() for d in partial)  # only .tmp-* debris
     with pytest.raises(NotFoundError):
-        package.load(Workspace(work), partial[0].name)
+        package.load(Workspace.resolve(work), partial[0].name)
 
     again = run_cli("compile", zoo["mlp"].onnx, "-w", work, "--json")
     assert again.returncode == 0, again.stderr
     result = json.loads(again.stdout)
-    pkg = package.load(Workspace(work), result["circuit_id"])
+    pkg = package.load(Workspace.resolve(work), result["circuit_id"])
     assert pkg.pk.stat().st_size == pkg.pk_bytes
     assert not list(Path(pkg.dir).glob(".tmp-*"))
     out = tmp_path / "p.json"
     assert run_cli("prove", pkg.circuit_id, "--input", zoo["mlp"].input, "--out", out, "-w", work).returncode == 0
-    assert verify(out, workspace=work).valid
+    assert proofmint.verify(out, workspace=work).valid
 
 
 def test_sigkill_during_proving_writes_no_bundle(zoo, circuits, ws, tmp_path):
@@ -73,7 +115,7 @@ def test_sigkill_during_proving_writes_no_bundle(zoo, circuits, ws, tmp_path):
     assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
     assert set(ws.rglob("*")) == before  # proving writes nothing into the workspace
     again = run_cli("prove", circuits["lenet"].circuit_id, "--input", zoo["lenet"].input, "--out", out, "-w", ws)
-    assert again.returncode == 0 and verify(out, workspace=ws).valid
+    assert again.returncode == 0 and proofmint.verify(out, workspace=ws).valid
 
 
 def _mint_env(anvil, point: str | None = None) -> dict:
@@ -84,10 +126,10 @@ def _mint_env(anvil, point: str | None = None) -> dict:
 
 
 def _minted(anvil, ws) -> int:
-    dep = json.loads((ws / "chains" / "31337" / "deployments.json").read_text())
-    built = evm.build_contracts(Workspace(ws))
-    with connect(anvil.url, ws) as c:
-        return c.w3.eth.contract(address=dep["token"], abi=built["ProvenanceToken"]["abi"]).functions.totalMinted().call()
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        d = deployment(c)
+        assert d.record == json.loads(Workspace.resolve(ws).deployments(DEV_CHAIN_ID).read_text())
+        return d.token.functions.totalMinted().call()
 
 
 def _fresh_proof(circuits, zoo, ws, tmp_path, offset: int, name: str) -> Path:
@@ -101,7 +143,7 @@ def _fresh_proof(circuits, zoo, ws, tmp_path, offset: int, name: str) -> Path:
 
 
 def test_sigkill_during_mint_never_records_a_phantom_or_loses_a_token(deployed, circuits, zoo, ws, anvil, tmp_path):
-    records = ws / "chains" / "31337" / "assets"
+    records = Workspace.resolve(ws).token_record(DEV_CHAIN_ID, 0).parent  # the token records' folder
     # killed after the commit, before the reveal: nothing minted, nothing recorded
     p = _fresh_proof(circuits, zoo, ws, tmp_path, 10, "a")
     n0, files0 = _minted(anvil, ws), set(records.glob("*.json")) if records.exists() else set()
@@ -119,26 +161,31 @@ def test_sigkill_during_mint_never_records_a_phantom_or_loses_a_token(deployed, 
     token_id = _minted(anvil, ws)
     assert not (records / f"{token_id}.json").exists()
     # the bundle was stored before the transaction: the asset verifies from its id alone
-    assert asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws).valid
+    assert proofmint.verify_asset(token_id, rpc_url=anvil.url, workspace=ws).valid
     r = run_cli("mint", q, "-w", ws, "--json", env=_mint_env(anvil))
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["token_id"] == token_id and (records / f"{token_id}.json").exists()
+    record = Workspace.resolve(ws).token_record(DEV_CHAIN_ID, token_id)
+    assert json.loads(r.stdout)["token_id"] == token_id and record.exists()
+    assert record.parent == records
     assert _minted(anvil, ws) == token_id  # recovered, not minted twice
     for rec in records.glob("*.json"):  # every local record is a real token
-        assert asset.show(int(rec.stem), rpc_url=anvil.url, workspace=ws)["token_id"] == int(rec.stem)
+        assert proofmint.show(int(rec.stem), rpc_url=anvil.url, workspace=ws).token_id == int(rec.stem)
 
 
 def test_anvil_killed_between_deploy_and_mint_restarts_from_its_state(circuits, proofs, ws, tmp_path):
     work = tmp_path / "ws"
-    shutil.copytree(ws / "circuits", work / "circuits")
+    shutil.copytree(Workspace.resolve(ws).circuits(), Workspace.resolve(work).circuits())
     env = {"PROOFMINT_HOME": str(work)}
     up = run_cli("chain", "up", "--json", env=env)
     assert up.returncode == 0, up.stderr
-    pid = json.loads(up.stdout)["pid"]
+    chain = json.loads(up.stdout)
+    pid = chain["pid"]
+    state_file = Path(chain["state_file"])
+    assert state_file.parent == Workspace.resolve(work).anvil_dir()  # the embedded chain's folder
     try:
         cid = load_bundle(proofs["generator"]).circuit_id
         assert run_cli("deploy", cid, env=env).returncode == 0
-        time.sleep(2.5)  # anvil dumps its state every second
+        _wait_for_state_dump(state_file, chain["rpc_url"])  # anvil dumps its state every second
         os.kill(pid, signal.SIGKILL)
         status = run_cli("chain", "status", "--json", env=env)
         assert json.loads(status.stdout)["running"] is False
@@ -154,21 +201,20 @@ def test_anvil_killed_between_deploy_and_mint_restarts_from_its_state(circuits, 
 
 def test_chain_id_mismatch_with_the_recorded_deployment_is_refused(deployed, ws, tmp_path):
     work = tmp_path / "ws"
-    shutil.copytree(ws / "chains" / "31337", work / "chains" / "5")
+    shutil.copytree(Workspace.resolve(ws).chain_records(DEV_CHAIN_ID), Workspace.resolve(work).chain_records(5))
     from proofmint.verifier import toolchain
-    from proofmint.verifier.chain import _answers, _free_port
 
     port = _free_port()
     proc = subprocess.Popen([str(toolchain.anvil_path()), "--port", str(port), "--chain-id", "5", "--silent"])
     try:
-        _wait_for(lambda: _answers(f"http://127.0.0.1:{port}"), 30)
+        _wait_for(lambda: answers(f"http://127.0.0.1:{port}"), 30)
         env = {"PROOFMINT_PRIVATE_KEY": "0x" + "11" * 32}  # not a development key
         r = run_cli("show", "1", "--rpc-url", f"http://127.0.0.1:{port}", "-w", work, env=env)
         assert r.returncode == 2 and "chain id 31337" in r.stderr, r.stderr
         os.environ.update(env)
         try:
             with pytest.raises(ChainError, match="refusing to mix chains"):
-                asset.show(1, rpc_url=f"http://127.0.0.1:{port}", workspace=work)
+                proofmint.show(1, rpc_url=f"http://127.0.0.1:{port}", workspace=work)
         finally:
             del os.environ["PROOFMINT_PRIVATE_KEY"]
     finally:
@@ -183,9 +229,9 @@ def test_two_concurrent_compiles_end_with_one_valid_circuit(zoo, ws, tmp_path):
     assert all(p.returncode == 0 for p in procs), [o[1][-500:] for o in outs]
     ids = {json.loads(o[0])["circuit_id"] for o in outs}
     assert len(ids) == 1
-    dirs = [d for d in (work / "circuits").iterdir() if not d.name.startswith(".")]
+    dirs = [d for d in Workspace.resolve(work).circuits().iterdir() if not d.name.startswith(".")]
     assert len(dirs) == 1 and not list(dirs[0].glob(".tmp-*"))
-    pkg = package.load(Workspace(work), ids.pop())
+    pkg = package.load(Workspace.resolve(work), ids.pop())
     assert pkg.pk.stat().st_size == pkg.pk_bytes
 
 

@@ -5,16 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from proofmint.circuits.compile import compile as compile_model
-from proofmint.prover import load_bundle, prove
-from proofmint.verifier import verify
+import proofmint
+from proofmint.prover import load_bundle
 
-from .conftest import ZOO_NAMES, run_cli
+from ..conftest import ZOO_NAMES, run_cli
 
 
 @pytest.mark.parametrize("name", ZOO_NAMES)
 def test_zoo_model_proves_and_verifies(proofs, circuits, ws, name):
-    result = verify(proofs[name], workspace=ws)
+    result = proofmint.verify(proofs[name], workspace=ws)
     assert result.valid, result.reason
     assert result.srs_warning == "development SRS (not secure)"
 
@@ -45,7 +44,7 @@ def test_balanced_keeps_the_float_models_outputs(circuits, name):
 
 
 def test_second_compile_is_a_cache_hit_without_setup(zoo, circuits, ws):
-    again = compile_model(zoo["lenet"].onnx, workspace=ws)
+    again = proofmint.compile(zoo["lenet"].onnx, workspace=ws)
     assert again.cached and again.circuit_id == circuits["lenet"].circuit_id
     assert "setup" not in again.timings
 
@@ -55,7 +54,7 @@ def test_tampered_proof_byte_is_rejected(proofs, ws, tmp_path):
     data["ezkl_proof"]["proof"][200] ^= 0x01
     p = tmp_path / "tampered.json"
     p.write_text(json.dumps(data))
-    result = verify(p, workspace=ws)
+    result = proofmint.verify(p, workspace=ws)
     assert not result.valid
     cli = run_cli("verify", p, "--workspace", ws)
     assert cli.returncode == 1, cli.stderr
@@ -67,7 +66,7 @@ def test_tampered_instance_is_rejected(proofs, ws, tmp_path):
     inst[0], inst[1] = inst[1], inst[0]
     p = tmp_path / "swapped.json"
     p.write_text(json.dumps(data))
-    assert not verify(p, workspace=ws).valid
+    assert not proofmint.verify(p, workspace=ws).valid
 
 
 def test_false_output_claim_is_rejected(proofs, ws, tmp_path):
@@ -75,15 +74,15 @@ def test_false_output_claim_is_rejected(proofs, ws, tmp_path):
     data["outputs"][0][0] += 1.0
     p = tmp_path / "claim.json"
     p.write_text(json.dumps(data))
-    result = verify(p, workspace=ws)
+    result = proofmint.verify(p, workspace=ws)
     assert not result.valid and "claimed output" in result.reason
 
 
 def test_proof_fails_against_another_circuits_vk(zoo, proofs, ws):
-    other = compile_model(zoo["mlp"].onnx, target="resources", workspace=ws)
+    other = proofmint.compile(zoo["mlp"].onnx, target="resources", workspace=ws)
     mine = load_bundle(proofs["mlp"])
     assert other.circuit_id != mine.circuit_id
-    result = verify(proofs["mlp"], circuit=other.circuit_id, workspace=ws)
+    result = proofmint.verify(proofs["mlp"], circuit=other.circuit_id, workspace=ws)
     assert not result.valid
 
 
@@ -91,15 +90,16 @@ def test_jsonl_and_npy_inputs_give_one_bundle_each(zoo, circuits, ws, tmp_path):
     calib = np.array(json.loads(open(zoo["mlp"].calibration).read())["input_data"][0]).reshape(-1, 13)
     jl = tmp_path / "inputs.jsonl"
     jl.write_text("\n".join(json.dumps(list(x)) for x in calib[:2]) + "\n")
-    r = prove(circuits["mlp"].circuit_id, jl, tmp_path / "p.json", workspace=ws)
+    r = proofmint.prove(circuits["mlp"].circuit_id, input=jl, out=tmp_path / "p.json", workspace=ws)
     assert [p.split("/")[-1] for p in r.bundles] == ["p-0000.json", "p-0001.json"]
-    assert all(verify(p, workspace=ws).valid for p in r.bundles)
+    assert all(proofmint.verify(p, workspace=ws).valid for p in r.bundles)
     npy = tmp_path / "one.npy"
     np.save(npy, calib[2])
-    assert verify(prove(circuits["mlp"].circuit_id, npy, tmp_path / "n.json", workspace=ws).bundles[0],
-                  workspace=ws).valid
+    one = proofmint.prove(circuits["mlp"].circuit_id, input=npy, out=tmp_path / "n.json", workspace=ws)
+    assert proofmint.verify(one.bundles[0], workspace=ws).valid
 
 
+@pytest.mark.slow  # compiles and proves a fresh model (no HEAVY fixture marks it)
 def test_cli_flow_on_an_onnx_the_zoo_never_saw(tmp_path):
     """The README's new-user commands, on a fresh model with no calibration file beside it."""
     import torch

@@ -10,11 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from proofmint.circuits.compile import compile as compile_model
-from proofmint.prover import load_bundle, prove
-from proofmint.verifier import verify
+import proofmint
+from proofmint.prover import load_bundle
 
-from .conftest import run_cli
+from ..conftest import run_cli
+
+# Each test compiles (and most prove) a model of its own: slow, though no HEAVY fixture says so.
+pytestmark = pytest.mark.slow
 
 
 class MaxOfTwo(nn.Module):
@@ -46,12 +48,12 @@ def test_multi_input_models_prove_faithfully(name, ws, tmp_path):
     else:
         module, args = AddMM(), (torch.randn(2, 3), torch.randn(2, 4), torch.randn(4, 3))
     onnx_path, inp = _export(module, args, tmp_path / "m")
-    c = compile_model(onnx_path, workspace=ws)
+    c = proofmint.compile(onnx_path, workspace=ws)
     pkg = c.package
     assert len(pkg.input_names) == len(args) and pkg.input_sizes == [a.numel() for a in args]
     assert pkg.quantization["relative_max_error"] <= 0.01
-    bundle = prove(c.circuit_id, inp, tmp_path / "p.json", workspace=ws).bundles[0]
-    assert verify(bundle, workspace=ws).valid
+    bundle = proofmint.prove(c.circuit_id, input=inp, out=tmp_path / "p.json", workspace=ws).bundles[0]
+    assert proofmint.verify(bundle, workspace=ws).valid
     b = load_bundle(bundle)
     with torch.no_grad():
         want = module(*args).numpy().ravel()
@@ -63,7 +65,7 @@ def test_multi_input_models_prove_faithfully(name, ws, tmp_path):
 def test_an_input_with_too_few_lists_names_the_inputs(ws, tmp_path):
     torch.manual_seed(0)
     onnx_path, inp = _export(MaxOfTwo(), (torch.randn(1, 4), torch.randn(1, 4)), tmp_path / "m")
-    c = compile_model(onnx_path, workspace=ws)
+    c = proofmint.compile(onnx_path, workspace=ws)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"input_data": [[0.1] * 4]}))
     r = run_cli("prove", c.circuit_id, "--input", bad, "--out", tmp_path / "p.json", "-w", ws)
@@ -79,7 +81,7 @@ def test_a_witness_outside_the_calibrated_tables_is_refused_and_writes_no_bundle
     onnx_path, _ = _export(net, (torch.zeros(1, 4),), tmp_path / "m")
     calib = tmp_path / "narrow.json"
     calib.write_text(json.dumps({"input_data": [np.random.default_rng(0).uniform(-0.1, 0.1, 256).tolist()]}))
-    c = compile_model(onnx_path, calibration=calib, workspace=ws)
+    c = proofmint.compile(onnx_path, calibration=calib, workspace=ws)
     package = c.package.path / "package.json"
     data = json.loads(package.read_text())
     data["input_range"] = [-100.0, 100.0]  # let the far input through the first check
@@ -96,10 +98,10 @@ def test_a_witness_outside_the_calibrated_tables_is_refused_and_writes_no_bundle
 def test_logsoftmax_at_opset_9_proves_faithfully(ws, tmp_path):
     x = torch.from_numpy(np.random.default_rng(1).uniform(-2.8, 2.3, (4, 10)).astype(np.float32))
     onnx_path, inp = _export(nn.LogSoftmax(dim=1), (x,), tmp_path / "m", opset=9)
-    c = compile_model(onnx_path, workspace=ws)
+    c = proofmint.compile(onnx_path, workspace=ws)
     assert c.package.quantization["relative_max_error"] <= 0.01
-    bundle = prove(c.circuit_id, inp, tmp_path / "p.json", workspace=ws).bundles[0]
-    assert verify(bundle, workspace=ws).valid
+    bundle = proofmint.prove(c.circuit_id, input=inp, out=tmp_path / "p.json", workspace=ws).bundles[0]
+    assert proofmint.verify(bundle, workspace=ws).valid
     b = load_bundle(bundle)
     want = torch.log_softmax(x, dim=1).numpy().ravel()
     assert np.abs(np.array(b.outputs[0]) - want).max() <= 0.01 * (want.max() - want.min())

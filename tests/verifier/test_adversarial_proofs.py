@@ -9,17 +9,19 @@ import json
 import random
 from pathlib import Path
 
-import ezkl
 import pytest
 
-from proofmint.circuits.compile import compile as compile_model
+import proofmint
+from proofmint import ezkl_layer
+from proofmint.circuits import package
 from proofmint.errors import TransactionRevertedError
-from proofmint.prover import load_bundle, prove
+from proofmint.prover import load_bundle
 from proofmint.store import Workspace
-from proofmint.verifier import asset, evm, verify
-from proofmint.verifier.chain import connect
+from proofmint.verifier import artifacts
+from proofmint.verifier.client import connect
+from proofmint.verifier.deploy import vka_for
 
-from .test_onchain import model_id
+from ..onchain.test_onchain import model_id
 
 FIELD_P = 0x30644E72E131A029B85045B68181585D2833E84879B9709143E1F593F0000001
 
@@ -73,7 +75,7 @@ def mutations(proof: list[int], instances: list[list[str]], large: bool, seed: i
 
 def _on_chain_accepts(check, mid: bytes, proof: list[int], instances: list[list[str]], vka) -> bool:
     try:
-        uints = [int(ezkl.felt_to_big_endian(f), 16) for g in instances for f in g]
+        uints = [ezkl_layer.felt_to_uint(f) for g in instances for f in g]
     except Exception:
         return False  # not even encodable as field elements
     return check(mid, bytes(proof), uints, vka).call()
@@ -82,16 +84,13 @@ def _on_chain_accepts(check, mid: bytes, proof: list[int], instances: list[list[
 def _run(name: str, bundle_path: str, ws: Path, anvil, deployed_entry, large: bool, tmp_path: Path):
     bundle = json.loads(Path(bundle_path).read_text())
     pkg_id = bundle["circuit_id"]
-    built = evm.build_contracts(Workspace(ws))
+    built = artifacts.build_contracts(Workspace(ws))
     tried = rejected_local = rejected_chain = 0
     accepted = []
-    with connect(anvil.url, ws) as c:
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
         registry = c.w3.eth.contract(address=deployed_entry.registry, abi=built["ModelRegistry"]["abi"])
         check = registry.functions.checkInference
-        from proofmint.circuits import package
-
-        vka = evm.vka_for(package.load(Workspace(ws), pkg_id),
-                          {"kind": deployed_entry.verifier_kind})
+        vka = vka_for(package.load(Workspace(ws), pkg_id), {"kind": deployed_entry.verifier_kind})
         mid = model_id(ws, pkg_id)
         assert _on_chain_accepts(check, mid, bundle["ezkl_proof"]["proof"],
                                  bundle["ezkl_proof"]["instances"], vka), "the unmutated proof must verify"
@@ -102,7 +101,7 @@ def _run(name: str, bundle_path: str, ws: Path, anvil, deployed_entry, large: bo
             mutated = json.loads(json.dumps(bundle))
             mutated["ezkl_proof"]["proof"], mutated["ezkl_proof"]["instances"] = proof, instances
             target.write_text(json.dumps(mutated))
-            local_ok = verify(target, workspace=ws).valid
+            local_ok = proofmint.verify(target, workspace=ws).valid
             chain_ok = _on_chain_accepts(check, mid, proof, instances, vka)
             rejected_local += not local_ok
             rejected_chain += not chain_ok
@@ -125,8 +124,16 @@ def test_every_mutation_of_the_hashed_input_proof_is_rejected(deployed, hashed_m
     assert tried >= (450 if large else 25)
 
 
-def test_mutated_proofs_cannot_be_minted(deployed, proofs, ws, anvil, tmp_path):
-    bundle = json.loads(Path(proofs["lenet"]).read_text())
+def test_mutated_proofs_cannot_be_minted(deployed, circuits, zoo, ws, anvil, tmp_path):
+    """Each mutation reaches the chain's verifier and reverts there: the proof is of an input
+    never minted (the fixture's own proof may be minted by then: a mutation of it keeps its
+    instances, so it would be refused earlier, as an inference already minted)."""
+    samples = json.loads(Path(zoo["lenet"].calibration).read_text())["input_data"][0]
+    fresh = tmp_path / "fresh.json"
+    fresh.write_text(json.dumps({"input_data": [samples[5 * 64:6 * 64]]}))
+    proof = proofmint.prove(circuits["lenet"].circuit_id, input=fresh, out=tmp_path / "fresh-proof.json",
+                            workspace=ws).bundles[0]
+    bundle = json.loads(Path(proof).read_text())
     picks = [m for m in mutations(bundle["ezkl_proof"]["proof"], bundle["ezkl_proof"]["instances"], False)
              if m[0] in {"word 0 flipped", "truncated by 1", "extended by 1 byte", "instance 0 + 1"}]
     assert len(picks) == 4
@@ -136,23 +143,24 @@ def test_mutated_proofs_cannot_be_minted(deployed, proofs, ws, anvil, tmp_path):
         p = tmp_path / "m.json"
         p.write_text(json.dumps(mutated))
         with pytest.raises(TransactionRevertedError):
-            asset.mint(p, rpc_url=anvil.url, workspace=ws)
+            proofmint.mint(p, rpc_url=anvil.url, workspace=ws)
 
 
 def test_proof_under_another_circuits_key_and_another_srs(zoo, circuits, proofs, deployed, ws, anvil, tmp_path):
     """A proof checked against another circuit's vk, and a proof made with a different SRS."""
     lenet, mlp = circuits["lenet"].circuit_id, circuits["mlp"].circuit_id
-    assert not verify(proofs["mlp"], circuit=lenet, workspace=ws).valid
+    assert not proofmint.verify(proofs["mlp"], circuit=lenet, workspace=ws).valid
     other_srs = tmp_path / "other.srs"
-    ezkl.gen_srs(str(other_srs), circuits["mlp"].package.logrows)
-    foreign = compile_model(zoo["mlp"].onnx, srs=other_srs, workspace=ws)
+    ezkl_layer.gen_srs(other_srs, circuits["mlp"].package.logrows)
+    foreign = proofmint.compile(zoo["mlp"].onnx, srs=other_srs, workspace=ws)
     assert foreign.package.srs_kind == "user" and foreign.circuit_id != mlp
-    fb = prove(foreign.circuit_id, zoo["mlp"].input, tmp_path / "foreign.json", workspace=ws).bundles[0]
-    assert verify(fb, workspace=ws).valid  # valid under its own SRS and keys
-    assert not verify(fb, circuit=mlp, workspace=ws).valid
-    built = evm.build_contracts(Workspace(ws))
+    fb = proofmint.prove(foreign.circuit_id, input=zoo["mlp"].input, out=tmp_path / "foreign.json",
+                         workspace=ws).bundles[0]
+    assert proofmint.verify(fb, workspace=ws).valid  # valid under its own SRS and keys
+    assert not proofmint.verify(fb, circuit=mlp, workspace=ws).valid
+    built = artifacts.build_contracts(Workspace(ws))
     b = load_bundle(fb)
-    with connect(anvil.url, ws) as c:
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
         registry = c.w3.eth.contract(address=deployed["mlp"].registry, abi=built["ModelRegistry"]["abi"])
         assert not _on_chain_accepts(registry.functions.checkInference, model_id(ws, mlp), b.ezkl_proof["proof"],
                                      b.ezkl_proof["instances"], [])

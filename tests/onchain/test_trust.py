@@ -7,13 +7,17 @@ import json
 
 import pytest
 from eth_account import Account
+from eth_utils import keccak
 
-from proofmint.circuits.compile import compile as compile_model
-from proofmint.errors import TransactionRevertedError, UsageError
-from proofmint.prover import load_bundle, prove
+import proofmint
+from proofmint.errors import ChainError, TransactionRevertedError, UsageError
+from proofmint.prover import load_bundle
 from proofmint.store import Workspace, atomic_write_json
-from proofmint.verifier import asset, evm, verify
-from proofmint.verifier.chain import connect, dev_keys
+from proofmint.verifier.artifacts import verifier_artifact
+from proofmint.verifier.client import connect
+from proofmint.verifier.deploy import registration as registration_of
+from proofmint.verifier.keys import dev_keys
+from proofmint.verifier.records import deployment
 
 from .test_onchain import commit_by_hand, model_id
 
@@ -23,28 +27,38 @@ MALLORY = Account.from_key(dev_keys()[4])  # another attacker: one registration 
 TRENT = Account.from_key(dev_keys()[5])
 
 
-def _contracts(c, ws, deployed):
-    built = evm.build_contracts(Workspace(ws))
-    registry = c.w3.eth.contract(address=deployed.registry, abi=built["ModelRegistry"]["abi"])
-    token = c.w3.eth.contract(address=deployed.token, abi=built["ProvenanceToken"]["abi"])
-    return registry, token, built["ProvenanceToken"]["abi"] + built["ModelRegistry"]["abi"]
+def _contracts(c, deployed):
+    """The registry, token and both ABIs of the deployment ``deployed`` (a DeployResult) names."""
+    d = deployment(c)
+    assert (d.registry.address, d.token.address) == (deployed.registry, deployed.token)
+    return d.registry, d.token, d.abi
+
+
+def _model(c, mid: bytes) -> dict:
+    """The registry's Model of ``mid``: the registration's fields, owner and verifierCodeHash, by name."""
+    return deployment(c).model("0x" + bytes(mid).hex())
 
 
 def _fresh_mlp_proof(zoo, circuits, ws, tmp_path, row: int) -> str:
     calib = json.loads(open(zoo["mlp"].calibration).read())["input_data"][0]
     inp = tmp_path / f"x{row}.json"
     inp.write_text(json.dumps({"input_data": [calib[13 * row:13 * row + 13]]}))
-    return prove(circuits["mlp"].circuit_id, inp, tmp_path / f"p{row}.json", workspace=ws).bundles[0]
+    return proofmint.prove(circuits["mlp"].circuit_id, input=inp, out=tmp_path / f"p{row}.json",
+                           workspace=ws).bundles[0]
 
 
-def _registration(pkg, verifier: str, **changes) -> tuple:
-    reg = list(evm.registration(pkg, verifier, evm.verifier_artifact(pkg)))
-    names = ["circuitHash", "onnxHash", "vkHash", "verifier", "royaltyBps", "batchSize", "inputStart",
-             "inputCount", "outputStart", "outputCount", "instanceCount", "inputHashed", "vkaDigest",
-             "metadataURI", "licenseURI"]
-    for k, v in changes.items():
-        reg[names.index(k)] = v
-    return tuple(reg)
+REGISTRATION_FIELDS = ["circuitHash", "onnxHash", "vkHash", "verifier", "royaltyBps", "batchSize", "inputStart",
+                       "inputCount", "outputStart", "outputCount", "instanceCount", "inputHashed", "vkaDigest",
+                       "metadataURI", "licenseURI"]  # the Solidity Registration's fields
+
+
+def _registration(pkg, verifier: str, **changes) -> dict:
+    """The genuine registration of ``pkg`` under ``verifier``, with ``changes`` (by field name)."""
+    reg = registration_of(pkg, verifier, verifier_artifact(pkg))
+    assert sorted(reg) == sorted(REGISTRATION_FIELDS), sorted(reg)
+    unknown = set(changes) - set(reg)
+    assert not unknown, f"not Registration fields: {sorted(unknown)}"
+    return {**reg, **changes}
 
 
 def _mint_through(c, registry, token, abi, account, registration, bundle, pkg, ws, commitment=None) -> int:
@@ -52,14 +66,15 @@ def _mint_through(c, registry, token, abi, account, registration, bundle, pkg, w
     published to the workspace's asset store (whoever checks a token can fetch its bundle).
     Returns the token id."""
     c.transact(registry.functions.registerModel(registration), abi, account=account)
-    mid = registry.functions.modelIdOf(account.address, registration[0]).call()
+    mid = registry.functions.modelIdOf(account.address, registration["circuitHash"]).call()
+    assert _model(c, mid)["owner"] == account.address
     request, instances = commit_by_hand(c, token, abi, bundle, pkg, mid, account=account)
     if commitment is not None:
-        request = request[:3] + (commitment,) + request[4:]
-    proof = bytes(bundle.ezkl_proof["proof"])
+        request["inputCommitment"] = commitment
+    proof = bundle.proof_bytes
     c.transact(token.functions.mint(request, proof, instances, []), abi, account=account)
     inference = token.functions.inferenceIdOf(mid, instances, proof).call()
-    atomic_write_json(asset._asset_store(Workspace(ws), asset.keccak(proof).hex(), inference.hex()),
+    atomic_write_json(Workspace.resolve(ws).minted_bundle(keccak(proof).hex(), inference.hex()),
                       bundle.to_dict())
     return token.functions.totalMinted().call()
 
@@ -71,18 +86,18 @@ def test_a_forged_verifier_is_invalid_in_verify_asset(deployed, circuits, proofs
     bundle = json.loads(open(proofs["mlp"]).read())
     bundle["ezkl_proof"]["instances"][0][-1] = bundle["ezkl_proof"]["instances"][0][-2]  # made-up output
     forged = load_bundle(_write(tmp_path / "forged.json", bundle))
-    with connect(anvil.url, ws) as c:
-        registry, token, abi = _contracts(c, ws, deployed["mlp"])
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        registry, token, abi = _contracts(c, deployed["mlp"])
         c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
         fake = c.w3.eth.contract(abi=[], bytecode=ALWAYS_TRUE)
         addr = c.transact(fake.constructor(), [], account=EVE)["contractAddress"]
         token_id = _mint_through(c, registry, token, abi, EVE, _registration(pkg, addr), forged, pkg, ws)
-    shown = asset.show(token_id, rpc_url=anvil.url, workspace=ws)
-    assert shown["metadata"]["model_owner"].lower() == EVE.address.lower()  # not the model's owner
-    verdict = asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
+    shown = proofmint.show(token_id, rpc_url=anvil.url, workspace=ws)
+    assert shown.metadata["model_owner"].lower() == EVE.address.lower()  # not the model's owner
+    verdict = proofmint.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
     assert not verdict.valid
-    assert not verdict.checks["verifier code"]["ok"] and not verdict.checks["local verify"]["ok"]
-    assert verdict.checks["model file"]["ok"] and verdict.checks["layout"]["ok"]
+    assert not verdict.checks["verifier code"].ok and not verdict.checks["local verify"].ok
+    assert verdict.checks["model file"].ok and verdict.checks["layout"].ok
 
 
 def _write(path, data):
@@ -94,38 +109,40 @@ def test_an_aliased_registration_cannot_mint_an_inference_twice(deployed, circui
     """Eve registers the victim's circuit under a fresh registration pointing at the genuine
     verifier, with herself as owner at the maximum royalty, and replays the victim's proof."""
     pkg = circuits["mlp"].package
-    victim = asset.mint(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 20), rpc_url=anvil.url, workspace=ws)
-    bundle = load_bundle(asset._asset_store(Workspace(ws), *_record_keys(victim.token_id, anvil, ws)))
-    with connect(anvil.url, ws) as c:
-        registry, token, abi = _contracts(c, ws, deployed["mlp"])
+    victim = proofmint.mint(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 20), rpc_url=anvil.url, workspace=ws)
+    bundle = load_bundle(Workspace.resolve(ws).minted_bundle(*_record_keys(victim.token_id, anvil, ws)))
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        registry, token, abi = _contracts(c, deployed["mlp"])
         c.w3.eth.send_transaction({"from": c.address, "to": MALLORY.address, "value": 10**18})
         c.transact(registry.functions.registerModel(
             _registration(pkg, deployed["mlp"].verifier, royaltyBps=2_500)), abi, account=MALLORY)
         alias = registry.functions.modelIdOf(MALLORY.address, bytes.fromhex(pkg.circuit_id)).call()
         assert alias != model_id(ws, pkg.circuit_id)
+        assert _model(c, alias)["owner"] == MALLORY.address and _model(c, alias)["royaltyBps"] == 2_500
+        request, instances = commit_by_hand(c, token, abi, bundle, pkg, alias, account=MALLORY)
         with pytest.raises(TransactionRevertedError, match="ProvenanceTokenAlreadyMinted"):
-            request, instances = commit_by_hand(c, token, abi, bundle, pkg, alias, account=MALLORY)
-            c.transact(token.functions.mint(request, bytes(bundle.ezkl_proof["proof"]), instances, []),
+            c.transact(token.functions.mint(request, bundle.proof_bytes, instances, []),
                        abi, account=MALLORY)
 
 
 def _record_keys(token_id, anvil, ws):
-    rec = asset.show(token_id, rpc_url=anvil.url, workspace=ws)["record"]
+    rec = proofmint.show(token_id, rpc_url=anvil.url, workspace=ws).record
     return rec["proofHash"], rec["inferenceId"]
 
 
 def test_registrations_are_bound_to_their_registrant_so_nothing_can_be_squatted(deployed, circuits, ws, anvil):
     circuit = bytes.fromhex("ab" * 32)
     pkg = circuits["mlp"].package
-    with connect(anvil.url, ws) as c:
-        registry, _, abi = _contracts(c, ws, deployed["mlp"])
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        registry, _, abi = _contracts(c, deployed["mlp"])
         c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
         first = _registration(pkg, deployed["mlp"].verifier, circuitHash=circuit)
         c.transact(registry.functions.registerModel(first), abi, account=EVE)  # Eve goes first
         c.transact(registry.functions.registerModel(first), abi)  # the owner's still lands
         ids = {registry.functions.modelIdOf(a, circuit).call() for a in (EVE.address, c.address)}
         assert len(ids) == 2 and all(registry.functions.isRegistered(i).call() for i in ids)
-        assert registry.functions.model(registry.functions.modelIdOf(c.address, circuit).call()).call()[0] == c.address
+        assert _model(c, registry.functions.modelIdOf(c.address, circuit).call())["owner"] == c.address
+        assert _model(c, registry.functions.modelIdOf(EVE.address, circuit).call())["owner"] == EVE.address
         with pytest.raises(TransactionRevertedError, match="ModelRegistryAlreadyRegistered"):
             c.transact(registry.functions.registerModel(first), abi)
 
@@ -138,8 +155,8 @@ def test_registrations_are_bound_to_their_registrant_so_nothing_can_be_squatted(
 ])
 def test_unsound_layouts_and_royalties_are_refused(change, error, deployed, circuits, ws, anvil):
     pkg = circuits["mlp"].package
-    with connect(anvil.url, ws) as c:
-        registry, _, abi = _contracts(c, ws, deployed["mlp"])
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        registry, _, abi = _contracts(c, deployed["mlp"])
         reg = _registration(pkg, deployed["mlp"].verifier, circuitHash=bytes.fromhex("cd" * 32), **change)
         with pytest.raises(TransactionRevertedError, match=error):
             c.transact(registry.functions.registerModel(reg), abi)
@@ -148,22 +165,23 @@ def test_unsound_layouts_and_royalties_are_refused(change, error, deployed, circ
 def test_model_ownership_moves_in_two_steps_and_royalties_follow(deployed, circuits, proofs, ws, anvil):
     pkg = circuits["lenet"].package
     mid = model_id(ws, pkg.circuit_id)
-    with connect(anvil.url, ws) as c:
-        registry, token, abi = _contracts(c, ws, deployed["lenet"])
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        registry, token, abi = _contracts(c, deployed["lenet"])
         c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
         with pytest.raises(TransactionRevertedError, match="ModelRegistryUnauthorized"):
             c.transact(registry.functions.transferModelOwnership(mid, EVE.address), abi, account=EVE)
         c.transact(registry.functions.transferModelOwnership(mid, EVE.address), abi)
-        assert registry.functions.model(mid).call()[0] == c.address  # not until accepted
+        assert _model(c, mid)["owner"] == c.address  # not until accepted
         c.transact(registry.functions.acceptModelOwnership(mid), abi, account=EVE)
-        assert registry.functions.model(mid).call()[0] == EVE.address
+        assert _model(c, mid)["owner"] == EVE.address
         c.transact(registry.functions.transferModelOwnership(mid, c.address), abi, account=EVE)
         c.transact(registry.functions.acceptModelOwnership(mid), abi)
+        assert _model(c, mid)["owner"] == c.address
 
 
 def test_royalty_info_of_a_missing_token_reverts(deployed, ws, anvil):
-    with connect(anvil.url, ws) as c:
-        _, token, abi = _contracts(c, ws, deployed["mlp"])
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        _, token, abi = _contracts(c, deployed["mlp"])
         with pytest.raises(TransactionRevertedError, match="ERC721NonexistentToken"):
             c.call(token.functions.royaltyInfo(10**9, 10_000), abi)
 
@@ -172,35 +190,36 @@ def test_a_proof_uri_that_could_break_the_metadata_is_refused(deployed, circuits
     p = _fresh_mlp_proof(zoo, circuits, ws, tmp_path, 21)
     injected = 'ipfs://x","model_id":"0xabab","name":"Official FamousModel output","zz":"'
     with pytest.raises(TransactionRevertedError, match="ProvenanceTokenUnsafeURI"):
-        asset.mint(p, proof_uri=injected, rpc_url=anvil.url, workspace=ws)
+        proofmint.mint(p, proof_uri=injected, rpc_url=anvil.url, workspace=ws)
 
 
 def test_a_parent_needs_its_owners_consent(deployed, circuits, zoo, ws, anvil, tmp_path):
-    first = asset.mint(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 22), rpc_url=anvil.url, workspace=ws)
+    first = proofmint.mint(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 22), rpc_url=anvil.url, workspace=ws)
     pkg = circuits["mlp"].package
     child = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 23))
-    with connect(anvil.url, ws) as c:
-        _, token, abi = _contracts(c, ws, deployed["mlp"])
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        _, token, abi = _contracts(c, deployed["mlp"])
         c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
         request, instances = commit_by_hand(c, token, abi, child, pkg, model_id(ws, pkg.circuit_id), account=EVE)
-        request = request[:2] + (first.token_id,) + request[3:]
+        request["parent"] = first.token_id
         with pytest.raises(TransactionRevertedError, match="ProvenanceTokenParentNotAuthorized"):
-            c.transact(token.functions.mint(request, bytes(child.ezkl_proof["proof"]), instances, []),
+            c.transact(token.functions.mint(request, child.proof_bytes, instances, []),
                        abi, account=EVE)
 
 
 def test_hashed_params_are_refused_until_they_are_bound(zoo, ws):
     with pytest.raises(UsageError, match="does not bind the weights"):
-        compile_model(zoo["mlp"].onnx, param_visibility="hashed", workspace=ws)
+        proofmint.compile(zoo["mlp"].onnx, param_visibility="hashed", workspace=ws)
 
 
 def test_edited_outputs_under_hashed_outputs_are_invalid(zoo, ws, tmp_path):
-    c = compile_model(zoo["mlp"].onnx, output_visibility="hashed", workspace=ws)
-    bundle = prove(c.circuit_id, zoo["mlp"].input, tmp_path / "h.json", workspace=ws).bundles[0]
-    assert verify(bundle, workspace=ws).valid
+    c = proofmint.compile(zoo["mlp"].onnx, output_visibility="hashed", workspace=ws)
+    assert c.package.visibility.output_hashed
+    bundle = proofmint.prove(c.circuit_id, input=zoo["mlp"].input, out=tmp_path / "h.json", workspace=ws).bundles[0]
+    assert proofmint.verify(bundle, workspace=ws).valid
     data = json.loads(open(bundle).read())
     data["outputs"] = [[999.0, -999.0, 42.0]]
-    verdict = verify(_write(tmp_path / "edited.json", data), workspace=ws)
+    verdict = proofmint.verify(_write(tmp_path / "edited.json", data), workspace=ws)
     assert not verdict.valid and "hash to the proven output commitment" in verdict.reason
 
 
@@ -210,33 +229,31 @@ def test_verify_asset_names_a_registration_that_does_not_match_the_models_artifa
     famous model's name): its tokens verify on-chain, and verify-asset says which fields lie."""
     pkg = circuits["mlp"].package
     bundle = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 24))
-    with connect(anvil.url, ws) as c:
-        registry, token, abi = _contracts(c, ws, deployed["mlp"])
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        registry, token, abi = _contracts(c, deployed["mlp"])
         c.w3.eth.send_transaction({"from": c.address, "to": TRENT.address, "value": 10**18})
         token_id = _mint_through(c, registry, token, abi, TRENT, _registration(
             pkg, deployed["mlp"].verifier, onnxHash=b"\x11" * 32, vkHash=b"\x22" * 32), bundle, pkg, ws)
-    verdict = asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
+    verdict = proofmint.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
     assert not verdict.valid
-    failed = {name for name, c in verdict.checks.items() if not c["ok"]}
+    failed = {name for name, check in verdict.checks.items() if not check.ok}
     assert failed == {"model file", "verifying key"}, verdict.checks
 
 
 def test_verify_asset_names_a_registered_layout_the_settings_dont_give(deployed, circuits, zoo, ws, anvil, tmp_path):
     """A registration of the genuine verifier whose layout binds only 12 of the 13 inputs: the
     token's input commitment then says less than the proof does, and verify-asset says so."""
-    from eth_utils import keccak
-
     pkg = circuits["mlp"].package
     bundle = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 25))
     victor = Account.from_key(dev_keys()[6])
-    with connect(anvil.url, ws) as c:
-        registry, token, abi = _contracts(c, ws, deployed["mlp"])
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        registry, token, abi = _contracts(c, deployed["mlp"])
         c.w3.eth.send_transaction({"from": c.address, "to": victor.address, "value": 10**18})
-        twelve = keccak(b"".join(v.to_bytes(32, "big") for v in asset.evm_instances(bundle)[:12]))
+        twelve = keccak(b"".join(v.to_bytes(32, "big") for v in bundle.instance_words[:12]))
         token_id = _mint_through(c, registry, token, abi, victor, _registration(
             pkg, deployed["mlp"].verifier, inputCount=12), bundle, pkg, ws, commitment=twelve)
-    verdict = asset.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
-    failed = {name for name, c in verdict.checks.items() if not c["ok"]}
+    verdict = proofmint.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
+    failed = {name for name, check in verdict.checks.items() if not check.ok}
     assert not verdict.valid and "layout" in failed and "input commitment" in failed, verdict.checks
 
 
@@ -247,26 +264,29 @@ def test_verify_asset_names_a_registered_layout_the_settings_dont_give(deployed,
 def test_an_odd_verifier_answer_is_a_rejection_not_a_revert(creation, what, deployed, circuits, proofs, ws, anvil):
     pkg = circuits["mlp"].package
     bundle = load_bundle(proofs["mlp"])
-    with connect(anvil.url, ws) as c:
-        registry, _, abi = _contracts(c, ws, deployed["mlp"])
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        registry, _, abi = _contracts(c, deployed["mlp"])
         odd = c.transact(c.w3.eth.contract(abi=[], bytecode=creation).constructor(), [])["contractAddress"]
         circuit = bytes.fromhex(("e1" if "2" in what else "e2") * 32)
         c.transact(registry.functions.registerModel(_registration(pkg, odd, circuitHash=circuit)), abi)
         mid = registry.functions.modelIdOf(c.address, circuit).call()
-        assert registry.functions.checkInference(mid, bytes(bundle.ezkl_proof["proof"]),
-                                                 asset.evm_instances(bundle), []).call() is False
+        assert registry.functions.checkInference(mid, bundle.proof_bytes,
+                                                 bundle.instance_words, []).call() is False
 
 
 def test_a_private_input_is_one_token_per_proof(zoo, ws, anvil, tmp_path):
     """Private inputs commit to nothing: the replay key takes the proof's hash, so the first
     minter of some outputs can't block every other input that gives them."""
-    c = compile_model(zoo["mlp"].onnx, input_visibility="private", workspace=ws)
-    evm.deploy(c.circuit_id, rpc_url=anvil.url, workspace=ws)
-    first, second = (prove(c.circuit_id, zoo["mlp"].input, tmp_path / f"{n}.json", workspace=ws).bundles[0]
+    c = proofmint.compile(zoo["mlp"].onnx, input_visibility="private", workspace=ws)
+    assert c.package.visibility.input_private
+    proofmint.deploy(c.circuit_id, rpc_url=anvil.url, workspace=ws)
+    first, second = (proofmint.prove(c.circuit_id, input=zoo["mlp"].input, out=tmp_path / f"{n}.json",
+                                     workspace=ws).bundles[0]
                      for n in ("a", "b"))
     assert load_bundle(first).ezkl_proof["instances"] == load_bundle(second).ezkl_proof["instances"]
-    a = asset.mint(first, rpc_url=anvil.url, workspace=ws)
-    b = asset.mint(second, rpc_url=anvil.url, workspace=ws)
+    assert load_bundle(first).proof_bytes != load_bundle(second).proof_bytes
+    a = proofmint.mint(first, rpc_url=anvil.url, workspace=ws)
+    b = proofmint.mint(second, rpc_url=anvil.url, workspace=ws)
     assert a.token_id != b.token_id
-    with pytest.raises(Exception, match="already token"):
-        asset.mint(first, rpc_url=anvil.url, workspace=ws)
+    with pytest.raises(ChainError, match="already token"):
+        proofmint.mint(first, rpc_url=anvil.url, workspace=ws)

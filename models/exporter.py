@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from proofmint import ezkl_layer
 from proofmint.errors import NotFoundError
 from proofmint.store import atomic_write_bytes, atomic_write_json
 
@@ -37,18 +38,21 @@ class ExportResult:
     max_abs_diff_torch_vs_onnxruntime: float
 
 
-def list_models() -> list[dict]:
+@dataclass(frozen=True)
+class ZooModel:
+    name: str
+    task: str
+    dataset: str
+    input_shape: list[int]
+    description: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def list_models() -> list[ZooModel]:
     """The zoo: name, task, dataset, input shape and a one-line description."""
-    return [
-        {"name": e.name, "task": e.task, "dataset": e.dataset,
-         "input_shape": list(e.input_shape), "description": e.description}
-        for e in ZOO.values()
-    ]
-
-
-def ezkl_input(samples: np.ndarray) -> dict:
-    """ezkl's input format: one flat list holding every sample back to back."""
-    return {"input_data": [np.asarray(samples, dtype=np.float64).ravel().round(6).tolist()]}
+    return [ZooModel(e.name, e.task, e.dataset, list(e.input_shape), e.description) for e in ZOO.values()]
 
 
 def _static_output_dims(onnx_bytes: bytes, shape) -> bytes:
@@ -90,8 +94,8 @@ def export(name: str, out: str | Path) -> ExportResult:
     ort_out = np.stack([model.run(x)[0].ravel() for x in held_out])
     diff = float(np.abs(ort_out - torch_out.numpy().reshape(len(held_out), -1)).max())
 
-    input_path = atomic_write_json(out / "input.json", ezkl_input(held_out[:1]))
-    calib_path = atomic_write_json(out / "calibration.json", ezkl_input(held_out))
+    input_path = atomic_write_json(out / "input.json", ezkl_layer.input_json(np.round(held_out[:1], 6)))
+    calib_path = atomic_write_json(out / "calibration.json", ezkl_layer.input_json(np.round(held_out, 6)))
     result = ExportResult(
         name=name,
         out_dir=str(out),

@@ -1,0 +1,66 @@
+"""Fidelity: how closely a circuit's decoded outputs follow the float model's.
+
+The promise a proof makes to a reader of its outputs: they are the model's outputs within a
+tolerance of their span, and for a classifier argmax agrees. Measured at compile time on
+held-out samples (recorded in the package), and again for every proof (recorded in the bundle).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MIN_ARGMAX_AGREEMENT = 0.99
+DEFAULT_TOLERANCE = 0.01  # of the float outputs' span
+
+
+def agreement(reference: list[np.ndarray], quantized: list[np.ndarray], task: str,
+              tolerance: float = 0.01) -> dict:
+    """How closely the circuit's outputs follow the float model's over a set of inputs.
+
+    ``reference`` and ``quantized`` hold one concatenated output vector per input. The error
+    is judged against the span of the float outputs (max - min over every sample), the scale
+    on which a reader of the outputs sees it; classifiers also get argmax agreement.
+    """
+    ref, q = np.stack(reference), np.stack(quantized)
+    err = np.abs(ref - q)
+    span = float(ref.max() - ref.min())
+    report = {
+        "samples": len(ref),
+        "max_abs_error": float(err.max()),
+        "mean_abs_error": float(err.mean()),
+        "output_range": span,
+        # a constant output has no span: its error is judged against its magnitude (or 1)
+        "relative_max_error": float(err.max()) / (span if span > 1e-9 else max(float(np.abs(ref).max()), 1.0)),
+    }
+    if task == "classification":
+        same = ref.argmax(1) == q.argmax(1)
+        report["argmax_agreement"] = float(same.mean())
+        # A near-tie (top-2 margin within the tolerance) can flip under any error the tolerance
+        # allows; the decisions that count are the others.
+        top2 = np.sort(ref, axis=1)[:, -2:] if ref.shape[1] > 1 else np.zeros((len(ref), 2))
+        decisive = (top2[:, 1] - top2[:, 0]) > tolerance * span
+        report["decisive_samples"] = int(decisive.sum())
+        report["argmax_agreement_decisive"] = float(same[decisive].mean()) if decisive.any() else 1.0
+    return report
+
+
+def acceptable(quality: dict, tolerance: float) -> bool:
+    """The fidelity goal: outputs within ``tolerance`` of their span, and argmax kept wherever
+    the float model's top two outputs are more than the tolerance apart."""
+    if quality.get("argmax_agreement_decisive", 1.0) < MIN_ARGMAX_AGREEMENT:
+        return False
+    return quality["relative_max_error"] <= tolerance
+
+
+def goal_text(task: str, tolerance: float) -> str:
+    text = f"outputs within {tolerance:.2%} of their span"
+    return text + (f", argmax agreement >= {MIN_ARGMAX_AGREEMENT:.0%} where the top two differ by "
+                   "more than that" if task == "classification" else "")
+
+
+def quality_line(q: dict) -> str:
+    line = f"max abs error {q['max_abs_error']:.4g} ({q['relative_max_error']:.2%} of the output span)"
+    if "argmax_agreement" in q:
+        line += (f", argmax agreement {q['argmax_agreement']:.1%} "
+                 f"({q['argmax_agreement_decisive']:.1%} of {q['decisive_samples']} clear decisions)")
+    return line

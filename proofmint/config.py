@@ -1,0 +1,72 @@
+"""Every ``PROOFMINT_*`` environment variable, read in one place.
+
+Stage code never reads the environment: it takes explicit arguments, and the defaults for
+those come from here. Variables (and what they set):
+
+    PROOFMINT_HOME               workspace folder (default ./.proofmint)
+    PROOFMINT_SRS_DIR            the machine's development SRS cache (default ~/.cache/proofmint/srs)
+    PROOFMINT_TOOLCHAIN          folder of the pinned npm toolchain (default the package's toolchain/)
+    PROOFMINT_RPC_URL            EVM JSON-RPC URL (default: an embedded anvil)
+    PROOFMINT_PRIVATE_KEY        signing key, or
+    PROOFMINT_KEYSTORE           an encrypted keystore file, with
+    PROOFMINT_KEYSTORE_PASSWORD  its password
+    PROOFMINT_DEBUG              show tracebacks for every error
+    PROOFMINT_VERBOSE            show ezkl's own reports (on stderr)
+    PROOFMINT_FAILPOINT          crash tests: SIGKILL the process at the named failpoint
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME = "PROOFMINT_HOME"
+SRS_DIR = "PROOFMINT_SRS_DIR"
+TOOLCHAIN = "PROOFMINT_TOOLCHAIN"
+RPC_URL = "PROOFMINT_RPC_URL"
+PRIVATE_KEY = "PROOFMINT_PRIVATE_KEY"
+KEYSTORE = "PROOFMINT_KEYSTORE"
+KEYSTORE_PASSWORD = "PROOFMINT_KEYSTORE_PASSWORD"
+DEBUG = "PROOFMINT_DEBUG"
+VERBOSE = "PROOFMINT_VERBOSE"
+FAILPOINT = "PROOFMINT_FAILPOINT"
+
+DEFAULT_HOME = ".proofmint"
+
+
+def _get(name: str) -> str | None:
+    return os.environ.get(name) or None
+
+
+def home() -> Path:
+    return Path(_get(HOME) or DEFAULT_HOME)
+
+
+def srs_dir() -> Path:
+    return Path(_get(SRS_DIR) or Path.home() / ".cache" / "proofmint" / "srs").expanduser()
+
+
+def toolchain_dir() -> Path:
+    env = _get(TOOLCHAIN)
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "toolchain"
+
+
+def rpc_url() -> str | None:
+    return _get(RPC_URL)
+
+
+def signing_env() -> tuple[str | None, str | None, str | None]:
+    """(private key, keystore path, keystore password)."""
+    return _get(PRIVATE_KEY), _get(KEYSTORE), os.environ.get(KEYSTORE_PASSWORD)
+
+
+def debug() -> bool:
+    return bool(_get(DEBUG))
+
+
+def verbose() -> bool:
+    return bool(_get(VERBOSE))
+
+
+def failpoint() -> str | None:
+    return _get(FAILPOINT)

@@ -1,0 +1,73 @@
+"""What this workspace deployed on a chain, and the chain's records, read as typed values.
+
+The contracts' structs decode by field name (web3's ``decode_tuples``), so nothing here copies
+a Solidity field order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from proofmint.errors import ChainError, NotFoundError
+from proofmint.store import read_json
+
+from .artifacts import build_contracts
+from .client import Chain
+
+
+def _plain(value: Any) -> Any:
+    """A decoded struct as JSON-friendly values: bytes as 0x-hex, nested structs as dicts."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if hasattr(value, "_asdict"):
+        return {k: _plain(v) for k, v in value._asdict().items()}
+    return value
+
+
+@dataclass
+class Deployment:
+    """The registry and token this workspace deployed on ``chain``, with their handles."""
+
+    chain: Chain
+    record: dict  # deployments.json
+    registry: Any
+    token: Any
+    abi: list  # both contracts' ABIs: for decoding either's errors
+
+    def entry(self, circuit_id: str) -> dict | None:
+        """The recorded deployment of a circuit's verifier and registration."""
+        return self.record["verifiers"].get(circuit_id)
+
+    def _named(self, contract):
+        return self.chain.contract(contract.address, contract.abi, named=True)
+
+    def token_record(self, token_id: int) -> dict:
+        """``ProvenanceToken.record``: its fields by their Solidity names (bytes as 0x-hex)."""
+        return _plain(self.chain.call(self._named(self.token).functions.record(token_id), self.abi))
+
+    def model(self, model_id: str) -> dict:
+        """``ModelRegistry.model``: owner, verifier code hash and the registration's fields, flat."""
+        fn = self._named(self.registry).functions.model(bytes.fromhex(model_id[2:]))
+        m = _plain(self.chain.call(fn, self.abi))
+        return {**m.pop("registration"), **m}
+
+
+def deployment(c: Chain) -> Deployment:
+    """The recorded registry and token on this chain, refusing records that don't fit it."""
+    built = build_contracts(c.ws)
+    path = c.deployments_file
+    if not path.is_file():
+        raise NotFoundError(f"nothing is deployed on chain {c.chain_id} — run `proofmint deploy "
+                            "CIRCUIT_ID` first")
+    dep = read_json(path)
+    if dep.get("chain_id") != c.chain_id:
+        raise ChainError(f"{path} records a deployment on chain id {dep.get('chain_id')}, but "
+                         f"{c.rpc_url} is chain id {c.chain_id} — refusing to mix chains")
+    if not c.has_code(dep["token"]) or not c.has_code(dep["registry"]):
+        raise ChainError(f"the chain at {c.rpc_url} (chain id {c.chain_id}) has no code at the "
+                         f"recorded token {dep['token']}: it is not the chain this workspace "
+                         "deployed to (or it was reset) — run `proofmint deploy` again")
+    abi = built["ProvenanceToken"]["abi"] + built["ModelRegistry"]["abi"]
+    return Deployment(c, dep, c.contract(dep["registry"], built["ModelRegistry"]["abi"]),
+                      c.contract(dep["token"], built["ProvenanceToken"]["abi"]), abi)
