@@ -41,7 +41,7 @@ from proofmint.encoding import Visibility
 from proofmint.errors import InputOutOfRangeError, InvalidModelError, ProvingError
 from proofmint.models.onnx_model import OnnxModel
 
-from . import witness as witness_mod
+from . import srs as srs_mod, witness as witness_mod
 from .fidelity import DEFAULT_TOLERANCE, acceptable, agreement, goal_text, quality_line
 from .samples import batches
 
@@ -53,6 +53,10 @@ TABLE_BITS = 8  # the small decomposition: 256-row range-check tables
 DEFAULT_BUDGET_S = 600.0
 MIN_HELDOUT = 16
 SLOW_MEASURE_S = 8.0  # the search's time bound (calibrations and witnesses), not setup
+FINALISTS = 3  # candidates timed for real at the end of the search
+MEASURE_MAX_LOGROWS = 16  # setup + one proof take seconds up to here on 2 cores
+MEASURE_MIN_LOGROWS = 11  # below, a proof takes under half a second: the prediction decides
+CLOSE_CALL = 2.0  # finalists are timed only when the prediction puts them within this factor
 
 
 @dataclass
@@ -74,8 +78,17 @@ class Candidate:
 
     @property
     def cost(self) -> tuple[int, int]:
-        """Predicted proving cost: 2^logrows x columns dominates, rows break ties."""
-        return 2 ** self.logrows * (self.layout["num_inner_cols"] + 2), self.settings["num_rows"]
+        """Predicted proving cost: 2^logrows x columns dominates, rows break ties. The columns
+        count the lookup and range-check tables too: a table longer than 2^logrows is split
+        over several columns, which is how a circuit one logrow smaller can prove 3x slower
+        (EZKL's 2l_relu_sigmoid_conv at logrows 14 vs 15)."""
+        n = 2 ** self.logrows
+        tables = [hi - lo + 1 for lo, hi in self.settings.get("required_range_checks", [])]
+        if self.settings.get("required_lookups"):
+            lo, hi = self.settings["run_args"]["lookup_range"]
+            tables += [hi - lo + 1] * len(self.settings["required_lookups"])
+        columns = self.layout["num_inner_cols"] + 2 + sum(math.ceil(t / n) for t in tables)
+        return n * columns, self.settings["num_rows"]
 
     @property
     def layout(self) -> dict:
@@ -286,6 +299,7 @@ def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, p
                     batch, budget)
     chosen = balanced(search)
     chosen, layouts = tune_layout(chosen, search)
+    chosen, timed = time_finalists(chosen, search)
     report = {
         "target": "balanced",
         "goal": goal_text(task, tolerance),
@@ -294,6 +308,7 @@ def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, p
         "tried": [c.summary() for c in search.tried],
         "failed": search.failed,
         "layouts_tried": layouts,
+        "timed": timed,
         "search_seconds": round(search.elapsed, 2),
     }
     return chosen, report
@@ -347,3 +362,63 @@ def tune_layout(chosen: Candidate, search: Search) -> tuple[Candidate, list[dict
             if best is not chosen and not acceptable(best.quality, search.tolerance):
                 best = chosen
     return best, [c.summary() for c in tried]
+
+
+def time_prove(c: Candidate, search: Search) -> float:
+    """Seconds one real proof of candidate ``c`` takes here (setup not counted): the check on
+    the cost model. Keys and SRS for this are scratch; the chosen circuit is set up again."""
+    srs = Path(srs_mod.development(c.logrows).path)  # any SRS this large times the same
+    d = search.work / f"{c.label}-timing"
+    d.mkdir(exist_ok=True)
+    try:
+        ezkl_layer.setup(c.compiled_path, d / "vk.key", d / "pk.key", srs)
+        x = batches(search.heldout[:search.batch], search.batch)[0].items
+        wpath, _ = witness_mod.generate(c.compiled_path, x, d, vk=d / "vk.key", srs=srs,
+                                        sizes=search.model.input_sizes)
+        started = time.perf_counter()
+        ezkl_layer.prove(wpath, c.compiled_path, d / "pk.key", d / "proof.json", srs)
+        return round(time.perf_counter() - started, 3)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def time_finalists(chosen: Candidate, search: Search) -> tuple[Candidate, list[dict]]:
+    """Among the faithful circuits at the chosen scale (the decompositions and layouts tried,
+    and ezkl's own default decomposition), the one that proves fastest: the few cheapest by
+    prediction are set up and proven once each when the prediction is a close call and that
+    takes seconds (logrows 11-16), and the measured fastest wins. Otherwise the prediction
+    decides."""
+    pool = [chosen] + [c for c in search.tried if c is not chosen and c.scale == chosen.scale
+                       and c.quality is not None and acceptable(c.quality, search.tolerance)]
+    if not search.slow and search.elapsed < search.budget:
+        with progress.step(f"balanced: calibrate s{chosen.scale} with ezkl's default range checks"):
+            default = search.attempt(f"s{chosen.scale}-ezkl-default", chosen.scale,
+                                     {k: v for k, v in chosen.overrides.items()
+                                      if k not in ("decomp_base", "decomp_legs")})
+        if default is not None:
+            default.quality = chosen.quality  # same scale: the same values, only wider range checks
+            pool.append(default)
+    seen, finalists = set(), []
+    for c in sorted(pool, key=lambda c: c.cost):
+        key = (c.logrows, tuple(sorted(c.layout.items())))
+        if key not in seen:
+            seen.add(key)
+            finalists.append(c)
+    finalists = [c for c in finalists[:FINALISTS] if c.cost[0] <= CLOSE_CALL * finalists[0].cost[0]]
+    if len(finalists) < 2 or not MEASURE_MIN_LOGROWS <= max(c.logrows for c in finalists) <= MEASURE_MAX_LOGROWS:
+        return finalists[0], []  # the cheapest by prediction
+    timed = []
+    with progress.step("balanced: time the finalists (setup + one proof each)", total=len(finalists)):
+        for c in finalists:
+            try:
+                timed.append((time_prove(c, search), c))
+            except ProvingError as exc:
+                search.failed.append({"label": c.label, "why": f"timing: {str(exc)[:160]}"})
+            progress.advance("balanced: time the finalists (setup + one proof each)")
+    if not timed:
+        return chosen, []
+    best = min(timed, key=lambda t: t[0])[1]
+    if best is not chosen and best.quality is None:
+        best = chosen
+    return best, [{"label": c.label, "logrows": c.logrows, "prove_s": s, "predicted_cost": c.cost[0]}
+                  for s, c in timed]

@@ -100,16 +100,24 @@ def _estimate_s(logrows: int) -> float:
     return 240.0 * 2.0 ** (logrows - 20)
 
 
+EXACT_UP_TO = 18  # generating an SRS this size takes about a minute or less on 2 cores
+
+
 def development(logrows: int) -> SRS:
-    """The machine's development SRS for ``logrows``: an existing larger one serves (ezkl
-    downsizes it), else one is generated once and cached."""
+    """The machine's development SRS for ``logrows``, generated once and cached.
+
+    An SRS of exactly this size is preferred up to EXACT_UP_TO: ezkl reads (and checks) the
+    whole file on every prove and verify, so a larger one costs every proof — a logrows-13
+    LeNet verified in 35 s from a k=17 file, against well under a second from its own. Beyond
+    that, a larger one already there serves (ezkl downsizes it) rather than minutes of
+    generation."""
     root = cache_dir()
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise workspace_error(root, exc) from None
     with FileLock(str(root / ".lock")):
-        usable = [(k, p) for k, p in _cached() if k >= logrows]
+        usable = [(k, p) for k, p in _cached() if k == logrows or (k > logrows > EXACT_UP_TO)]
         if usable:
             k, path = usable[0]
         else:
