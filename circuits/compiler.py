@@ -170,8 +170,7 @@ def _cached(ws: Workspace, key: str) -> CircuitPackage | None:
 
 
 def _result(pkg: CircuitPackage, cached: bool, timings: dict) -> CompileResult:
-    warning = srs_mod.DEV_WARNING if pkg.srs_kind == "development" else None
-    return CompileResult(pkg.circuit_id, pkg.model_id, cached, pkg, timings, warning)
+    return CompileResult(pkg.circuit_id, pkg.model_id, cached, pkg, timings, pkg.srs_warning)
 
 
 def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, target: str,

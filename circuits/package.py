@@ -83,6 +83,10 @@ class CircuitPackage:
         return Path(self.srs_path)
 
     @property
+    def srs_warning(self) -> str | None:
+        return srs_mod.DEV_WARNING if self.srs_kind == "development" else None
+
+    @property
     def layout(self) -> InstanceLayout:
         """Where inputs and outputs sit among the proof's public instances."""
         if self.batch_size > 1 and len(self.output_shapes) > 1:

@@ -129,11 +129,6 @@ def poseidon_commitment(values: Sequence[float], scale: int) -> int:
     return ezkl_layer.felt_to_uint(ezkl_layer.poseidon(quantize(values, scale))[0])
 
 
-def outputs_hash(output_words: Sequence[int]) -> bytes:
-    """The token's ``outputsHash``: keccak256 of the item's output instances, packed."""
-    return keccak(b"".join(word(v) for v in output_words))
-
-
 PRIVATE_INPUT_COMMITMENT = keccak(b"")
 
 

@@ -38,9 +38,7 @@ def version() -> str:
 def error(step: str, exc: BaseException, hint: str | None = None) -> ProofmintError:
     """Name what went wrong in an ezkl call: the disk, the model, or ezkl itself. ``hint``
     is the likely cause and next step when the step itself has no better one."""
-    text = (str(exc) or type(exc).__name__).strip()
-    first = text.splitlines()[0][:400] if text else type(exc).__name__
-    lowered = text.lower()
+    first, lowered = first_line(exc, 400), str(exc).lower()
     if "no space left" in lowered:
         return WorkspaceError(f"ezkl {step} failed: the disk is full — free space or pick another "
                               "workspace with --workspace DIR or PROOFMINT_HOME")
@@ -59,9 +57,9 @@ def _call(step: str, fn, *args, hint: str | None = None, **kwargs):
         raise error(step, exc, hint) from None
 
 
-def first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException, limit: int = 300) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 
 # ---- input JSON ({"input_data": [[...], ...]}: one list per graph input) ----

@@ -18,7 +18,6 @@ from proofmint import progress
 from proofmint.circuits import package as package_mod
 from proofmint.circuits.package import CircuitPackage
 from proofmint.circuits.samples import batches
-from proofmint.circuits.srs import DEV_WARNING
 from proofmint.errors import InputOutOfRangeError, UsageError
 from proofmint.store import Workspace
 
@@ -119,6 +118,5 @@ def prove(circuit: str | CircuitPackage, *, input: str | Path, out: str | Path |
         else:
             failures.extend(Failure(i, r.error or "", r.error_type or "") for i in group)
     failures.sort(key=lambda f: f.index)
-    warning = DEV_WARNING if pkg.srs_kind == "development" else None
-    return ProveResult(pkg.circuit_id, bundles, failures, warning, engine.name, worker_stats,
+    return ProveResult(pkg.circuit_id, bundles, failures, pkg.srs_warning, engine.name, worker_stats,
                        {"total": round(time.perf_counter() - started, 3)}, batch_info)

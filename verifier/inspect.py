@@ -124,7 +124,7 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None,
         checks["bundle matches record"] = Check(
             "0x" + keccak(bundle.proof_bytes).hex() == rec["proofHash"]
             and bundle.circuit_id == pkg.circuit_id
-            and "0x" + encoding.outputs_hash(layout.outputs_of(instances, index)).hex() == rec["outputsHash"],
+            and "0x" + keccak(outputs).hex() == rec["outputsHash"],
             "proof hash, circuit and outputs hash equal the on-chain record")
         prompt = encoding.prompt(bytes.fromhex(rec["modelId"][2:]), bytes.fromhex(rec["inputCommitment"][2:]))
         vka = vka_words(verifier_artifact(pkg, reusable=True)) if reg["vkaDigest"] != NO_VKA else []

@@ -11,7 +11,6 @@ import numpy as np
 
 from proofmint import encoding, ezkl_layer
 from proofmint.circuits import package as package_mod
-from proofmint.circuits.srs import DEV_WARNING
 from proofmint.prover.bundle import ProofBundle, load_bundle
 from proofmint.store import Workspace
 
@@ -105,7 +104,6 @@ def verify(proof: str | Path, *, circuit: str | None = None,
     """Verify a proof bundle; ``circuit`` checks it against another circuit's key instead."""
     bundle = load_bundle(proof)
     pkg = package_mod.load(Workspace.resolve(workspace), circuit or bundle.circuit_id)
-    warning = DEV_WARNING if pkg.srs_kind == "development" else None
     checks: dict = {}
     ok, reason = ezkl_verify(bundle, pkg)
     checks["proof"] = reason
@@ -114,4 +112,4 @@ def verify(proof: str | Path, *, circuit: str | None = None,
     if ok:
         ok, reason = _claims_match(bundle, pkg)
         checks["claims"] = reason
-    return VerifyResult(ok, reason if not ok else "valid", pkg.circuit_id, checks, warning)
+    return VerifyResult(ok, reason if not ok else "valid", pkg.circuit_id, checks, pkg.srs_warning)
