@@ -210,11 +210,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         with progress.step("SRS") as t:
             srs = srs_mod.resolve(logrows, srs_path)
         timings["srs"] = t["seconds"]
-        circuit_id = sha256_bytes(canonical_json({
-            "model": model.model_id,
-            "settings": package.settings_digest_source(settings),
-            "srs": srs.sha256,
-        }))  # the settings hold ezkl's variables, so the batch size too
+        circuit_id = package.circuit_id_of(model.model_id, settings, srs.sha256)
         dest = ws.circuit_dir(circuit_id)
         # Two compile options can choose the same circuit: one setup, under a lock.
         with ws.lock(f"circuit-{circuit_id[:32]}"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from proofmint.encoding import InstanceLayout, Visibility
 from proofmint.errors import NotFoundError, ProofmintError, WorkspaceError
-from proofmint.store import Workspace, atomic_write_json, read_json, sha256_file
+from proofmint.store import Workspace, atomic_write_json, canonical_json, read_json, sha256_bytes, sha256_file
 
 from . import srs as srs_mod
 
@@ -102,9 +102,13 @@ class CircuitPackage:
         return {k: v for k, v in asdict(self).items() if k not in RUNTIME_FIELDS}
 
 
-def load(ws: Workspace, circuit_id: str) -> CircuitPackage:
-    """The complete package for ``circuit_id`` (or a unique prefix of it, 8+ characters)."""
-    root = ws.circuits()
+def load(ws: Workspace, circuit_id: str, *, root: Path | None = None,
+         verify_only: bool = False) -> CircuitPackage:
+    """The complete package for ``circuit_id`` (or a unique prefix of it, 8+ characters).
+
+    ``verify_only``: a package fetched to check someone's proof (under ``root``): settings,
+    verifying key and model, without the proving key or compiled circuit."""
+    root = root or ws.circuits()
     matches = [p for p in root.glob(f"{circuit_id}*") if (p / "package.json").is_file()] \
         if root.is_dir() and len(circuit_id) >= 8 else []
     if not matches:
@@ -123,14 +127,17 @@ def load(ws: Workspace, circuit_id: str) -> CircuitPackage:
         raise WorkspaceError(f"{matches[0]}/package.json is not a circuit package ({exc}) — "
                              "compile the model again") from None
     pkg.dir = str(matches[0])
-    for f in (pkg.settings, pkg.compiled, pkg.pk, pkg.vk):
+    needed = (pkg.settings, pkg.vk, pkg.onnx) if verify_only else (pkg.settings, pkg.compiled, pkg.pk, pkg.vk)
+    for f in needed:
         if not f.is_file():
             raise WorkspaceError(f"circuit {pkg.circuit_id} is missing {f.name} — compile it again")
     for name, digest in pkg.digests.items():
+        if verify_only and not (pkg.path / name).is_file():
+            continue
         if sha256_file(pkg.path / name) != digest:
             raise WorkspaceError(f"{name} of circuit {pkg.circuit_id[:16]} was modified after compile "
                                  f"(sha256 differs) — delete {pkg.path} and compile again")
-    if pkg.pk.stat().st_size != pkg.pk_bytes:
+    if not verify_only and pkg.pk.stat().st_size != pkg.pk_bytes:
         raise WorkspaceError(f"pk.key of circuit {pkg.circuit_id[:16]} has {pkg.pk.stat().st_size} bytes, "
                              f"not the {pkg.pk_bytes} setup wrote — delete {pkg.path} and compile again")
     return pkg
@@ -150,3 +157,10 @@ DIGESTED = ("settings.json", "model.compiled", "vk.key", "model.onnx", "circuit.
 def settings_digest_source(settings: dict) -> dict:
     """The settings that define a circuit: the timestamp ezkl writes is not part of it."""
     return {k: v for k, v in settings.items() if k != "timestamp"}
+
+
+def circuit_id_of(model_id: str, settings: dict, srs_sha256: str) -> str:
+    """A circuit's id: its model, its settings (ezkl's variables, so the batch size too) and
+    the SRS its keys come from. Anyone holding the three files derives the same id."""
+    return sha256_bytes(canonical_json({"model": model_id, "settings": settings_digest_source(settings),
+                                        "srs": srs_sha256}))

@@ -1,9 +1,14 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
+import {RoyaltySplit} from "./RoyaltySplit.sol";
+
 /// @title ModelRegistry
 /// @notice Registers proven models (after ERC-7992): which circuit, verifying key and EZKL
-/// verifier belong to a model, who owns it, and the royalty it earns.
+/// verifier belong to a model, where its ONNX file and training-data manifest are (content
+/// addressed), its version and parent model, its license terms, who owns it, and who shares
+/// the royalty it earns.
 ///
 /// Trust model (see SECURITY.md):
 /// - A registration's id is keccak256(abi.encode(registrant, circuitHash)): it names who
@@ -18,8 +23,21 @@ pragma solidity ^0.8.24;
 ///   inference space.
 /// - The instance layout must fit the verifier's instance count, with outputs bound
 ///   (outputCount > 0) and input and output slices apart; royalties are capped.
+/// - Royalties go to a RoyaltySplit made at registration: payees and shares are fixed then
+///   (an ownership transfer moves control of the model, not its royalty shares).
+/// - What the URIs point to is content, checked off-chain: `modelURI`'s bytes must hash to
+///   `onnxHash`, the training manifest to `trainingDataRoot` (see SECURITY.md).
 contract ModelRegistry {
     uint96 public constant MAX_ROYALTY_BPS = 2_500;
+    uint16 public constant ALL_SHARES = 10_000;
+
+    /// Structured license terms (in the spirit of Story Protocol's PIL); `licenseURI` is the text.
+    struct License {
+        bool commercialUse;
+        bool derivativesAllowed; // may a token name another token of this model as its parent
+        bool attributionRequired;
+        uint16 parentShareBps; // of a derivative's royalty, to the parent token's creator
+    }
 
     /// What a registrant supplies. Where the input and output instances sit in the verifier's
     /// public instance vector: a batch proof holds `batchSize` inferences; item i's inputs
@@ -39,16 +57,27 @@ contract ModelRegistry {
         uint32 instanceCount;
         bool inputHashed;
         bytes32 vkaDigest; // zero for a dedicated verifier
-        string metadataURI;
+        string metadataURI; // the circuit's published artifacts (ipfs://: package, settings, vk, SRS)
         string licenseURI;
+        string modelURI; // ipfs:// of the ONNX file whose sha256 is onnxHash
+        bytes32 trainingDataRoot; // Merkle root (OZ StandardMerkleTree) of the training manifest
+        string trainingDataURI; // ipfs:// of that manifest
+        string version;
+        bytes32 parentModel; // the registration it was fine-tuned from; zero for none
+        License license;
     }
 
-    /// A registered model: the registration, its owner, and the verifier's code hash at registration.
+    /// A registered model: the registration, its owner, the verifier's code hash at
+    /// registration, and the split its royalties are paid to.
     struct Model {
         Registration registration;
         address owner;
         bytes32 verifierCodeHash;
+        address royaltyReceiver;
     }
+
+    /// The RoyaltySplit every split is a minimal clone of.
+    address public immutable splitImplementation;
 
     mapping(bytes32 modelId => Model) private _models;
     mapping(bytes32 modelId => address) public pendingOwner;
@@ -59,7 +88,7 @@ contract ModelRegistry {
     event InferenceVerified(bytes32 indexed modelId, bytes32 indexed instancesHash, address indexed caller);
     /// @notice The owner offered the model to `newOwner`, who must accept.
     event OwnershipTransferStarted(bytes32 indexed modelId, address indexed previousOwner, address indexed newOwner);
-    /// @notice The model changed owner (and royalty receiver).
+    /// @notice The model changed owner (its royalty split stays as registered).
     event OwnershipTransferred(bytes32 indexed modelId, address indexed previousOwner, address indexed newOwner);
 
     /// @notice The caller already registered this circuit.
@@ -80,28 +109,52 @@ contract ModelRegistry {
     error ModelRegistryVerifierChanged(bytes32 modelId);
     /// @notice Only the model's owner (or the offered new owner) may do this.
     error ModelRegistryUnauthorized(bytes32 modelId, address caller);
+    /// @notice The license's parent share is above ALL_SHARES.
+    error ModelRegistryInvalidLicense(uint16 parentShareBps);
+
+    constructor() {
+        splitImplementation = address(new RoyaltySplit());
+    }
+
+    /// @notice A new RoyaltySplit paying `payees` their `shares` (basis points summing to
+    /// ALL_SHARES; it reverts otherwise). Anyone may make one: a split holds only what is paid to it.
+    function newSplit(address[] calldata payees, uint16[] calldata shares) public returns (address split) {
+        split = Clones.clone(splitImplementation);
+        RoyaltySplit(payable(split)).initialize(payees, shares);
+    }
 
     /// @notice The id a registrant's registration of `circuitHash` gets.
     function modelIdOf(address registrant, bytes32 circuitHash) public pure returns (bytes32) {
         return keccak256(abi.encode(registrant, circuitHash));
     }
 
-    /// @notice Register a model; the caller becomes its owner. Returns its id.
+    /// @notice Register a model; the caller becomes its owner. Royalties are split among
+    /// `payees` (owner, data contributors, ...) by `shares`, fixed here. Returns its id.
     /// Requirements:
     /// - the caller has not registered this circuit yet;
     /// - `verifier` holds code; `royaltyBps` <= MAX_ROYALTY_BPS; `batchSize` >= 1;
     /// - outputs are bound (`outputCount` >= 1), input and output slices don't overlap, and
-    ///   both fit in `instanceCount`.
-    function registerModel(Registration calldata r) external returns (bytes32 modelId) {
+    ///   both fit in `instanceCount`;
+    /// - `parentModel` is zero or registered; the license's parent share <= ALL_SHARES;
+    /// - `shares` sum to ALL_SHARES over distinct, non-zero payees.
+    function registerModel(Registration calldata r, address[] calldata payees, uint16[] calldata shares)
+        external
+        returns (bytes32 modelId)
+    {
         modelId = modelIdOf(msg.sender, r.circuitHash);
         if (_models[modelId].registration.verifier != address(0)) revert ModelRegistryAlreadyRegistered(modelId);
         if (r.royaltyBps > MAX_ROYALTY_BPS) revert ModelRegistryInvalidRoyalty(r.royaltyBps);
         if (r.verifier.code.length == 0) revert ModelRegistryNoVerifierCode(r.verifier);
+        if (r.parentModel != bytes32(0) && _models[r.parentModel].registration.verifier == address(0)) {
+            revert ModelRegistryUnknownModel(r.parentModel);
+        }
+        if (r.license.parentShareBps > ALL_SHARES) revert ModelRegistryInvalidLicense(r.license.parentShareBps);
         _checkLayout(r);
         Model storage m = _models[modelId];
         m.registration = r;
         m.owner = msg.sender;
         m.verifierCodeHash = r.verifier.codehash;
+        m.royaltyReceiver = newSplit(payees, shares);
         emit ModelRegistered(modelId, r.circuitHash, msg.sender, r.verifier);
     }
 

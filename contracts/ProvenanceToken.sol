@@ -6,8 +6,6 @@ import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
 import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Utils.sol";
 import {ERC2981} from "@openzeppelin/contracts/token/common/ERC2981.sol";
 import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
-import {Base64} from "@openzeppelin/contracts/utils/Base64.sol";
-import {Strings} from "@openzeppelin/contracts/utils/Strings.sol";
 import {ModelRegistry} from "./ModelRegistry.sol";
 
 /// @notice ERC-7007 (Final): verifiable AI-generated content token.
@@ -26,12 +24,19 @@ interface IERC7007 is IERC165, IERC721 {
 /// @title ProvenanceToken
 /// @notice One token per proven inference. A token exists only if its proof verified on-chain
 /// for a registered model; it records which model produced which outputs from which
-/// (committed) input, and pays royalties to the model's owner. A batch proof (a circuit
+/// (committed) input, and pays royalties to the model's split (and, for a derivative, to the
+/// parent token's creator too). A batch proof (a circuit
 /// proving `batchSize` inferences at once) mints one token per real inference in one
 /// transaction; trailing padding items of a partial batch are not minted.
 ///
 /// Storage is split so a batch pays once for what its tokens share: one `Proven` entry per
-/// mint (circuit, proof, creator, ...) and two words per token (input commitment, outputs hash).
+/// mint (circuit, proof, creator, ...) and three words per token (input commitment, outputs
+/// hash, metadata digest).
+///
+/// Metadata: the chain keeps hashes, the content lives off-chain. `tokenURI` is
+/// `ipfs://<CID>` of the token's ERC-7007 metadata JSON, a single raw IPFS block whose sha256
+/// the mint recorded; the JSON points at the rendered output, the proof bundle and the model
+/// by CID. `proofmint verify-asset` checks each against the chain's record.
 ///
 /// ERC-7007 encodings: prompt = abi.encode(modelId, inputCommitment);
 /// aigcData = abi.encodePacked(the item's output instances);
@@ -56,8 +61,7 @@ interface IERC7007 is IERC165, IERC721 {
 /// from a pending mint can't be minted by anyone else: they hold no such commitment, and
 /// by the time they could make one, the inference is minted.
 contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
-    using Strings for uint256;
-    using Strings for address;
+    bytes private constant BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
 
     /// What a token's view returns: its proof's shared fields and its own.
     struct Record {
@@ -72,6 +76,8 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         string proofURI;
         uint32 batchIndex;
         uint32 batchCount;
+        bytes32 metadataDigest; // sha256 of the metadata JSON: tokenURI's CID
+        address royaltyReceiver;
     }
 
     struct Proven {
@@ -84,11 +90,13 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         uint256 firstToken;
         uint256 parent;
         string proofURI;
+        address royaltyReceiver; // a derivative's own split; zero: the model's
     }
 
     struct Item {
         bytes32 inputCommitment;
         bytes32 outputsHash;
+        bytes32 metadataDigest;
     }
 
     struct MintRequest {
@@ -97,8 +105,9 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         uint256 parent;
         bytes32 inputCommitment; // the item's commitment; for a batch, keccak256 of the items' ones
         bytes32 salt;
-        string proofURI; // characters a URI needs, nothing that could break out of JSON
+        string proofURI; // characters a URI needs (ipfs://CID of the proof bundle)
         uint32 count; // real inferences in the proof: 1 .. batchSize, padding after them
+        bytes32[] metadata; // per token: sha256 of its metadata JSON (its raw-block CID's digest)
     }
 
     ModelRegistry public immutable registry;
@@ -135,6 +144,10 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     error ProvenanceTokenDataMismatch(uint256 tokenId);
     /// @notice A mint must make between 1 and the model's batch size tokens.
     error ProvenanceTokenBadCount(uint32 count, uint32 batchSize);
+    /// @notice A mint needs one non-zero metadata digest per token.
+    error ProvenanceTokenBadMetadata(uint256 given, uint32 count);
+    /// @notice The parent token's model license does not allow derivatives.
+    error ProvenanceTokenDerivativesNotAllowed(uint256 parent, bytes32 parentModel);
 
     constructor(ModelRegistry registry_) ERC721("proofmint provenance", "PMINT") {
         registry = registry_;
@@ -177,7 +190,9 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     /// - the proof verifies on-chain for the registered model;
     /// - 1 <= `r.count` <= the model's batch size;
     /// - `r.inputCommitment` equals the commitment of the proven input instances;
-    /// - `parent` is 0 or an existing token the caller owns or is approved for;
+    /// - `parent` is 0 or an existing token the caller owns or is approved for, whose model's
+    ///   license allows derivatives (its creator then shares the royalty, per that license);
+    /// - one non-zero metadata digest per token;
     /// - `proofURI` holds only URI-safe characters.
     function mint(MintRequest calldata r, bytes calldata zkProof, uint256[] calldata instances, bytes32[] calldata vka)
         external
@@ -191,18 +206,13 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         uint256 committedAt = commitments[c];
         if (committedAt == 0) revert ProvenanceTokenNoCommitment(c);
         if (committedAt >= block.number) revert ProvenanceTokenCommitTooRecent(c, committedAt);
-        if (r.parent != 0) {
-            address parentOwner = _ownerOf(r.parent);
-            if (parentOwner == address(0)) revert ProvenanceTokenUnknownParent(r.parent);
-            if (!_isAuthorized(parentOwner, msg.sender, r.parent)) {
-                revert ProvenanceTokenParentNotAuthorized(r.parent, msg.sender);
-            }
-        }
+        if (r.metadata.length != r.count) revert ProvenanceTokenBadMetadata(r.metadata.length, r.count);
         _checkURI(r.proofURI);
 
         registry.verifyInference(r.modelId, zkProof, instances, vka);
         ModelRegistry.Registration memory m = registry.registration(r.modelId);
         if (r.count == 0 || r.count > m.batchSize) revert ProvenanceTokenBadCount(r.count, m.batchSize);
+        address receiver = r.parent == 0 ? address(0) : _derivativeSplit(r.parent, r.modelId);
         delete commitments[c];
 
         firstToken = totalMinted + 1;
@@ -218,7 +228,8 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
             count: r.count,
             firstToken: firstToken,
             parent: r.parent,
-            proofURI: r.proofURI
+            proofURI: r.proofURI,
+            royaltyReceiver: receiver
         }));
         emit ProofPublished(firstToken, proofHash, zkProof, instances, vka);
         bytes32 claimed = _mintItems(r, m, instances, inferenceId, firstToken, proofHash);
@@ -243,7 +254,8 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
             commitmentsPacked = abi.encodePacked(commitmentsPacked, input);
             bytes memory outputs = _outputs(m, instances, i);
             uint256 tokenId = firstToken + i;
-            _items[tokenId] = Item(input, keccak256(outputs));
+            if (r.metadata[i] == bytes32(0)) revert ProvenanceTokenBadMetadata(i, r.count);
+            _items[tokenId] = Item(input, keccak256(outputs), r.metadata[i]);
             _mint(r.to, tokenId);
             emit Minted(tokenId, r.modelId, inferenceId, msg.sender, r.parent);
             emit AigcData(tokenId, abi.encode(r.modelId, input), outputs, abi.encode(proofHash, i));
@@ -267,8 +279,34 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
             parent: p.parent,
             proofURI: p.proofURI,
             batchIndex: uint32(tokenId - p.firstToken),
-            batchCount: p.count
+            batchCount: p.count,
+            metadataDigest: it.metadataDigest,
+            royaltyReceiver: _royaltyReceiver(p)
         });
+    }
+
+    /// A derivative's royalty receiver: a split between the model's split and the parent's
+    /// creator, by the parent model's license; checks the parent may be named at all.
+    function _derivativeSplit(uint256 parent, bytes32 modelId) private returns (address) {
+        address parentOwner = _ownerOf(parent);
+        if (parentOwner == address(0)) revert ProvenanceTokenUnknownParent(parent);
+        if (!_isAuthorized(parentOwner, msg.sender, parent)) revert ProvenanceTokenParentNotAuthorized(parent, msg.sender);
+        Proven storage pp = _proofs[_proofIndex(parent)];
+        ModelRegistry.License memory license = registry.registration(pp.modelId).license;
+        if (!license.derivativesAllowed) revert ProvenanceTokenDerivativesNotAllowed(parent, pp.modelId);
+        address modelSplit = registry.model(modelId).royaltyReceiver;
+        if (license.parentShareBps == 0) return modelSplit;
+        if (license.parentShareBps == registry.ALL_SHARES()) return pp.creator;
+        address[] memory payees = new address[](2);
+        uint16[] memory shares = new uint16[](2);
+        (payees[0], shares[0]) = (modelSplit, registry.ALL_SHARES() - license.parentShareBps);
+        (payees[1], shares[1]) = (pp.creator, license.parentShareBps);
+        return registry.newSplit(payees, shares);
+    }
+
+    function _royaltyReceiver(Proven storage p) private view returns (address) {
+        address own = p.royaltyReceiver;
+        return own != address(0) ? own : registry.model(p.modelId).royaltyReceiver;
     }
 
     // ---- ERC-7007 ----
@@ -311,43 +349,44 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
             && registry.checkInference(modelId, zkProof, instances, vka);
     }
 
-    // ---- royalties (ERC-2981): always the model's registered owner ----
+    // ---- royalties (ERC-2981): the model's split, or a derivative's own ----
 
-    /// @notice The model owner's royalty on a sale of `tokenId`. Reverts for a token that
-    /// doesn't exist (ERC721NonexistentToken) rather than answer with a neighbour's terms.
+    /// @notice The royalty on a sale of `tokenId`, paid to a RoyaltySplit (see record's
+    /// royaltyReceiver). Reverts for a token that doesn't exist (ERC721NonexistentToken)
+    /// rather than answer with a neighbour's terms.
     function royaltyInfo(uint256 tokenId, uint256 salePrice) public view override returns (address, uint256) {
         _requireOwned(tokenId);
-        ModelRegistry.Model memory m = registry.model(_proofs[_proofIndex(tokenId)].modelId);
-        return (m.owner, (salePrice * m.registration.royaltyBps) / 10_000);
+        Proven storage p = _proofs[_proofIndex(tokenId)];
+        uint96 bps = registry.registration(p.modelId).royaltyBps;
+        return (_royaltyReceiver(p), (salePrice * bps) / 10_000);
     }
 
     // ---- metadata ----
 
-    /// @notice On-chain JSON metadata. Every string in it is a hex number or a proof URI that
-    /// `mint` checked to hold only URI-safe characters, so nothing can break out of a field.
+    /// @notice `ipfs://<CID>` of the token's ERC-7007 metadata JSON: the CIDv1 of a single raw
+    /// block (codec 0x55, sha2-256) with the digest the mint recorded, in base32.
     function tokenURI(uint256 tokenId) public view override returns (string memory) {
         _requireOwned(tokenId);
-        Proven memory p = _proofs[_proofIndex(tokenId)];
-        Item memory it = _items[tokenId];
-        ModelRegistry.Model memory m = registry.model(p.modelId);
-        bytes memory json = abi.encodePacked(
-            '{"name":"proofmint #', tokenId.toString(),
-            '","description":"A verified AI inference: its EZKL proof was checked on-chain.","model_id":"',
-            uint256(m.registration.onnxHash).toHexString(32), '","circuit_id":"',
-            uint256(m.registration.circuitHash).toHexString(32),
-            '","registration":"', uint256(p.modelId).toHexString(32), '","model_owner":"', m.owner.toHexString(),
-            '","input_commitment":"', uint256(it.inputCommitment).toHexString(32),
-            '","outputs_hash":"', uint256(it.outputsHash).toHexString(32)
-        );
-        json = abi.encodePacked(
-            json, '","proof_hash":"', uint256(p.proofHash).toHexString(32), '","proof_uri":"', p.proofURI,
-            '","verifier":"', m.registration.verifier.toHexString(), '","chain_id":', block.chainid.toString(),
-            ',"batch_index":', (tokenId - p.firstToken).toString(), ',"batch_count":', uint256(p.count).toString()
-        );
-        json = abi.encodePacked(
-            json, ',"parent":', p.parent.toString(), ',"creator":"', p.creator.toHexString(), '"}'
-        );
-        return string.concat("data:application/json;base64,", Base64.encode(json));
+        return string.concat("ipfs://", _rawCid(_items[tokenId].metadataDigest));
+    }
+
+    function _rawCid(bytes32 digest) private pure returns (string memory) {
+        bytes memory data = abi.encodePacked(bytes4(0x01551220), digest);
+        bytes memory out = new bytes(59); // "b" (multibase base32) + ceil(36 * 8 / 5) characters
+        out[0] = "b";
+        uint256 buffer;
+        uint256 bits;
+        uint256 j = 1;
+        for (uint256 i = 0; i < data.length; ++i) {
+            buffer = (buffer << 8) | uint8(data[i]); // only the low `bits` bits are ever read
+            bits += 8;
+            while (bits >= 5) {
+                bits -= 5;
+                out[j++] = BASE32[(buffer >> bits) & 31];
+            }
+        }
+        if (bits > 0) out[j] = BASE32[(buffer << (5 - bits)) & 31];
+        return string(out);
     }
 
     function supportsInterface(bytes4 interfaceId) public view override(ERC721, ERC2981, IERC165) returns (bool) {

@@ -1,4 +1,5 @@
-"""Export a zoo model: ``model.onnx``, a sample input, a held-out calibration set, ``model.json``."""
+"""Export a zoo model: ``model.onnx``, a sample input, a held-out calibration set, ``model.json``,
+and its training data with a manifest (``training.json``) that a registration commits to."""
 
 from __future__ import annotations
 
@@ -11,12 +12,19 @@ import numpy as np
 
 from proofmint import ezkl_layer
 from proofmint.errors import NotFoundError
-from proofmint.store import atomic_write_bytes, atomic_write_json
+from proofmint.store import atomic_write_bytes, atomic_write_json, sha256_file
 
 from .onnx_model import MAX_OPSET, load_onnx
 from .zoo import ZOO
 
 CALIBRATION_SAMPLES = 64
+TRAINING_FORMAT = "proofmint/training-data/v1"
+NO_ADDRESS = "0x" + "00" * 20  # a contributor credited by name, with no address to pay
+# Who made the zoo's data: scikit-learn ships these UCI datasets.
+DATA_CONTRIBUTORS = {
+    "wine": "UCI Machine Learning Repository: Wine (Forina et al.), via scikit-learn",
+    "digits": "UCI ML hand-written digits (Alpaydin & Kaynak), via scikit-learn",
+}
 BATCH_AXIS = "batch_size"  # the symbolic batch dimension: `compile --batch N` sets it (ezkl variables)
 
 
@@ -28,6 +36,7 @@ class ExportResult:
     input: str
     calibration: str
     metadata: str
+    training: str  # the training-data manifest
     model_id: str
     task: str
     dataset: str
@@ -64,6 +73,21 @@ def _static_output_dims(onnx_bytes: bytes, shape) -> bytes:
         dim.Clear()
         dim.dim_value = int(size)
     return proto.SerializeToString()
+
+
+def _training_manifest(out: Path, dataset: str, data_name: str, x: np.ndarray, y: np.ndarray) -> Path:
+    """The training arrays as .npy files, listed with their sha256 and contributor."""
+    contributor = DATA_CONTRIBUTORS[dataset.split()[0]]
+    files = []
+    for stem, array in (("x_train", x), ("y_train", y)):
+        buf = io.BytesIO()
+        np.save(buf, array, allow_pickle=False)
+        path = atomic_write_bytes(out / "training" / f"{stem}.npy", buf.getvalue())
+        files.append({"path": f"training/{stem}.npy", "sha256": "0x" + sha256_file(path),
+                      "bytes": path.stat().st_size, "contributor": NO_ADDRESS,
+                      "contributor_name": contributor})
+    return atomic_write_json(out / "training.json", {"format": TRAINING_FORMAT, "dataset": data_name,
+                                                     "files": files})
 
 
 def export(name: str, out: str | Path) -> ExportResult:
@@ -103,6 +127,8 @@ def export(name: str, out: str | Path) -> ExportResult:
         input=str(input_path),
         calibration=str(calib_path),
         metadata=str(out / "model.json"),
+        training=str(_training_manifest(out, entry.dataset, trained.data.name, trained.data.x_train,
+                                        trained.data.y_train)),
         model_id=model.model_id,
         task=entry.task,
         dataset=trained.data.name,

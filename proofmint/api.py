@@ -16,7 +16,9 @@ from proofmint.prover import ProveResult
 from proofmint.prover import prove as _prove
 from proofmint.store import Workspace
 from proofmint.verifier import chain_down, chain_status, chain_up, doctor, show, verify, verify_asset
+from proofmint.verifier.archive import export_car
 from proofmint.verifier.deploy import deploy
+from proofmint.verifier.gateway import gateway
 from proofmint.verifier.mint import mint
 
 compile = _compiler.compile  # noqa: A001 - the `compile` command's twin (call it as proofmint.compile)
@@ -43,5 +45,5 @@ def models_export(name: str, *, out: str | Path) -> ExportResult:
     return _export(name, out)
 
 
-__all__ = ["chain_down", "chain_status", "chain_up", "compile", "deploy", "doctor", "mint",
-           "models_export", "models_list", "prove", "show", "verify", "verify_asset"]
+__all__ = ["chain_down", "chain_status", "chain_up", "compile", "deploy", "doctor", "export_car", "gateway",
+           "mint", "models_export", "models_list", "prove", "show", "verify", "verify_asset"]

@@ -7,6 +7,7 @@ those come from here. Variables (and what they set):
     PROOFMINT_SRS_DIR            the machine's development SRS cache (default ~/.cache/proofmint/srs)
     PROOFMINT_TOOLCHAIN          folder of the pinned npm toolchain (default the package's toolchain/)
     PROOFMINT_RPC_URL            EVM JSON-RPC URL (default: an embedded anvil)
+    PROOFMINT_GATEWAY            IPFS HTTP gateway content is fetched from (default: the workspace's store)
     PROOFMINT_PRIVATE_KEY        signing key, or
     PROOFMINT_KEYSTORE           an encrypted keystore file, with
     PROOFMINT_KEYSTORE_PASSWORD  its password
@@ -24,6 +25,7 @@ HOME = "PROOFMINT_HOME"
 SRS_DIR = "PROOFMINT_SRS_DIR"
 TOOLCHAIN = "PROOFMINT_TOOLCHAIN"
 RPC_URL = "PROOFMINT_RPC_URL"
+GATEWAY = "PROOFMINT_GATEWAY"
 PRIVATE_KEY = "PROOFMINT_PRIVATE_KEY"
 KEYSTORE = "PROOFMINT_KEYSTORE"
 KEYSTORE_PASSWORD = "PROOFMINT_KEYSTORE_PASSWORD"
@@ -53,6 +55,10 @@ def toolchain_dir() -> Path:
 
 def rpc_url() -> str | None:
     return _get(RPC_URL)
+
+
+def gateway() -> str | None:
+    return _get(GATEWAY)
 
 
 def signing_env() -> tuple[str | None, str | None, str | None]:

@@ -12,6 +12,7 @@
     ├── VerificationError (ValueError)        a proof is invalid (local or on-chain)
     ├── ChainError (RuntimeError)             RPC unreachable, reverted transaction, wrong chain
     │   └── TransactionRevertedError           the reason is decoded when the contract gave one
+    ├── ContentError (ValueError)             content fetched by CID that doesn't hash to it, or can't be fetched
     └── UsageError (ValueError)               conflicting or missing options
 
 Every message carries the offending values and what to do next. All errors
@@ -81,6 +82,10 @@ class ChainError(ProofmintError, RuntimeError):
 
 class TransactionRevertedError(ChainError):
     """A transaction or call reverted; the message carries the decoded reason when there is one."""
+
+
+class ContentError(ProofmintError, ValueError):
+    """Content fetched by its CID is missing, unreachable, or not the bytes the CID names."""
 
 
 class UsageError(ProofmintError, ValueError):

@@ -11,6 +11,8 @@ Layout under the root (``--workspace``, ``$PROOFMINT_HOME`` or ``./.proofmint``)
     chains/<chain_id>/deployments.json  contracts and registered circuits on that chain
     chains/<chain_id>/assets/<id>.json  one record per minted token
     assets/bundles/<proof>-<inf>.json   minted proof bundles, by what their token records
+    content/<cid>                       the content store: every published file, named by its IPFS CID
+    fetched/circuits/<circuit_id>/      circuits fetched by CID to check someone's token (verify only)
     locks/<name>.lock                   cross-process locks
 
 A write goes to a ``.tmp-*`` file in the same folder and is renamed into place, so a
@@ -194,6 +196,12 @@ class Workspace:
         instances are another (invalid) bundle."""
         return self.path("assets", "bundles",
                          f"{proof_hash.removeprefix('0x')}-{inference_id.removeprefix('0x')}.json")
+
+    def content_dir(self) -> Path:
+        return self.path("content")
+
+    def fetched_circuits(self) -> Path:
+        return self.path("fetched", "circuits")
 
     def bench_dir(self, name: str) -> Path:
         return self.ensure("bench", name)

@@ -8,19 +8,29 @@ the rest (``-m "not slow"``) in well under two minutes, ``make test`` runs every
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 
 import proofmint
+from proofmint import config
+from proofmint.store import Workspace
+from proofmint.verifier.keys import dev_keys
 
 ZOO_NAMES = ["mlp", "lenet", "transformer", "generator"]  # compiled and proven by the fixtures
 ALL_ZOO = [*ZOO_NAMES, "mnist_mlp"]  # mnist_mlp is exported in tests, measured in bench/
 HEAVY = {"zoo", "circuits", "proofs", "anvil", "hashed_mlp", "deployed", "tiny", "tiny_circuit",
-         "stream", "sequential"}
+         "stream", "sequential", "asset"}
+# The asset fixture's registration: owner / two data contributors (dev accounts 0, 8, 9), and
+# the share of a derivative's royalty its parent's creator gets.
+ASSET_SPLIT = [(Account.from_key(dev_keys()[i]).address, bps) for i, bps in ((0, 7_000), (8, 2_000), (9, 1_000))]
+ASSET_PARENT_SHARE = 2_000
 
 
 def pytest_addoption(parser):
@@ -92,6 +102,29 @@ def deployed(circuits, hashed_mlp, ws, anvil):
            for name in ("mlp", "lenet")}
     out["mlp-hashed"] = proofmint.deploy(hashed_mlp[0].circuit_id, rpc_url=anvil.url, workspace=ws)
     return out
+
+
+@pytest.fixture(scope="session")
+def asset(zoo, circuits, proofs, anvil, tmp_path_factory):
+    """A workspace of its own (``asset["ws"]``) on the session's anvil: the generator registered
+    with a 70/20/10 royalty split and a 20 % parent share; its first token (the session's
+    generator proof) and a derivative of it (a second proof), both minted by dev account 3."""
+    root = tmp_path_factory.mktemp("asset")
+    ws = Workspace.resolve(root / "ws")
+    gen = circuits["generator"]
+    shutil.copytree(Path(gen.package.dir), ws.circuit_dir(gen.circuit_id))  # keys made once per session
+    calib = json.loads(open(zoo["generator"].calibration).read())["input_data"][0]
+    second = root / "x2.json"
+    second.write_text(json.dumps({"input_data": [calib[14 * 5:14 * 6]]}))
+    p2 = proofmint.prove(gen.circuit_id, input=second, out=root / "p2.json", workspace=ws).bundles[0]
+    dep = proofmint.deploy(gen.circuit_id, royalty_split=ASSET_SPLIT, training_data=zoo["generator"].training,
+                           license=proofmint.License(parent_share_bps=ASSET_PARENT_SHARE), version="1.0.0",
+                           rpc_url=anvil.url, workspace=ws)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(config.PRIVATE_KEY, dev_keys()[3])
+        first = proofmint.mint(proofs["generator"], rpc_url=anvil.url, workspace=ws)
+        child = proofmint.mint(p2, parent=first.token_id, rpc_url=anvil.url, workspace=ws)
+    return {"ws": ws, "deploy": dep, "first": first, "child": child, "rpc": anvil.url}
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

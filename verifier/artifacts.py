@@ -17,7 +17,7 @@ from proofmint.store import Workspace, atomic_write_json, read_json, sha256_byte
 
 from . import toolchain
 
-CONTRACT_SOURCES = ("ModelRegistry.sol", "ProvenanceToken.sol")
+CONTRACT_SOURCES = ("ModelRegistry.sol", "ProvenanceToken.sol", "RoyaltySplit.sol")
 CONTRACTS_SOLC = "0.8.37"
 
 
@@ -35,7 +35,7 @@ def build_contracts(ws: Workspace) -> dict:
     with progress.step(f"compile contracts (solc {CONTRACTS_SOLC})"):
         out = toolchain.compile_standard_json(sources, CONTRACTS_SOLC, via_ir=True)
     built: dict = {"digest": digest}
-    for name in ("ModelRegistry", "ProvenanceToken"):
+    for name in ("ModelRegistry", "ProvenanceToken", "RoyaltySplit"):
         c = out["contracts"][f"{name}.sol"][name]
         built[name] = {"abi": c["abi"], "bytecode": "0x" + c["evm"]["bytecode"]["object"]}
     atomic_write_json(cache, built)

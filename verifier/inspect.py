@@ -1,11 +1,15 @@
-"""``proofmint show`` and ``proofmint verify-asset``: read a token back, and re-check it from its id."""
+"""``proofmint show`` and ``proofmint verify-asset``: read a token back, and re-check it from its id.
+
+Both read the chain, then fetch by CID (from the workspace's content store, or any IPFS
+gateway): so ``verify-asset`` works in an empty workspace on another machine, given the RPC
+URL, a gateway and the token contract's address.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from eth_utils import keccak
@@ -14,16 +18,19 @@ from proofmint import encoding
 from proofmint.circuits import package as package_mod
 from proofmint.circuits.package import CircuitPackage
 from proofmint.circuits.witness import split_items
+from proofmint.errors import ContentError, InvalidInputError
 from proofmint.models.onnx_model import load_onnx
 from proofmint.prover.bundle import load_bundle
-from proofmint.store import Workspace, sha256_file
+from proofmint.store import Workspace, read_json, sha256_bytes, sha256_file
 
-from .artifacts import verifier_artifact, vka_digest, vka_words
+from .artifacts import build_contracts, verifier_artifact, vka_digest, vka_words
+from .asset import content_matches, fetch_circuit, packed_outputs, schema_errors
 from .client import Chain, connect
+from .content import Source, raw_cid, uri
 from .deploy import registration
-from .local import ezkl_verify
+from .local import check_bundle
 from .mint import item_commitments
-from .records import deployment
+from .records import Deployment, deployment
 
 NO_VKA = "0x" + "00" * 32
 
@@ -34,24 +41,45 @@ class TokenView:
     chain_id: int
     owner: str
     record: dict  # ProvenanceToken.record, by field name
-    metadata: dict  # tokenURI's JSON
-    royalty: dict  # receiver and basis points
+    token_uri: str
+    metadata: dict  # the ERC-7007 metadata tokenURI names ({} when it couldn't be fetched)
+    royalty: dict  # receiver, basis points, and the receiver's split
+    metadata_error: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def show(token_id: int, *, rpc_url: str | None = None,
-         workspace: str | Path | Workspace | None = None) -> TokenView:
-    """The on-chain record, metadata, owner and royalty of a token."""
-    with connect(rpc_url=rpc_url, workspace=workspace) as c:
-        d = deployment(c)
+def split_of(d: Deployment, address: str, depth: int = 0) -> list[dict]:
+    """Who a RoyaltySplit pays, and what share; a payee that is itself a split is opened."""
+    c = d.chain
+    abi = build_contracts(c.ws)["RoyaltySplit"]["abi"]
+    split = c.contract(address, abi)
+    rows = []
+    for payee in c.call(split.functions.payees(), abi):
+        row = {"payee": payee, "bps": c.call(split.functions.shares(payee), abi)}
+        if depth == 0 and c.has_code(payee):
+            row["split"] = split_of(d, payee, depth + 1)
+        rows.append(row)
+    return rows
+
+
+def show(token_id: int, *, rpc_url: str | None = None, gateway: str | None = None,
+         token: str | None = None, workspace: str | Path | Workspace | None = None) -> TokenView:
+    """The on-chain record, metadata, owner and royalty split of a token."""
+    ws = Workspace.resolve(workspace)
+    with connect(rpc_url=rpc_url, workspace=ws) as c:
+        d = deployment(c, token)
         rec = d.token_record(token_id)
-        uri = c.call(d.token.functions.tokenURI(token_id), d.abi)
-        meta = json.loads(base64.b64decode(uri.split(",", 1)[1]))
+        token_uri = c.call(d.token.functions.tokenURI(token_id), d.abi)
         receiver, amount = c.call(d.token.functions.royaltyInfo(token_id, 10_000), d.abi)
+        royalty = {"receiver": receiver, "bps": amount, "split": split_of(d, receiver)}
+        try:
+            metadata, error = Source.of(ws, gateway).fetch_json(token_uri), None
+        except ContentError as exc:
+            metadata, error = {}, str(exc)
         return TokenView(token_id, c.chain_id, c.call(d.token.functions.ownerOf(token_id), d.abi),
-                         rec, meta, {"receiver": receiver, "bps": amount})
+                         rec, token_uri, metadata, royalty, error)
 
 
 @dataclass
@@ -72,18 +100,19 @@ class AssetVerdict:
 
 def registration_checks(reg: dict, pkg: CircuitPackage, c: Chain) -> dict[str, Check]:
     """The registry entry against the model's own artifacts: whoever registered it chose every
-    field, so each is re-derived here (ONNX hash, verifying key, the verifier's code as
+    field, so each is re-derived here (circuit id, verifying key, the verifier's code as
     rendered from that key, the instance layout from the settings)."""
     kind = "reusable" if reg["vkaDigest"] != NO_VKA else "dedicated"
     art = verifier_artifact(pkg, reusable=kind == "reusable")
     code = bytes(c.w3.eth.get_code(reg["verifier"]))
     expected = registration(pkg, reg["verifier"], art)
-    onnx_ok = sha256_file(pkg.onnx) == reg["onnxHash"][2:]
+    derived = package_mod.circuit_id_of(sha256_file(pkg.onnx), read_json(pkg.settings), sha256_file(pkg.srs))
     return {
-        "model file": Check(onnx_ok, f"sha256 of the model's ONNX {'equals' if onnx_ok else 'differs from'} "
-                            "the registered ONNX hash"),
+        "circuit": Check(derived == reg["circuitHash"][2:] == pkg.circuit_id,
+                         "the circuit id derived from the published model, settings and SRS "
+                         f"{'equals' if derived == reg['circuitHash'][2:] else 'differs from'} the registered one"),
         "verifying key": Check(sha256_file(pkg.vk) == reg["vkHash"][2:],
-                               "sha256 of the circuit's verifying key vs the registered vk hash"),
+                               "sha256 of the published verifying key vs the registered vk hash"),
         "verifier code": Check(bool(code) and keccak(code) == keccak(hexstr=art["runtime"])
                                and "0x" + keccak(code).hex() == reg["verifierCodeHash"]
                                and reg["vkaDigest"] == "0x" + vka_digest(art["vka"]).hex(),
@@ -94,45 +123,93 @@ def registration_checks(reg: dict, pkg: CircuitPackage, c: Chain) -> dict[str, C
     }
 
 
-def verify_asset(token_id: int, *, rpc_url: str | None = None,
+def _metadata_checks(meta: dict, rec: dict, reg: dict, d: Deployment, outputs_hash: str) -> dict[str, Check]:
+    errors = schema_errors(meta)
+    chain = meta.get("chain") or {}
+    said = {"input commitment": (meta.get("input_commitment"), rec["inputCommitment"]),
+            "outputs hash": (meta.get("outputs_hash"), outputs_hash),
+            "proof hash": ((meta.get("proof") or {}).get("hash"), rec["proofHash"]),
+            "registration": ((meta.get("model") or {}).get("registration"), rec["modelId"]),
+            "model URI": ((meta.get("model") or {}).get("uri"), reg["modelURI"]),
+            "parent": (meta.get("parent"), rec["parent"]), "creator": (meta.get("creator"), rec["creator"]),
+            "chain id": (chain.get("chain_id"), d.chain.chain_id),
+            "token contract": (chain.get("token_contract"), d.token.address)}
+    wrong = [name for name, (claimed, actual) in said.items() if claimed != actual]
+    return {
+        "metadata schema": Check(not errors, "validates against ERC-7007's metadata schema" if not errors
+                                 else f"breaks ERC-7007's metadata schema: {errors[0]}"),
+        "metadata matches record": Check(not wrong, "input commitment, outputs hash, proof, model, "
+                                         "parent, creator and chain equal the on-chain record" if not wrong
+                                         else f"metadata disagrees with the chain on: {', '.join(wrong)}"),
+    }
+
+
+def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | None = None,
+                 token: str | None = None,
                  workspace: str | Path | Workspace | None = None) -> AssetVerdict:
-    """Re-check a token from its id alone: the registration against the model's artifacts,
-    on-chain and local proof, bundle vs record, re-run of the model."""
+    """Re-check a token from its id alone: fetch its metadata, model, circuit, proof and content
+    by CID, and check each against the chain (registration, record, on-chain and local proof
+    verification, a re-run of the model, the content against the proof's outputs).
+
+    The first check that can't get what it needs stops the rest; each says what it found."""
     ws = Workspace.resolve(workspace)
+    source = Source.of(ws, gateway)
     verdict = AssetVerdict(token_id, False)
     checks = verdict.checks
 
     def done() -> AssetVerdict:
-        verdict.valid = all(v.ok for v in checks.values())
+        verdict.valid = bool(checks) and all(v.ok for v in checks.values())
         return verdict
 
+    def fetched(name: str, fn: Callable):
+        try:
+            return fn()
+        except (ContentError, InvalidInputError) as exc:
+            checks[name] = Check(False, str(exc))
+            return None
+
     with connect(rpc_url=rpc_url, workspace=ws) as c:
-        d = deployment(c)
+        d = deployment(c, token)
         rec = d.token_record(token_id)
         reg = d.model(rec["modelId"])
-        pkg = package_mod.load(ws, reg["circuitHash"][2:])
-        checks.update(registration_checks(reg, pkg, c))
-        store = ws.minted_bundle(rec["proofHash"], rec["inferenceId"])
-        if not store.is_file():
-            checks["proof bundle"] = Check(False, f"the bundle of proof {rec['proofHash']} is not in this "
-                                           f"workspace's asset store — fetch it from {rec['proofURI']}")
+        token_uri = c.call(d.token.functions.tokenURI(token_id), d.abi)
+        expected_uri = uri(raw_cid(bytes.fromhex(rec["metadataDigest"][2:])))
+        meta = fetched("metadata", lambda: source.fetch_json(token_uri))
+        if meta is None:
             return done()
-        bundle = load_bundle(store)
-        instances = bundle.instance_words
-        layout, index = pkg.layout, rec["batchIndex"]
-        outputs = b"".join(encoding.word(v) for v in layout.outputs_of(instances, index))
+        checks["metadata"] = Check(token_uri == expected_uri, f"{token_uri} fetched from {source.where}, "
+                                   "its bytes hash to the digest the mint recorded")
+        onnx = fetched("model file", lambda: source.fetch(reg["modelURI"]))
+        if onnx is None:
+            return done()
+        onnx_ok = sha256_bytes(onnx) == reg["onnxHash"][2:]
+        checks["model file"] = Check(onnx_ok, f"the ONNX at the registered {reg['modelURI']} "
+                                     f"{'hashes' if onnx_ok else 'does not hash'} to the registered ONNX hash")
+        pkg = fetched("circuit", lambda: fetch_circuit(source, reg["metadataURI"], ws.fetched_circuits(), ws))
+        if pkg is None:
+            return done()
+        checks.update(registration_checks(reg, pkg, c))
+        bundle_file = ws.fetched_circuits().parent / "bundles" / f"{rec['proofHash'][2:]}.json"
+        if fetched("proof bundle", lambda: source.fetch_to(rec["proofURI"], bundle_file)) is None:
+            return done()
+        bundle = fetched("proof bundle", lambda: load_bundle(bundle_file))
+        if bundle is None:
+            return done()
+        index = rec["batchIndex"]
+        outputs = packed_outputs(bundle, pkg, index)
         checks["bundle matches record"] = Check(
             "0x" + keccak(bundle.proof_bytes).hex() == rec["proofHash"]
             and bundle.circuit_id == pkg.circuit_id
             and "0x" + keccak(outputs).hex() == rec["outputsHash"],
-            "proof hash, circuit and outputs hash equal the on-chain record")
+            f"the bundle at {rec['proofURI']}: proof hash, circuit and outputs hash equal the on-chain record")
+        checks.update(_metadata_checks(meta, rec, reg, d, "0x" + keccak(outputs).hex()))
         prompt = encoding.prompt(bytes.fromhex(rec["modelId"][2:]), bytes.fromhex(rec["inputCommitment"][2:]))
         vka = vka_words(verifier_artifact(pkg, reusable=True)) if reg["vkaDigest"] != NO_VKA else []
-        packed = encoding.aigc_proof(bundle.proof_bytes, instances, vka, index)
+        packed = encoding.aigc_proof(bundle.proof_bytes, bundle.instance_words, vka, index)
         onchain = c.call(d.token.functions.verify(prompt, outputs, packed), d.abi)
         checks["on-chain verify"] = Check(onchain, "ERC-7007 verify() via the registered EZKL verifier")
-    ok, reason = ezkl_verify(bundle, pkg)
-    checks["local verify"] = Check(ok, reason)
+    local = check_bundle(bundle, pkg)
+    checks["local verify"] = Check(local.valid, "; ".join(local.checks.values()) or local.reason)
     claimed = item_commitments(bundle, pkg)
     checks["input commitment"] = Check(index < len(claimed) and "0x" + claimed[index].hex() == rec["inputCommitment"],
                                        "the bundle's input commits to the recorded input commitment")
@@ -142,8 +219,14 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None,
         out = split_items([np.asarray(o) for o in bundle.outputs], pkg.batch_size)[index]
         diff = float(np.abs(ref - out).max())
         tol = max(2 * pkg.quantization.get("max_abs_error", 0.0), 1e-6)
-        checks["re-run model"] = Check(diff <= tol, f"{pkg.reference} on the stored input: max abs diff "
+        checks["re-run model"] = Check(diff <= tol, f"{pkg.reference} on the revealed input: max abs diff "
                                        f"{diff:.4g} (tolerance {tol:.4g})")
     else:
         checks["re-run model"] = Check(True, "input is private: not re-run")
+    try:
+        ok, detail = content_matches(meta, source, bundle, pkg, index) if local.valid else \
+            (False, "not compared: the proof's outputs are not proven")
+    except (ContentError, KeyError, TypeError) as exc:
+        ok, detail = False, f"content could not be fetched or read: {exc}"
+    checks["content"] = Check(ok, detail)
     return done()

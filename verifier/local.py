@@ -103,7 +103,12 @@ def verify(proof: str | Path, *, circuit: str | None = None,
            workspace: str | Path | Workspace | None = None) -> VerifyResult:
     """Verify a proof bundle; ``circuit`` checks it against another circuit's key instead."""
     bundle = load_bundle(proof)
-    pkg = package_mod.load(Workspace.resolve(workspace), circuit or bundle.circuit_id)
+    return check_bundle(bundle, package_mod.load(Workspace.resolve(workspace), circuit or bundle.circuit_id))
+
+
+def check_bundle(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> VerifyResult:
+    """The proof verifies under the package's key, and everything the bundle claims beside it
+    (model, input, outputs) is what the proof proves."""
     checks: dict = {}
     ok, reason = ezkl_verify(bundle, pkg)
     checks["proof"] = reason

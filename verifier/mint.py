@@ -2,14 +2,17 @@
 
 The proof bundle is stored content-addressed (by the proof hash and inference id, which
 the token records on-chain) *before* the mint is sent, so a minted token can always find its
-bundle even if proofmint is killed before it writes the token's record.
+bundle even if proofmint is killed before it writes the token's record. So is each token's
+content (rendered output, ERC-7007 metadata) in the content store: the mint records the
+metadata's digest, and the token's URI is its CID.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from eth_utils import keccak
@@ -18,12 +21,14 @@ from web3.logs import DISCARD
 from proofmint import encoding, progress
 from proofmint.circuits import package as package_mod
 from proofmint.circuits.package import CircuitPackage
-from proofmint.errors import ChainError, NotFoundError
+from proofmint.errors import ChainError, NotFoundError, VerificationError
 from proofmint.faults import failpoint
 from proofmint.prover.bundle import ProofBundle, load_bundle
-from proofmint.store import Workspace, atomic_write_json
+from proofmint.store import Workspace, atomic_write_json, read_json
 
+from .asset import Provenance, TokenContent, token_content
 from .client import connect
+from .content import ContentStore, cid_from_uri, uri
 from .deploy import vka_for
 from .records import Deployment, deployment
 
@@ -38,6 +43,8 @@ class MintResult:
     input_commitment: str
     owner: str
     token_ids: list[int] = field(default_factory=list)
+    token_uris: list[str] = field(default_factory=list)  # ipfs:// of each token's metadata
+    images: list[str] = field(default_factory=list)  # each token's rendered image, in the content store
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -51,11 +58,16 @@ def item_commitments(bundle: ProofBundle, pkg: CircuitPackage) -> list[bytes]:
 
 
 def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri: str | None = None,
-         rpc_url: str | None = None, workspace: str | Path | Workspace | None = None) -> MintResult:
-    """Mint the token of a proven inference: commit, then reveal with the proof (two txs)."""
+         rpc_url: str | None = None, workspace: str | Path | Workspace | None = None,
+         resume: bool = False) -> MintResult:
+    """Mint the token of a proven inference: commit, then reveal with the proof (two txs).
+
+    ``resume``: a mint this signer already made of this bundle answers with its tokens instead
+    of refusing (the prover node re-running a mint interrupted by a kill)."""
     ws = Workspace.resolve(workspace)
     bundle = load_bundle(proof)
     pkg = package_mod.load(ws, bundle.circuit_id)
+    _check_fits(bundle, pkg)
     proof_bytes, instances = bundle.proof_bytes, bundle.instance_words
     commitment = encoding.mint_commitment(item_commitments(bundle, pkg), pkg.batch_size)
     with connect(rpc_url=rpc_url, workspace=ws) as c, ws.lock(f"signer-{c.address}"):
@@ -72,11 +84,14 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
             atomic_write_json(store, bundle.to_dict())
         existing = c.call(token.functions.tokenOfInference(inference_id), d.abi)
         if existing:
-            return _recover_or_refuse(d, existing, bundle, store, commitment)
+            return _recover_or_refuse(d, existing, bundle, store, commitment, resume)
+        with progress.step("publish content (proof bundle, rendered outputs, metadata)"):
+            proof_uri, tokens = publish_tokens(d, bundle, pkg, store, model_id=entry["model_id"],
+                                               parent=parent, proof_uri=proof_uri)
         salt = os.urandom(32)
         request = {"modelId": model_id, "to": to or c.address, "parent": parent,
-                   "inputCommitment": commitment, "salt": salt,
-                   "proofURI": proof_uri or f"proofmint://{store.stem}", "count": bundle.count}
+                   "inputCommitment": commitment, "salt": salt, "proofURI": proof_uri,
+                   "count": bundle.count, "metadata": [t.digest for t in tokens]}
         mint_fn = token.functions.mint(request, proof_bytes, instances, vka_for(pkg, entry))
         with progress.step("commit"):
             c1 = c.transact(token.functions.commit(
@@ -89,9 +104,38 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
         ids = [e["args"]["tokenId"] for e in token.events.Minted().process_receipt(r, errors=DISCARD)]
         result = MintResult(ids[0], "0x" + bytes(r["transactionHash"]).hex(),
                             {"commit": c1["gasUsed"], "mint": r["gasUsed"]}, c.chain_id,
-                            bundle.circuit_id, "0x" + commitment.hex(), request["to"], ids)
+                            bundle.circuit_id, "0x" + commitment.hex(), request["to"], ids,
+                            [uri(t.metadata_cid) for t in tokens],
+                            [str(ContentStore(ws).path(cid_from_uri(t.metadata["image"]))) for t in tokens])
         _write_record(d, result, store)
         return result
+
+
+def _check_fits(bundle: ProofBundle, pkg: CircuitPackage) -> None:
+    """A bundle whose instances or outputs are not the circuit's shape can't be rendered, nor
+    verify: refused before any transaction. (Anything subtler is the chain's to refuse.)"""
+    sizes = [math.prod(s) * pkg.batch_size for s in pkg.output_shapes]
+    if len(bundle.instances) != pkg.layout.instance_count or [len(o) for o in bundle.outputs] != sizes:
+        raise VerificationError(f"the bundle does not fit circuit {pkg.circuit_id[:16]} ({len(bundle.instances)} "
+                                f"instances, outputs of {[len(o) for o in bundle.outputs]}; the circuit has "
+                                f"{pkg.layout.instance_count} and {sizes}) — it is not a proof of this circuit")
+
+
+def publish_tokens(d: Deployment, bundle: ProofBundle, pkg: CircuitPackage, bundle_file: Path, *,
+                   model_id: str, parent: int = 0, proof_uri: str | None = None,
+                   creator: str | None = None) -> tuple[str, list[TokenContent]]:
+    """Publish a proof's bundle and each of its tokens' content (rendered outputs, ERC-7007
+    metadata) to the content store; returns the proof URI and each token's content (whose
+    ``digest`` the mint records). ``model_id``: the registration the tokens are minted under."""
+    c = d.chain
+    content = ContentStore(c.ws)
+    proof_uri = proof_uri or uri(content.add_file(bundle_file))
+    reg = d.model(model_id)
+    prov = Provenance(c.chain_id, d.token.address, d.registry.address, model_id, pkg.model_id,
+                      reg["modelURI"], pkg.circuit_id, reg["metadataURI"], reg["verifier"],
+                      creator or c.address, parent, proof_uri, "0x" + keccak(bundle.proof_bytes).hex())
+    items = ["0x" + x.hex() for x in item_commitments(bundle, pkg)]
+    return proof_uri, [token_content(content, bundle, pkg, i, prov, items[i]) for i in range(bundle.count)]
 
 
 def _write_record(d: Deployment, result: MintResult, store: Path) -> None:
@@ -103,12 +147,16 @@ def _write_record(d: Deployment, result: MintResult, store: Path) -> None:
 
 
 def _recover_or_refuse(d: Deployment, token_id: int, bundle: ProofBundle, store: Path,
-                       commitment: bytes) -> MintResult:
+                       commitment: bytes, resume: bool) -> MintResult:
     """The inference is minted already. If we minted it and lost the local record (killed after
-    the mint landed), write the record again; otherwise refuse the double mint."""
+    the mint landed), write the record again; otherwise refuse the double mint (or, resuming,
+    answer with what we minted)."""
     c = d.chain
     rec = d.token_record(token_id)
     ours = rec["creator"] == c.address and store == c.ws.minted_bundle(rec["proofHash"], rec["inferenceId"])
+    if ours and resume and c.token_record_file(token_id).exists():
+        saved = read_json(c.token_record_file(token_id))
+        return MintResult(**{f.name: saved[f.name] for f in fields(MintResult) if f.name in saved})
     if not ours or c.token_record_file(token_id).exists():
         raise ChainError(f"this inference is already token {token_id} — the same inference can't "
                          "be minted twice")

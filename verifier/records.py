@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from proofmint.errors import ChainError, NotFoundError
+from eth_utils import is_address, to_checksum_address
+
+from proofmint.errors import ChainError, NotFoundError, UsageError
 from proofmint.store import read_json
 
 from .artifacts import build_contracts
@@ -33,7 +35,7 @@ class Deployment:
     record: dict  # deployments.json
     registry: Any
     token: Any
-    abi: list  # both contracts' ABIs: for decoding either's errors
+    abi: list  # our contracts' ABIs together: for decoding any of their errors
 
     def entry(self, circuit_id: str) -> dict | None:
         """The recorded deployment of a circuit's verifier and registration."""
@@ -53,9 +55,25 @@ class Deployment:
         return {**m.pop("registration"), **m}
 
 
-def deployment(c: Chain) -> Deployment:
-    """The recorded registry and token on this chain, refusing records that don't fit it."""
+def deployment(c: Chain, token: str | None = None) -> Deployment:
+    """The recorded registry and token on this chain, refusing records that don't fit it.
+
+    ``token``: a ProvenanceToken address, for a chain this workspace never deployed to (its
+    registry is the one the token names)."""
     built = build_contracts(c.ws)
+    # every contract a call can revert in (a split's errors bubble up through the registry)
+    abi = built["ProvenanceToken"]["abi"] + built["ModelRegistry"]["abi"] + built["RoyaltySplit"]["abi"]
+    if token:
+        if not is_address(token):
+            raise UsageError(f"--token {token!r} is not an address")
+        token = to_checksum_address(token)
+        if not c.has_code(token):
+            raise ChainError(f"there is no contract at {token} on chain {c.chain_id} ({c.rpc_url}) "
+                             "— pass the address of the ProvenanceToken")
+        tok = c.contract(token, built["ProvenanceToken"]["abi"])
+        registry = c.call(tok.functions.registry(), abi)
+        record = {"chain_id": c.chain_id, "registry": registry, "token": tok.address, "verifiers": {}}
+        return Deployment(c, record, c.contract(registry, built["ModelRegistry"]["abi"]), tok, abi)
     path = c.deployments_file
     if not path.is_file():
         raise NotFoundError(f"nothing is deployed on chain {c.chain_id} — run `proofmint deploy "
@@ -68,6 +86,5 @@ def deployment(c: Chain) -> Deployment:
         raise ChainError(f"the chain at {c.rpc_url} (chain id {c.chain_id}) has no code at the "
                          f"recorded token {dep['token']}: it is not the chain this workspace "
                          "deployed to (or it was reset) — run `proofmint deploy` again")
-    abi = built["ProvenanceToken"]["abi"] + built["ModelRegistry"]["abi"]
     return Deployment(c, dep, c.contract(dep["registry"], built["ModelRegistry"]["abi"]),
                       c.contract(dep["token"], built["ProvenanceToken"]["abi"]), abi)

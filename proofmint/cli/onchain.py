@@ -1,4 +1,4 @@
-"""deploy, mint, show, verify-asset, chain up|down|status, doctor, demo."""
+"""deploy, mint, show, verify-asset, export-car, gateway, chain up|down|status, doctor, demo."""
 
 from __future__ import annotations
 
@@ -17,6 +17,30 @@ RpcOpt = Annotated[str | None, typer.Option(
     help="EVM JSON-RPC URL [default: an embedded anvil whose state lives in the workspace]. "
          "Signing key: PROOFMINT_PRIVATE_KEY or PROOFMINT_KEYSTORE.")]
 
+GatewayOpt = Annotated[str | None, typer.Option(
+    "--gateway", envvar=config.GATEWAY,
+    help="IPFS HTTP gateway to fetch content from (e.g. http://127.0.0.1:8080 from `proofmint "
+         "gateway`, or any public one); default: this workspace's content store. Everything "
+         "fetched is re-hashed against its CID.")]
+TokenOpt = Annotated[str | None, typer.Option(
+    "--token", help="ProvenanceToken address, for a chain this workspace never deployed to.")]
+
+
+def _split(spec: str | None) -> list[tuple[str, int]] | None:
+    """`0xA:7000,0xB:3000` as (address, basis points) pairs."""
+    if not spec:
+        return None
+    from proofmint.errors import UsageError
+
+    pairs = []
+    for part in spec.split(","):
+        who, _, bps = part.strip().partition(":")
+        if not bps.strip().isdigit():
+            raise UsageError(f"--royalty-split entry {part!r} is not ADDRESS:BPS (e.g. 0xabc...:2500)")
+        pairs.append((who.strip(), int(bps)))
+    return pairs
+
+
 chain_app = typer.Typer(help="Keep the embedded anvil running in the background across commands.",
                         no_args_is_help=True)
 
@@ -26,20 +50,40 @@ def deploy_cmd(
     reusable: Annotated[bool, typer.Option(
         help="Use ezkl's reusable verifier (shared by all circuits) + this circuit's VKA. "
              "Chosen automatically when the dedicated verifier exceeds 24,576 bytes.")] = False,
-    royalty_bps: Annotated[int, typer.Option(help="Royalty to the model owner, basis points.")] = 500,
-    metadata_uri: Annotated[str, typer.Option(help="Model metadata URI.")] = "",
-    license_uri: Annotated[str, typer.Option(help="Model license URI.")] = "",
+    royalty_bps: Annotated[int, typer.Option(help="Royalty on every sale of the model's tokens, "
+                                                  "basis points (max 2500).")] = 500,
+    royalty_split: Annotated[str | None, typer.Option(
+        help="Who shares the royalty: ADDRESS:BPS,... summing to 10000 (owner, data "
+             "contributors, ...); default: all to the signer.")] = None,
+    training_data: Annotated[Path | None, typer.Option(
+        help="Training-data manifest (training.json from `models export`): registered as "
+             "its Merkle root and CID.")] = None,
+    version: Annotated[str, typer.Option(help="Model version.")] = "1",
+    parent_model: Annotated[str | None, typer.Option(
+        help="Registration id (0x...) of the model this one was fine-tuned from.")] = None,
+    commercial: Annotated[bool, typer.Option(help="License: commercial use allowed.")] = True,
+    derivatives: Annotated[bool, typer.Option(
+        help="License: tokens may name this model's tokens as parents.")] = True,
+    attribution: Annotated[bool, typer.Option(help="License: attribution required.")] = True,
+    parent_share_bps: Annotated[int, typer.Option(
+        help="License: share of a derivative token's royalty paid to its parent's creator, "
+             "basis points.")] = 0,
+    license_uri: Annotated[str, typer.Option(help="The license's full text (a URI).")] = "",
     rpc_url: RpcOpt = None, workspace: WorkspaceOpt = None, json_: JsonOpt = False,
 ):
-    """Deploy the circuit's EZKL verifier and register the model (a repeat is a no-op).
+    """Publish the circuit (content store), deploy its EZKL verifier and register the model
+    with its license and royalty split (a repeat is a no-op).
 
-    Example: proofmint deploy 09a4e304 --royalty-bps 250
+    Example: proofmint deploy 09a4e304 --training-data model/training.json
+    --royalty-split 0xOWNER:8000,0xDATA:2000 --parent-share-bps 1000
     """
     import proofmint
 
-    r = run(lambda: proofmint.deploy(circuit, reusable=reusable, royalty_bps=royalty_bps,
-                                     metadata_uri=metadata_uri, license_uri=license_uri, rpc_url=rpc_url,
-                                     workspace=workspace))
+    r = run(lambda: proofmint.deploy(
+        circuit, reusable=reusable, royalty_bps=royalty_bps, royalty_split=_split(royalty_split),
+        license=proofmint.License(commercial, derivatives, attribution, parent_share_bps),
+        license_uri=license_uri, training_data=training_data, version=version,
+        parent_model=parent_model, rpc_url=rpc_url, workspace=workspace))
 
     def human(d: dict) -> None:
         state = "already deployed" if d["already_deployed"] else "deployed"
@@ -72,6 +116,8 @@ def mint_cmd(
         ids = d["token_ids"]
         what = f"token {ids[0]}" if len(ids) == 1 else f"tokens {ids[0]}-{ids[-1]} (one per inference)"
         stderr.print(f"[green]minted[/] {what} to {d['owner']} (tx {d['tx_hash']})")
+        for token_id, token_uri, image in zip(ids, d["token_uris"], d["images"]):
+            stderr.print(f"  token {token_id}: {token_uri}  image {image}")
         if d["gas_used"]:
             stderr.print(f"  gas commit {d['gas_used']['commit']:,}, mint {d['gas_used']['mint']:,}")
         print(" ".join(map(str, ids)))
@@ -80,26 +126,36 @@ def mint_cmd(
 
 
 def show_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
-             rpc_url: RpcOpt = None, workspace: WorkspaceOpt = None, json_: JsonOpt = False):
-    """Show a token's on-chain record, metadata, owner and royalty receiver.
+             rpc_url: RpcOpt = None, gateway: GatewayOpt = None, token: TokenOpt = None,
+             workspace: WorkspaceOpt = None, json_: JsonOpt = False):
+    """Show a token's on-chain record, its ERC-7007 metadata, owner and royalty split.
 
     Example: proofmint show 1
     """
     import proofmint
 
-    r = run(lambda: proofmint.show(token_id, rpc_url=rpc_url, workspace=workspace))
+    r = run(lambda: proofmint.show(token_id, rpc_url=rpc_url, gateway=gateway, token=token,
+                                   workspace=workspace))
     output(r.to_dict(), json_, lambda d: print(json.dumps(d, indent=2, default=str)))
 
 
 def verify_asset_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
-                     rpc_url: RpcOpt = None, workspace: WorkspaceOpt = None, json_: JsonOpt = False):
-    """Re-check a token from its id alone: on-chain and local proof, record, re-run of the model.
+                     rpc_url: RpcOpt = None, gateway: GatewayOpt = None, token: TokenOpt = None,
+                     workspace: WorkspaceOpt = None, json_: JsonOpt = False):
+    """Re-check a token from its id alone: fetch its metadata, model, circuit, proof and content
+    by CID; check them against the chain, verify the proof on-chain and locally, re-run the
+    model, and compare the content with the proof's outputs.
 
-    Exit 0 when every check passes, 1 otherwise. Example: proofmint verify-asset 1
+    Works in an empty workspace on another machine: pass --rpc-url, --gateway and --token.
+    Exit 0 when every check passes, 1 otherwise.
+
+    Example: proofmint verify-asset 1 --rpc-url http://host:8545 --gateway http://host:8080
+    --token 0x5FbDB2315678afecb367f032d93F642f64180aa3
     """
     import proofmint
 
-    r = run(lambda: proofmint.verify_asset(token_id, rpc_url=rpc_url, workspace=workspace))
+    r = run(lambda: proofmint.verify_asset(token_id, rpc_url=rpc_url, gateway=gateway, token=token,
+                                           workspace=workspace))
 
     def human(d: dict) -> None:
         for name, c in d["checks"].items():
@@ -109,6 +165,37 @@ def verify_asset_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
 
     output(r.to_dict(), json_, human)
     raise typer.Exit(0 if r.valid else 1)
+
+
+def export_car_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
+                   out: Annotated[Path, typer.Option(help="The CAR file to write.")],
+                   rpc_url: RpcOpt = None, gateway: GatewayOpt = None, token: TokenOpt = None,
+                   workspace: WorkspaceOpt = None, json_: JsonOpt = False):
+    """Write every file a token and its model refer to as one CAR, for a pinning service
+    (or `ipfs dag import`).
+
+    Example: proofmint export-car 1 --out token-1.car
+    """
+    import proofmint
+
+    r = run(lambda: proofmint.export_car(token_id, out=out, rpc_url=rpc_url, gateway=gateway,
+                                         token=token, workspace=workspace))
+    output(r.to_dict(), json_, lambda d: stderr.print(
+        f"wrote {d['car']}: {len(d['roots'])} files, {d['blocks']} blocks, {d['bytes']:,} bytes"))
+
+
+def gateway_cmd(host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+                port: Annotated[int, typer.Option(help="Port.")] = 8080,
+                workspace: WorkspaceOpt = None):
+    """Serve this workspace's content store read-only at http://HOST:PORT/ipfs/CID, so
+    another machine can fetch (and re-hash) a token's content. Ctrl-C stops it.
+
+    Example: proofmint gateway --port 8080
+    """
+    import proofmint
+
+    stderr.print(f"serving the content store at http://{host}:{port}/ipfs/<CID> (Ctrl-C stops)")
+    run(lambda: proofmint.gateway(host=host, port=port, workspace=workspace))
 
 
 @chain_app.command("up")
@@ -169,6 +256,12 @@ def demo_cmd(out: Annotated[Path, typer.Option(help="Folder for the demo's files
             stderr.print(f"{s['step']:<18} {s['seconds']:>7.2f} s{gas}")
         stderr.print(f"token {d['token_id']} — verify-asset: "
                      f"{'VALID' if d['verdict']['valid'] else 'INVALID'}")
+        stderr.print(f"image: {d['image']}  (tokenURI {d['token_uri']})")
+        stderr.print("metadata (ERC-7007):")
+        stderr.print(json.dumps(d["metadata"], indent=2), markup=False, highlight=False)
+        stderr.print("look at it again (the anvil state is kept in the workspace):")
+        for cmd in d["commands"]:
+            stderr.print(f"  {cmd}", markup=False, highlight=False)
         if d["srs_warning"]:
             stderr.print(f"[yellow]SRS: {d['srs_warning']}[/]")
 

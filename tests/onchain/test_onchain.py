@@ -9,14 +9,14 @@ import pytest
 
 import proofmint
 from proofmint import encoding
-from proofmint.errors import ChainError, TransactionRevertedError, UsageError
+from proofmint.errors import ChainError, TransactionRevertedError, UsageError, VerificationError
 from proofmint.prover import load_bundle
-from proofmint.store import Workspace
+from proofmint.store import Workspace, atomic_write_json
 from proofmint.verifier.anvil import DEV_CHAIN_ID, Anvil
 from proofmint.verifier.client import connect
 from proofmint.verifier.deploy import vka_for
 from proofmint.verifier.keys import DEV_KEYS_REFUSED, dev_keys
-from proofmint.verifier.mint import item_commitments
+from proofmint.verifier.mint import item_commitments, publish_tokens
 from proofmint.verifier.records import deployment
 
 from ..conftest import run_cli, tree_digest
@@ -41,18 +41,25 @@ def model_id(ws, circuit_id: str, *, chain_id: int = DEV_CHAIN_ID) -> bytes:
     return bytes.fromhex(_deployments(ws, chain_id)["verifiers"][circuit_id]["model_id"][2:])
 
 
-def commit_by_hand(c, token, abi, bundle, pkg, mid: bytes, account=None):
+def commit_by_hand(c, token, abi, bundle, pkg, mid: bytes, account=None, metadata: list[bytes] | None = None):
     """Commit to a bundle's inference by hand; returns the reveal's request (a ``MintRequest``
-    dict, by its Solidity field names) and the instances."""
+    dict, by its Solidity field names) and the instances. The token's content is published as
+    a real mint publishes it, unless ``metadata`` (digests) is given."""
     account = account or c.account
     instances = bundle.instance_words
     inference = token.functions.inferenceIdOf(mid, instances, bundle.proof_bytes).call()
     salt = os.urandom(32)
     c.transact(token.functions.commit(token.functions.commitmentFor(account.address, inference, salt).call()),
                abi, account=account)
+    proof_uri = ""
+    if metadata is None:  # the content a real mint publishes (so verify-asset can fetch it)
+        bundle_file = atomic_write_json(c.ws.path("hand-minted", f"{bundle.proof_hash}.json"), bundle.to_dict())
+        proof_uri, tokens = publish_tokens(deployment(c), bundle, pkg, bundle_file,
+                                           model_id="0x" + bytes(mid).hex(), creator=account.address)
+        metadata = [t.digest for t in tokens]
     request = {"modelId": mid, "to": account.address, "parent": 0,
                "inputCommitment": encoding.mint_commitment(item_commitments(bundle, pkg), pkg.batch_size),
-               "salt": salt, "proofURI": "", "count": bundle.count}
+               "salt": salt, "proofURI": proof_uri, "count": bundle.count, "metadata": metadata}
     return request, instances
 
 
@@ -81,14 +88,16 @@ def test_valid_mint_show_royalty_and_verify_asset(deployed, proofs, ws, anvil):
     assert m.token_id >= 1 and m.gas_used["mint"] > 500_000
     shown = proofmint.show(m.token_id, rpc_url=anvil.url, workspace=ws)
     assert shown.token_id == m.token_id and shown.chain_id == DEV_CHAIN_ID and shown.owner == m.owner
-    assert shown.metadata["circuit_id"] == "0x" + m.circuit_id
+    assert shown.token_uri == m.token_uris[0] and shown.token_uri.startswith("ipfs://bafkrei")
+    assert shown.metadata["circuit"]["id"] == "0x" + m.circuit_id
     assert shown.metadata["input_commitment"] == m.input_commitment
-    assert shown.metadata["chain_id"] == 31337
+    assert shown.metadata["chain"]["chain_id"] == 31337 and shown.metadata["proof_type"] == "validity"
     assert shown.record["inputCommitment"] == m.input_commitment
     assert shown.record["modelId"] == "0x" + model_id(ws, m.circuit_id).hex()
-    # royalties go to the registered model owner: 5% by default
+    # royalties go to the model's split, all of it to the deployer by default: 5 %
     owner = _deployments(ws)["verifiers"][m.circuit_id]["owner"]
-    assert shown.royalty == {"receiver": owner, "bps": 500}
+    assert shown.royalty["bps"] == 500 and shown.royalty["receiver"] == shown.record["royaltyReceiver"]
+    assert shown.royalty["split"] == [{"payee": owner, "bps": 10_000}]
     verdict = proofmint.verify_asset(m.token_id, rpc_url=anvil.url, workspace=ws)
     assert verdict.valid, verdict.checks
     assert verdict.checks and all(check.ok for check in verdict.checks.values()), verdict.checks
@@ -121,9 +130,18 @@ def test_tampered_instance_cannot_be_minted(deployed, proofs, ws, anvil, tmp_pat
 
 
 def test_model_a_proof_under_model_b_is_refused(deployed, proofs, circuits, ws, anvil, tmp_path):
+    """An MLP proof relabelled as the LeNet's: mint refuses it before any transaction (it can't
+    be rendered as a LeNet output), and the chain refuses it too when it is sent by hand."""
     p = _edit(proofs["mlp"], tmp_path, lambda d: d.__setitem__("circuit_id", circuits["lenet"].circuit_id))
-    with pytest.raises(TransactionRevertedError, match="ProofRejected|InstancesTooShort|InputMismatch"):
+    with pytest.raises(VerificationError, match="does not fit circuit"):
         proofmint.mint(p, rpc_url=anvil.url, workspace=ws)
+    bundle, lenet = load_bundle(p), circuits["lenet"].package
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        _, token, abi = _handles(c, deployed["lenet"])
+        request, instances = commit_by_hand(c, token, abi, bundle, lenet, model_id(ws, lenet.circuit_id),
+                                            metadata=[b"\x01" * 32])
+        with pytest.raises(TransactionRevertedError, match="ProofRejected"):
+            c.transact(token.functions.mint(request, bundle.proof_bytes, instances, []), abi)
 
 
 def test_input_commitment_mismatch_is_refused(deployed, proofs, ws, anvil, tmp_path):

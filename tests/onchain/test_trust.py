@@ -4,6 +4,7 @@ and squatted registrations, unbound layouts, weights and outputs, URI injection,
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -14,6 +15,8 @@ from proofmint.errors import ChainError, TransactionRevertedError, UsageError
 from proofmint.prover import load_bundle
 from proofmint.store import Workspace, atomic_write_json
 from proofmint.verifier.artifacts import verifier_artifact
+from proofmint.verifier.asset import publish_circuit
+from proofmint.verifier.content import ContentStore
 from proofmint.verifier.client import connect
 from proofmint.verifier.deploy import registration as registration_of
 from proofmint.verifier.keys import dev_keys
@@ -49,12 +52,15 @@ def _fresh_mlp_proof(zoo, circuits, ws, tmp_path, row: int) -> str:
 
 REGISTRATION_FIELDS = ["circuitHash", "onnxHash", "vkHash", "verifier", "royaltyBps", "batchSize", "inputStart",
                        "inputCount", "outputStart", "outputCount", "instanceCount", "inputHashed", "vkaDigest",
-                       "metadataURI", "licenseURI"]  # the Solidity Registration's fields
+                       "metadataURI", "licenseURI", "modelURI", "trainingDataRoot", "trainingDataURI",
+                       "version", "parentModel", "license"]  # the Solidity Registration's fields
 
 
 def _registration(pkg, verifier: str, **changes) -> dict:
-    """The genuine registration of ``pkg`` under ``verifier``, with ``changes`` (by field name)."""
-    reg = registration_of(pkg, verifier, verifier_artifact(pkg))
+    """The genuine registration of ``pkg`` under ``verifier`` (its circuit published to the
+    package's workspace, as deploy does), with ``changes`` (by field name)."""
+    content = publish_circuit(pkg, ContentStore(Workspace(Path(pkg.dir).parent.parent)))
+    reg = registration_of(pkg, verifier, verifier_artifact(pkg), content=content)
     assert sorted(reg) == sorted(REGISTRATION_FIELDS), sorted(reg)
     unknown = set(changes) - set(reg)
     assert not unknown, f"not Registration fields: {sorted(unknown)}"
@@ -65,7 +71,7 @@ def _mint_through(c, registry, token, abi, account, registration, bundle, pkg, w
     """``account`` registers ``registration`` and mints ``bundle`` through it; the bundle is then
     published to the workspace's asset store (whoever checks a token can fetch its bundle).
     Returns the token id."""
-    c.transact(registry.functions.registerModel(registration), abi, account=account)
+    c.transact(registry.functions.registerModel(registration, [account.address], [10_000]), abi, account=account)
     mid = registry.functions.modelIdOf(account.address, registration["circuitHash"]).call()
     assert _model(c, mid)["owner"] == account.address
     request, instances = commit_by_hand(c, token, abi, bundle, pkg, mid, account=account)
@@ -93,7 +99,8 @@ def test_a_forged_verifier_is_invalid_in_verify_asset(deployed, circuits, proofs
         addr = c.transact(fake.constructor(), [], account=EVE)["contractAddress"]
         token_id = _mint_through(c, registry, token, abi, EVE, _registration(pkg, addr), forged, pkg, ws)
     shown = proofmint.show(token_id, rpc_url=anvil.url, workspace=ws)
-    assert shown.metadata["model_owner"].lower() == EVE.address.lower()  # not the model's owner
+    eve_model = "0x" + bytes(registry.functions.modelIdOf(EVE.address, bytes.fromhex(pkg.circuit_id)).call()).hex()
+    assert shown.record["modelId"] == shown.metadata["model"]["registration"] == eve_model  # not the owner's
     verdict = proofmint.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
     assert not verdict.valid
     assert not verdict.checks["verifier code"].ok and not verdict.checks["local verify"].ok
@@ -115,7 +122,8 @@ def test_an_aliased_registration_cannot_mint_an_inference_twice(deployed, circui
         registry, token, abi = _contracts(c, deployed["mlp"])
         c.w3.eth.send_transaction({"from": c.address, "to": MALLORY.address, "value": 10**18})
         c.transact(registry.functions.registerModel(
-            _registration(pkg, deployed["mlp"].verifier, royaltyBps=2_500)), abi, account=MALLORY)
+            _registration(pkg, deployed["mlp"].verifier, royaltyBps=2_500), [MALLORY.address], [10_000]),
+            abi, account=MALLORY)
         alias = registry.functions.modelIdOf(MALLORY.address, bytes.fromhex(pkg.circuit_id)).call()
         assert alias != model_id(ws, pkg.circuit_id)
         assert _model(c, alias)["owner"] == MALLORY.address and _model(c, alias)["royaltyBps"] == 2_500
@@ -137,14 +145,14 @@ def test_registrations_are_bound_to_their_registrant_so_nothing_can_be_squatted(
         registry, _, abi = _contracts(c, deployed["mlp"])
         c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
         first = _registration(pkg, deployed["mlp"].verifier, circuitHash=circuit)
-        c.transact(registry.functions.registerModel(first), abi, account=EVE)  # Eve goes first
-        c.transact(registry.functions.registerModel(first), abi)  # the owner's still lands
+        c.transact(registry.functions.registerModel(first, [EVE.address], [10_000]), abi, account=EVE)  # Eve first
+        c.transact(registry.functions.registerModel(first, [c.address], [10_000]), abi)  # the owner's still lands
         ids = {registry.functions.modelIdOf(a, circuit).call() for a in (EVE.address, c.address)}
         assert len(ids) == 2 and all(registry.functions.isRegistered(i).call() for i in ids)
         assert _model(c, registry.functions.modelIdOf(c.address, circuit).call())["owner"] == c.address
         assert _model(c, registry.functions.modelIdOf(EVE.address, circuit).call())["owner"] == EVE.address
         with pytest.raises(TransactionRevertedError, match="ModelRegistryAlreadyRegistered"):
-            c.transact(registry.functions.registerModel(first), abi)
+            c.transact(registry.functions.registerModel(first, [c.address], [10_000]), abi)
 
 
 @pytest.mark.parametrize("change,error", [
@@ -152,28 +160,50 @@ def test_registrations_are_bound_to_their_registrant_so_nothing_can_be_squatted(
     ({"outputStart": 5}, "ModelRegistryInvalidLayout"),  # overlaps the 13 input instances
     ({"instanceCount": 10}, "ModelRegistryInvalidLayout"),  # layout past the instances
     ({"royaltyBps": 10_000}, "ModelRegistryInvalidRoyalty"),  # over the 25 % cap
+    ({"parentModel": b"\x77" * 32}, "ModelRegistryUnknownModel"),  # fine-tuned from nothing registered
+    ({"license": {"commercialUse": True, "derivativesAllowed": True, "attributionRequired": True,
+                  "parentShareBps": 10_001}}, "ModelRegistryInvalidLicense"),  # over 100 % to the parent
 ])
-def test_unsound_layouts_and_royalties_are_refused(change, error, deployed, circuits, ws, anvil):
+def test_unsound_layouts_royalties_and_terms_are_refused(change, error, deployed, circuits, ws, anvil):
     pkg = circuits["mlp"].package
     with connect(rpc_url=anvil.url, workspace=ws) as c:
         registry, _, abi = _contracts(c, deployed["mlp"])
         reg = _registration(pkg, deployed["mlp"].verifier, circuitHash=bytes.fromhex("cd" * 32), **change)
         with pytest.raises(TransactionRevertedError, match=error):
-            c.transact(registry.functions.registerModel(reg), abi)
+            c.transact(registry.functions.registerModel(reg, [c.address], [10_000]), abi)
 
 
-def test_model_ownership_moves_in_two_steps_and_royalties_follow(deployed, circuits, proofs, ws, anvil):
+@pytest.mark.parametrize("payees,shares,error", [
+    ([0, 5], [5_000, 4_000], "RoyaltySplitInvalidShares"),  # 90 %
+    ([0, 5], [6_000, 5_000], "RoyaltySplitInvalidShares"),  # 110 %
+    ([0, 0], [5_000, 5_000], "RoyaltySplitInvalidPayee"),  # one payee twice
+    ([0], [], "RoyaltySplitLengthMismatch"),
+])
+def test_a_royalty_split_that_is_not_exactly_100_percent_is_refused(payees, shares, error, deployed, circuits,
+                                                                      ws, anvil):
+    pkg = circuits["mlp"].package
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        registry, _, abi = _contracts(c, deployed["mlp"])
+        reg = _registration(pkg, deployed["mlp"].verifier, circuitHash=bytes.fromhex("ce" * 32))
+        who = [Account.from_key(dev_keys()[i]).address for i in payees]
+        with pytest.raises(TransactionRevertedError, match=error):
+            c.transact(registry.functions.registerModel(reg, who, shares), abi)
+
+
+def test_model_ownership_moves_in_two_steps_and_the_royalty_split_stays(deployed, circuits, proofs, ws, anvil):
+    """Shares are fixed at registration: a new owner controls the model, not its royalties."""
     pkg = circuits["lenet"].package
     mid = model_id(ws, pkg.circuit_id)
     with connect(rpc_url=anvil.url, workspace=ws) as c:
         registry, token, abi = _contracts(c, deployed["lenet"])
+        split = _model(c, mid)["royaltyReceiver"]
         c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
         with pytest.raises(TransactionRevertedError, match="ModelRegistryUnauthorized"):
             c.transact(registry.functions.transferModelOwnership(mid, EVE.address), abi, account=EVE)
         c.transact(registry.functions.transferModelOwnership(mid, EVE.address), abi)
         assert _model(c, mid)["owner"] == c.address  # not until accepted
         c.transact(registry.functions.acceptModelOwnership(mid), abi, account=EVE)
-        assert _model(c, mid)["owner"] == EVE.address
+        assert _model(c, mid)["owner"] == EVE.address and _model(c, mid)["royaltyReceiver"] == split
         c.transact(registry.functions.transferModelOwnership(mid, c.address), abi, account=EVE)
         c.transact(registry.functions.acceptModelOwnership(mid), abi)
         assert _model(c, mid)["owner"] == c.address
@@ -268,7 +298,8 @@ def test_an_odd_verifier_answer_is_a_rejection_not_a_revert(creation, what, depl
         registry, _, abi = _contracts(c, deployed["mlp"])
         odd = c.transact(c.w3.eth.contract(abi=[], bytecode=creation).constructor(), [])["contractAddress"]
         circuit = bytes.fromhex(("e1" if "2" in what else "e2") * 32)
-        c.transact(registry.functions.registerModel(_registration(pkg, odd, circuitHash=circuit)), abi)
+        c.transact(registry.functions.registerModel(_registration(pkg, odd, circuitHash=circuit),
+                                                    [c.address], [10_000]), abi)
         mid = registry.functions.modelIdOf(c.address, circuit).call()
         assert registry.functions.checkInference(mid, bundle.proof_bytes,
                                                  bundle.instance_words, []).call() is False
@@ -290,3 +321,22 @@ def test_a_private_input_is_one_token_per_proof(zoo, ws, anvil, tmp_path):
     assert a.token_id != b.token_id
     with pytest.raises(ChainError, match="already token"):
         proofmint.mint(first, rpc_url=anvil.url, workspace=ws)
+
+
+def test_a_license_without_derivatives_refuses_a_child_token(deployed, circuits, zoo, ws, anvil, tmp_path):
+    """The parent's model license decides: a token of a no-derivatives model can't be a parent."""
+    pkg = circuits["mlp"].package
+    parent = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 26))
+    child = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 27))
+    olga = Account.from_key(dev_keys()[7])
+    closed = {"commercialUse": False, "derivativesAllowed": False, "attributionRequired": True,
+              "parentShareBps": 0}
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        registry, token, abi = _contracts(c, deployed["mlp"])
+        c.w3.eth.send_transaction({"from": c.address, "to": olga.address, "value": 10**18})
+        parent_id = _mint_through(c, registry, token, abi, olga,
+                                  _registration(pkg, deployed["mlp"].verifier, license=closed), parent, pkg, ws)
+        request, instances = commit_by_hand(c, token, abi, child, pkg, model_id(ws, pkg.circuit_id), account=olga)
+        request["parent"] = parent_id
+        with pytest.raises(TransactionRevertedError, match="ProvenanceTokenDerivativesNotAllowed"):
+            c.transact(token.functions.mint(request, child.proof_bytes, instances, []), abi, account=olga)

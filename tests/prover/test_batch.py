@@ -88,7 +88,8 @@ def test_batch_mint_makes_one_token_per_real_inference(batch_proofs, ws, anvil):
             shown = proofmint.show(token_id, rpc_url=anvil.url, workspace=ws)
             assert shown.token_id == token_id
             assert shown.record["batchIndex"] == index
-            assert shown.metadata["batch_count"] == len(m.token_ids)
+            assert shown.record["batchCount"] == len(m.token_ids)
+            assert shown.metadata["proof"]["batch_index"] == shown.record["batchIndex"]
             commitments.add(shown.record["inputCommitment"])
             verdict = proofmint.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
             assert verdict.valid, verdict.to_dict()["checks"]
