@@ -5,10 +5,17 @@ PY := .venv/bin/python
 PIP := .venv/bin/pip
 STAMP := .venv/.proofmint-installed
 NPM_STAMP := toolchain/node_modules/.proofmint-installed
+# Debian's Chromium for the explorer's browser tests (Playwright drives it by path: browser
+# downloads are not available); as root, or with passwordless sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup system demo test test-fast clean
 
-setup: $(STAMP) $(NPM_STAMP)
+setup: system $(STAMP) $(NPM_STAMP)
+
+system:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q chromium; }
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv

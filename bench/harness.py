@@ -35,7 +35,7 @@ from proofmint.verifier.artifacts import verifier_artifact
 from proofmint.verifier.client import connect
 from proofmint.verifier.deploy import vka_for
 
-from . import baseline, examples as examples_mod, report
+from . import baseline, examples as examples_mod, node as node_mod, report
 
 FULL = {"models": ("mlp", "lenet", "mnist_mlp"), "targets": ("balanced", "resources"),
         "visibility": ("public", "hashed"), "batch": (1, 4, 16), "repeat": 3}
@@ -58,12 +58,25 @@ def bench(*, models: list[str] | None = None, targets: list[str] | None = None,
           visibility: list[str] | None = None, batch: list[int] | None = None,
           repeat: int | None = None, quick: bool = False, out: str | Path = "bench-out",
           workspace: str | Path | None = None, examples: str | Path | None = None,
-          only: list[str] | None = None) -> BenchResult:
+          only: list[str] | None = None, node: bool = False) -> BenchResult:
     """Measure the pipeline per model and setting and write results.json, results.md, plots.
 
     ``examples``: instead, a folder of models from outside the zoo (one folder each with an
     ONNX file and an input.json), proofmint's defaults vs bare ezkl on each (``only``: some
-    of them); writes examples.json and examples.md."""
+    of them); writes examples.json and examples.md. ``node``: instead, the prover node vs one
+    ``proofmint prove`` per input vs direct ezkl calls (``repeat`` inputs, 16 by default), and
+    a burst of 200 submissions; writes node.json and node.md."""
+    if node:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        res = node_mod.run(out, repeat or 16, Workspace.resolve(workspace or out / "workspace"))
+        m = machine()
+        res |= {"machine": m, "wall_s": round(time.perf_counter() - started, 1)}
+        files = [out / "node.json", out / "node.md"]
+        files[0].write_text(json.dumps(res, indent=2) + "\n")
+        files[1].write_text(node_mod.markdown(res, machine_line(m, res["wall_s"])))
+        return BenchResult(str(out), [str(f) for f in files], res)
     if examples is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -72,11 +85,9 @@ def bench(*, models: list[str] | None = None, targets: list[str] | None = None,
         res = examples_mod.run(Path(examples), out, only, repeat or 1, ws)
         m = machine()
         res |= {"machine": m, "wall_s": round(time.perf_counter() - started, 1)}
-        line = (f"Machine: {m['cores']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, GPU: {m['gpu'] or 'none'}; "
-                + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + f"; {res['wall_s']:.0f} s in all.")
         files = [out / "examples.json", out / "examples.md"]
         files[0].write_text(json.dumps(res, indent=2) + "\n")
-        files[1].write_text(examples_mod.markdown(res["examples"], line))
+        files[1].write_text(examples_mod.markdown(res["examples"], machine_line(m, res["wall_s"])))
         return BenchResult(str(out), [str(f) for f in files], res)
     cfg = dict(QUICK if quick else FULL)
     for key, value in (("models", models), ("targets", targets), ("visibility", visibility),
@@ -122,6 +133,11 @@ def bench(*, models: list[str] | None = None, targets: list[str] | None = None,
     results["wall_s"] = round(time.perf_counter() - started, 1)
     files = report.write(results, out)
     return BenchResult(str(out), [str(f) for f in files], results)
+
+
+def machine_line(m: dict, wall_s: float) -> str:
+    return (f"Machine: {m['cores']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, GPU: {m['gpu'] or 'none'}; "
+            + ", ".join(f"{k} {v}" for k, v in m["versions"].items()) + f"; {wall_s:.0f} s in all.")
 
 
 def machine() -> dict:

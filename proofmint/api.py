@@ -11,6 +11,8 @@ from pathlib import Path
 
 from proofmint.circuits import compiler as _compiler
 from proofmint.models import ExportResult, ZooModel
+from proofmint.node.client import jobs_status, jobs_submit, jobs_wait
+from proofmint.node.server import serve
 from proofmint.models import export as _export, list_models as _list_models
 from proofmint.prover import ProveResult
 from proofmint.prover import prove as _prove
@@ -46,4 +48,5 @@ def models_export(name: str, *, out: str | Path) -> ExportResult:
 
 
 __all__ = ["chain_down", "chain_status", "chain_up", "compile", "deploy", "doctor", "export_car", "gateway",
-           "mint", "models_export", "models_list", "prove", "show", "verify", "verify_asset"]
+           "jobs_status", "jobs_submit", "jobs_wait", "mint", "models_export", "models_list", "prove", "serve",
+           "show", "verify", "verify_asset"]

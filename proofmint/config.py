@@ -8,6 +8,7 @@ those come from here. Variables (and what they set):
     PROOFMINT_TOOLCHAIN          folder of the pinned npm toolchain (default the package's toolchain/)
     PROOFMINT_RPC_URL            EVM JSON-RPC URL (default: an embedded anvil)
     PROOFMINT_GATEWAY            IPFS HTTP gateway content is fetched from (default: the workspace's store)
+    PROOFMINT_NODE               URL of the prover node `proofmint jobs` talks to (default http://127.0.0.1:8000)
     PROOFMINT_PRIVATE_KEY        signing key, or
     PROOFMINT_KEYSTORE           an encrypted keystore file, with
     PROOFMINT_KEYSTORE_PASSWORD  its password
@@ -26,6 +27,8 @@ SRS_DIR = "PROOFMINT_SRS_DIR"
 TOOLCHAIN = "PROOFMINT_TOOLCHAIN"
 RPC_URL = "PROOFMINT_RPC_URL"
 GATEWAY = "PROOFMINT_GATEWAY"
+NODE = "PROOFMINT_NODE"
+DEFAULT_NODE = "http://127.0.0.1:8000"
 PRIVATE_KEY = "PROOFMINT_PRIVATE_KEY"
 KEYSTORE = "PROOFMINT_KEYSTORE"
 KEYSTORE_PASSWORD = "PROOFMINT_KEYSTORE_PASSWORD"
@@ -59,6 +62,10 @@ def rpc_url() -> str | None:
 
 def gateway() -> str | None:
     return _get(GATEWAY)
+
+
+def node_url() -> str:
+    return _get(NODE) or DEFAULT_NODE
 
 
 def signing_env() -> tuple[str | None, str | None, str | None]:

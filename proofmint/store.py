@@ -13,6 +13,8 @@ Layout under the root (``--workspace``, ``$PROOFMINT_HOME`` or ``./.proofmint``)
     assets/bundles/<proof>-<inf>.json   minted proof bundles, by what their token records
     content/<cid>                       the content store: every published file, named by its IPFS CID
     fetched/circuits/<circuit_id>/      circuits fetched by CID to check someone's token (verify only)
+    node/queue.sqlite, node/token       the prover node's job queue and its API token (0600)
+    node/bundles/<job>-<item>.json      proof bundles the node made
     locks/<name>.lock                   cross-process locks
 
 A write goes to a ``.tmp-*`` file in the same folder and is renamed into place, so a
@@ -202,6 +204,15 @@ class Workspace:
 
     def fetched_circuits(self) -> Path:
         return self.path("fetched", "circuits")
+
+    def node_queue(self) -> Path:
+        return self.path("node", "queue.sqlite")
+
+    def node_token(self) -> Path:
+        return self.path("node", "token")
+
+    def node_bundle(self, name: str) -> Path:
+        return self.path("node", "bundles", f"{name}.json")
 
     def bench_dir(self, name: str) -> Path:
         return self.ensure("bench", name)

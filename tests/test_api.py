@@ -15,7 +15,8 @@ VERBS = {  # CLI command -> its Python twin at the package root
     "show": "show", "verify-asset": "verify_asset", "doctor": "doctor", "demo": "demo", "bench": "bench",
     "models list": "models_list", "models export": "models_export", "chain up": "chain_up",
     "chain down": "chain_down", "chain status": "chain_status", "export-car": "export_car",
-    "gateway": "gateway",
+    "gateway": "gateway", "serve": "serve", "jobs submit": "jobs_submit", "jobs status": "jobs_status",
+    "jobs wait": "jobs_wait",
 }
 
 
@@ -23,7 +24,7 @@ def test_public_names_do_not_change_by_accident():
     assert proofmint.__all__ == sorted(proofmint.__all__)
     assert set(proofmint.__all__) == {
         "AssetVerdict", "BenchResult", "CarExport", "ChainStatus", "CircuitPackage", "CompileResult",
-        "DemoResult", "DeployResult", "ExportResult", "License", "InstanceLayout", "MintResult", "ProofBundle", "ProofmintError",
+        "DemoResult", "DeployResult", "ExportResult", "JobView", "License", "InstanceLayout", "MintResult", "ProofBundle", "ProofmintError",
         "ProveResult", "TokenView", "Tool", "VerifyResult", "Visibility", "ZooModel",
         *VERBS.values(),
     }

@@ -13,7 +13,7 @@ PACKAGES = {"proofmint": "proofmint", "proofmint.models": "models", "proofmint.c
 # Stages import only from the core and earlier stages; the facade and tools above them import anything.
 ORDER = ["proofmint.models", "proofmint.circuits", "proofmint.prover", "proofmint.verifier"]
 ABOVE_STAGES = ("proofmint.api", "proofmint.demo_flow", "proofmint.cli", "proofmint.__main__",
-                "proofmint.benchmarks")
+                "proofmint.benchmarks", "proofmint.node")
 
 
 def _above(module: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from . import bench, models, onchain, pipeline
+from . import bench, models, node, onchain, pipeline
 
 app = typer.Typer(
     name="proofmint",
@@ -25,6 +25,8 @@ app.command("show")(onchain.show_cmd)
 app.command("verify-asset")(onchain.verify_asset_cmd)
 app.command("export-car")(onchain.export_car_cmd)
 app.command("gateway")(onchain.gateway_cmd)
+app.command("serve")(node.serve_cmd)
+app.add_typer(node.jobs_app, name="jobs")
 app.add_typer(onchain.chain_app, name="chain")
 app.command("doctor")(onchain.doctor_cmd)
 app.command("demo")(onchain.demo_cmd)

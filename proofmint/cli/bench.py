@@ -28,6 +28,9 @@ def bench_cmd(
              "bare ezkl on each.")] = None,
     only: Annotated[list[str] | None, typer.Option(
         "--only", help="With --examples: just these model folders (repeat the option).")] = None,
+    node: Annotated[bool, typer.Option(
+        help="Instead: the prover node (`proofmint serve`) vs one `proofmint prove` per input vs "
+             "direct ezkl calls, on --repeat inputs (default 16), and a burst of 200 submissions.")] = False,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ):
@@ -40,12 +43,13 @@ def bench_cmd(
     Example: proofmint bench --quick --out /tmp/b
              proofmint bench --models lenet --batch 1 --batch 16 --visibility hashed
              proofmint bench --examples ezkl/examples/onnx --only 1l_mlp --only lenet_5
+             proofmint bench --node --repeat 16
     """
     import proofmint
 
     r = run(lambda: proofmint.bench(models=models, targets=targets, visibility=visibility, batch=batch,
                                     repeat=repeat, quick=quick, out=out, workspace=workspace,
-                                    examples=examples, only=only))
+                                    examples=examples, only=only, node=node))
 
     def human(d: dict) -> None:
         stderr.print(f"[green]bench done[/] in {d['results']['wall_s']:.0f} s")
