@@ -5,8 +5,9 @@ against direct ezkl calls, on the same inputs in the same run; then a burst of s
   run): the floor any wrapper is measured against;
 - ``proofmint prove``: one CLI process per input, as a script would call it;
 - the node: one job of N inputs to ``proofmint serve`` (warm workers, one of them here, as
-  many cores as the CLI gets), from submit to the last item proven (each proof is verified and
-  compared with the float model before it counts, like the CLI's);
+  many cores as the CLI gets; a one-input job first, as a long-running node has done before),
+  from submit to the last item proven (each proof is verified and compared with the float
+  model before it counts, like the CLI's);
 - burst: 200 submissions as fast as one client sends them, to a node whose queue holds 50
   items: each is accepted (202) or refused (429 with Retry-After), none lost, and the health
   check's latency during the burst.
@@ -105,6 +106,10 @@ def run(out: Path, n: int, ws: Workspace) -> dict:
     proc, url = _serve(ws, out / "node.log", BURST_QUEUE)
     try:
         token = ws.node_token().read_text().strip()
+        with progress.step("node: warm-up job (one input: loads the circuit in the worker)"):
+            warm = _post(f"{url}/api/jobs", {"circuit": c.circuit_id, "inputs": [inputs[0].ravel().tolist()]}, token)[1]
+            while _get(f"{url}/api/jobs/{warm['job']}")["status"] not in ("done", "failed", "partial"):
+                time.sleep(0.05)
         with progress.step(f"node: one job of {n} inputs"):
             t = time.perf_counter()
             status, r = _post(f"{url}/api/jobs", {"circuit": c.circuit_id, "inputs": [x.ravel().tolist() for x in inputs]},

@@ -20,6 +20,7 @@ from .queue import Queue
 from .workers import ProofTask, WarmPool, job_input
 
 CHAIN_RETRY_S = 5.0
+PREFETCH = 2  # tasks handed to each worker at a time
 
 
 class Node:
@@ -124,8 +125,10 @@ class _Engine:
         return self.ray.submit(_prove_on_ray, self.node, task)
 
     def fill(self) -> bool:
+        # One task waiting behind each running one: a worker never idles between two proofs
+        # for the loop's round trip (claim, SQLite commit, hand-over).
         q, did = self.node.queue, False
-        while len(self.inflight) < self.node.workers:
+        while len(self.inflight) < PREFETCH * self.node.workers:
             circuit = q.next_circuit()
             if circuit is None:
                 break

@@ -4,6 +4,7 @@ inputs with it, so a job pays for ezkl's work, not for imports and key reads (a 
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import os
 import shutil
@@ -27,7 +28,15 @@ class ProofTask:
 
 
 def _init(threads: int) -> None:
-    os.environ["RAYON_NUM_THREADS"] = str(threads)  # ezkl reads it when it first loads
+    """Each worker, once: ezkl's thread count (read when ezkl loads), then the imports a proof
+    needs, so the first job doesn't pay for them."""
+    os.environ["RAYON_NUM_THREADS"] = str(threads)
+    importlib.import_module("proofmint.prover.proof")
+    importlib.import_module("proofmint.ezkl_layer").version()
+
+
+def _ready() -> int:
+    return os.getpid()
 
 
 def job_input(pkg, inputs: list[list[float]]) -> tuple[np.ndarray, int]:
@@ -69,6 +78,8 @@ class WarmPool:
         self.workers, self.threads = workers, threads
         self.pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_init, initargs=(threads,))
+        for _ in range(workers):  # start (and warm) every worker now, not on the first job
+            self.pool.submit(_ready)
 
     def submit(self, task: ProofTask) -> Future:
         return self.pool.submit(prove_task, task, self.threads)
