@@ -12,6 +12,7 @@ What bare ezkl 23.0.5 does with them (PyTorch exports, opset 18 unless said):
 | PRelu with a slope per channel | fails at old opsets | relu(x) - slope * relu(-x) |
 | Pow, constant integer exponent | fails when the exponent is a tensor | x * x * ... |
 | Tile | halo2 synthesis error | Concat of copies |
+| Conv / ConvTranspose / pools without `strides` (ONNX's default: ones) | "a node is missing required params: stride" | the same node, `strides` written out |
 | opset outside 9-18 | tract is tested with 9-18 | ``onnx.version_converter`` to 18 |
 
 Each rewrite is checked where it is applied: the rewritten graph and the original must agree
@@ -306,6 +307,22 @@ def tile(ed: _Editor, node) -> None:
     ed.done(node, "Concat of copies")
 
 
+def default_strides(ed: _Editor, node) -> None:
+    """A Conv, ConvTranspose or pool that leaves ``strides`` to ONNX's default (1 on every
+    spatial axis) -> the same node with those ones written out: tract requires the attribute."""
+    if "strides" in node.attrs:
+        return
+    kernel = node.attrs.get("kernel_shape")
+    w = _value(node.inputs[1]) if kernel is None and len(node.inputs) > 1 else None
+    rank = len(kernel) if kernel is not None else (w.ndim - 2 if w is not None else None)
+    if rank is None:
+        raise InvalidModelError(f"{node.op} node '{node.name}' has no strides, no kernel_shape and computed "
+                                "weights — write its strides out (ezkl needs them)")
+    node.attrs["strides"] = [1] * rank
+    ed.done(node, f"{node.op} with its default strides written out")
+
+
+SPATIAL_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool")
 REWRITES = {"Pad": pad, "MaxPool": maxpool, "Conv": conv, "PRelu": prelu, "Pow": power, "Tile": tile}
 
 
@@ -331,7 +348,11 @@ def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray) -> tuple[OnnxMode
         pass  # nothing folded: the rewrites that need a constant say so
     ed = _Editor(graph)
     for node in list(graph.nodes):
-        if node.op in REWRITES and (node.domain or "") in ("", "ai.onnx"):
+        if (node.domain or "") not in ("", "ai.onnx"):
+            continue
+        if node.op in SPATIAL_OPS:
+            default_strides(ed, node)
+        if node.op in REWRITES:
             REWRITES[node.op](ed, node)
     applied += ed.applied
     if not applied:
