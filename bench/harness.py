@@ -35,7 +35,7 @@ from proofmint.verifier.artifacts import verifier_artifact
 from proofmint.verifier.client import connect
 from proofmint.verifier.deploy import vka_for
 
-from . import baseline, examples as examples_mod, node as node_mod, report
+from . import baseline, examples as examples_mod, node as node_mod, report, rewrites as rewrites_mod
 
 FULL = {"models": ("mlp", "lenet", "mnist_mlp"), "targets": ("balanced", "resources"),
         "visibility": ("public", "hashed"), "batch": (1, 4, 16), "repeat": 3}
@@ -58,14 +58,27 @@ def bench(*, models: list[str] | None = None, targets: list[str] | None = None,
           visibility: list[str] | None = None, batch: list[int] | None = None,
           repeat: int | None = None, quick: bool = False, out: str | Path = "bench-out",
           workspace: str | Path | None = None, examples: str | Path | None = None,
-          only: list[str] | None = None, node: bool = False) -> BenchResult:
+          only: list[str] | None = None, node: bool = False, rewrites: bool = False) -> BenchResult:
     """Measure the pipeline per model and setting and write results.json, results.md, plots.
 
     ``examples``: instead, a folder of models from outside the zoo (one folder each with an
     ONNX file and an input.json), proofmint's defaults vs bare ezkl on each (``only``: some
     of them); writes examples.json and examples.md. ``node``: instead, the prover node vs one
     ``proofmint prove`` per input vs direct ezkl calls (``repeat`` inputs, 16 by default), and
-    a burst of 200 submissions; writes node.json and node.md."""
+    a burst of 200 submissions; writes node.json and node.md. ``rewrites``: instead, each ONNX
+    rewrite's layer vs the nearest natively supported one (rows, logrows, prove time, error);
+    writes rewrites.json and rewrites.md."""
+    if rewrites:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        rows = rewrites_mod.run(out, Workspace.resolve(workspace or out / "workspace"))
+        m = machine()
+        res = {"rewrites": rows, "machine": m, "wall_s": round(time.perf_counter() - started, 1)}
+        files = [out / "rewrites.json", out / "rewrites.md"]
+        files[0].write_text(json.dumps(res, indent=2) + "\n")
+        files[1].write_text(rewrites_mod.markdown(rows, machine_line(m, res["wall_s"])))
+        return BenchResult(str(out), [str(f) for f in files], res)
     if node:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,9 @@ def bench_cmd(
     node: Annotated[bool, typer.Option(
         help="Instead: the prover node (`proofmint serve`) vs one `proofmint prove` per input vs "
              "direct ezkl calls, on --repeat inputs (default 16), and a burst of 200 submissions.")] = False,
+    rewrites: Annotated[bool, typer.Option(
+        help="Instead: each ONNX rewrite's layer vs the nearest natively supported one "
+             "(rows, logrows, prove time, error), compiled and proven in the same run.")] = False,
     workspace: WorkspaceOpt = None,
     json_: JsonOpt = False,
 ):
@@ -44,12 +47,13 @@ def bench_cmd(
              proofmint bench --models lenet --batch 1 --batch 16 --visibility hashed
              proofmint bench --examples ezkl/examples/onnx --only 1l_mlp --only lenet_5
              proofmint bench --node --repeat 16
+             proofmint bench --rewrites
     """
     import proofmint
 
     r = run(lambda: proofmint.bench(models=models, targets=targets, visibility=visibility, batch=batch,
                                     repeat=repeat, quick=quick, out=out, workspace=workspace,
-                                    examples=examples, only=only, node=node))
+                                    examples=examples, only=only, node=node, rewrites=rewrites))
 
     def human(d: dict) -> None:
         stderr.print(f"[green]bench done[/] in {d['results']['wall_s']:.0f} s")
