@@ -22,7 +22,8 @@ from proofmint.store import Workspace
 INPUT_SHAPE = (1, 2, 6, 6)
 
 
-def _pairs():
+def pairs() -> dict:
+    """Each rewritten layer (as torch exports it) with the nearest natively supported one."""
     import torch
     from torch import nn
 
@@ -59,8 +60,8 @@ def _pairs():
     }
 
 
-def _export(mid, folder: Path) -> tuple[Path, Path]:
-    import torch
+def sandwich(mid):
+    """``mid`` between two convolutions, as it sits in a real network."""
     from torch import nn
 
     class Sandwich(nn.Module):
@@ -71,8 +72,14 @@ def _export(mid, folder: Path) -> tuple[Path, Path]:
         def forward(self, x):
             return self.b(self.mid(self.a(x)))
 
+    return Sandwich()
+
+
+def _export(mid, folder: Path) -> tuple[Path, Path]:
+    import torch
+
     torch.manual_seed(1)
-    module = Sandwich().eval()
+    module = sandwich(mid).eval()
     folder.mkdir(parents=True, exist_ok=True)
     x = torch.randn(*INPUT_SHAPE)
     torch.onnx.export(module, (x,), str(folder / "model.onnx"), dynamo=False, opset_version=18)
@@ -96,7 +103,7 @@ def _measure(onnx: Path, inp: Path, ws: Workspace, out: Path) -> dict:
 
 def run(out: Path, ws: Workspace) -> list[dict]:
     rows = []
-    for name, (rewritten, native) in _pairs().items():
+    for name, (rewritten, native) in pairs().items():
         with progress.step(f"rewrite bench: {name}"):
             row = {"layer": name}
             for side, make in (("rewritten", rewritten), ("native", native)):

@@ -11,47 +11,15 @@ import torch
 from torch import nn
 
 import proofmint
+from proofmint.benchmarks.rewrites import pairs, sandwich
 from proofmint.circuits import rewrite
 from proofmint.errors import InvalidModelError
 from proofmint.models import load_onnx
 from proofmint.prover import load_bundle
 
 
-class Sandwich(nn.Module):
-    """The layer under test between two convolutions, as it sits in a real network."""
-
-    def __init__(self, mid: nn.Module):
-        super().__init__()
-        self.a, self.mid, self.b = nn.Conv2d(2, 3, 3, padding=1), mid, nn.Conv2d(3, 2, 3)
-
-    def forward(self, x):
-        return self.b(self.mid(self.a(x)))
-
-
-class Square(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("e", torch.tensor([2.0]))  # a tensor exponent, as torch exports x ** y
-
-    def forward(self, x):
-        return x ** self.e
-
-
-class Repeat(nn.Module):
-    def forward(self, x):
-        return x.repeat(1, 1, 2, 1)
-
-
-LAYERS = {
-    "dilated conv": lambda: nn.Conv2d(3, 3, 3, padding=2, dilation=2),
-    "reflection pad": lambda: nn.ReflectionPad2d(1),
-    "replication pad": lambda: nn.ReplicationPad2d(1),
-    "constant pad 2.0": lambda: nn.ConstantPad2d(1, 2.0),
-    "maxpool with padding": lambda: nn.MaxPool2d(3, stride=1, padding=1),
-    "prelu per channel": lambda: nn.PReLU(3),
-    "pow": Square,
-    "tile": Repeat,
-}
+LAYERS = {name: rewritten for name, (rewritten, _) in pairs().items()}  # as bench --rewrites measures them
+Sandwich = sandwich  # the layer between two convolutions
 EXPECTED_OP = {"dilated conv": "Conv", "reflection pad": "Pad", "replication pad": "Pad",
                "constant pad 2.0": "Pad", "maxpool with padding": "MaxPool", "prelu per channel": "PRelu",
                "pow": "Pow", "tile": "Tile"}
@@ -106,7 +74,7 @@ def test_maxpool_padding_is_faithful_on_negative_inputs(ws, tmp_path):
 
 
 def test_a_rewrite_that_changes_the_model_is_refused(tmp_path, monkeypatch):
-    onnx_path, _ = _export(Sandwich(Repeat()), tmp_path / "m", 18)
+    onnx_path, _ = _export(Sandwich(LAYERS["tile"]()), tmp_path / "m", 18)
     model = load_onnx(onnx_path)
 
     def wrong(ed, node):  # "tiles" with a zero copy: must never reach ezkl
