@@ -13,6 +13,7 @@ Layout under the root (``--workspace``, ``$PROOFMINT_HOME`` or ``./.proofmint``)
     assets/bundles/<proof>-<inf>.json   minted proof bundles, by what their token records
     content/<cid>                       the content store: every published file, named by its IPFS CID
     fetched/circuits/<circuit_id>/      circuits fetched by CID to check someone's token (verify only)
+    fetched/bundles/<proof_hash>.json   proof bundles fetched by CID, likewise
     node/queue.sqlite, node/token       the prover node's job queue and its API token (0600)
     node/bundles/<job>-<item>.json      proof bundles the node made
     locks/<name>.lock                   cross-process locks
@@ -204,6 +205,9 @@ class Workspace:
 
     def fetched_circuits(self) -> Path:
         return self.path("fetched", "circuits")
+
+    def fetched_bundle(self, proof_hash: str) -> Path:
+        return self.path("fetched", "bundles", f"{proof_hash.removeprefix('0x')}.json")
 
     def node_queue(self) -> Path:
         return self.path("node", "queue.sqlite")

@@ -189,7 +189,7 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
         if pkg is None:
             return done()
         checks.update(registration_checks(reg, pkg, c))
-        bundle_file = ws.fetched_circuits().parent / "bundles" / f"{rec['proofHash'][2:]}.json"
+        bundle_file = ws.fetched_bundle(rec["proofHash"])
         if fetched("proof bundle", lambda: source.fetch_to(rec["proofURI"], bundle_file)) is None:
             return done()
         bundle = fetched("proof bundle", lambda: load_bundle(bundle_file))
