@@ -239,9 +239,14 @@ def _setup(ws: Workspace, dest: Path, model: OnnxModel, graph: OnnxModel, chosen
             shutil.copyfile(src, tmp)
     settings = chosen.settings
     logrows = settings["run_args"]["logrows"]
-    with progress.step(f"setup (logrows {logrows})") as t, \
+    reuse = chosen.keys is not None and chosen.keys_srs == srs.path  # timed with this SRS
+    with progress.step(f"setup (logrows {logrows}{': keys from timing its proof' if reuse else ''})") as t, \
             staged(dest / "pk.key") as pk, staged(dest / "vk.key") as vk:
-        ezkl_layer.setup(dest / "model.compiled", vk, pk, Path(srs.path))
+        if reuse:  # setup is deterministic: the same circuit and SRS give these same keys
+            shutil.move(chosen.keys / "pk.key", pk)
+            shutil.move(chosen.keys / "vk.key", vk)
+        else:
+            ezkl_layer.setup(dest / "model.compiled", vk, pk, Path(srs.path))
         failpoint("compile:keys-written")
     timings["setup"] = t["seconds"]
     run = settings["run_args"]

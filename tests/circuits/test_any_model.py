@@ -105,3 +105,35 @@ def test_logsoftmax_at_opset_9_proves_faithfully(ws, tmp_path):
     b = load_bundle(bundle)
     want = torch.log_softmax(x, dim=1).numpy().ravel()
     assert np.abs(np.array(b.outputs[0]) - want).max() <= 0.01 * (want.max() - want.min())
+
+
+def test_the_decomposition_search_follows_the_rows_not_the_fewest_bits(ws, tmp_path):
+    """A Conv-ReLU-Conv-ReLU-Sigmoid net shaped like EZKL's 2l_relu_sigmoid_conv. ezkl's
+    calibration picks the scale rebase multiplier the range checks leave room for: the fewest
+    bits allow only multiplier 1 and the most rows. The search must walk on to the decomposition
+    with the fewest rows, and a proof must still say what the float model says."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(3, 3, 5, padding=2), nn.ReLU(), nn.Conv2d(3, 1, 1), nn.ReLU(),
+                        nn.Sigmoid())
+    x = torch.rand(1, 3, 8, 8)
+    onnx_path, inp = _export(net, (x,), tmp_path / "m")
+    c = proofmint.compile(onnx_path, workspace=ws)
+    report = c.package.calibration_report
+    escaped = 0
+    for scale in {p["input_scale"] for p in report["probes"]}:
+        probes = [p for p in report["probes"] if p["input_scale"] == scale]
+        fewest = min(p["num_rows"] for p in probes)
+        if all(p["num_rows"] == fewest for p in probes):
+            continue  # the decomposition moved nothing at this scale
+        escaped += min(p["scale_rebase_multiplier"] for p in probes if p["num_rows"] == fewest) > 1
+        finals = [t["num_rows"] for t in report["tried"] if t["input_scale"] == scale
+                  and t["layout"]["num_inner_cols"] == 2 and t["layout"]["decomp_base"] < 16384]
+        assert min(finals) <= fewest * 1.15, (scale, probes, finals)  # margin bits, legs
+    assert escaped, report["probes"]  # somewhere a multiplier above 1 had the fewest rows
+    assert c.package.quantization["relative_max_error"] <= 0.01
+    bundle = proofmint.prove(c.circuit_id, input=inp, out=tmp_path / "p.json", workspace=ws).bundles[0]
+    assert proofmint.verify(bundle, workspace=ws).valid
+    with torch.no_grad():
+        want = net(x).numpy().ravel()
+    got = np.array(load_bundle(bundle).outputs[0])
+    assert np.abs(got - want).max() <= 0.01 * c.package.quantization["output_range"] + 1e-9

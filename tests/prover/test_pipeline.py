@@ -7,6 +7,7 @@ import pytest
 
 import proofmint
 from proofmint.prover import load_bundle
+from proofmint.circuits.calibrate import TIMING_NOISE
 
 from ..conftest import ZOO_NAMES, run_cli
 
@@ -39,8 +40,14 @@ def test_balanced_keeps_the_float_models_outputs(circuits, name):
     assert q["relative_max_error"] <= 0.01 and q["samples"] >= 16
     assert q.get("argmax_agreement_decisive", 1.0) >= 0.99
     assert report["chosen"]["quality"] == q and report["samples"]["heldout"] >= 16
-    # the range-check decomposition was sized to the model, not ezkl's 2^14-row default
-    assert report["chosen"]["layout"]["decomp_base"] < 16384
+    # the range-check decomposition was sized to the model; ezkl's 2^14-row default is kept only
+    # where a real proof showed it faster beyond the timing noise (a rows-bound circuit at
+    # logrows 15, where a 2^14 table costs no extra column, can go either way)
+    assert any(c["layout"]["decomp_base"] < 16384 for c in report["tried"])
+    chosen = report["chosen"]
+    if chosen["layout"]["decomp_base"] >= 16384:
+        times = {t["label"]: t["prove_s"] for t in report["timed"]}
+        assert times[chosen["label"]] < (1 - TIMING_NOISE) * next(iter(times.values()))
 
 
 def test_second_compile_is_a_cache_hit_without_setup(zoo, circuits, ws):
