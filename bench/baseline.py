@@ -23,7 +23,8 @@ from proofmint import ezkl_layer
 from proofmint.errors import ProofmintError
 
 
-def bare_ezkl(onnx: str, calibration: str, samples: np.ndarray, repeat: int) -> dict:
+def bare_ezkl(onnx: str, calibration: str, samples: np.ndarray, repeat: int,
+              task: str = "classification") -> dict:
     from proofmint.circuits import srs as srs_mod
     from proofmint.circuits.fidelity import agreement
     from proofmint.models.onnx_model import load_onnx
@@ -66,7 +67,7 @@ def bare_ezkl(onnx: str, calibration: str, samples: np.ndarray, repeat: int) -> 
             continue
         quant.append(np.concatenate(ezkl_layer.decode_outputs(w, s["model_output_scales"])))
         ref.append(np.concatenate([o.ravel() for o in model.run(x)]))
-    quality = agreement(ref, quant, "classification") if ref else {}
+    quality = agreement(ref, quant, task) if ref else {}
     return {
         "logrows": k, "num_rows": s["num_rows"], "input_scale": s["run_args"]["input_scale"],
         "pk_bytes": pk.stat().st_size,
@@ -74,6 +75,12 @@ def bare_ezkl(onnx: str, calibration: str, samples: np.ndarray, repeat: int) -> 
         "argmax_agreement": quality.get("argmax_agreement"), "max_abs_error": quality.get("max_abs_error"),
         "relative_max_error": quality.get("relative_max_error"), "witness_failures": failed,
     }
+
+
+def bare_compile_s(bare: dict) -> float:
+    """Bare ezkl's cold compile with the SRS cached, as proofmint's is: settings, calibration,
+    circuit, keys."""
+    return sum(bare["times"][k]["median"] for k in ("gen_settings", "calibrate", "compile_circuit", "setup"))
 
 
 def direct_prove(compiled: str, pk: str, vk: str, srs: str, x: np.ndarray, repeat: int) -> dict:

@@ -96,8 +96,9 @@ def markdown(rows: list[dict], machine: str) -> str:
              "span, on held-out samples built around each model's input.json (the same samples "
              "for both). Bare ezkl = default run args, `resources` calibration on the input.json.", "",
              "| model | proofmint logrows | bare logrows | proofmint prove s | bare prove s | "
-             "prove ratio | proofmint error | bare error | compile s (proofmint / bare total) | note |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "prove ratio | proofmint error | bare error | cold compile s (proofmint / bare) | "
+             "compile ratio | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         p, b = r.get("proofmint"), r.get("bare_ezkl")
         ratio = (p["prove_s"]["median"] / b["times"]["prove"]["median"]) if p and b else None
@@ -109,5 +110,7 @@ def markdown(rows: list[dict], machine: str) -> str:
         lines[-1] += (f"{ratio:.2f} | " if ratio else "— | ")
         lines[-1] += (f"{p['relative_max_error']:.2%} | " if p else "— | ")
         lines[-1] += (f"{b['relative_max_error']:.2%} | " if b and b.get("relative_max_error") is not None else "— | ")
-        lines[-1] += f"{r.get('compile_s', '—')} / {r.get('bare_ezkl_s', '—')} | {note[:160]} |"
+        bare_compile = baseline.bare_compile_s(b) if b else None
+        lines[-1] += f"{r.get('compile_s', '—')} / {f'{bare_compile:.2f}' if b else '—'} | "
+        lines[-1] += (f"{r['compile_s'] / bare_compile:.2f} | " if p and b else "— | ") + f"{note[:160]} |"
     return "\n".join(lines) + "\n"

@@ -56,8 +56,9 @@ def test_quick_bench_writes_a_complete_report(tmp_path):
     ratios = res["ratios"]
     per = ratios["per_model"]["mlp"]
     for key in ("prove_vs_bare_ezkl", "prove_overhead", "prove_core_overhead", "proof_overhead_factor",
-                "cache_hit_speedup"):
+                "cache_hit_speedup", "compile_vs_bare_ezkl"):
         assert isinstance(per[key], (int, float)), key
+    assert per["fidelity_ours_vs_bare"][0].startswith("argmax ")  # the wine MLP is a classifier
     assert set(ratios["gas_hashed_vs_public"]["mlp balanced"]) == {"verify", "mint"}
     assert [b["batch"] for b in ratios["batch"]] == [2]
     assert all(isinstance(v, float) for v in ratios["batch"][0].values() if v != 2)
