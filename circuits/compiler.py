@@ -187,7 +187,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         with progress.step("rewrite unsupported layers"):
             graph, rewrites = rewrite_mod.rewrite(model, scratch / "rewritten.onnx", samples.calibration)
         for r in rewrites:
-            progress.note(f"rewrote {r['op']} '{r['node']}' as {r['into']} (checked in float)")
+            progress.note(f"rewrote {r.op} '{r.node}' as {r.into} (checked in float)")
         if batch > 1 and graph.batch_axis is None:  # a fixed batch: N copies side by side
             with progress.step(f"batch {batch} copies of the graph side by side"):
                 graph = load_onnx(batching.side_by_side(graph, batch, scratch / "circuit.onnx"))
@@ -202,7 +202,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
                                               batch, budget)
         report["graph"] = ("native" if graph is model else
                            "side-by-side" if batch > 1 and model.batch_axis is None else "rewritten")
-        report["rewrites"] = rewrites
+        report["rewrites"] = rewrite_mod.row_costs(graph, rewrites, chosen.settings, scratch) if rewrites else []
         report["samples"] = samples.report()
         timings["settings"] = t["seconds"]
         settings = chosen.settings

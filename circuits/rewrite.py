@@ -22,6 +22,7 @@ the op. The graph is edited with onnx-graphsurgeon, not by hand on the protobuf.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -41,9 +42,12 @@ class Applied:
     op: str  # the ONNX op type rewritten
     node: str  # its node name
     into: str  # what it became
+    span: tuple[str, str] | None = None  # the tensors its subgraph runs from and to
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d.pop("span")
+        return d
 
 
 class _Editor:
@@ -87,8 +91,11 @@ class _Editor:
             node.outputs.clear()
         node.inputs.clear()
 
-    def done(self, node, into: str) -> None:
-        self.applied.append(Applied(node.op, node.name or "(unnamed)", into))
+    def done(self, node, into: str, x=None, y=None) -> None:
+        """Record a rewrite; ``x`` -> ``y`` spans the ops it put in the graph (none for a
+        changed attribute), whose rows the compile measures."""
+        span = (x.name, y.name) if x is not None and y is not None else None
+        self.applied.append(Applied(node.op, node.name or "(unnamed)", into, span))
 
 
 def _value(tensor) -> np.ndarray | None:
@@ -204,7 +211,7 @@ def pad(ed: _Editor, node) -> None:
         raise InvalidModelError(f"Pad node '{node.name}' has mode '{mode}', which neither ezkl nor "
                                 "proofmint's rewrite supports — use constant, reflect or edge")
     ed.replace(node, y)
-    ed.done(node, into)
+    ed.done(node, into, x, y)
 
 
 def maxpool(ed: _Editor, node) -> None:
@@ -226,7 +233,7 @@ def maxpool(ed: _Editor, node) -> None:
     attrs = {k: v for k, v in node.attrs.items() if k != "pads"}
     y = ed.node("MaxPool", [padded], attrs, dtype=x.dtype)
     ed.replace(node, y)
-    ed.done(node, "edge Pad + unpadded MaxPool")
+    ed.done(node, "edge Pad + unpadded MaxPool", x, y)
 
 
 def conv(ed: _Editor, node) -> None:
@@ -245,7 +252,8 @@ def conv(ed: _Editor, node) -> None:
     node.attrs["dilations"] = [1] * len(dil)
     if "kernel_shape" in node.attrs:
         node.attrs["kernel_shape"] = list(spread.shape[2:])
-    ed.done(node, f"Conv with a {'x'.join(map(str, spread.shape[2:]))} zero-inserted kernel")
+    ed.done(node, f"Conv with a {'x'.join(map(str, spread.shape[2:]))} zero-inserted kernel",
+            node.inputs[0], node.outputs[0])
 
 
 def prelu(ed: _Editor, node) -> None:
@@ -260,7 +268,7 @@ def prelu(ed: _Editor, node) -> None:
     y = ed.node("Sub", [pos, ed.node("Mul", [neg, slope], dtype=x.dtype, shape=x.shape)],
                 dtype=x.dtype, shape=x.shape)
     ed.replace(node, y)
-    ed.done(node, "relu(x) - slope * relu(-x)")
+    ed.done(node, "relu(x) - slope * relu(-x)", x, y)
 
 
 def power(ed: _Editor, node) -> None:
@@ -283,10 +291,10 @@ def power(ed: _Editor, node) -> None:
         if y is x:
             y = ed.node("Identity", [x], dtype=x.dtype, shape=x.shape)
         ed.replace(node, y)
-        ed.done(node, f"x**{int(n)} as {int(n) - 1} Mul")
+        ed.done(node, f"x**{int(n)} as {int(n) - 1} Mul", x, y)
     elif e.ndim > 0:  # ezkl takes a scalar constant exponent, not a shaped one
         node.inputs[1] = ed.const("exponent", np.array(n, dtype=e.dtype))
-        ed.done(node, f"Pow with a scalar exponent {n:g}")
+        ed.done(node, f"Pow with a scalar exponent {n:g}", x, node.outputs[0])
 
 
 def tile(ed: _Editor, node) -> None:
@@ -304,7 +312,7 @@ def tile(ed: _Editor, node) -> None:
     if y is x:
         y = ed.node("Identity", [x], dtype=x.dtype, shape=x.shape)
     ed.replace(node, y)
-    ed.done(node, "Concat of copies")
+    ed.done(node, "Concat of copies", x, y)
 
 
 def default_strides(ed: _Editor, node) -> None:
@@ -326,7 +334,7 @@ SPATIAL_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool")
 REWRITES = {"Pad": pad, "MaxPool": maxpool, "Conv": conv, "PRelu": prelu, "Pow": power, "Tile": tile}
 
 
-def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray) -> tuple[OnnxModel, list[dict]]:
+def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray) -> tuple[OnnxModel, list[Applied]]:
     """The graph ezkl should compile for ``model``, and what was rewritten (empty: ``model``
     itself). Refuses, naming the op, if a rewrite changes the float outputs."""
     import onnx
@@ -369,7 +377,38 @@ def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray) -> tuple[OnnxMode
     dest.write_bytes(out.SerializeToString())
     graph_model = load_onnx(dest)
     _check_equivalent(model, graph_model, samples, applied)
-    return graph_model, [a.to_dict() for a in applied]
+    return graph_model, applied
+
+
+def row_costs(graph: OnnxModel, applied: list[Applied], settings: dict, work: Path) -> list[dict]:
+    """What each rewrite costs in the circuit: the rows ezkl lays out for its subgraph alone,
+    at the chosen circuit's scales and layout (the op it replaced has no native figure: ezkl
+    refuses or mis-circuits it). A rewrite that only changed an attribute adds none."""
+    import onnx.utils
+
+    from proofmint import ezkl_layer
+
+    keep = ("input_scale", "param_scale", "scale_rebase_multiplier", "decomp_base", "decomp_legs",
+            "num_inner_cols", "disable_freivalds")
+    layout = {k: v for k, v in settings["run_args"].items() if k in keep}
+    out = []
+    for i, a in enumerate(applied):
+        d = a.to_dict()
+        if a.span is None:
+            d["rows"] = 0
+        else:
+            sub, sub_settings = work / f"rewrite-{i}.onnx", work / f"rewrite-{i}.settings.json"
+            try:
+                onnx.utils.extract_model(str(graph.path), str(sub), [a.span[0]], [a.span[1]])
+                ezkl_layer.gen_settings(sub, sub_settings, ezkl_layer.run_args(
+                    input_visibility="public", output_visibility="public", param_visibility="fixed",
+                    layout=layout))
+                d["rows"] = json.loads(sub_settings.read_text())["num_rows"]
+            except Exception as exc:  # a figure for the report, never a reason to fail a compile
+                d["rows"] = None
+                d["rows_unmeasured"] = str(exc).splitlines()[0][:160]
+        out.append(d)
+    return out
 
 
 def _to_opset(proto, model: OnnxModel):

@@ -74,6 +74,9 @@ def compile_cmd(
         if rep.get("samples", {}).get("built"):
             stderr.print(f"  samples       {rep['samples']['given']} given, "
                          f"{rep['samples']['calibration'] + rep['samples']['heldout']} used")
+        for rw in rep.get("rewrites", []):
+            rows = "" if rw.get("rows") is None else f" (+{rw['rows']:,} rows)" if rw["rows"] else " (no rows)"
+            stderr.print(f"  rewrote       {rw['op']} '{rw['node']}' as {rw['into']}{rows}")
         layout = rep.get("chosen", {}).get("layout")
         if layout:
             stderr.print(f"  layout        range checks {layout['decomp_base']}^{layout['decomp_legs']}, "

@@ -44,8 +44,12 @@ def test_layer_is_rewritten_proven_and_faithful(layer, opset, ws, tmp_path):
     onnx_path, inp = _export(Sandwich(LAYERS[layer]()), tmp_path / "m", opset)
     c = proofmint.compile(onnx_path, workspace=ws)
     pkg = c.package
-    ops = [r["op"] for r in pkg.calibration_report["rewrites"]]
+    rewrites = pkg.calibration_report["rewrites"]
+    ops = [r["op"] for r in rewrites]
     assert EXPECTED_OP[layer] in ops
+    # the rows the rewritten subgraph costs, measured at this circuit's settings
+    assert all(r["rows"] > 0 for r in rewrites if r["op"] == EXPECTED_OP[layer]), rewrites
+    assert all(r["rows"] == 0 for r in rewrites if r["op"] == "opset"), rewrites
     if opset is None:  # torch 2.13 writes opset 20: converted to 18 first
         assert load_onnx(onnx_path).opset > 18 and ops[0] == "opset"
     q = pkg.quantization
