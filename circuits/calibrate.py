@@ -479,9 +479,9 @@ def time_finalists(chosen: Candidate, search: Search) -> tuple[Candidate, list[d
         default = search.attempt(f"s{chosen.scale}-ezkl-default", chosen.scale,
                                  {k: v for k, v in chosen.overrides.items()
                                   if k not in ("decomp_base", "decomp_legs")})
-        if default is not None and default.same_values(chosen):  # only wider range checks
-            default.quality = chosen.quality
-        elif default is not None:  # its wider range checks let ezkl pick another rebase multiplier
+        if default is not None:
+            search.share_quality(chosen)  # holds where only the range checks are wider
+        if default is not None and default.quality is None:  # ezkl picked another rebase multiplier
             try:
                 measure(default, search.model, search.heldout, search.task, search.work, search.batch,
                         search.tolerance)
