@@ -15,7 +15,6 @@ from proofmint.errors import NotFoundError
 from proofmint.store import atomic_write_bytes, atomic_write_json, sha256_file
 
 from .onnx_model import MAX_OPSET, load_onnx
-from .zoo import ZOO
 
 CALIBRATION_SAMPLES = 64
 TRAINING_FORMAT = "proofmint/training-data/v1"
@@ -61,6 +60,8 @@ class ZooModel:
 
 def list_models() -> list[ZooModel]:
     """The zoo: name, task, dataset, input shape and a one-line description."""
+    from .zoo import ZOO  # torch: loaded by the commands that train, not by every import
+
     return [ZooModel(e.name, e.task, e.dataset, list(e.input_shape), e.description) for e in ZOO.values()]
 
 
@@ -93,6 +94,8 @@ def _training_manifest(out: Path, dataset: str, data_name: str, x: np.ndarray, y
 def export(name: str, out: str | Path) -> ExportResult:
     """Train zoo model ``name`` (seconds, deterministic) and export it into folder ``out``."""
     import torch
+
+    from .zoo import ZOO
 
     if name not in ZOO:
         raise NotFoundError(f"no zoo model '{name}' — choose one of: {', '.join(ZOO)}")

@@ -8,12 +8,11 @@ command line, where they are options.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from proofmint.circuits import compiler as _compiler
-from proofmint.models import ExportResult, ZooModel
 from proofmint.node.client import jobs_status, jobs_submit, jobs_wait
 from proofmint.node.server import serve
-from proofmint.models import export as _export, list_models as _list_models
 from proofmint.prover import ProveResult
 from proofmint.prover import prove as _prove
 from proofmint.store import Workspace
@@ -22,6 +21,9 @@ from proofmint.verifier.archive import export_car
 from proofmint.verifier.deploy import deploy
 from proofmint.verifier.gateway import gateway
 from proofmint.verifier.mint import mint
+
+if TYPE_CHECKING:  # the zoo needs torch, which nothing else here does: loaded when used
+    from proofmint.models import ExportResult, ZooModel
 
 compile = _compiler.compile  # noqa: A001 - the `compile` command's twin (call it as proofmint.compile)
 
@@ -39,12 +41,16 @@ def prove(circuit: str | Path, *, input: str | Path, out: str | Path | None = No
 
 def models_list() -> list[ZooModel]:
     """The zoo's models (``proofmint models list``)."""
-    return _list_models()
+    from proofmint.models import list_models
+
+    return list_models()
 
 
 def models_export(name: str, *, out: str | Path) -> ExportResult:
     """Train a zoo model and export it (``proofmint models export NAME --out DIR``)."""
-    return _export(name, out)
+    from proofmint.models import export
+
+    return export(name, out)
 
 
 __all__ = ["chain_down", "chain_status", "chain_up", "compile", "deploy", "doctor", "export_car", "gateway",
