@@ -17,12 +17,13 @@ What sets proving cost, and what the search therefore covers:
   sets logrows 15 for any small model; sized to the values the model really produces
   (found by calibrating, plus a 2-bit margin), the wine MLP goes from logrows 15 to 9 and
   proves 30x faster with the same outputs;
-- the layout (inner columns, Freivalds checks): :func:`tune_layout`.
+- the layout: Freivalds checks (:func:`tune_layout`), and why wider layouts are not tried.
 
 Proving time follows 2^logrows times the columns, so a candidate's cost is predicted from its
 settings (fewest logrows, then fewest rows) without proving anything. Each candidate costs a
-calibration; fidelity is measured once per scale (the decomposition and layout move no value),
-on held-out samples the calibration never saw, from real witnesses.
+calibration; fidelity is measured only at scales that could be chosen (the decomposition and
+layout move no value), on held-out samples the calibration never saw, from real witnesses, and
+a measurement stops at the first sample that puts the goal out of reach.
 """
 
 from __future__ import annotations
@@ -42,14 +43,16 @@ from proofmint.errors import InputOutOfRangeError, InvalidModelError, ProvingErr
 from proofmint.models.onnx_model import OnnxModel
 
 from . import srs as srs_mod, witness as witness_mod
-from .fidelity import DEFAULT_TOLERANCE, acceptable, agreement, goal_text, quality_line
+from .fidelity import DEFAULT_TOLERANCE, acceptable, agreement, goal_text, out_of_reach, quality_line
 from .samples import batches
 
 TARGETS = ("balanced", "resources", "accuracy")
-SCALES = (5, 7, 9, 11, 13)  # tried in order; the first that meets the fidelity goal wins
+SCALES = (5, 7, 9, 11, 13)  # tried in order (and one between where cost jumps): the cheapest faithful wins
 DECOMP_MARGIN_BITS = 2  # headroom over the largest decomposed value seen in calibration
 MAX_DECOMP_BITS = 56  # base^legs must fit ezkl's 64-bit IntegerRep
 TABLE_BITS = 8  # the small decomposition: 256-row range-check tables
+DEFAULT_DECOMP_LOGROWS = 15  # the fewest logrows ezkl's default decomposition (16384, 2) allows
+MAX_REBASE = 10  # the largest scale_rebase_multiplier ezkl's calibration picks (of 1, 2, 10)
 DEFAULT_BUDGET_S = 600.0
 MIN_HELDOUT = 16
 SLOW_MEASURE_S = 8.0  # the search's time bound (calibrations and witnesses), not setup
@@ -129,6 +132,7 @@ class Candidate:
 
     def summary(self) -> dict:
         return {"label": self.label, "logrows": self.logrows, "num_rows": self.settings["num_rows"],
+                "predicted_cost": self.cost[0],
                 "input_scale": self.scale, "param_scale": self.settings["run_args"]["param_scale"],
                 "scale_rebase_multiplier": self.rebase,
                 "lookup_range": self.settings["run_args"]["lookup_range"],
@@ -165,7 +169,7 @@ def measure(c: Candidate, model: OnnxModel, samples: np.ndarray, task: str, work
     wdir = work / f"{c.label}-witness"
     wdir.mkdir(exist_ok=True)
     ref = [np.concatenate([o.ravel() for o in model.run(x)]) for x in samples]
-    quant = []
+    quant, rejected = [], False
     name = f"measure {c.label} on {len(samples)} held-out samples"
     started = time.monotonic()
     with progress.step(name, total=len(samples)):
@@ -178,11 +182,14 @@ def measure(c: Candidate, model: OnnxModel, samples: np.ndarray, task: str, work
                 raise ProvingError(str(exc)) from None
             quant.extend(witness_mod.split_items(ezkl_layer.decode_outputs(w, scales), batch)[:chunk.real])
             progress.advance(name, chunk.real)
-            if len(quant) >= MIN_HELDOUT and time.monotonic() - started > SLOW_MEASURE_S:
+            rejected = out_of_reach(ref, quant, task, tolerance)
+            if rejected or (len(quant) >= MIN_HELDOUT and time.monotonic() - started > SLOW_MEASURE_S):
                 break  # a slow model is judged on MIN_HELDOUT samples, not fewer
     ref = ref[:len(quant)]
     shutil.rmtree(wdir, ignore_errors=True)
     c.quality = agreement(ref, quant, task, tolerance) | {"reference": model.reference}
+    if rejected and len(quant) < len(samples):
+        c.quality["rejected_after"] = len(quant)  # the rest could not have made it acceptable
     return c.quality
 
 
@@ -217,6 +224,12 @@ class Search:
         """Calibrations this slow (a tree ensemble: ~75 s on 32 samples) skip optional trials."""
         return self.slowest > 10.0
 
+    measured: list[str] = field(default_factory=list)  # labels, in the order measured
+
+    def measure(self, c: Candidate) -> dict:
+        self.measured.append(c.label)
+        return measure(c, self.model, self.heldout, self.task, self.work, self.batch, self.tolerance)
+
     def share_quality(self, measured: Candidate) -> None:
         """A measurement holds for every candidate with the same values, whatever the layout."""
         for other in self.tried:
@@ -247,14 +260,16 @@ def decomposition(bits: int, legs: int) -> dict:
 def fit_scale(search: Search, scale: int, hint: int | None) -> tuple[Candidate | None, int | None]:
     """The cheapest range-check decomposition that calibrates at ``scale``, probed on a few
     samples on a 4-bit grid from the previous scale's figure, then calibrated with a margin on
-    every sample, as two legs or as 256-row tables, whichever the settings predict cheaper.
+    every sample, as 256-row tables or as two legs, whichever the settings predict cheaper
+    (two legs only where their table could fit the 256-row circuit's logrows).
 
     The fewest bits is not always the cheapest: ezkl's calibration picks the scale rebase
     multiplier (1, 2 or 10) whose values fit the decomposition, and a larger multiplier
     divides less often. On EZKL's 2l_relu_sigmoid_conv at scale 5, 8 bits fit only multiplier 1
     (19,109 rows, logrows 15), 12 bits multiplier 2 (14,693 rows) and 16 bits multiplier 10
     (12,393 rows, logrows 14). So the walk follows the rows: down while they don't grow, up
-    while they shrink (looking one step further, since multiplier 10 can need 8 more bits)."""
+    while they shrink (looking one step further, since multiplier 10 can need 8 more bits), and
+    not at all once the multiplier is 10, the largest."""
     bits = hint + 4 if hint else 2 * scale + 2
 
     def probe(b: int) -> Candidate | None:
@@ -266,7 +281,7 @@ def fit_scale(search: Search, scale: int, hint: int | None) -> tuple[Candidate |
         fitted = probe(bits)
     if fitted is None:
         return None, None
-    if not search.slow:
+    if not search.slow and fitted.rebase < MAX_REBASE:
         walked_up, step = False, 4
         while bits + step <= MAX_DECOMP_BITS - DECOMP_MARGIN_BITS and step <= 8:
             wider = probe(bits + step)
@@ -281,57 +296,81 @@ def fit_scale(search: Search, scale: int, hint: int | None) -> tuple[Candidate |
                     break
                 bits, fitted = bits - 4, narrower
     for final in (bits + DECOMP_MARGIN_BITS, bits + DECOMP_MARGIN_BITS + 4):  # all samples may need more
-        legs_options = [2] if search.slow else sorted({2, math.ceil(final / TABLE_BITS)})
-        options = [search.attempt(f"s{scale}-b{final}-legs{legs}", scale, decomposition(final, legs))
-                   for legs in legs_options]
-        options = [o for o in options if o is not None]
+        def legs(n: int) -> Candidate | None:
+            return search.attempt(f"s{scale}-b{final}-legs{n}", scale, decomposition(final, n))
+
+        small = legs(math.ceil(final / TABLE_BITS)) if not search.slow and final > 2 * TABLE_BITS else None
+        # two legs need a 2^(final/2)-row table and one row more: where that alone outgrows the
+        # small tables' circuit, it can only cost more (the MNIST MLP at scale 13: logrows 24)
+        two = legs(2) if small is None or math.ceil(final / 2) < small.logrows else None
+        options = [o for o in (small, two) if o is not None]
         if options:
             return min(options, key=lambda c: c.cost), bits
     return None, bits
 
 
-def finer_for_free(search: Search, cand: Candidate, hint: int | None) -> Candidate:
-    """Higher scales while they cost nothing more: where the rows don't depend on the scale
-    (EZKL's 4l_relu_conv_fc: 23,396 rows at scales 9 and 13) the finer circuit is the same
-    proof for a smaller error (0.93 % of the span at scale 9, 0.05 % at 13)."""
-    for scale in SCALES[SCALES.index(cand.scale) + 1:]:
-        if search.slow or search.elapsed > search.budget:
-            break
-        finer, hint = fit_scale(search, scale, hint)
-        if finer is None or finer.cost > cand.cost:
-            break
+def first_faithful(search: Search, level: list[Candidate]) -> Candidate | None:
+    """The cheapest candidate of ``level`` (scales fitted at about one predicted cost) that
+    keeps the model's outputs, the finest among equals: where the rows don't depend on the
+    scale (EZKL's 4l_relu_conv_fc: 23,396 rows at scales 5-13) the finest is the same proof for
+    a smaller error (0.93 % of the span at scale 9, 0.05 % at 13)."""
+    for cand in sorted(level, key=lambda c: (c.cost[0], -c.scale)):
         try:
-            measure(finer, search.model, search.heldout, search.task, search.work, search.batch,
-                    search.tolerance)
-        except ProvingError:
-            break
-        if not acceptable(finer.quality, search.tolerance) or \
-                finer.quality["relative_max_error"] > cand.quality["relative_max_error"]:
-            break
-        search.share_quality(finer)
-        cand = finer
-    return cand
+            search.measure(cand)
+        except ProvingError as exc:  # a held-out sample this circuit can't take
+            search.failed.append({"label": cand.label, "why": str(exc)[:200]})
+            continue
+        search.share_quality(cand)
+        if acceptable(cand.quality, search.tolerance):
+            return cand
+    return None
+
+
+def between(search: Search, failed: list[Candidate], costlier: Candidate,
+            hint: int | None) -> Candidate | None:
+    """The scale just below ``costlier``'s, where the level under it missed the goal: the step
+    from one level to the next can be a whole logrow or two (the zoo generator: scale 7 at
+    logrows 13 is 1.24 % of its span off, scale 9 needs logrows 15), and the scale between can
+    keep the outputs for less."""
+    mid = costlier.scale - 1
+    if mid <= max(c.scale for c in failed) or search.elapsed > search.budget:
+        return None
+    cand, _ = fit_scale(search, mid, hint)
+    if cand is None or cand.cost[0] >= costlier.cost[0]:
+        return None
+    return first_faithful(search, [cand])
 
 
 def balanced(search: Search) -> Candidate:
-    """Up the scales until one keeps the model's outputs; its cheapest decomposition."""
-    hint = None
+    """Up the scales, fitting each one's cheapest decomposition; the scales fitted at one
+    predicted cost form a level, measured (finest first) once the next scale costs more, so
+    the first level that keeps the model's outputs gives the circuit, or else the scale
+    between it and the next (:func:`between`). A scale is measured only where it could be
+    chosen: one that costs no more than a finer one never is. A slow model (minutes per
+    calibration) measures each scale as it comes rather than fit one more."""
+    hint, level = None, []
     with progress.step("balanced: search scales", total=len(SCALES)):
         for scale in SCALES:
+            before = hint
             cand, hint = fit_scale(search, scale, hint)
             progress.advance("balanced: search scales")
+            if cand is not None and level and cand.cost[0] > level[0].cost[0]:
+                chosen = first_faithful(search, level) or between(search, level, cand, before)
+                if chosen is not None:
+                    return chosen
+                level = []
             if cand is not None:
-                try:
-                    measure(cand, search.model, search.heldout, search.task, search.work, search.batch,
-                            search.tolerance)
-                except ProvingError as exc:  # a held-out sample this circuit can't take
-                    search.failed.append({"label": cand.label, "why": str(exc)[:200]})
-                    continue
-                search.share_quality(cand)
-                if acceptable(cand.quality, search.tolerance):
-                    return finer_for_free(search, cand, hint)
+                level.append(cand)
+                if search.slow:
+                    chosen = first_faithful(search, level)
+                    if chosen is not None:
+                        return chosen
+                    level = []
             if search.elapsed > search.budget:
                 break
+        chosen = first_faithful(search, level)
+        if chosen is not None:
+            return chosen
     measured = [c for c in search.tried if c.quality is not None]
     best = min((c.quality["relative_max_error"] for c in measured), default=None)
     if best is None:
@@ -378,6 +417,7 @@ def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, p
         "chosen": chosen.summary(),
         "tried": [c.summary() for c in search.tried],
         "probes": [c.summary() for c in search.probes],
+        "measured": search.measured,
         "failed": search.failed,
         "layouts_tried": layouts,
         "timed": timed,
@@ -386,55 +426,30 @@ def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, p
     return chosen, report
 
 
-def _rows_bound(settings: dict) -> bool:
-    """Whether logrows is set by the rows used, not by a lookup or range-check table, so
-    halving the rows (twice the columns) can take one logrow off."""
-    half = 2 ** (settings["run_args"]["logrows"] - 1)
-    tables = [hi - lo + 1 for lo, hi in settings.get("required_range_checks", [])]
-    if settings.get("required_lookups"):
-        lo, hi = settings["run_args"]["lookup_range"]
-        tables.append(hi - lo + 1)
-    return settings["num_rows"] > half and max(tables, default=0) < half
-
-
 def tune_layout(chosen: Candidate, search: Search) -> tuple[Candidate, list[dict]]:
-    """The chosen scale and decomposition in the fastest layout: fewest logrows, then no
-    Freivalds columns.
-
-    Proving time follows 2^logrows times the columns, so more columns are tried only when they
-    take a logrow off, and kept only where a timed proof shows them faster
-    (:func:`time_finalists`). Freivalds checks are dropped unless they are what keeps the
-    circuit a logrow smaller (the transformer's attention: 27,412 rows with them, 34,068
+    """The chosen scale and decomposition without Freivalds columns, unless they are what keeps
+    the circuit a logrow smaller (the transformer's attention: 27,412 rows with them, 34,068
     without, which would need one more logrow). On a batch-16 LeNet they saved 2 % of rows
     but cost 55 % more proving time and pushed the verifier over the EVM's 24,576-byte limit.
+
+    Wider layouts (more inner columns for a logrow fewer) are not tried: ezkl repeats every
+    lookup argument in each inner column, and in 20 timed pairs on 2 cores the wider proved no
+    faster as a rule (median 1.05x the narrow one's time, 0.78-1.54x; EZKL's 4l_relu_conv_fc:
+    7.4 s at 4 columns vs 5.9 s at 2; lenet_5: 207 s at 4 vs bare ezkl's 175 s at 2), while
+    finding that out cost a calibration, a measurement and two timed proofs per compile.
     """
-    best, tried = chosen, []
-
-    def attempt(label: str, layout: dict) -> Candidate | None:
-        cand = search.attempt(label, chosen.scale, layout)
-        if cand is not None:
-            tried.append(cand)
-        return cand
-
+    if not chosen.freivalds_columns:
+        return chosen, []
     with progress.step("balanced: choose the layout"):
-        if best.freivalds_columns:
-            cand = attempt(f"{chosen.label}-nofreivalds", best.overrides | {"disable_freivalds": True})
-            if cand is not None and cand.logrows <= best.logrows:
-                best = cand
-        if _rows_bound(best.settings):
-            cols = 2 * best.layout["num_inner_cols"]
-            cand = attempt(f"{chosen.label}-cols{cols}", best.overrides | {"num_inner_cols": cols})
-            if cand is not None and cand.logrows < best.logrows:
-                best = cand
-        if best is not chosen:  # a layout moves no value, but the witnesses say so, not we
-            try:
-                measure(best, search.model, search.heldout, search.task, search.work, search.batch,
-                        search.tolerance)
-            except ProvingError:
-                best = chosen
-            if best is not chosen and not acceptable(best.quality, search.tolerance):
-                best = chosen
-    return best, [c.summary() for c in tried]
+        cand = search.attempt(f"{chosen.label}-nofreivalds", chosen.scale,
+                              chosen.overrides | {"disable_freivalds": True})
+        if cand is None or cand.logrows > chosen.logrows:
+            return chosen, [cand.summary()] if cand is not None else []
+        try:  # a layout moves no value, but the witnesses say so, not we
+            search.measure(cand)
+        except ProvingError:
+            return chosen, [cand.summary()]
+    return (cand if acceptable(cand.quality, search.tolerance) else chosen), [cand.summary()]
 
 
 def time_prove(c: Candidate, search: Search) -> float:
@@ -455,42 +470,38 @@ def time_prove(c: Candidate, search: Search) -> float:
 
 
 def fastest_beyond_noise(timed: list[tuple[float, Candidate]]) -> Candidate:
-    """The incumbent of ``timed`` unless another proved faster by more than the timing noise.
-
-    ``timed`` is in predicted order. The incumbent is the narrowest layout among them, the
-    predicted cheapest among equals: twice the inner columns at a logrow fewer is predicted
-    cheaper but measured no faster (17 pairs: median 1.05x; EZKL-shaped MNIST MLP, three proofs
-    each: 8.6-9.4 s at 4 columns vs 7.6-8.0 s at 2), so the wider layout must win outright."""
-    incumbent_s, incumbent = min(timed, key=lambda t: t[1].layout["num_inner_cols"])
+    """The predicted cheapest of ``timed`` (its first) unless another proved faster by more
+    than the timing noise: equal-cost circuits of one model timed 7.4-9.2 s both ways."""
+    incumbent_s, incumbent = timed[0]
     fastest_s, fastest = min(timed, key=lambda t: t[0])
     return fastest if fastest_s < (1 - TIMING_NOISE) * incumbent_s else incumbent
 
 
 def time_finalists(chosen: Candidate, search: Search) -> tuple[Candidate, list[dict]]:
-    """Among the faithful circuits at the chosen scale (the decompositions and layouts tried,
-    and ezkl's own default decomposition), the one that proves fastest: the few cheapest by
-    prediction are set up and proven once each when the prediction is a close call and that
-    takes seconds (logrows 11-16), and the measured fastest wins when it beats the narrowest
-    layout by more than the timing noise (:func:`fastest_beyond_noise`). Otherwise the
-    prediction decides."""
+    """Among the faithful circuits at the chosen scale (the decompositions tried, and ezkl's own
+    default decomposition), the one that proves fastest: the two cheapest of different shapes
+    are set up and proven once each when the prediction is a close call and that takes seconds
+    (logrows 11-16), and the measured fastest wins when it beats the predicted cheapest by more
+    than the timing noise (:func:`fastest_beyond_noise`). Otherwise the prediction decides."""
     pool = [chosen] + [c for c in search.tried if c is not chosen and c.scale == chosen.scale
                        and c.quality is not None and acceptable(c.quality, search.tolerance)]
-    if not search.slow and search.elapsed < search.budget:
+    # ezkl's 2^14-row table needs logrows 15: below that its default can't win, and at the
+    # same logrows it is a tie the search's own decomposition takes
+    if not search.slow and search.elapsed < search.budget and chosen.logrows > DEFAULT_DECOMP_LOGROWS:
         default = search.attempt(f"s{chosen.scale}-ezkl-default", chosen.scale,
                                  {k: v for k, v in chosen.overrides.items()
                                   if k not in ("decomp_base", "decomp_legs")})
-        if default is not None:
+        if default is not None and default.logrows < chosen.logrows:
             search.share_quality(chosen)  # holds where only the range checks are wider
-        if default is not None and default.quality is None:  # ezkl picked another rebase multiplier
-            try:
-                measure(default, search.model, search.heldout, search.task, search.work, search.batch,
-                        search.tolerance)
-            except ProvingError:
-                default = None
-        if default is not None and acceptable(default.quality, search.tolerance):
-            pool.append(default)
+            if default.quality is None:  # ezkl picked another rebase multiplier
+                try:
+                    search.measure(default)
+                except ProvingError:
+                    default = None
+            if default is not None and acceptable(default.quality, search.tolerance):
+                pool.append(default)
     seen, finalists = set(), []
-    for c in sorted(pool, key=lambda c: c.cost):
+    for c in sorted(pool, key=lambda c: c.cost[0]):  # stable: the search's choice first among equals
         # one per shape: decompositions at the same logrows and columns are a tie the noise
         # would decide (ezkl's default vs a sized one on the zoo generator: 7.4-9.2 s both ways)
         key = (c.logrows, c.layout["num_inner_cols"], c.freivalds_columns > 0)
@@ -499,9 +510,7 @@ def time_finalists(chosen: Candidate, search: Search) -> tuple[Candidate, list[d
             finalists.append(c)
     finalists = [c for c in finalists[:FINALISTS] if c.cost[0] <= CLOSE_CALL * finalists[0].cost[0]]
     if len(finalists) < 2 or not MEASURE_MIN_LOGROWS <= max(c.logrows for c in finalists) <= MEASURE_MAX_LOGROWS:
-        # untimed, the narrowest layout: twice the columns for a logrow less is no faster as a
-        # rule (EZKL's lenet_5: 4 columns at logrows 19 proved in 207 s, bare ezkl's 2 at 20 in 175 s)
-        return min(finalists, key=lambda c: c.layout["num_inner_cols"]), []
+        return finalists[0], []
     timed = []
     with progress.step("balanced: time the finalists (setup + one proof each)", total=len(finalists)):
         for c in finalists:

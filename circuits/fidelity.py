@@ -44,9 +44,30 @@ def agreement(reference: list[np.ndarray], quantized: list[np.ndarray], task: st
     return report
 
 
+def out_of_reach(reference: list[np.ndarray], quantized: list[np.ndarray], task: str,
+                 tolerance: float) -> bool:
+    """Whether the first ``len(quantized)`` of the samples in ``reference`` already fail the
+    goal, whatever the rest show: the span is the whole set's, so the error so far can only
+    grow, and an argmax flip counts against the whole set's clear decisions."""
+    ref = np.stack(reference)
+    span = float(ref.max() - ref.min())
+    seen = ref[:len(quantized)]
+    err = float(np.abs(seen - np.stack(quantized)).max())
+    if err > tolerance * (span if span > 1e-9 else max(float(np.abs(ref).max()), 1.0)):
+        return True
+    if task != "classification" or ref.shape[1] < 2:
+        return False
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    decisive = (top2[:, 1] - top2[:, 0]) > tolerance * span
+    flips = (seen.argmax(1) != np.stack(quantized).argmax(1)) & decisive[:len(quantized)]
+    return int(flips.sum()) > (1 - MIN_ARGMAX_AGREEMENT) * int(decisive.sum())
+
+
 def acceptable(quality: dict, tolerance: float) -> bool:
     """The fidelity goal: outputs within ``tolerance`` of their span, and argmax kept wherever
     the float model's top two outputs are more than the tolerance apart."""
+    if "rejected_after" in quality:  # measured until it could no longer pass
+        return False
     if quality.get("argmax_agreement_decisive", 1.0) < MIN_ARGMAX_AGREEMENT:
         return False
     return quality["relative_max_error"] <= tolerance

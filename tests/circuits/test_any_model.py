@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import proofmint
+from proofmint.circuits.fidelity import acceptable
 from proofmint.prover import load_bundle
 
 from ..conftest import run_cli
@@ -130,6 +131,12 @@ def test_the_decomposition_search_follows_the_rows_not_the_fewest_bits(ws, tmp_p
                   and t["layout"]["num_inner_cols"] == 2 and t["layout"]["decomp_base"] < 16384]
         assert min(finals) <= fewest * 1.15, (scale, probes, finals)  # margin bits, legs
     assert escaped, report["probes"]  # somewhere a multiplier above 1 had the fewest rows
+    # a finer scale that costs no more than the chosen one was measured, and missed the goal
+    chosen, tried = report["chosen"], {t["label"]: t for t in report["tried"]}
+    for t in tried.values():
+        if t["input_scale"] > chosen["input_scale"] and t["predicted_cost"] <= chosen["predicted_cost"]:
+            there = [tried[m] for m in report["measured"] if tried[m]["input_scale"] == t["input_scale"]]
+            assert there and not any(acceptable(m["quality"], 0.01) for m in there), t
     assert c.package.quantization["relative_max_error"] <= 0.01
     bundle = proofmint.prove(c.circuit_id, input=inp, out=tmp_path / "p.json", workspace=ws).bundles[0]
     assert proofmint.verify(bundle, workspace=ws).valid

@@ -27,8 +27,8 @@ def test_a_table_longer_than_the_rows_costs_its_extra_columns():
 
 def test_twice_the_inner_columns_for_a_logrow_less_is_a_close_call():
     """Every lookup argument is repeated per inner column: with three kinds of table, doubling
-    the columns to drop a logrow is a close call (measured: median 1.05x), so the search times
-    both instead of trusting the halved rows."""
+    the columns to drop a logrow saves little by prediction, and nothing as measured (median
+    1.05x the narrow layout's time), which is why the search doesn't try wider layouts."""
     kinds = dict(lookup_range=(-512, 511), lookups=["ReLU"], range_checks=[(0, 255), (-1, 1)])
     wide, tall = _candidate(13, 4, **kinds), _candidate(14, 2, **kinds)
     assert 1 / CLOSE_CALL < wide.cost[0] / tall.cost[0] < 1.0
@@ -47,7 +47,3 @@ def test_a_timed_finalist_wins_only_beyond_the_timing_noise():
     assert fastest_beyond_noise([(8.9, sized), (8.1, default)]) is sized
     assert fastest_beyond_noise([(8.9, sized), (0.8 * 8.9, default)]) is default
     assert fastest_beyond_noise([(2.0, sized), (3.0, default)]) is sized
-    wide = _candidate(14, 4)  # predicted cheaper, so timed first, but it must win outright
-    assert fastest_beyond_noise([(8.7, wide), (8.1, sized)]) is sized
-    assert fastest_beyond_noise([(7.9, wide), (8.1, sized)]) is sized
-    assert fastest_beyond_noise([(6.5, wide), (8.1, sized)]) is wide

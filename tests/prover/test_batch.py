@@ -5,7 +5,6 @@ import json
 import pytest
 
 import proofmint
-from proofmint.circuits import calibrate
 from proofmint.errors import UsageError
 from proofmint.prover import load_bundle
 
@@ -48,17 +47,6 @@ def test_batch_circuit_drops_freivalds_columns_that_save_no_logrow(batch_proofs)
     assert chosen["layout"]["disable_freivalds"] and chosen["layout"]["freivalds_columns"] == 0
     assert chosen["logrows"] == ezkl_layout[0]["logrows"]
     assert chosen["quality"]["argmax_agreement"] >= 0.99
-
-
-def test_a_wider_layout_is_tried_only_where_rows_set_logrows():
-    def settings(logrows, rows, checks):
-        return {"run_args": {"logrows": logrows, "lookup_range": [0, 0]}, "num_rows": rows,
-                "required_range_checks": checks, "required_lookups": []}
-
-    table = [[0, 16383], [-1, 1]]  # ezkl's decomposition range check: 2^14 rows
-    assert calibrate._rows_bound(settings(17, 106_722, table))  # batch-16 LeNet
-    assert not calibrate._rows_bound(settings(15, 32_146, table))  # the table needs 2^15 anyway
-    assert not calibrate._rows_bound(settings(17, 60_000, table))  # already fits in half
 
 
 def test_batch_proofs_verify_and_an_edited_item_output_does_not(batch_proofs, ws, tmp_path):
