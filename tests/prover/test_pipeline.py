@@ -8,6 +8,7 @@ import pytest
 import proofmint
 from proofmint.prover import load_bundle
 from proofmint.circuits.calibrate import TIMING_NOISE
+from proofmint.circuits.fidelity import acceptable
 
 from ..conftest import ZOO_NAMES, run_cli
 
@@ -40,6 +41,11 @@ def test_balanced_keeps_the_float_models_outputs(circuits, name):
     assert q["relative_max_error"] <= 0.01 and q["samples"] >= 16
     assert q.get("argmax_agreement_decisive", 1.0) >= 0.99
     assert report["chosen"]["quality"] == q and report["samples"]["heldout"] >= 16
+    # fidelity first, then speed: nothing measured faithful was predicted cheaper, unless a
+    # timed proof chose otherwise
+    faithful = [t for t in report["tried"] if t["label"] in report["measured"]
+                and acceptable(t["quality"], report["tolerance"])]
+    assert report["timed"] or report["chosen"]["predicted_cost"] <= min(t["predicted_cost"] for t in faithful)
     # the range-check decomposition was sized to the model; ezkl's 2^14-row default is kept only
     # where it takes a logrow off every sized one and, if timed, proved faster beyond the noise
     assert any(c["layout"]["decomp_base"] < 16384 for c in report["tried"])
