@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import typer
 
 from . import bench, models, node, onchain, pipeline
@@ -34,4 +36,11 @@ app.command("bench")(bench.bench_cmd)
 
 
 def main() -> None:
+    # `kill` (SIGTERM) unwinds like Ctrl-C, so a compile or prove stops its ezkl child process
+    # on the way out instead of leaving it running for minutes
+    signal.signal(signal.SIGTERM, _terminated)
     app()
+
+
+def _terminated(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)

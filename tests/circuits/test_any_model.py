@@ -4,6 +4,10 @@ calibrated tables. Each proves faithfully or is refused in one line; never a wro
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -144,3 +148,26 @@ def test_the_decomposition_search_follows_the_rows_not_the_fewest_bits(ws, tmp_p
         want = net(x).numpy().ravel()
     got = np.array(load_bundle(bundle).outputs[0])
     assert np.abs(got - want).max() <= 0.01 * c.package.quantization["output_range"] + 1e-9
+
+
+def test_a_terminated_compile_leaves_no_ezkl_child_running(tmp_path):
+    """`kill` on a compile (a CI timeout, a supervisor) must stop the child process that runs
+    ezkl's calibrations too: before, it ran on for minutes after its parent was gone."""
+    import psutil
+
+    net = nn.Sequential(nn.Conv2d(3, 3, 5, padding=2), nn.ReLU(), nn.Conv2d(3, 1, 1), nn.ReLU(),
+                        nn.Sigmoid())
+    onnx_path, _ = _export(net, (torch.rand(1, 3, 8, 8),), tmp_path / "m")
+    cli = subprocess.Popen([sys.executable, "-m", "proofmint", "compile", str(onnx_path),
+                            "--workspace", str(tmp_path / "ws")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parent, deadline = psutil.Process(cli.pid), time.monotonic() + 60
+    while not parent.children() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    children = parent.children(recursive=True)
+    assert children, "the compile started no child process"
+    time.sleep(2)  # into the calibrations
+    cli.terminate()
+    assert cli.wait(timeout=30) == 128 + signal.SIGTERM  # stopped mid-compile, not finished
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, [p.cmdline() for p in alive]
