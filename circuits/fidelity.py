@@ -29,19 +29,29 @@ def agreement(reference: list[np.ndarray], quantized: list[np.ndarray], task: st
         "max_abs_error": float(err.max()),
         "mean_abs_error": float(err.mean()),
         "output_range": span,
-        # a constant output has no span: its error is judged against its magnitude (or 1)
-        "relative_max_error": float(err.max()) / (span if span > 1e-9 else max(float(np.abs(ref).max()), 1.0)),
+        "relative_max_error": float(err.max()) / _scale(ref),
     }
     if task == "classification":
         same = ref.argmax(1) == q.argmax(1)
         report["argmax_agreement"] = float(same.mean())
-        # A near-tie (top-2 margin within the tolerance) can flip under any error the tolerance
-        # allows; the decisions that count are the others.
-        top2 = np.sort(ref, axis=1)[:, -2:] if ref.shape[1] > 1 else np.zeros((len(ref), 2))
-        decisive = (top2[:, 1] - top2[:, 0]) > tolerance * span
+        decisive = _decisive(ref, tolerance)
         report["decisive_samples"] = int(decisive.sum())
         report["argmax_agreement_decisive"] = float(same[decisive].mean()) if decisive.any() else 1.0
     return report
+
+
+def _scale(ref: np.ndarray) -> float:
+    """What an error is judged against: the float outputs' span, or for a constant output,
+    which has none, its magnitude (or 1)."""
+    span = float(ref.max() - ref.min())
+    return span if span > 1e-9 else max(float(np.abs(ref).max()), 1.0)
+
+
+def _decisive(ref: np.ndarray, tolerance: float) -> np.ndarray:
+    """The samples whose decision counts: a near-tie (top-2 margin within the tolerance of the
+    span) can flip under any error the tolerance allows."""
+    top2 = np.sort(ref, axis=1)[:, -2:] if ref.shape[1] > 1 else np.zeros((len(ref), 2))
+    return (top2[:, 1] - top2[:, 0]) > tolerance * float(ref.max() - ref.min())
 
 
 def out_of_reach(reference: list[np.ndarray], quantized: list[np.ndarray], task: str,
@@ -50,15 +60,12 @@ def out_of_reach(reference: list[np.ndarray], quantized: list[np.ndarray], task:
     goal, whatever the rest show: the span is the whole set's, so the error so far can only
     grow, and an argmax flip counts against the whole set's clear decisions."""
     ref = np.stack(reference)
-    span = float(ref.max() - ref.min())
     seen = ref[:len(quantized)]
-    err = float(np.abs(seen - np.stack(quantized)).max())
-    if err > tolerance * (span if span > 1e-9 else max(float(np.abs(ref).max()), 1.0)):
+    if float(np.abs(seen - np.stack(quantized)).max()) > tolerance * _scale(ref):
         return True
-    if task != "classification" or ref.shape[1] < 2:
+    if task != "classification":
         return False
-    top2 = np.sort(ref, axis=1)[:, -2:]
-    decisive = (top2[:, 1] - top2[:, 0]) > tolerance * span
+    decisive = _decisive(ref, tolerance)
     flips = (seen.argmax(1) != np.stack(quantized).argmax(1)) & decisive[:len(quantized)]
     return int(flips.sum()) > (1 - MIN_ARGMAX_AGREEMENT) * int(decisive.sum())
 
