@@ -67,6 +67,9 @@ CLOSE_CALL = 1.5
 # generator (logrows 15) timed 8.05-8.93 s in one run and 7.38-8.93 s in another. A finalist
 # displaces the prediction's choice only when it is faster by more than that.
 TIMING_NOISE = 0.15
+# The proving key per row of 2^logrows at 2 inner columns: 4,226-4,240 bytes on the 15 EZKL
+# examples proofmint proves here (logrows 7-20); more tables and columns only add to it.
+PK_BYTES_PER_ROW = 4096
 
 
 @dataclass
@@ -390,12 +393,44 @@ def balanced(search: Search) -> Candidate:
         "calibration data closer to the inputs you will prove")
 
 
+def check_size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,
+               memory: int) -> int:
+    """The circuit's rows at ezkl's default settings, refused in seconds when even half of
+    them would need a proving key larger than ``memory``: the rows are mostly the layers', and
+    the scales and decompositions the search tries take at most 1.6x fewer than ezkl's default
+    (2,750 vs 4,452 on a small MLP; 12,393-19,109 on EZKL's 2l_relu_sigmoid_conv). Without
+    this, EZKL's mnist_gan (23.5 million rows: logrows 25, a key over 100 GiB) calibrated for
+    tens of minutes towards a setup that could never run."""
+    d = work / "size"
+    d.mkdir(parents=True, exist_ok=True)
+    with progress.step("size the circuit"):
+        ezkl_layer.gen_settings(graph.path, d / "settings.json", run_args(visibility, graph, batch))
+    rows = json.loads((d / "settings.json").read_text())["num_rows"]
+    logrows = max(rows // 2, 1).bit_length()  # 2^logrows > rows: ezkl keeps rows for blinding
+    key = PK_BYTES_PER_ROW * 2 ** logrows
+    if key > memory:
+        raise InvalidModelError(
+            f"{graph.path.name} makes a circuit of {rows:,} rows at ezkl's default settings; with "
+            f"half as many (logrows {logrows}) its proving key alone would take {_gib(key)}, and "
+            f"this machine has {_gib(memory)} — prove it on a machine with more memory "
+            "(PROOFMINT_MEMORY sets what to plan for), or shrink the model's largest layers")
+    return rows
+
+
+def _gib(n: int) -> str:
+    gib = n / 2**30
+    return f"{gib:,.0f} GiB" if gib >= 100 else f"{gib:.3g} GiB" if gib >= 1 else f"{n / 2**20:.3g} MiB"
+
+
 def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, probe: Path,
            heldout: np.ndarray, task: str, visibility: Visibility, work: Path,
            tolerance: float = DEFAULT_TOLERANCE, batch: int = 1,
-           budget: float = DEFAULT_BUDGET_S) -> tuple[Candidate, dict]:
+           budget: float = DEFAULT_BUDGET_S, memory: int | None = None) -> tuple[Candidate, dict]:
     """Settings for ``target``; returns the chosen candidate and a report of the choice.
-    ``model`` is the float reference, ``graph`` the ONNX ezkl compiles."""
+    ``model`` is the float reference, ``graph`` the ONNX ezkl compiles; a circuit whose keys
+    can't fit ``memory`` bytes is refused before any calibration."""
+    if memory is not None:
+        check_size(graph, visibility, work, batch, memory)
     if target != "balanced":
         with progress.step(f"calibrate (ezkl {target})"):
             base = make_candidate(target, graph, calibration, visibility, target, None, work, batch)

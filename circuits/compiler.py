@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from proofmint import ezkl_layer, progress
+from proofmint import config, ezkl_layer, progress
 from proofmint.encoding import Visibility
 from proofmint.errors import UsageError
 from proofmint.faults import failpoint
@@ -137,7 +137,7 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
         pkg, timings = run_in_child(
             _compile_job, str(ws.root), str(onnx_model.path), samples, target, visibility,
             user_srs.path if user_srs else None, _task(onnx_model, meta), batch, tolerance, budget,
-            what="compile")
+            config.memory_bytes(), what="compile")
         atomic_write_json(ws.compile_entry(key), {"circuit_id": pkg.circuit_id})
     timings["total"] = round(time.perf_counter() - started, 3)
     return _result(pkg, False, timings)
@@ -175,7 +175,7 @@ def _result(pkg: CircuitPackage, cached: bool, timings: dict) -> CompileResult:
 
 def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, target: str,
                  visibility: Visibility, srs_path: str | None, task: str, batch: int,
-                 tolerance: float, budget: float) -> tuple[CircuitPackage, dict]:
+                 tolerance: float, budget: float, memory: int) -> tuple[CircuitPackage, dict]:
     """Runs in a child process: calibrate, compile, SRS, setup. Returns the saved package."""
     ws = Workspace(Path(ws_root))
     model = load_onnx(onnx_path)
@@ -199,7 +199,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         with progress.step("choose settings") as t:
             chosen, report = calibrate.choose(target, model, graph, calib_file, probe_file,
                                               samples.heldout, task, visibility, scratch, tolerance,
-                                              batch, budget)
+                                              batch, budget, memory)
         report["graph"] = ("native" if graph is model else
                            "side-by-side" if batch > 1 and model.batch_axis is None else "rewritten")
         report["rewrites"] = rewrite_mod.row_costs(graph, rewrites, chosen.settings, scratch) if rewrites else []

@@ -15,12 +15,16 @@ those come from here. Variables (and what they set):
     PROOFMINT_DEBUG              show tracebacks for every error
     PROOFMINT_VERBOSE            show ezkl's own reports (on stderr)
     PROOFMINT_FAILPOINT          crash tests: SIGKILL the process at the named failpoint
+    PROOFMINT_MEMORY             memory a circuit may plan for, e.g. 64G (default: the machine's
+                                 RAM, or its cgroup's limit where lower)
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from .errors import UsageError
 
 HOME = "PROOFMINT_HOME"
 SRS_DIR = "PROOFMINT_SRS_DIR"
@@ -35,6 +39,8 @@ KEYSTORE_PASSWORD = "PROOFMINT_KEYSTORE_PASSWORD"
 DEBUG = "PROOFMINT_DEBUG"
 VERBOSE = "PROOFMINT_VERBOSE"
 FAILPOINT = "PROOFMINT_FAILPOINT"
+MEMORY = "PROOFMINT_MEMORY"
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
 
 DEFAULT_HOME = ".proofmint"
 
@@ -83,3 +89,25 @@ def verbose() -> bool:
 
 def failpoint() -> str | None:
     return _get(FAILPOINT)
+
+
+def memory_bytes() -> int:
+    """What a circuit's keys may take: ``PROOFMINT_MEMORY`` (bytes, or with K/M/G/T), else the
+    machine's RAM or its cgroup's limit, whichever is lower (a container sees the host's RAM)."""
+    env = _get(MEMORY)
+    if env is not None:
+        text = env.strip().upper().removesuffix("B").removesuffix("I")
+        unit = text[-1:] if text[-1:] in _UNITS else ""
+        try:
+            value = float(text[:len(text) - len(unit)]) * _UNITS[unit]
+        except ValueError:
+            value = 0
+        if not 1 <= value < 2**63:  # also nan and inf
+            raise UsageError(f"{MEMORY}={env!r} is not an amount of memory — write e.g. 64G or 512M")
+        return int(value)
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total

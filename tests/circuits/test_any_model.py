@@ -45,6 +45,16 @@ def _export(module, args, folder, opset=18):
     return folder / "model.onnx", folder / "input.json"
 
 
+def _proves_what_the_float_model_says(c, net, x, inp, ws, tmp_path):
+    """A proof of ``inp`` verifies and its decoded outputs are ``net(x)`` within 1 % of the span."""
+    bundle = proofmint.prove(c.circuit_id, input=inp, out=tmp_path / "p.json", workspace=ws).bundles[0]
+    assert proofmint.verify(bundle, workspace=ws).valid
+    with torch.no_grad():
+        want = net(x).numpy().ravel()
+    got = np.array(load_bundle(bundle).outputs[0])
+    assert np.abs(got - want).max() <= 0.01 * c.package.quantization["output_range"] + 1e-9
+
+
 @pytest.mark.parametrize("name", ["max(x, y)", "addmm(a, b, c)"])
 def test_multi_input_models_prove_faithfully(name, ws, tmp_path):
     torch.manual_seed(0)
@@ -142,12 +152,7 @@ def test_the_decomposition_search_follows_the_rows_not_the_fewest_bits(ws, tmp_p
             there = [tried[m] for m in report["measured"] if tried[m]["input_scale"] == t["input_scale"]]
             assert there and not any(acceptable(m["quality"], 0.01) for m in there), t
     assert c.package.quantization["relative_max_error"] <= 0.01
-    bundle = proofmint.prove(c.circuit_id, input=inp, out=tmp_path / "p.json", workspace=ws).bundles[0]
-    assert proofmint.verify(bundle, workspace=ws).valid
-    with torch.no_grad():
-        want = net(x).numpy().ravel()
-    got = np.array(load_bundle(bundle).outputs[0])
-    assert np.abs(got - want).max() <= 0.01 * c.package.quantization["output_range"] + 1e-9
+    _proves_what_the_float_model_says(c, net, x, inp, ws, tmp_path)
 
 
 def test_a_terminated_compile_leaves_no_ezkl_child_running(tmp_path):
@@ -171,3 +176,24 @@ def test_a_terminated_compile_leaves_no_ezkl_child_running(tmp_path):
     assert cli.wait(timeout=30) == 128 + signal.SIGTERM  # stopped mid-compile, not finished
     _, alive = psutil.wait_procs(children, timeout=15)
     assert not alive, [p.cmdline() for p in alive]
+
+
+def test_a_circuit_too_big_for_the_machine_is_refused_before_any_calibration(tmp_path):
+    """EZKL's mnist_gan makes 23.5 million rows: a proving key of about 128 GiB. Compiling it
+    calibrated for tens of minutes towards a setup that could never run; the rows come from
+    one gen_settings, so the refusal comes in seconds, in one line, and leaves no circuit. The
+    machine's memory is set low here so a small model stands in for a big one."""
+    torch.manual_seed(0)
+    onnx_path, _ = _export(nn.Sequential(nn.Linear(48, 64), nn.ReLU(), nn.Linear(64, 10)),
+                           (torch.rand(1, 48),), tmp_path / "m")
+    ws = tmp_path / "ws"
+    r = run_cli("compile", onnx_path, "--workspace", ws, env={"PROOFMINT_MEMORY": "4M"})
+    assert r.returncode == 2, r.stderr
+    error = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert "(logrows 12)" in error[0] and "16 MiB" in error[0] and "4 MiB" in error[0], error
+    assert "calibrate" not in r.stderr  # refused before the search spent anything
+    assert not list(ws.glob("circuits/*/package.json"))
+    bad = run_cli("compile", onnx_path, "--workspace", ws, env={"PROOFMINT_MEMORY": "lots"})
+    assert bad.returncode == 2 and "not an amount of memory" in bad.stderr, bad.stderr
+
