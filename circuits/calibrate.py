@@ -115,12 +115,16 @@ class Candidate:
         smaller can prove slower (EZKL's 2l_relu_sigmoid_conv at logrows 14 vs 15)."""
         n = 2 ** self.logrows
         tables = [hi - lo + 1 for lo, hi in self.settings.get("required_range_checks", [])]
-        if self.settings.get("required_lookups"):
-            lo, hi = self.settings["run_args"]["lookup_range"]
-            tables += [hi - lo + 1] * len(self.settings["required_lookups"])
+        tables += [self.lookup_rows] * len(self.settings.get("required_lookups", []))
         columns = (self.layout["num_inner_cols"] * (1 + len(tables)) + 2
                    + sum(math.ceil(t / n) for t in tables))
         return n * columns, self.settings["num_rows"]
+
+    @property
+    def lookup_rows(self) -> int:
+        """Rows of each lookup table (0 without lookups): they span ``lookup_range``."""
+        lo, hi = self.settings["run_args"]["lookup_range"]
+        return hi - lo + 1 if self.settings.get("required_lookups") else 0
 
     @property
     def layout(self) -> dict:
@@ -228,6 +232,7 @@ class Search:
         return self.slowest > 10.0
 
     measured: list[str] = field(default_factory=list)  # labels, in the order measured
+    bits_move_rows: bool | None = None  # whether a wider decomposition changed the rows, once known
 
     def measure(self, c: Candidate) -> dict:
         self.measured.append(c.label)
@@ -260,9 +265,11 @@ def decomposition(bits: int, legs: int) -> dict:
     return {"decomp_base": 2 ** math.ceil(bits / legs), "decomp_legs": legs}
 
 
-def fit_scale(search: Search, scale: int, hint: int | None) -> tuple[Candidate | None, int | None]:
+def fit_scale(search: Search, scale: int,
+              hint: tuple[int, int] | None) -> tuple[Candidate | None, int | None]:
     """The cheapest range-check decomposition that calibrates at ``scale``, probed on a few
-    samples on a 4-bit grid from the previous scale's figure, then calibrated with a margin on
+    samples on a 4-bit grid from a lower scale's figure (``hint``: that scale and its bits; the
+    values grow about 2 bits a scale), then calibrated with a margin on
     every sample, as 256-row tables or as two legs, whichever the settings predict cheaper
     (two legs only where their table could fit the 256-row circuit's logrows).
 
@@ -272,8 +279,10 @@ def fit_scale(search: Search, scale: int, hint: int | None) -> tuple[Candidate |
     (19,109 rows, logrows 15), 12 bits multiplier 2 (14,693 rows) and 16 bits multiplier 10
     (12,393 rows, logrows 14). So the walk follows the rows: down while they don't grow, up
     while they shrink (looking one step further, since multiplier 10 can need 8 more bits), and
-    not at all once the multiplier is 10, the largest."""
-    bits = hint + 4 if hint else 2 * scale + 2
+    no further once the multiplier is 10, the largest: more bits then move no row. Where the
+    first scale's walk moved no row at all (EZKL's gru, lenet_5: one row count at every
+    width), later scales don't walk."""
+    bits = hint[1] + 2 * (scale - hint[0]) if hint else 2 * scale + 2
 
     def probe(b: int) -> Candidate | None:
         return search.attempt(f"s{scale}-b{b}", scale, decomposition(b, 2), probe=True)
@@ -284,9 +293,10 @@ def fit_scale(search: Search, scale: int, hint: int | None) -> tuple[Candidate |
         fitted = probe(bits)
     if fitted is None:
         return None, None
-    if not search.slow and fitted.rebase < MAX_REBASE:
+    if not search.slow and fitted.rebase < MAX_REBASE and search.bits_move_rows is not False:
         walked_up, step = False, 4
-        while bits + step <= MAX_DECOMP_BITS - DECOMP_MARGIN_BITS and step <= 8:
+        while (bits + step <= MAX_DECOMP_BITS - DECOMP_MARGIN_BITS and step <= 8
+               and fitted.rebase < MAX_REBASE):
             wider = probe(bits + step)
             if wider is not None and wider.settings["num_rows"] < fitted.settings["num_rows"]:
                 bits, fitted, walked_up, step = bits + step, wider, True, 4
@@ -298,6 +308,9 @@ def fit_scale(search: Search, scale: int, hint: int | None) -> tuple[Candidate |
                 if narrower is None or narrower.settings["num_rows"] > fitted.settings["num_rows"]:
                     break
                 bits, fitted = bits - 4, narrower
+        if search.bits_move_rows is None:  # the first scale's walk says whether walking pays
+            search.bits_move_rows = len({p.settings["num_rows"] for p in search.probes
+                                         if p.scale == scale}) > 1
     for final in (bits + DECOMP_MARGIN_BITS, bits + DECOMP_MARGIN_BITS + 4):  # all samples may need more
         def legs(n: int) -> Candidate | None:
             return search.attempt(f"s{scale}-b{final}-legs{n}", scale, decomposition(final, n))
@@ -318,12 +331,13 @@ def first_faithful(search: Search, level: list[Candidate]) -> Candidate | None:
     scale (EZKL's 4l_relu_conv_fc: 23,396 rows at scales 5-13) the finest is the same proof for
     a smaller error (0.93 % of the span at scale 9, 0.05 % at 13)."""
     for cand in sorted(level, key=lambda c: (c.cost[0], -c.scale)):
-        try:
-            search.measure(cand)
-        except ProvingError as exc:  # a held-out sample this circuit can't take
-            search.failed.append({"label": cand.label, "why": str(exc)[:200]})
-            continue
-        search.share_quality(cand)
+        if cand.quality is None:  # not yet measured, itself or at the same values
+            try:
+                search.measure(cand)
+            except ProvingError as exc:  # a held-out sample this circuit can't take
+                search.failed.append({"label": cand.label, "why": str(exc)[:200]})
+                continue
+            search.share_quality(cand)
         if acceptable(cand.quality, search.tolerance):
             return cand
     return None
@@ -349,13 +363,19 @@ def balanced(search: Search) -> Candidate:
     predicted cost form a level, measured (finest first) once the next scale costs more, so
     the first level that keeps the model's outputs gives the circuit, or else the scale
     between it and the next (:func:`between`). A scale is measured only where it could be
-    chosen: one that costs no more than a finer one never is. A slow model (minutes per
-    calibration) measures each scale as it comes rather than fit one more."""
-    hint, level = None, []
+    chosen: one that costs no more than a finer one never is. So when two scales cost the
+    same, the finest is fitted next, unless its lookup tables will outgrow the circuit (they
+    double with each scale: EZKL's gru, 377 rows at scale 7, 23,877 at 13). Where it costs the
+    same too (the MNIST MLP: logrows 15, 31,898 rows or fewer at every scale), it is the
+    level's choice and the scales between are never fitted. A slow model (minutes per calibration) measures each scale as it comes
+    rather than fit one more."""
+    hint, level, ahead = None, [], {}
+    finest = SCALES[-1]
     with progress.step("balanced: search scales", total=len(SCALES)):
         for scale in SCALES:
             before = hint
-            cand, hint = fit_scale(search, scale, hint)
+            cand, bits = ahead.pop(scale) if scale in ahead else fit_scale(search, scale, hint)
+            hint = (scale, bits) if bits is not None else None
             progress.advance("balanced: search scales")
             if cand is not None and level and cand.cost[0] > level[0].cost[0]:
                 chosen = first_faithful(search, level) or between(search, level, cand, before)
@@ -369,6 +389,15 @@ def balanced(search: Search) -> Candidate:
                     if chosen is not None:
                         return chosen
                     level = []
+                elif (len(level) >= 2 and level[-1].cost[0] == level[0].cost[0] and scale < SCALES[-3]
+                      and cand.lookup_rows * 2 ** (finest - scale) < 2 ** cand.logrows
+                      and finest not in ahead and search.elapsed < search.budget):
+                    ahead[finest] = fit_scale(search, finest, hint)
+                    top = ahead[finest][0]
+                    if top is not None and top.cost[0] == level[0].cost[0]:
+                        chosen = first_faithful(search, [top])
+                        if chosen is not None:
+                            return chosen
             if search.elapsed > search.budget:
                 break
         chosen = first_faithful(search, level)
