@@ -39,12 +39,13 @@ import numpy as np
 
 from proofmint import ezkl_layer, progress
 from proofmint.encoding import Visibility
-from proofmint.errors import InputOutOfRangeError, InvalidModelError, ProvingError
+from proofmint.errors import InputOutOfRangeError, InvalidModelError, ProvingError, TimedOutError
+from proofmint.jobs import run_in_child
 from proofmint.models.onnx_model import OnnxModel
 
 from . import srs as srs_mod, witness as witness_mod
 from .fidelity import DEFAULT_TOLERANCE, acceptable, agreement, goal_text, out_of_reach, quality_line
-from .samples import batches
+from .samples import CALIBRATION, PROBE, batches
 
 TARGETS = ("balanced", "resources", "accuracy")
 SCALES = (5, 7, 9, 11, 13)  # tried in order (and one between where cost jumps): the cheapest faithful wins
@@ -70,6 +71,13 @@ TIMING_NOISE = 0.15
 # The proving key per row of 2^logrows at 2 inner columns: 4,226-4,240 bytes on the 15 EZKL
 # examples proofmint proves here (logrows 7-20); more tables and columns only add to it.
 PK_BYTES_PER_ROW = 4096
+# A calibration's seconds here, from the rows and samples (ezkl builds the circuit once per
+# rebase multiplier, then runs each sample through it): EZKL's mnist_gan, 24.7 million rows,
+# took 170 s on 4 samples and 402 s on 16; the MNIST MLP's 30,000 rows take 0.7 s on 4.
+CALIBRATE_FIXED_S, CALIBRATE_S_PER_ROW, CALIBRATE_S_PER_ROW_SAMPLE = 0.4, 3.8e-6, 0.8e-6
+# A calibration expected to take more than this share of the budget left runs in a child
+# process that the budget's end stops; quicker ones stay in process (a child costs a start).
+STOPPABLE_SHARE = 0.1
 
 
 @dataclass
@@ -233,6 +241,14 @@ class Search:
 
     measured: list[str] = field(default_factory=list)  # labels, in the order measured
     bits_move_rows: bool | None = None  # whether a wider decomposition changed the rows, once known
+    rows: int = 0  # the circuit's rows at ezkl's defaults (:func:`check_size`)
+    out_of_time: bool = False  # a calibration was stopped, or not started, for the budget
+
+    def expected_s(self, probe: bool) -> float:
+        """What one calibration should take: predicted from the rows, or the slowest yet."""
+        n = math.ceil((PROBE if probe else CALIBRATION) / self.batch)
+        predicted = CALIBRATE_FIXED_S + self.rows * (CALIBRATE_S_PER_ROW + n * CALIBRATE_S_PER_ROW_SAMPLE)
+        return max(predicted, self.slowest)
 
     def measure(self, c: Candidate) -> dict:
         self.measured.append(c.label)
@@ -245,12 +261,25 @@ class Search:
                 other.quality = measured.quality
 
     def attempt(self, label: str, scale: int, layout: dict, probe: bool = False) -> Candidate | None:
-        started = time.monotonic()
+        """One candidate calibrated, or None. The budget bounds even a single calibration: one
+        that could take a real share of what is left runs in a child stopped at its end
+        (EZKL's mnist_gan took 170 s for a single one)."""
+        started, left = time.monotonic(), self.budget - self.elapsed
+        if left <= 0:
+            self.out_of_time = True
+            return None
+        args = (label, self.graph, self.probe if probe else self.calibration, self.visibility,
+                "resources", [scale], self.work, self.batch, layout)
         try:
             with progress.step(f"balanced: calibrate {label}{' (probe)' if probe else ''}"):
-                cand = make_candidate(label, self.graph, self.probe if probe else self.calibration,
-                                      self.visibility, "resources", [scale], self.work, self.batch,
-                                      layout)
+                if self.expected_s(probe) > STOPPABLE_SHARE * left:
+                    cand = run_in_child(make_candidate, *args, timeout=left, what=f"calibration {label}")
+                else:
+                    cand = make_candidate(*args)
+        except TimedOutError:
+            self.out_of_time = True
+            self.failed.append({"label": label, "why": f"stopped after {left:.1f} s, the budget left"})
+            return None
         except ProvingError as exc:  # a setting ezkl can't calibrate is simply not a candidate
             self.failed.append({"label": label, "why": str(exc).splitlines()[0][:200]})
             return None
@@ -405,6 +434,12 @@ def balanced(search: Search) -> Candidate:
             return chosen
     measured = [c for c in search.tried if c.quality is not None]
     best = min((c.quality["relative_max_error"] for c in measured), default=None)
+    if best is None and search.out_of_time:
+        raise InvalidModelError(
+            f"the settings search for {search.model.path.name} ({search.rows:,} rows) spent its "
+            f"{search.budget:g} s budget before any circuit was calibrated and measured "
+            f"({len(search.failed)} settings stopped or failed) — pass a larger budget (--budget "
+            f"{max(4 * search.budget, 600):g}), or shrink the model")
     if best is None:
         why = search.failed[-1]["why"] if search.failed else "no setting calibrated"
         raise InvalidModelError(
@@ -418,7 +453,9 @@ def balanced(search: Search) -> Candidate:
         + (f", argmax agreement {max(a for a in worst_agree if a is not None):.0%}"
            if any(a is not None for a in worst_agree) else "")
         + f"; scales {sorted({c.scale for c in measured})} tried in {search.elapsed:.0f} s) — "
-        f"pass --tolerance {max(2 * best, search.tolerance * 2):.2g} to accept that error, or "
+        + (f"the {search.budget:g} s budget ran out before the finer scales: pass --budget "
+           f"{max(4 * search.budget, 600):g} to try them, or " if search.out_of_time else "")
+        + f"pass --tolerance {max(2 * best, search.tolerance * 2):.2g} to accept that error, or "
         "calibration data closer to the inputs you will prove")
 
 
@@ -458,8 +495,7 @@ def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, p
     """Settings for ``target``; returns the chosen candidate and a report of the choice.
     ``model`` is the float reference, ``graph`` the ONNX ezkl compiles; a circuit whose keys
     can't fit ``memory`` bytes is refused before any calibration."""
-    if memory is not None:
-        check_size(graph, visibility, work, batch, memory)
+    rows = check_size(graph, visibility, work, batch, memory) if memory is not None else 0
     if target != "balanced":
         with progress.step(f"calibrate (ezkl {target})"):
             base = make_candidate(target, graph, calibration, visibility, target, None, work, batch)
@@ -470,7 +506,7 @@ def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, p
         return base, {"target": target, "goal": goal_text(task, tolerance), "chosen": base.summary()}
 
     search = Search(model, graph, calibration, probe, heldout, task, visibility, work, tolerance,
-                    batch, budget)
+                    batch, budget, rows=rows)
     chosen = balanced(search)
     chosen, layouts = tune_layout(chosen, search)
     chosen, timed = time_finalists(chosen, search)

@@ -91,6 +91,8 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
     copies side by side)."""
     if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
         raise UsageError(f"--tolerance must be a fraction of the output span in (0, 1), not {tolerance}")
+    if not (isinstance(budget, (int, float)) and budget > 0):
+        raise UsageError(f"--budget must be a number of seconds > 0, not {budget}")
     if target not in calibrate.TARGETS:
         raise UsageError(f"unknown target '{target}' — choose one of {', '.join(calibrate.TARGETS)}")
     visibility = Visibility(input_visibility, output_visibility, param_visibility)

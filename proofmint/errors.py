@@ -72,6 +72,10 @@ class ProvingError(ProofmintError, RuntimeError):
     """ezkl failed during settings, compile, setup, witness or prove."""
 
 
+class TimedOutError(ProvingError):
+    """A child process ran past its deadline and was stopped."""
+
+
 class VerificationError(ProofmintError, ValueError):
     """A proof did not verify."""
 

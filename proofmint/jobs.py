@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -18,14 +19,25 @@ import traceback
 from typing import Any, Callable, Iterator
 
 from . import config, progress
-from .errors import ProofmintError, ProvingError
+from .errors import ProofmintError, ProvingError, TimedOutError
 from .store import workspace_error
 
 _CTX = mp.get_context("spawn")
 
 
+def unwind_on_sigterm() -> None:
+    """Make `kill` (SIGTERM) unwind like Ctrl-C, so every ``run_in_child`` on the way out
+    stops its child: without it a killed compile left ezkl calibrating for minutes."""
+    signal.signal(signal.SIGTERM, _terminated)
+
+
+def _terminated(signum: int, _frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict, log: str) -> None:
     os.environ.update(env)
+    unwind_on_sigterm()  # a child may run children of its own (a compile's slow calibrations)
     # ezkl prints fidelity tables and log lines (on stdout and stderr). stdout belongs to
     # --json and stderr to the progress display: both go to stderr with PROOFMINT_VERBOSE=1,
     # else to a log file whose last line the parent quotes if the child dies (a Rust panic).
@@ -78,7 +90,8 @@ def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
     parent, child = _CTX.Pipe(duplex=False)
     fd, log = tempfile.mkstemp(prefix="proofmint-child-", suffix=".log")
     os.close(fd)
-    proc = _CTX.Process(target=_child, args=(child, fn, args, kwargs, env or {}, log), daemon=True)
+    # not daemonic, so that it may start children of its own; the finally below stops it
+    proc = _CTX.Process(target=_child, args=(child, fn, args, kwargs, env or {}, log))
     with _caller_script_hidden():
         proc.start()
     child.close()
@@ -104,7 +117,7 @@ def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
             if not proc.is_alive() and not parent.poll(0):
                 break
             if deadline is not None and time.monotonic() > deadline:
-                raise ProvingError(
+                raise TimedOutError(
                     f"{what} timed out after {timeout:.0f} s during '{current}' — raise the "
                     "timeout or use a smaller circuit"
                 )

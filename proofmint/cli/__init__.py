@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import signal
-
 import typer
 
+from ..jobs import unwind_on_sigterm
 from . import bench, models, node, onchain, pipeline
 
 app = typer.Typer(
@@ -36,11 +35,5 @@ app.command("bench")(bench.bench_cmd)
 
 
 def main() -> None:
-    # `kill` (SIGTERM) unwinds like Ctrl-C, so a compile or prove stops its ezkl child process
-    # on the way out instead of leaving it running for minutes
-    signal.signal(signal.SIGTERM, _terminated)
+    unwind_on_sigterm()
     app()
-
-
-def _terminated(signum: int, _frame) -> None:
-    raise SystemExit(128 + signum)

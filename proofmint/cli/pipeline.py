@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from proofmint.circuits.calibrate import TARGETS
+from proofmint.circuits.calibrate import DEFAULT_BUDGET_S, TARGETS
 from proofmint.circuits.fidelity import DEFAULT_TOLERANCE, quality_line
 
 from ._common import JsonOpt, WorkspaceOpt, output, run, stderr
@@ -39,7 +39,10 @@ def compile_cmd(
     batch: Annotated[int, typer.Option(
         help="Inferences per proof. N > 1 compiles a batch circuit: `prove` packs N inputs per "
              "proof (padding the last) and `mint` mints one token per real inference in one "
-             "transaction. Needs a symbolic batch axis in the ONNX (zoo exports have one).")] = 1,
+             "transaction. A graph with a fixed batch of 1 is batched as N copies side by side.")] = 1,
+    budget: Annotated[float, typer.Option(
+        help="Seconds the 'balanced' search may spend calibrating and measuring; a calibration "
+             "that would run past them is stopped.")] = DEFAULT_BUDGET_S,
     json_: JsonOpt = False,
 ):
     """Compile an ONNX model into an EZKL circuit with proving and verifying keys.
@@ -52,7 +55,7 @@ def compile_cmd(
     result = run(lambda: proofmint.compile(
         model, calibration=calibration, target=target, input_visibility=input_visibility,
         output_visibility=output_visibility, param_visibility=param_visibility, srs=srs,
-        workspace=workspace, batch=batch, tolerance=tolerance))
+        workspace=workspace, batch=batch, tolerance=tolerance, budget=budget))
 
     def human(r: dict) -> None:
         p = r["package"]
