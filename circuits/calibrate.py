@@ -361,6 +361,8 @@ def first_faithful(search: Search, level: list[Candidate]) -> Candidate | None:
     a smaller error (0.93 % of the span at scale 9, 0.05 % at 13)."""
     for cand in sorted(level, key=lambda c: (c.cost[0], -c.scale)):
         if cand.quality is None:  # not yet measured, itself or at the same values
+            if cand.label in search.measured:
+                continue  # measured before, and a held-out sample failed it
             try:
                 search.measure(cand)
             except ProvingError as exc:  # a held-out sample this circuit can't take
@@ -373,7 +375,7 @@ def first_faithful(search: Search, level: list[Candidate]) -> Candidate | None:
 
 
 def between(search: Search, failed: list[Candidate], costlier: Candidate,
-            hint: int | None) -> Candidate | None:
+            hint: tuple[int, int] | None) -> Candidate | None:
     """The scale just below ``costlier``'s, where the level under it missed the goal: the step
     from one level to the next can be a whole logrow or two (the zoo generator: scale 7 at
     logrows 13 is 1.24 % of its span off, scale 9 needs logrows 15), and the scale between can
@@ -395,8 +397,8 @@ def balanced(search: Search) -> Candidate:
     chosen: one that costs no more than a finer one never is. So when two scales cost the
     same, the finest is fitted next, unless its lookup tables will outgrow the circuit (they
     double with each scale: EZKL's gru, 377 rows at scale 7, 23,877 at 13). Where it costs the
-    same too (the MNIST MLP: logrows 15, 31,898 rows or fewer at every scale), it is the
-    level's choice and the scales between are never fitted. A slow model (minutes per calibration) measures each scale as it comes
+    same too (the MNIST MLP: logrows 15, 31,898 rows or fewer at every scale) and keeps the
+    outputs, it is the level's choice and the scales between are never fitted. A slow model (minutes per calibration) measures each scale as it comes
     rather than fit one more."""
     hint, level, ahead = None, [], {}
     finest = SCALES[-1]
@@ -420,7 +422,7 @@ def balanced(search: Search) -> Candidate:
                     level = []
                 elif (len(level) >= 2 and level[-1].cost[0] == level[0].cost[0] and scale < SCALES[-3]
                       and cand.lookup_rows * 2 ** (finest - scale) < 2 ** cand.logrows
-                      and finest not in ahead and search.elapsed < search.budget):
+                      and search.elapsed < search.budget):
                     ahead[finest] = fit_scale(search, finest, hint)
                     top = ahead[finest][0]
                     if top is not None and top.cost[0] == level[0].cost[0]:
@@ -434,11 +436,12 @@ def balanced(search: Search) -> Candidate:
             return chosen
     measured = [c for c in search.tried if c.quality is not None]
     best = min((c.quality["relative_max_error"] for c in measured), default=None)
-    if best is None and search.out_of_time:
+    if best is None and search.out_of_time and not search.tried:
+        why = f"; last: {search.failed[-1]['why']}" if search.failed else ""
         raise InvalidModelError(
             f"the settings search for {search.model.path.name} ({search.rows:,} rows) spent its "
-            f"{search.budget:g} s budget before any circuit was calibrated and measured "
-            f"({len(search.failed)} settings stopped or failed) — pass a larger budget (--budget "
+            f"{search.budget:g} s budget before any circuit was calibrated ({len(search.failed)} "
+            f"settings stopped or failed{why}) — pass a larger budget (--budget "
             f"{max(4 * search.budget, 600):g}), or shrink the model")
     if best is None:
         why = search.failed[-1]["why"] if search.failed else "no setting calibrated"
@@ -478,8 +481,8 @@ def check_size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,
         raise InvalidModelError(
             f"{graph.path.name} makes a circuit of {rows:,} rows at ezkl's default settings; with "
             f"half as many (logrows {logrows}) its proving key alone would take {_gib(key)}, and "
-            f"this machine has {_gib(memory)} — prove it on a machine with more memory "
-            "(PROOFMINT_MEMORY sets what to plan for), or shrink the model's largest layers")
+            f"there is {_gib(memory)} of memory to plan for (this machine's, or PROOFMINT_MEMORY) — "
+            "prove it on a machine with more memory, or shrink the model's largest layers")
     return rows
 
 
@@ -491,11 +494,11 @@ def _gib(n: int) -> str:
 def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, probe: Path,
            heldout: np.ndarray, task: str, visibility: Visibility, work: Path,
            tolerance: float = DEFAULT_TOLERANCE, batch: int = 1,
-           budget: float = DEFAULT_BUDGET_S, memory: int | None = None) -> tuple[Candidate, dict]:
+           budget: float = DEFAULT_BUDGET_S, *, memory: int) -> tuple[Candidate, dict]:
     """Settings for ``target``; returns the chosen candidate and a report of the choice.
     ``model`` is the float reference, ``graph`` the ONNX ezkl compiles; a circuit whose keys
     can't fit ``memory`` bytes is refused before any calibration."""
-    rows = check_size(graph, visibility, work, batch, memory) if memory is not None else 0
+    rows = check_size(graph, visibility, work, batch, memory)
     if target != "balanced":
         with progress.step(f"calibrate (ezkl {target})"):
             base = make_candidate(target, graph, calibration, visibility, target, None, work, batch)

@@ -139,7 +139,7 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
         pkg, timings = run_in_child(
             _compile_job, str(ws.root), str(onnx_model.path), samples, target, visibility,
             user_srs.path if user_srs else None, _task(onnx_model, meta), batch, tolerance, budget,
-            config.memory_bytes(), what="compile")
+            config.memory_bytes(), what="compile", nests=True)
         atomic_write_json(ws.compile_entry(key), {"circuit_id": pkg.circuit_id})
     timings["total"] = round(time.perf_counter() - started, 3)
     return _result(pkg, False, timings)
@@ -201,7 +201,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         with progress.step("choose settings") as t:
             chosen, report = calibrate.choose(target, model, graph, calib_file, probe_file,
                                               samples.heldout, task, visibility, scratch, tolerance,
-                                              batch, budget, memory)
+                                              batch, budget, memory=memory)
         report["graph"] = ("native" if graph is model else
                            "side-by-side" if batch > 1 and model.batch_axis is None else "rewritten")
         report["rewrites"] = rewrite_mod.row_costs(graph, rewrites, chosen.settings, scratch) if rewrites else []

@@ -72,6 +72,10 @@ class OnnxModel:
         self._runner  # noqa: B018 - picks the engine
         return self._engine["name"]
 
+    def __getstate__(self) -> dict:
+        """Without the loaded engine (a session and a closure): a model goes to child processes."""
+        return {k: v for k, v in self.__dict__.items() if k != "_runner"}
+
     @cached_property
     def _runner(self):
         try:

@@ -16,12 +16,13 @@ those come from here. Variables (and what they set):
     PROOFMINT_VERBOSE            show ezkl's own reports (on stderr)
     PROOFMINT_FAILPOINT          crash tests: SIGKILL the process at the named failpoint
     PROOFMINT_MEMORY             memory a circuit may plan for, e.g. 64G (default: the machine's
-                                 RAM, or its cgroup's limit where lower)
+                                 RAM, or its cgroup v2 limit where lower)
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from .errors import UsageError
@@ -93,16 +94,12 @@ def failpoint() -> str | None:
 
 def memory_bytes() -> int:
     """What a circuit's keys may take: ``PROOFMINT_MEMORY`` (bytes, or with K/M/G/T), else the
-    machine's RAM or its cgroup's limit, whichever is lower (a container sees the host's RAM)."""
+    machine's RAM or its cgroup v2 limit, whichever is lower (a container sees the host's RAM)."""
     env = _get(MEMORY)
     if env is not None:
-        text = env.strip().upper().removesuffix("B").removesuffix("I")
-        unit = text[-1:] if text[-1:] in _UNITS else ""
-        try:
-            value = float(text[:len(text) - len(unit)]) * _UNITS[unit]
-        except ValueError:
-            value = 0
-        if not 1 <= value < 2**63:  # also nan and inf
+        m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(?:([KMGT])I?)?B?\s*", env, re.IGNORECASE)
+        value = float(m[1]) * _UNITS[(m[2] or "").upper()] if m else 0
+        if not 1 <= value < 2**63:
             raise UsageError(f"{MEMORY}={env!r} is not an amount of memory — write e.g. 64G or 512M")
         return int(value)
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -35,9 +35,10 @@ def _terminated(signum: int, _frame) -> None:
     raise SystemExit(128 + signum)
 
 
-def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict, log: str) -> None:
+def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict, log: str, nests: bool) -> None:
     os.environ.update(env)
-    unwind_on_sigterm()  # a child may run children of its own (a compile's slow calibrations)
+    if nests:  # stop its own children on the way out; a leaf dies at once, even inside ezkl
+        unwind_on_sigterm()
     # ezkl prints fidelity tables and log lines (on stdout and stderr). stdout belongs to
     # --json and stderr to the progress display: both go to stderr with PROOFMINT_VERBOSE=1,
     # else to a log file whose last line the parent quotes if the child dies (a Rust panic).
@@ -81,23 +82,26 @@ def _caller_script_hidden() -> Iterator[None]:
 
 
 def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
-                 timeout: float | None = None, what: str = "ezkl job", **kwargs: Any) -> Any:
+                 timeout: float | None = None, what: str = "ezkl job", nests: bool = False,
+                 **kwargs: Any) -> Any:
     """Call ``fn(*args, **kwargs)`` in a fresh process, relaying its progress events.
 
     Ctrl-C or ``timeout`` (seconds) terminates the child; files it was writing are left as
-    ``.tmp-*`` debris that no reader picks up.
+    ``.tmp-*`` debris that no reader picks up. ``nests``: the child runs children of its own
+    (a compile's slow calibrations), so it is not daemonic and unwinds on SIGTERM to stop
+    them; any other child is daemonic and dies at SIGTERM at once, even inside an ezkl call.
     """
     parent, child = _CTX.Pipe(duplex=False)
     fd, log = tempfile.mkstemp(prefix="proofmint-child-", suffix=".log")
     os.close(fd)
-    # not daemonic, so that it may start children of its own; the finally below stops it
-    proc = _CTX.Process(target=_child, args=(child, fn, args, kwargs, env or {}, log))
-    with _caller_script_hidden():
-        proc.start()
-    child.close()
+    proc = _CTX.Process(target=_child, args=(child, fn, args, kwargs, env or {}, log, nests),
+                        daemon=not nests)
     deadline = None if timeout is None else time.monotonic() + timeout
     current = "starting"
     try:
+        with _caller_script_hidden():
+            proc.start()
+        child.close()
         while True:
             if parent.poll(0.1):
                 try:
@@ -127,13 +131,16 @@ def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
             + (f"; its last words: {last}" if last else "") + ") — if that names no cause, likely "
             "out of memory: check free RAM or prove with fewer workers")
     finally:
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(5)
+        try:
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(5)
+        finally:  # a second signal during the wait must not leave the child running
             if proc.is_alive():
                 proc.kill()
-        proc.join(1)
-        parent.close()
+            if proc.pid is not None:
+                proc.join(1)
+            parent.close()
         with contextlib.suppress(OSError):
             os.unlink(log)
 

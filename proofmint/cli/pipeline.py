@@ -42,7 +42,8 @@ def compile_cmd(
              "transaction. A graph with a fixed batch of 1 is batched as N copies side by side.")] = 1,
     budget: Annotated[float, typer.Option(
         help="Seconds the 'balanced' search may spend calibrating and measuring; a calibration "
-             "that would run past them is stopped.")] = DEFAULT_BUDGET_S,
+             "that could take a tenth of what is left runs where the budget's end stops it.")
+    ] = DEFAULT_BUDGET_S,
     json_: JsonOpt = False,
 ):
     """Compile an ONNX model into an EZKL circuit with proving and verifying keys.

@@ -156,21 +156,25 @@ def test_the_decomposition_search_follows_the_rows_not_the_fewest_bits(ws, tmp_p
     _proves_what_the_float_model_says(c, net, x, inp, ws, tmp_path)
 
 
-@pytest.mark.parametrize("budget, depth", [(600, 1), (3, 2)], ids=["in its child", "in a grandchild"])
-def test_a_terminated_compile_leaves_no_ezkl_child_running(budget, depth, tmp_path):
+@pytest.mark.parametrize("side, budget, depth", [(8, 600, 1), (24, 20, 2)],
+                         ids=["in its child", "in a grandchild"])
+def test_a_terminated_compile_leaves_no_ezkl_child_running(side, budget, depth, tmp_path):
     """`kill` on a compile (a CI timeout, a supervisor) must stop the child process that runs
-    ezkl's calibrations too: before, it ran on for minutes after its parent was gone. A short
-    budget runs each calibration in a child of that child (stoppable at the budget's end):
-    those must go as well. Every process the compile started carries a tag in its environment,
-    so none escapes the check by starting after a snapshot; the command is stopped as soon as
-    a calibration has started."""
+    ezkl's calibrations too: before, it ran on for minutes after its parent was gone. A
+    calibration that could take a tenth of the budget runs in a child of that child (here a
+    356,544-row circuit, seconds per calibration, and a 20 s budget): those must go as well,
+    even inside ezkl. Every process the compile started carries a tag in its environment, so
+    none escapes the check by starting after a snapshot."""
     import uuid
 
     import psutil
 
     net = nn.Sequential(nn.Conv2d(3, 3, 5, padding=2), nn.ReLU(), nn.Conv2d(3, 1, 1), nn.ReLU(),
                         nn.Sigmoid())
-    onnx_path, _ = _export(net, (torch.rand(1, 3, 8, 8),), tmp_path / "m")
+    if side == 24:
+        net = nn.Sequential(nn.Conv2d(3, 8, 5, padding=2), nn.ReLU(), nn.Conv2d(8, 1, 1), nn.ReLU(),
+                            nn.Sigmoid())
+    onnx_path, _ = _export(net, (torch.rand(1, 3, side, side),), tmp_path / "m")
     tag = uuid.uuid4().hex
     cli = subprocess.Popen([sys.executable, "-m", "proofmint", "compile", str(onnx_path),
                             "--workspace", str(tmp_path / "ws"), "--budget", str(budget)],
@@ -193,19 +197,34 @@ def test_a_terminated_compile_leaves_no_ezkl_child_running(budget, depth, tmp_pa
         except (psutil.NoSuchProcess, AttributeError):
             return 0
 
+    def working() -> list:  # multiprocessing's resource tracker aside
+        return [p for p in tagged() if "resource_tracker" not in " ".join(_cmdline(p))]
+
     deadline = time.monotonic() + 60
-    while not any(depth_of(p) >= depth for p in tagged()) and time.monotonic() < deadline:
+    while not any(depth_of(p) >= depth for p in working()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert any(depth_of(p) >= depth for p in tagged()), f"no process {depth} level(s) down"
-    if depth == 1:
-        time.sleep(2)  # into the calibrations
+    assert any(depth_of(p) >= depth for p in working()), f"no process {depth} level(s) down"
+    time.sleep(2)  # into the calibrations: inside ezkl
     cli.terminate()
     # stopped mid-compile, not finished
     assert cli.wait(timeout=30) == 128 + signal.SIGTERM, (tmp_path / "stderr").read_text()[-2000:]
     # each process stops and reaps its children before it exits: none may outlive the command
     # (an orphaned calibration would run to its end, here a second or so)
     time.sleep(0.3)
-    assert not tagged(), [p.cmdline() for p in tagged()]
+    assert not working(), [_cmdline(p) for p in working()]
+    deadline = time.monotonic() + 10  # a tracker leaves once its process is gone
+    while tagged() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not tagged(), [_cmdline(p) for p in tagged()]
+
+
+def _cmdline(p) -> list[str]:
+    import psutil
+
+    try:
+        return p.cmdline()
+    except psutil.Error:
+        return []
 
 
 def test_the_search_stops_at_its_budget_even_inside_a_calibration(tmp_path):
@@ -220,6 +239,7 @@ def test_the_search_stops_at_its_budget_even_inside_a_calibration(tmp_path):
     r = run_cli("compile", onnx_path, "--workspace", ws, "--budget", "0.05")
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert "spent its 0.05 s budget before any circuit was calibrated" in r.stderr, r.stderr
+    assert "last: stopped after" in r.stderr, r.stderr  # stopped mid-calibration, in a child
     assert "--budget 600" in r.stderr and time.monotonic() - started < 120
     assert not list(ws.glob("circuits/*/package.json"))
     assert run_cli("compile", onnx_path, "--workspace", ws, "--budget", "0").returncode == 2
@@ -261,3 +281,26 @@ def test_scales_between_two_of_one_cost_and_the_finest_are_not_fitted(ws, tmp_pa
     assert {t["predicted_cost"] for t in report["tried"]} == {report["chosen"]["predicted_cost"]}
     assert report["measured"] == [report["chosen"]["label"]]
     _proves_what_the_float_model_says(c, net, x, inp, ws, tmp_path)
+
+
+def test_a_model_that_has_run_calibrates_in_a_child_process(ws, tmp_path):
+    """A slow calibration runs in a child process, after the search has run the float model
+    (measuring, checking a rewrite): the model must cross the process boundary without the
+    engine it loaded, and the child's candidate come back whole."""
+    from proofmint import ezkl_layer
+    from proofmint.circuits.calibrate import make_candidate
+    from proofmint.encoding import Visibility
+    from proofmint.jobs import run_in_child
+    from proofmint.models.onnx_model import load_onnx
+
+    torch.manual_seed(0)
+    onnx_path, _ = _export(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3)),
+                           (torch.rand(1, 8),), tmp_path / "m")
+    model = load_onnx(onnx_path)
+    x = np.random.default_rng(0).random((4, 8))
+    want = model.run(x[0])[0]  # loads onnxruntime's session into the model
+    calibration = ezkl_layer.write_input(tmp_path / "calibration.json", x)
+    cand = run_in_child(make_candidate, "child", model, calibration, Visibility("public", "public", "fixed"),
+                        "resources", [7], tmp_path / "work", what="calibration")
+    assert cand.compiled_path.is_file() and cand.settings["run_args"]["input_scale"] == 7
+    assert np.array_equal(model.run(x[0])[0], want)
