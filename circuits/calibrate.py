@@ -398,8 +398,8 @@ def balanced(search: Search) -> Candidate:
     same, the finest is fitted next, unless its lookup tables will outgrow the circuit (they
     double with each scale: EZKL's gru, 377 rows at scale 7, 23,877 at 13). Where it costs the
     same too (the MNIST MLP: logrows 15, 31,898 rows or fewer at every scale) and keeps the
-    outputs, it is the level's choice and the scales between are never fitted. A slow model (minutes per calibration) measures each scale as it comes
-    rather than fit one more."""
+    outputs, it is the level's choice and the scales between are never fitted. A slow model
+    (minutes per calibration) measures each scale as it comes rather than fit one more."""
     hint, level, ahead = None, [], {}
     finest = SCALES[-1]
     with progress.step("balanced: search scales", total=len(SCALES)):
@@ -436,13 +436,13 @@ def balanced(search: Search) -> Candidate:
             return chosen
     measured = [c for c in search.tried if c.quality is not None]
     best = min((c.quality["relative_max_error"] for c in measured), default=None)
+    more = f"--budget {max(4 * search.budget, 600):g}"  # what to pass when the budget ran out
     if best is None and search.out_of_time and not search.tried:
         why = f"; last: {search.failed[-1]['why']}" if search.failed else ""
         raise InvalidModelError(
             f"the settings search for {search.model.path.name} ({search.rows:,} rows) spent its "
             f"{search.budget:g} s budget before any circuit was calibrated ({len(search.failed)} "
-            f"settings stopped or failed{why}) — pass a larger budget (--budget "
-            f"{max(4 * search.budget, 600):g}), or shrink the model")
+            f"settings stopped or failed{why}) — pass a larger budget ({more}), or shrink the model")
     if best is None:
         why = search.failed[-1]["why"] if search.failed else "no setting calibrated"
         raise InvalidModelError(
@@ -456,8 +456,8 @@ def balanced(search: Search) -> Candidate:
         + (f", argmax agreement {max(a for a in worst_agree if a is not None):.0%}"
            if any(a is not None for a in worst_agree) else "")
         + f"; scales {sorted({c.scale for c in measured})} tried in {search.elapsed:.0f} s) — "
-        + (f"the {search.budget:g} s budget ran out before the finer scales: pass --budget "
-           f"{max(4 * search.budget, 600):g} to try them, or " if search.out_of_time else "")
+        + (f"the {search.budget:g} s budget ran out before the finer scales: pass {more} to try "
+           "them, or " if search.out_of_time else "")
         + f"pass --tolerance {max(2 * best, search.tolerance * 2):.2g} to accept that error, or "
         "calibration data closer to the inputs you will prove")
 
