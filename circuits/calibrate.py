@@ -17,6 +17,9 @@ What sets proving cost, and what the search therefore covers:
   sets logrows 15 for any small model; sized to the values the model really produces
   (found by calibrating, plus a 2-bit margin), the wine MLP goes from logrows 15 to 9 and
   proves 30x faster with the same outputs;
+- the scale rebase multiplier ezkl's calibration picks within that decomposition (of 1, 2 and
+  10: how often products are divided back to the input scale, each division a range-checked
+  decomposition): the zoo LeNet is 13,798 rows at 1 and 7,910 at 2, a logrow fewer;
 - the layout: Freivalds checks (:func:`tune_layout`), and why wider layouts are not tried.
 
 Proving time follows 2^logrows times the columns, so a candidate's cost is predicted from its
@@ -53,7 +56,12 @@ DECOMP_MARGIN_BITS = 2  # headroom over the largest decomposed value seen in cal
 MAX_DECOMP_BITS = 56  # base^legs must fit ezkl's 64-bit IntegerRep
 TABLE_BITS = 8  # the small decomposition: 256-row range-check tables
 DEFAULT_DECOMP_LOGROWS = 15  # the fewest logrows ezkl's default decomposition (16384, 2) allows
-MAX_REBASE = 10  # the largest scale_rebase_multiplier ezkl's calibration picks (of 1, 2, 10)
+# The scale rebase multipliers the search lets ezkl's calibration pick from (the fewest logrows,
+# then the largest multiplier). ezkl's default is 1 and 10; 2 divides half as often as 1 with
+# values of twice the bits, not ten times: the zoo LeNet at scale 5 fits 16 bits at 2 (7,910
+# rows, logrows 13) where 1 takes 13,798 rows (logrows 14) and 10 needs 28 bits (logrows 15).
+REBASE_MULTIPLIERS = [1, 2, 10]
+MAX_REBASE = REBASE_MULTIPLIERS[-1]
 DEFAULT_BUDGET_S = 600.0
 MIN_HELDOUT = 16
 SLOW_MEASURE_S = 8.0  # the search's time bound (calibrations and witnesses), not setup
@@ -162,15 +170,15 @@ def run_args(visibility: Visibility, model: OnnxModel, batch: int = 1, layout: d
 
 def make_candidate(label: str, model: OnnxModel, calibration: Path, visibility: Visibility,
                    target: str, scales: list[int] | None, work: Path, batch: int = 1,
-                   layout: dict | None = None) -> Candidate:
+                   layout: dict | None = None, multipliers: list[int] | None = None) -> Candidate:
     """gen_settings + calibrate_settings + compile_circuit for one choice of scales and layout.
     ``model`` is the graph ezkl compiles (for a fixed-batch model batched side by side, the
-    N-copy graph)."""
+    N-copy graph); ``multipliers`` default to ezkl's own."""
     d = work / label
     d.mkdir(parents=True, exist_ok=True)
     settings_path, compiled = d / "settings.json", d / "model.compiled"
     ezkl_layer.gen_settings(model.path, settings_path, run_args(visibility, model, batch, layout))
-    ezkl_layer.calibrate_settings(calibration, model.path, settings_path, target, scales)
+    ezkl_layer.calibrate_settings(calibration, model.path, settings_path, target, scales, multipliers)
     ezkl_layer.compile_circuit(model.path, compiled, settings_path)
     return Candidate(label, json.loads(settings_path.read_text()), settings_path, compiled,
                      overrides=dict(layout or {}))
@@ -260,7 +268,8 @@ class Search:
             if other.quality is None and other.same_values(measured):
                 other.quality = measured.quality
 
-    def attempt(self, label: str, scale: int, layout: dict, probe: bool = False) -> Candidate | None:
+    def attempt(self, label: str, scale: int, layout: dict, probe: bool = False,
+                multipliers: list[int] = REBASE_MULTIPLIERS) -> Candidate | None:
         """One candidate calibrated, or None. The budget bounds even a single calibration: one
         that could take a real share of what is left runs in a child stopped at its end
         (EZKL's mnist_gan took 170 s for a single one)."""
@@ -269,7 +278,7 @@ class Search:
             self.out_of_time = True
             return None
         args = (label, self.graph, self.probe if probe else self.calibration, self.visibility,
-                "resources", [scale], self.work, self.batch, layout)
+                "resources", [scale], self.work, self.batch, layout, multipliers)
         try:
             with progress.step(f"balanced: calibrate {label}{' (probe)' if probe else ''}"):
                 if self.expected_s(probe) > STOPPABLE_SHARE * left:
@@ -294,23 +303,28 @@ def decomposition(bits: int, legs: int) -> dict:
     return {"decomp_base": 2 ** math.ceil(bits / legs), "decomp_legs": legs}
 
 
-def fit_scale(search: Search, scale: int,
-              hint: tuple[int, int] | None) -> tuple[Candidate | None, int | None]:
-    """The cheapest range-check decomposition that calibrates at ``scale``, probed on a few
-    samples on a 4-bit grid from a lower scale's figure (``hint``: that scale and its bits; the
-    values grow about 2 bits a scale), then calibrated with a margin on
-    every sample, as 256-row tables or as two legs, whichever the settings predict cheaper
-    (two legs only where their table could fit the 256-row circuit's logrows).
+Hint = tuple[int, int, int]  # a fitted scale, its bits and the rebase multiplier they fit
 
-    The fewest bits is not always the cheapest: ezkl's calibration picks the scale rebase
-    multiplier (1, 2 or 10) whose values fit the decomposition, and a larger multiplier
-    divides less often. On EZKL's 2l_relu_sigmoid_conv at scale 5, 8 bits fit only multiplier 1
-    (19,109 rows, logrows 15), 12 bits multiplier 2 (14,693 rows) and 16 bits multiplier 10
-    (12,393 rows, logrows 14). So the walk follows the rows: down while they don't grow, up
-    while they shrink (looking one step further, since multiplier 10 can need 8 more bits), and
-    no further once the multiplier is 10, the largest: more bits then move no row. Where the
-    first scale's walk moved no row at all (EZKL's gru, lenet_5: one row count at every
-    width), later scales don't walk."""
+
+def fit_scale(search: Search, scale: int, hint: Hint | None) -> tuple[Candidate | None, Hint | None]:
+    """The cheapest range-check decomposition that calibrates at ``scale``, probed on a few
+    samples on a 4-bit grid from a lower scale's figure (``hint``; the values grow about 2 bits
+    a scale), then calibrated with a margin on every sample, as 256-row tables or as two legs,
+    whichever the settings predict cheaper. Returns the candidate and the hint for the next
+    scale.
+
+    The fewest bits is not always the cheapest: ezkl's calibration picks the largest scale
+    rebase multiplier (of 1, 2 and 10) whose values fit the decomposition, and a larger one
+    divides less often. The zoo LeNet at scale 5: 12 bits fit only multiplier 1 (13,798 rows,
+    logrows 14), 16 bits multiplier 2 (7,910 rows, logrows 13), 28 bits multiplier 10 (6,944
+    rows, but a 2^14-row table). So at the first scale the walk follows the rows: down while
+    they don't grow, up while they shrink (looking one step further, since the next multiplier
+    can need 8 more bits), and no further once the multiplier is 10. Later scales start from
+    the hint's bits and walk up only until they fit the hint's multiplier again: a larger one
+    needs more bits the finer the scale (EZKL's gru, lenet_5: one row count at every width,
+    walk nowhere). The full calibrations leave out the multipliers above the probe's; ezkl may
+    still pick a smaller one, whose values fit fewer legs (EZKL-exported LogSoftmax at scale 11:
+    multiplier 10 with 6 legs needs logrows 22 for its lookup tables, 1 only 15)."""
     bits = hint[1] + 2 * (scale - hint[0]) if hint else 2 * scale + 2
 
     def probe(b: int) -> Candidate | None:
@@ -322,14 +336,15 @@ def fit_scale(search: Search, scale: int,
         fitted = probe(bits)
     if fitted is None:
         return None, None
-    if not search.slow and fitted.rebase < MAX_REBASE and search.bits_move_rows is not False:
+    target = MAX_REBASE if hint is None else hint[2]
+    if not search.slow and fitted.rebase < target and search.bits_move_rows is not False:
         walked_up, step = False, 4
         while (bits + step <= MAX_DECOMP_BITS - DECOMP_MARGIN_BITS and step <= 8
-               and fitted.rebase < MAX_REBASE):
+               and fitted.rebase < target):
             wider = probe(bits + step)
             if wider is not None and wider.settings["num_rows"] < fitted.settings["num_rows"]:
                 bits, fitted, walked_up, step = bits + step, wider, True, 4
-            else:  # multiplier 10 can need 8 bits more than multiplier 2: look one step further
+            else:  # the next multiplier can need 8 bits more: look one step further
                 step += 4
         if hint is None and not walked_up:  # the first scale: walk down while nothing grows
             while bits - 4 >= 8:
@@ -340,18 +355,27 @@ def fit_scale(search: Search, scale: int,
         if search.bits_move_rows is None:  # the first scale's walk says whether walking pays
             search.bits_move_rows = len({p.settings["num_rows"] for p in search.probes
                                          if p.scale == scale}) > 1
+    found = (scale, bits, fitted.rebase)
+    # two legs are rows-bound where their 2^(final/2)-row table fits the probe's rows' logrows:
+    # 256-row tables (more legs, more rows) can't be cheaper there
+    rows_logrows = fitted.settings["num_rows"].bit_length()
+    # no multiplier above the probe's: none fitted its bits (and 1, 2 and 10 cost three circuits)
+    multipliers = [m for m in REBASE_MULTIPLIERS if m <= fitted.rebase]
     for final in (bits + DECOMP_MARGIN_BITS, bits + DECOMP_MARGIN_BITS + 4):  # all samples may need more
         def legs(n: int) -> Candidate | None:
-            return search.attempt(f"s{scale}-b{final}-legs{n}", scale, decomposition(final, n))
+            return search.attempt(f"s{scale}-b{final}-legs{n}", scale, decomposition(final, n),
+                                  multipliers=multipliers)
 
-        small = legs(math.ceil(final / TABLE_BITS)) if not search.slow and final > 2 * TABLE_BITS else None
+        rows_bound = math.ceil(final / 2) + 1 <= rows_logrows
+        small = (legs(math.ceil(final / TABLE_BITS))
+                 if not search.slow and final > 2 * TABLE_BITS and not rows_bound else None)
         # two legs need a 2^(final/2)-row table and one row more: where that alone outgrows the
         # small tables' circuit, it can only cost more (the MNIST MLP at scale 13: logrows 24)
         two = legs(2) if small is None or math.ceil(final / 2) < small.logrows else None
         options = [o for o in (small, two) if o is not None]
         if options:
-            return min(options, key=lambda c: c.cost), bits
-    return None, bits
+            return min(options, key=lambda c: c.cost), found
+    return None, found
 
 
 def first_faithful(search: Search, level: list[Candidate]) -> Candidate | None:
@@ -375,7 +399,7 @@ def first_faithful(search: Search, level: list[Candidate]) -> Candidate | None:
 
 
 def between(search: Search, failed: list[Candidate], costlier: Candidate,
-            hint: tuple[int, int] | None) -> Candidate | None:
+            hint: Hint | None) -> Candidate | None:
     """The scale just below ``costlier``'s, where the level under it missed the goal: the step
     from one level to the next can be a whole logrow or two (the zoo generator: scale 7 at
     logrows 13 is 1.24 % of its span off, scale 9 needs logrows 15), and the scale between can
@@ -405,8 +429,7 @@ def balanced(search: Search) -> Candidate:
     with progress.step("balanced: search scales", total=len(SCALES)):
         for scale in SCALES:
             before = hint
-            cand, bits = ahead.pop(scale) if scale in ahead else fit_scale(search, scale, hint)
-            hint = (scale, bits) if bits is not None else None
+            cand, hint = ahead.pop(scale) if scale in ahead else fit_scale(search, scale, hint)
             progress.advance("balanced: search scales")
             if cand is not None and level and cand.cost[0] > level[0].cost[0]:
                 chosen = first_faithful(search, level) or between(search, level, cand, before)
@@ -466,8 +489,9 @@ def check_size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,
                memory: int) -> int:
     """The circuit's rows at ezkl's default settings, refused in seconds when even half of
     them would need a proving key larger than ``memory``: the rows are mostly the layers', and
-    the scales and decompositions the search tries take at most 1.6x fewer than ezkl's default
-    (2,750 vs 4,452 on a small MLP; 12,393-19,109 on EZKL's 2l_relu_sigmoid_conv). Without
+    the scales, decompositions and rebase multipliers the search tries take up to 2x fewer than
+    ezkl's default (2,750 vs 4,452 on a small MLP; the zoo LeNet: 13,798 at ezkl's default,
+    7,910 at multiplier 2 and 6,944 at 10). Without
     this, EZKL's mnist_gan (23.5 million rows: logrows 25, a key over 100 GiB) calibrated for
     tens of minutes towards a setup that could never run."""
     d = work / "size"
@@ -545,7 +569,8 @@ def tune_layout(chosen: Candidate, search: Search) -> tuple[Candidate, list[dict
         return chosen, []
     with progress.step("balanced: choose the layout"):
         cand = search.attempt(f"{chosen.label}-nofreivalds", chosen.scale,
-                              chosen.overrides | {"disable_freivalds": True})
+                              chosen.overrides | {"disable_freivalds": True},
+                              multipliers=[chosen.rebase])
         if cand is None or cand.logrows > chosen.logrows:
             return chosen, [cand.summary()] if cand is not None else []
         try:  # a layout moves no value, but the witnesses say so, not we

@@ -152,9 +152,13 @@ def gen_settings(model: Path, settings: Path, run_args=None) -> None:
 
 
 def calibrate_settings(data: Path, model: Path, settings: Path, target: str,
-                       scales: list[int] | None = None) -> None:
+                       scales: list[int] | None = None,
+                       multipliers: list[int] | None = None) -> None:
+    """ezkl's calibration; ``multipliers`` are the scale rebase multipliers it may pick from
+    (ezkl's own default, when None, is 1 and 10)."""
+    extra = {"scale_rebase_multiplier": multipliers} if multipliers else {}
     _call(f"calibrate_settings (target {target}, scales {scales})", _ezkl().calibrate_settings,
-          str(data), str(model), str(settings), target, scales=scales)
+          str(data), str(model), str(settings), target, scales=scales, **extra)
 
 
 def compile_circuit(model: Path, compiled: Path, settings: Path) -> None:

@@ -156,6 +156,35 @@ def test_the_decomposition_search_follows_the_rows_not_the_fewest_bits(ws, tmp_p
     _proves_what_the_float_model_says(c, net, x, inp, ws, tmp_path)
 
 
+def test_a_rebase_multiplier_of_two_takes_a_logrow_off_a_small_convnet(ws, tmp_path):
+    """A LeNet-shaped net (Conv-ReLU-AvgPool-Conv-ReLU-Gemm on 8x8): dividing every other
+    product back to the input scale (multiplier 2) halves the divisions, whose range checks are
+    most of its rows, for twice the bits; ezkl's own calibration only offers 1 and 10 (10 needs
+    a table as long as the rows saved). The chosen circuit must be multiplier 2's, a logrow below
+    the same circuit at multiplier 1, and its proof still say what the float model says."""
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+                        nn.Conv2d(4, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(32, 10))
+    with torch.no_grad():  # trained weights are larger: at the initial ones every value is small
+        for p in net.parameters():  # enough for multiplier 10 to fit a short table too
+            p.mul_(3)
+    x = torch.rand(1, 1, 8, 8)
+    onnx_path, inp = _export(net, (x,), tmp_path / "m")
+    c = proofmint.compile(onnx_path, workspace=ws)
+    chosen = c.package.calibration_report["chosen"]
+    assert chosen["scale_rebase_multiplier"] == 2 and chosen["layout"]["decomp_legs"] == 2, chosen
+    import ezkl  # the same circuit at multiplier 1: its rows alone need a logrow more
+
+    args = ezkl.PyRunArgs()
+    args.input_scale = args.param_scale = chosen["input_scale"]
+    args.decomp_base, args.decomp_legs = chosen["layout"]["decomp_base"], 2
+    args.num_inner_cols, args.scale_rebase_multiplier = 2, 1
+    ezkl.gen_settings(str(onnx_path), str(tmp_path / "once.json"), py_run_args=args)
+    once = json.loads((tmp_path / "once.json").read_text())["num_rows"]
+    assert chosen["num_rows"] < 0.7 * once and chosen["logrows"] < once.bit_length(), (chosen, once)
+    _proves_what_the_float_model_says(c, net, x, inp, ws, tmp_path)
+
+
 @pytest.mark.parametrize("side, budget, depth", [(8, 600, 1), (24, 20, 2)],
                          ids=["in its child", "in a grandchild"])
 def test_a_terminated_compile_leaves_no_ezkl_child_running(side, budget, depth, tmp_path):
