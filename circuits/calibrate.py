@@ -61,7 +61,6 @@ DEFAULT_DECOMP_LOGROWS = 15  # the fewest logrows ezkl's default decomposition (
 # values of twice the bits, not ten times: the zoo LeNet at scale 5 fits 16 bits at 2 (7,910
 # rows, logrows 13) where 1 takes 13,798 rows (logrows 14) and 10 needs 28 bits (logrows 15).
 REBASE_MULTIPLIERS = [1, 2, 10]
-MAX_REBASE = REBASE_MULTIPLIERS[-1]
 DEFAULT_BUDGET_S = 600.0
 MIN_HELDOUT = 16
 SLOW_MEASURE_S = 8.0  # the search's time bound (calibrations and witnesses), not setup
@@ -250,6 +249,7 @@ class Search:
     measured: list[str] = field(default_factory=list)  # labels, in the order measured
     bits_move_rows: bool | None = None  # whether a wider decomposition changed the rows, once known
     rows: int = 0  # the circuit's rows at ezkl's defaults (:func:`check_size`)
+    multipliers: list[int] = field(default_factory=lambda: list(REBASE_MULTIPLIERS))
     out_of_time: bool = False  # a calibration was stopped, or not started, for the budget
 
     def expected_s(self, probe: bool) -> float:
@@ -269,7 +269,7 @@ class Search:
                 other.quality = measured.quality
 
     def attempt(self, label: str, scale: int, layout: dict, probe: bool = False,
-                multipliers: list[int] = REBASE_MULTIPLIERS) -> Candidate | None:
+                multipliers: list[int] | None = None) -> Candidate | None:
         """One candidate calibrated, or None. The budget bounds even a single calibration: one
         that could take a real share of what is left runs in a child stopped at its end
         (EZKL's mnist_gan took 170 s for a single one)."""
@@ -278,7 +278,7 @@ class Search:
             self.out_of_time = True
             return None
         args = (label, self.graph, self.probe if probe else self.calibration, self.visibility,
-                "resources", [scale], self.work, self.batch, layout, multipliers)
+                "resources", [scale], self.work, self.batch, layout, multipliers or self.multipliers)
         try:
             with progress.step(f"balanced: calibrate {label}{' (probe)' if probe else ''}"):
                 if self.expected_s(probe) > STOPPABLE_SHARE * left:
@@ -306,6 +306,15 @@ def decomposition(bits: int, legs: int) -> dict:
 Hint = tuple[int, int, int]  # a fitted scale, its bits and the rebase multiplier they fit
 
 
+def walk_key(probe: Candidate) -> tuple[int, int, int]:
+    """What a wider decomposition must lower for the walk to take it: the logrows its rows
+    alone need (256-row tables can get there), then its own logrows (two legs), then its rows.
+    Fewer rows alone is not enough: EZKL's 1l_gelu_tanh_appx at scale 5 takes 407 rows at 12
+    bits (logrows 9) and 339 at 20 (multiplier 2, but a 2^10-row table: logrows 11)."""
+    rows = probe.settings["num_rows"]
+    return rows.bit_length(), probe.logrows, rows
+
+
 def fit_scale(search: Search, scale: int, hint: Hint | None) -> tuple[Candidate | None, Hint | None]:
     """The cheapest range-check decomposition that calibrates at ``scale``, probed on a few
     samples on a 4-bit grid from a lower scale's figure (``hint``; the values grow about 2 bits
@@ -318,8 +327,9 @@ def fit_scale(search: Search, scale: int, hint: Hint | None) -> tuple[Candidate 
     divides less often. The zoo LeNet at scale 5: 12 bits fit only multiplier 1 (13,798 rows,
     logrows 14), 16 bits multiplier 2 (7,910 rows, logrows 13), 28 bits multiplier 10 (6,944
     rows, but a 2^14-row table). So at the first scale the walk follows the rows: down while
-    they don't grow, up while they shrink (looking one step further, since the next multiplier
-    can need 8 more bits), and no further once the multiplier is 10. Later scales start from
+    they don't grow, up while they take logrows off (:func:`walk_key`; looking one step
+    further, since the next multiplier can need 8 more bits), and no further once the
+    multiplier is the largest the search offers. Later scales start from
     the hint's bits and walk up only until they fit the hint's multiplier again: a larger one
     needs more bits the finer the scale (EZKL's gru, lenet_5: one row count at every width,
     walk nowhere). The full calibrations leave out the multipliers above the probe's; ezkl may
@@ -336,13 +346,13 @@ def fit_scale(search: Search, scale: int, hint: Hint | None) -> tuple[Candidate 
         fitted = probe(bits)
     if fitted is None:
         return None, None
-    target = MAX_REBASE if hint is None else hint[2]
+    target = search.multipliers[-1] if hint is None else hint[2]
     if not search.slow and fitted.rebase < target and search.bits_move_rows is not False:
         walked_up, step = False, 4
         while (bits + step <= MAX_DECOMP_BITS - DECOMP_MARGIN_BITS and step <= 8
                and fitted.rebase < target):
             wider = probe(bits + step)
-            if wider is not None and wider.settings["num_rows"] < fitted.settings["num_rows"]:
+            if wider is not None and walk_key(wider) < walk_key(fitted):
                 bits, fitted, walked_up, step = bits + step, wider, True, 4
             else:  # the next multiplier can need 8 bits more: look one step further
                 step += 4
@@ -359,8 +369,8 @@ def fit_scale(search: Search, scale: int, hint: Hint | None) -> tuple[Candidate 
     # two legs are rows-bound where their 2^(final/2)-row table fits the probe's rows' logrows:
     # 256-row tables (more legs, more rows) can't be cheaper there
     rows_logrows = fitted.settings["num_rows"].bit_length()
-    # no multiplier above the probe's: none fitted its bits (and 1, 2 and 10 cost three circuits)
-    multipliers = [m for m in REBASE_MULTIPLIERS if m <= fitted.rebase]
+    # no multiplier above the probe's: none fitted its bits (and each costs a circuit)
+    multipliers = [m for m in search.multipliers if m <= fitted.rebase]
     for final in (bits + DECOMP_MARGIN_BITS, bits + DECOMP_MARGIN_BITS + 4):  # all samples may need more
         def legs(n: int) -> Candidate | None:
             return search.attempt(f"s{scale}-b{final}-legs{n}", scale, decomposition(final, n),
@@ -510,6 +520,26 @@ def check_size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,
     return rows
 
 
+def useful_multipliers(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,
+                       rows: int) -> list[int]:
+    """Of :data:`REBASE_MULTIPLIERS`, 1 and those that take a tenth of the rows off every
+    smaller one's (``rows``: at 1), from one ``gen_settings`` each: the rows depend on the
+    multiplier, not the scale. Each multiplier costs a circuit and a pass over the samples in
+    every calibration, and where nothing is divided (EZKL's tree ensembles) none moves a row:
+    random_forest's search took 242 s calibrating three, 91 s two."""
+    kept, fewest = [1], rows
+    for m in REBASE_MULTIPLIERS[1:]:
+        d = work / f"size-x{m}"
+        d.mkdir(parents=True, exist_ok=True)
+        ezkl_layer.gen_settings(graph.path, d / "settings.json",
+                                run_args(visibility, graph, batch, {"scale_rebase_multiplier": m}))
+        n = json.loads((d / "settings.json").read_text())["num_rows"]
+        if n < 0.9 * fewest:
+            kept.append(m)
+            fewest = n
+    return kept
+
+
 def _gib(n: int) -> str:
     gib = n / 2**30
     return f"{gib:,.0f} GiB" if gib >= 100 else f"{gib:.3g} GiB" if gib >= 1 else f"{n / 2**20:.3g} MiB"
@@ -532,8 +562,10 @@ def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, p
                           f"{quality_line(base.quality)} — the default target 'balanced' enforces it")
         return base, {"target": target, "goal": goal_text(task, tolerance), "chosen": base.summary()}
 
+    with progress.step("size the circuit at each rebase multiplier"):
+        multipliers = useful_multipliers(graph, visibility, work, batch, rows)
     search = Search(model, graph, calibration, probe, heldout, task, visibility, work, tolerance,
-                    batch, budget, rows=rows)
+                    batch, budget, rows=rows, multipliers=multipliers)
     chosen = balanced(search)
     chosen, layouts = tune_layout(chosen, search)
     chosen, timed = time_finalists(chosen, search)
