@@ -24,8 +24,9 @@ What sets proving cost, and what the search therefore covers:
 
 Proving time follows 2^logrows times the columns, so a candidate's cost is predicted from its
 settings (fewest logrows, then fewest rows) without proving anything. Each candidate costs a
-calibration; fidelity is measured only at scales that could be chosen (the decomposition and
-layout move no value), on held-out samples the calibration never saw, from real witnesses, and
+calibration; fidelity is measured only at scales that could be chosen (a decomposition or
+layout moves no value unless it changes the rebase multiplier), on held-out samples the
+calibration never saw, from real witnesses, and
 a measurement stops at the first sample that puts the goal out of reach.
 """
 
@@ -42,7 +43,8 @@ import numpy as np
 
 from proofmint import ezkl_layer, progress
 from proofmint.encoding import Visibility
-from proofmint.errors import InputOutOfRangeError, InvalidModelError, ProvingError, TimedOutError
+from proofmint.errors import (InputOutOfRangeError, InvalidModelError, ProofmintError, ProvingError,
+                              TimedOutError)
 from proofmint.jobs import run_in_child
 from proofmint.models.onnx_model import OnnxModel
 
@@ -322,9 +324,10 @@ def fit_scale(search: Search, scale: int, hint: Hint | None) -> tuple[Candidate 
     whichever the settings predict cheaper. Returns the candidate and the hint for the next
     scale.
 
-    The fewest bits is not always the cheapest: ezkl's calibration picks the largest scale
-    rebase multiplier (of 1, 2 and 10) whose values fit the decomposition, and a larger one
-    divides less often. The zoo LeNet at scale 5: 12 bits fit only multiplier 1 (13,798 rows,
+    The fewest bits is not always the cheapest: of the scale rebase multipliers offered
+    (:func:`useful_multipliers`), ezkl's calibration picks the one whose values fit the
+    decomposition at the fewest logrows, the largest among equals, and a larger one divides
+    less often. The zoo LeNet at scale 5: 12 bits fit only multiplier 1 (13,798 rows,
     logrows 14), 16 bits multiplier 2 (7,910 rows, logrows 13), 28 bits multiplier 10 (6,944
     rows, but a 2^14-row table). So at the first scale the walk follows the rows: down while
     they don't grow, up while they take logrows off (:func:`walk_key`; looking one step
@@ -347,10 +350,10 @@ def fit_scale(search: Search, scale: int, hint: Hint | None) -> tuple[Candidate 
     if fitted is None:
         return None, None
     target = search.multipliers[-1] if hint is None else hint[2]
-    if not search.slow and fitted.rebase < target and search.bits_move_rows is not False:
+    if not search.slow and search.bits_move_rows is not False:
         walked_up, step = False, 4
-        while (bits + step <= MAX_DECOMP_BITS - DECOMP_MARGIN_BITS and step <= 8
-               and fitted.rebase < target):
+        while (fitted.rebase < target and bits + step <= MAX_DECOMP_BITS - DECOMP_MARGIN_BITS
+               and step <= 8):
             wider = probe(bits + step)
             if wider is not None and walk_key(wider) < walk_key(fitted):
                 bits, fitted, walked_up, step = bits + step, wider, True, 4
@@ -522,8 +525,8 @@ def check_size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,
 
 def useful_multipliers(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,
                        rows: int) -> list[int]:
-    """Of :data:`REBASE_MULTIPLIERS`, 1 and those that take a tenth of the rows off every
-    smaller one's (``rows``: at 1), from one ``gen_settings`` each: the rows depend on the
+    """Of :data:`REBASE_MULTIPLIERS`, 1 and those that take a tenth of the rows off the last
+    one kept (``rows``: at 1), from one ``gen_settings`` each: the rows depend on the
     multiplier, not the scale. Each multiplier costs a circuit and a pass over the samples in
     every calibration, and where nothing is divided (EZKL's tree ensembles) none moves a row:
     random_forest's search took 242 s calibrating three, 91 s two."""
@@ -531,8 +534,11 @@ def useful_multipliers(graph: OnnxModel, visibility: Visibility, work: Path, bat
     for m in REBASE_MULTIPLIERS[1:]:
         d = work / f"size-x{m}"
         d.mkdir(parents=True, exist_ok=True)
-        ezkl_layer.gen_settings(graph.path, d / "settings.json",
-                                run_args(visibility, graph, batch, {"scale_rebase_multiplier": m}))
+        try:
+            ezkl_layer.gen_settings(graph.path, d / "settings.json",
+                                    run_args(visibility, graph, batch, {"scale_rebase_multiplier": m}))
+        except ProofmintError:  # values past ezkl's integers at this multiplier: not offered
+            continue
         n = json.loads((d / "settings.json").read_text())["num_rows"]
         if n < 0.9 * fewest:
             kept.append(m)

@@ -179,6 +179,8 @@ def test_a_rebase_multiplier_of_two_takes_a_logrow_off_a_small_convnet(ws, tmp_p
     args.input_scale = args.param_scale = chosen["input_scale"]
     args.decomp_base, args.decomp_legs = chosen["layout"]["decomp_base"], 2
     args.num_inner_cols, args.scale_rebase_multiplier = 2, 1
+    args.input_visibility, args.output_visibility, args.param_visibility = "public", "public", "fixed"
+    args.disable_freivalds = chosen["layout"]["disable_freivalds"]
     ezkl.gen_settings(str(onnx_path), str(tmp_path / "once.json"), py_run_args=args)
     once = json.loads((tmp_path / "once.json").read_text())["num_rows"]
     assert chosen["num_rows"] < 0.7 * once and chosen["logrows"] < once.bit_length(), (chosen, once)
