@@ -173,15 +173,15 @@ def test_a_rebase_multiplier_of_two_takes_a_logrow_off_a_small_convnet(ws, tmp_p
     c = proofmint.compile(onnx_path, workspace=ws)
     chosen = c.package.calibration_report["chosen"]
     assert chosen["scale_rebase_multiplier"] == 2 and chosen["layout"]["decomp_legs"] == 2, chosen
-    import ezkl  # the same circuit at multiplier 1: its rows alone need a logrow more
+    from proofmint import ezkl_layer  # the same circuit at multiplier 1: a logrow more
 
-    args = ezkl.PyRunArgs()
-    args.input_scale = args.param_scale = chosen["input_scale"]
-    args.decomp_base, args.decomp_legs = chosen["layout"]["decomp_base"], 2
-    args.num_inner_cols, args.scale_rebase_multiplier = 2, 1
-    args.input_visibility, args.output_visibility, args.param_visibility = "public", "public", "fixed"
-    args.disable_freivalds = chosen["layout"]["disable_freivalds"]
-    ezkl.gen_settings(str(onnx_path), str(tmp_path / "once.json"), py_run_args=args)
+    args = ezkl_layer.run_args(input_visibility="public", output_visibility="public",
+                               param_visibility="fixed", layout={
+                                   "input_scale": chosen["input_scale"], "param_scale": chosen["input_scale"],
+                                   "decomp_base": chosen["layout"]["decomp_base"], "decomp_legs": 2,
+                                   "num_inner_cols": 2, "scale_rebase_multiplier": 1,
+                                   "disable_freivalds": chosen["layout"]["disable_freivalds"]})
+    ezkl_layer.gen_settings(onnx_path, tmp_path / "once.json", args)
     once = json.loads((tmp_path / "once.json").read_text())["num_rows"]
     assert chosen["num_rows"] < 0.7 * once and chosen["logrows"] < once.bit_length(), (chosen, once)
     _proves_what_the_float_model_says(c, net, x, inp, ws, tmp_path)
