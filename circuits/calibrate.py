@@ -498,6 +498,14 @@ def balanced(search: Search) -> Candidate:
         "calibration data closer to the inputs you will prove")
 
 
+def circuit_rows(graph: OnnxModel, visibility: Visibility, folder: Path, batch: int,
+                 layout: dict | None = None) -> int:
+    """The circuit's rows from one ``gen_settings`` (no calibration), its settings in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ezkl_layer.gen_settings(graph.path, folder / "settings.json", run_args(visibility, graph, batch, layout))
+    return json.loads((folder / "settings.json").read_text())["num_rows"]
+
+
 def check_size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,
                memory: int) -> int:
     """The circuit's rows at ezkl's default settings, refused in seconds when even half of
@@ -507,11 +515,8 @@ def check_size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,
     7,910 at multiplier 2 and 6,944 at 10). Without
     this, EZKL's mnist_gan (23.5 million rows: logrows 25, a key over 100 GiB) calibrated for
     tens of minutes towards a setup that could never run."""
-    d = work / "size"
-    d.mkdir(parents=True, exist_ok=True)
     with progress.step("size the circuit"):
-        ezkl_layer.gen_settings(graph.path, d / "settings.json", run_args(visibility, graph, batch))
-    rows = json.loads((d / "settings.json").read_text())["num_rows"]
+        rows = circuit_rows(graph, visibility, work / "size", batch)
     logrows = max(rows // 2, 1).bit_length()  # 2^logrows > rows: ezkl keeps rows for blinding
     key = PK_BYTES_PER_ROW * 2 ** logrows
     if key > memory:
@@ -532,14 +537,10 @@ def useful_multipliers(graph: OnnxModel, visibility: Visibility, work: Path, bat
     random_forest's search took 242 s calibrating three, 91 s two."""
     kept, fewest = [1], rows
     for m in REBASE_MULTIPLIERS[1:]:
-        d = work / f"size-x{m}"
-        d.mkdir(parents=True, exist_ok=True)
         try:
-            ezkl_layer.gen_settings(graph.path, d / "settings.json",
-                                    run_args(visibility, graph, batch, {"scale_rebase_multiplier": m}))
+            n = circuit_rows(graph, visibility, work / f"size-x{m}", batch, {"scale_rebase_multiplier": m})
         except ProofmintError:  # values past ezkl's integers at this multiplier: not offered
             continue
-        n = json.loads((d / "settings.json").read_text())["num_rows"]
         if n < 0.9 * fewest:
             kept.append(m)
             fewest = n

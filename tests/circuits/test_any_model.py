@@ -173,16 +173,14 @@ def test_a_rebase_multiplier_of_two_takes_a_logrow_off_a_small_convnet(ws, tmp_p
     c = proofmint.compile(onnx_path, workspace=ws)
     chosen = c.package.calibration_report["chosen"]
     assert chosen["scale_rebase_multiplier"] == 2 and chosen["layout"]["decomp_legs"] == 2, chosen
-    from proofmint import ezkl_layer  # the same circuit at multiplier 1: a logrow more
+    from proofmint.circuits.calibrate import circuit_rows  # the same circuit at multiplier 1
+    from proofmint.encoding import Visibility
+    from proofmint.models.onnx_model import load_onnx
 
-    args = ezkl_layer.run_args(input_visibility="public", output_visibility="public",
-                               param_visibility="fixed", layout={
-                                   "input_scale": chosen["input_scale"], "param_scale": chosen["input_scale"],
-                                   "decomp_base": chosen["layout"]["decomp_base"], "decomp_legs": 2,
-                                   "num_inner_cols": 2, "scale_rebase_multiplier": 1,
-                                   "disable_freivalds": chosen["layout"]["disable_freivalds"]})
-    ezkl_layer.gen_settings(onnx_path, tmp_path / "once.json", args)
-    once = json.loads((tmp_path / "once.json").read_text())["num_rows"]
+    once = circuit_rows(load_onnx(onnx_path), Visibility(), tmp_path / "once", 1, {
+        "input_scale": chosen["input_scale"], "param_scale": chosen["input_scale"],
+        "decomp_base": chosen["layout"]["decomp_base"], "decomp_legs": 2, "num_inner_cols": 2,
+        "scale_rebase_multiplier": 1, "disable_freivalds": chosen["layout"]["disable_freivalds"]})
     assert chosen["num_rows"] < 0.7 * once and chosen["logrows"] < once.bit_length(), (chosen, once)
     _proves_what_the_float_model_says(c, net, x, inp, ws, tmp_path)
 
