@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from proofmint.errors import InvalidInputError, InvalidModelError, NotFoundError
+from proofmint.errors import InvalidInputError, InvalidModelError, NotFoundError, UsageError
 from proofmint.store import sha256_bytes
 
 MAX_OPSET = 18  # tract, inside ezkl, is tested with opsets 9-18
@@ -143,13 +143,32 @@ _NUMPY_TYPES = {1: "float32", 11: "float64", 10: "float16", 6: "int32", 7: "int6
                 2: "uint8", 9: "bool"}
 
 
+def model_file(path: Path) -> Path:
+    """The ONNX file ``path`` names: the file itself, or in a folder (how a model is handed
+    over: ``model.onnx`` and an ``input.json``; EZKL's examples call it ``network.onnx``) its
+    ``model.onnx``, else its only ``.onnx`` file."""
+    if path.is_dir():
+        if (path / "model.onnx").is_file():
+            return path / "model.onnx"
+        found = sorted(p for p in path.glob("*.onnx") if p.is_file())
+        if len(found) == 1:
+            return found[0]
+        if not found:
+            raise NotFoundError(f"no .onnx file in the folder {path} — pass the model file itself, "
+                                "or put it there as model.onnx")
+        raise UsageError(f"the folder {path} holds {len(found)} ONNX files "
+                         f"({', '.join(p.name for p in found[:4])}{', ...' if len(found) > 4 else ''}) "
+                         "— pass the one to compile")
+    if not path.is_file():
+        raise NotFoundError(f"no model file at {path}")
+    return path
+
+
 def load_onnx(path: str | Path) -> OnnxModel:
     """Read and validate an ONNX file; raise InvalidModelError with the reason otherwise."""
     import onnx
 
-    path = Path(path)
-    if not path.is_file():
-        raise NotFoundError(f"no model file at {path}")
+    path = model_file(Path(path))
     data = path.read_bytes()
     if not data:
         raise InvalidModelError(f"{path} is empty — expected an ONNX model")

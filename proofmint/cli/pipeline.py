@@ -19,7 +19,8 @@ def _srs_line(warning: str | None) -> None:
 
 
 def compile_cmd(
-    model: Annotated[Path, typer.Argument(help="ONNX file (a zoo export or your own).")],
+    model: Annotated[Path, typer.Argument(help="ONNX file (a zoo export or your own), or a folder holding one "
+                                   "(model.onnx, or its only .onnx file) with its input.json.")],
     calibration: Annotated[Path | None, typer.Option(
         help="ezkl input JSON with one or more held-out inputs back to back "
              "[default: calibration.json or input.json beside the model].")] = None,

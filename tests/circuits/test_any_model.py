@@ -114,7 +114,7 @@ def test_a_witness_outside_the_calibrated_tables_is_refused_and_writes_no_bundle
 def test_logsoftmax_at_opset_9_proves_faithfully(ws, tmp_path):
     x = torch.from_numpy(np.random.default_rng(1).uniform(-2.8, 2.3, (4, 10)).astype(np.float32))
     onnx_path, inp = _export(nn.LogSoftmax(dim=1), (x,), tmp_path / "m", opset=9)
-    c = proofmint.compile(onnx_path, workspace=ws)
+    c = proofmint.compile(onnx_path.parent, workspace=ws)  # the folder, as a new user hands it over
     assert c.package.quantization["relative_max_error"] <= 0.01
     bundle = proofmint.prove(c.circuit_id, input=inp, out=tmp_path / "p.json", workspace=ws).bundles[0]
     assert proofmint.verify(bundle, workspace=ws).valid

@@ -5,7 +5,7 @@ import onnx
 import pytest
 
 import proofmint
-from proofmint.errors import InvalidModelError, NotFoundError
+from proofmint.errors import InvalidModelError, NotFoundError, UsageError
 from proofmint.models import ZooModel, load_onnx
 
 from ..conftest import ALL_ZOO, ZOO_NAMES
@@ -91,3 +91,26 @@ def test_not_onnx_is_rejected(tmp_path):
     p.write_bytes(b"\x00\x01 this is not a protobuf \xff" * 10)
     with pytest.raises(InvalidModelError, match="not an ONNX model"):
         load_onnx(p)
+
+
+def _tiny_onnx(path):
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)]), path)
+
+
+def test_a_folder_names_its_model_file(tmp_path):
+    ezkl_style = tmp_path / "ezkl"
+    ezkl_style.mkdir()
+    _tiny_onnx(ezkl_style / "network.onnx")  # EZKL's examples: the folder's only ONNX file
+    assert load_onnx(ezkl_style).path == ezkl_style / "network.onnx"
+    _tiny_onnx(ezkl_style / "other.onnx")
+    with pytest.raises(UsageError, match="holds 2 ONNX files .*network.onnx, other.onnx"):
+        load_onnx(ezkl_style)
+    _tiny_onnx(ezkl_style / "model.onnx")  # model.onnx wins among several
+    assert load_onnx(ezkl_style).path == ezkl_style / "model.onnx"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(NotFoundError, match="no .onnx file in the folder"):
+        load_onnx(empty)
