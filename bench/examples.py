@@ -22,7 +22,7 @@ from proofmint import api, progress
 from proofmint.circuits import samples as samples_mod
 from proofmint.errors import ProofmintError, UsageError
 from proofmint.jobs import run_in_child
-from proofmint.models.onnx_model import load_onnx
+from proofmint.models.onnx_model import load_onnx, model_file
 from proofmint.prover import load_bundle
 from proofmint.store import Workspace
 
@@ -32,11 +32,14 @@ from . import baseline
 def find(folder: Path, names: list[str] | None) -> list[tuple[str, Path, Path]]:
     found = []
     for d in sorted(p for p in Path(folder).iterdir() if p.is_dir()):
-        onnx = next((d / n for n in ("network.onnx", "model.onnx") if (d / n).is_file()), None)
-        if onnx is not None and (d / "input.json").is_file() and (not names or d.name in names):
-            found.append((d.name, onnx, d / "input.json"))
+        if not (d / "input.json").is_file() or (names and d.name not in names):
+            continue
+        try:  # the folder's model as compile reads it: model.onnx, else its only .onnx
+            found.append((d.name, model_file(d), d / "input.json"))
+        except ProofmintError:
+            continue
     if not found:
-        raise UsageError(f"no model folders (network.onnx or model.onnx + input.json) in {folder}")
+        raise UsageError(f"no model folders (one .onnx file, or model.onnx, + input.json) in {folder}")
     return found
 
 
