@@ -7,7 +7,8 @@ Layout under the root (``--workspace``, ``$PROOFMINT_HOME`` or ``./.proofmint``)
     circuits/<circuit_id>/              settings.json, model.compiled, pk.key, vk.key, package.json
     compiles/<compile_key>.json         options -> circuit id, so a repeated compile is a cache hit
     build/contracts-<digest>.json       our contracts, compiled once per source version
-    anvil/                              the embedded chain: state, log, background-process record
+    anvil/                              the embedded chain, kept by verifier/keeper.py: anvil-state.json
+                                        (saved after every block), saved.json, chain.json, locks, anvil.log
     chains/<chain_id>/deployments.json  contracts and registered circuits on that chain
     chains/<chain_id>/assets/<id>.json  one record per minted token
     assets/bundles/<proof>-<inf>.json   minted proof bundles, by what their token records
@@ -15,7 +16,7 @@ Layout under the root (``--workspace``, ``$PROOFMINT_HOME`` or ``./.proofmint``)
     fetched/circuits/<circuit_id>/      circuits fetched by CID to check someone's token (verify only)
     fetched/bundles/<proof_hash>.json   proof bundles fetched by CID, likewise
     node/queue.sqlite, node/token       the prover node's job queue and its API token (0600)
-    node/bundles/<job>-<item>.json      proof bundles the node made
+    node/bundles/<job>-<item>.json      proof bundles the node made (the folder 0700: they hold inputs)
     locks/<name>.lock                   cross-process locks
 
 A write goes to a ``.tmp-*`` file in the same folder and is renamed into place, so a

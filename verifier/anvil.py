@@ -1,29 +1,43 @@
-"""The embedded chain: an anvil process whose state lives in the workspace.
+"""The embedded chain: one anvil per workspace, shared by every command that needs it.
 
-For the length of a command (:class:`Anvil` is a context manager), or in the background across
-commands (``proofmint chain up|down|status``). anvil's state is dumped to the workspace every
-second and on SIGINT, so contracts and tokens survive restarts.
+Without ``--rpc-url``, a command enters :func:`workspace_chain`: the first one starts the
+workspace's :mod:`keeper <proofmint.verifier.keeper>` (which runs anvil, saves its state after
+every block, and stops it when unused), every other one attaches to the same anvil — a CLI
+``mint`` while ``serve`` runs included. The last command out stops the chain unless
+``proofmint chain up`` pinned it. A transaction counts as done only once the saved state holds
+its block (:func:`wait_saved`), so a kill of anything, anvil included, loses nothing a
+command reported.
+
+:class:`Anvil` is a bare anvil process for the length of a ``with`` (tests, benchmarks): it
+dies with its parent and keeps no state.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
+from proofmint import config
 from proofmint.errors import ChainError, UsageError
-from proofmint.store import Workspace, atomic_write_json, read_json
+from proofmint.store import Workspace, workspace_error
 
-from . import toolchain
+from . import keeper, toolchain
 
 DEV_CHAIN_ID = 31337
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+SAVE_TIMEOUT = 30.0
+LEGACY_RECORD = "anvil.json"  # `chain up` before the keeper: a detached anvil writing its own state
 
 
 def _free_port() -> int:
@@ -34,32 +48,35 @@ def _free_port() -> int:
 
 def answers(url: str) -> bool:
     """Whether a JSON-RPC node answers at ``url`` (within 2 s)."""
-    from web3 import Web3
-
     try:
-        return Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2})).is_connected()
-    except Exception:  # any failure to connect means: not (yet) answering
+        keeper.rpc(url, "eth_chainId", timeout=2)
+        return True
+    except (OSError, ValueError, RuntimeError):  # any failure to connect means: not (yet) answering
         return False
 
 
 class Anvil:
-    """An anvil process on a free loopback port, its state kept in ``state_file``.
+    """A bare anvil on a free loopback port (chain ``chain_id``), for the length of a ``with``.
 
     States: created -> running (``start`` or ``with``) -> stopped. ``stop`` is idempotent;
-    starting a running node, or using the URL of one that isn't running, is an error.
+    starting a running node, or using the URL of one that isn't running, is an error. The
+    process dies with the one that started it (``PR_SET_PDEATHSIG``). ``state_file``, where it
+    exists, is loaded at start; nothing is written back.
     """
 
-    def __init__(self, state_file: Path, *, chain_id: int = DEV_CHAIN_ID, port: int = 0,
-                 pid: int | None = None):
-        self.state_file = Path(state_file)
+    def __init__(self, state_file: Path | None = None, *, chain_id: int = DEV_CHAIN_ID, port: int = 0):
+        self.state_file = Path(state_file) if state_file else None
         self.chain_id = chain_id
         self.port = port
-        self.pid = pid  # a background node started by another command: attach to stop it
         self._proc: subprocess.Popen | None = None
 
     @property
     def running(self) -> bool:
-        return self.pid is not None and _alive(self.pid, self._proc)
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self.running else None
 
     @property
     def url(self) -> str:
@@ -73,113 +90,253 @@ class Anvil:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def start(self, *, detach: bool = False) -> "Anvil":
+    def start(self) -> "Anvil":
         if self.running:
             raise UsageError(f"anvil already runs at {self.url} (pid {self.pid})")
         self.port = self.port or _free_port()
-        self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        log_path = self.state_file.parent / "anvil.log"
-        with open(log_path, "ab") as log:
-            self._proc = subprocess.Popen(
-                [str(toolchain.anvil_path()), "--host", "127.0.0.1", "--port", str(self.port),
-                 "--chain-id", str(self.chain_id), "--state", str(self.state_file),
-                 "--state-interval", "1", "--silent"],
-                stdout=log, stderr=log, start_new_session=detach,
-            )
-        self.pid = self._proc.pid
+        load = ["--load-state", str(self.state_file)] if self.state_file and self.state_file.exists() else []
+        self._proc = subprocess.Popen(
+            [str(toolchain.anvil_path()), "--host", "127.0.0.1", "--port", str(self.port),
+             "--chain-id", str(self.chain_id), "--silent", *load],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            preexec_fn=keeper.die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                self.pid = None
-                raise ChainError(f"anvil exited at start (code {self._proc.returncode}); see {log_path}")
+                why = self._proc.stderr.read().decode(errors="replace").strip().splitlines()
+                raise ChainError(f"anvil exited at start (code {self._proc.returncode}): "
+                                 f"{why[-1] if why else 'no message'}")
             if answers(self.url):
                 return self
-            time.sleep(0.1)
+            time.sleep(0.05)
         self.stop()
         raise ChainError(f"anvil did not answer on {self.url} within {START_TIMEOUT:.0f} s")
 
     def stop(self) -> None:
-        """SIGINT lets anvil dump its state before it exits; SIGKILL after STOP_TIMEOUT."""
-        if self.pid is None:
+        if self._proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGINT)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline and _alive(self.pid, self._proc):
-            time.sleep(0.1)
-        if _alive(self.pid, self._proc):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
-        if self._proc is not None:
-            self._proc.wait(5)
-        self.pid = None
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait(STOP_TIMEOUT)
+        self._proc.stderr.close()
+        self._proc = None
 
 
-def _alive(pid: int, proc: subprocess.Popen | None) -> bool:
-    if proc is not None:
-        return proc.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie is not alive
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return True
-
-
-def embedded(ws: Workspace) -> Anvil:
-    """The workspace's embedded anvil (not started)."""
-    return Anvil(ws.anvil_dir() / "anvil-state.json")  # Anvil.start makes the folder
-
-
-# ---- background chain (proofmint chain up/down/status) ----
+# ---- the workspace chain ----
 
 @dataclass
 class ChainStatus:
     running: bool
     state_file: str
     rpc_url: str | None = None
-    pid: int | None = None
+    pid: int | None = None  # anvil's
     port: int | None = None
     stopped: bool = False  # chain_down: whether a running chain was stopped
+    keeper_pid: int | None = None
+    pinned: bool = False  # `chain up`: it runs until `chain down`, used or not
+    saved_block: int | None = None  # the newest block in the state file
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def _record(ws: Workspace) -> Path:
-    return ws.anvil_dir() / "anvil.json"
+def _folder(ws: Workspace) -> Path:
+    d = ws.anvil_dir()
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise workspace_error(d, exc) from None
+    return d
+
+
+def _lock(path: Path, mode: int) -> int:
+    """An fd holding a blocking ``flock(mode)`` on ``path`` (close it to let go)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, mode)
+    return fd
+
+
+def _record(d: Path) -> dict | None:
+    try:
+        return json.loads((d / keeper.RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _keeper_runs(d: Path) -> bool:
+    """Whether a keeper holds this chain's keeper lock (it does for as long as it lives)."""
+    fd = keeper.try_lock(d / keeper.KEEPER_LOCK, fcntl.LOCK_EX)
+    if fd is None:
+        return True
+    os.close(fd)
+    return False
+
+
+def _status(d: Path) -> ChainStatus:
+    state, saved = str(d / keeper.STATE), keeper.saved_block(d)
+    rec = _record(d) if _keeper_runs(d) else None
+    pinned = (d / keeper.PINNED).exists()
+    if rec is None:
+        return ChainStatus(False, state, pinned=pinned, saved_block=saved if saved >= 0 else None)
+    return ChainStatus(True, state, rec["rpc_url"], rec["anvil_pid"], rec["port"], keeper_pid=rec["keeper_pid"],
+                       pinned=pinned, saved_block=saved if saved >= 0 else None)
+
+
+def _is_keeper(pid: int, d: Path) -> bool:
+    """Identity check before a signal: ``pid`` is this folder's keeper, not a reused pid."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(a.endswith(b"keeper.py") for a in argv) and str(d).encode() in argv
+
+
+def _answering(d: Path) -> ChainStatus | None:
+    """The running chain once its anvil answers (its keeper may be starting or restarting it),
+    or None when no keeper runs."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not _keeper_runs(d):
+            return None
+        rec = _record(d)
+        if rec is not None and answers(rec["rpc_url"]):
+            return _status(d)
+        time.sleep(0.05)
+    raise ChainError(f"the workspace chain's keeper runs but its anvil did not answer within "
+                     f"{START_TIMEOUT:.0f} s — see {d / keeper.LOG}, or `proofmint chain down` and retry")
+
+
+def _stop_legacy(d: Path) -> None:
+    """An anvil that an older proofmint left running detached (``chain up``) writes the same
+    state file on its own: stop it first, if it is what its record says (anvil, our state)."""
+    legacy = d / LEGACY_RECORD
+    try:
+        pid = int(json.loads(legacy.read_text())["pid"])
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError, KeyError, TypeError):
+        argv = []
+    if argv and argv[0].endswith(b"anvil") and str(d / keeper.STATE).encode() in argv:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGINT)  # it dumps its state, then exits
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists() and _alive(pid):
+            time.sleep(0.1)
+    legacy.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:  # a zombie is not alive
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _start_keeper(d: Path) -> ChainStatus:
+    _stop_legacy(d)
+    last = _record(d) or {}  # a killed keeper's: its port, so the chain's URL stays the same
+    args = [sys.executable, "-I", keeper.__file__, str(d), "--anvil", str(toolchain.anvil_path()),
+            "--chain-id", str(DEV_CHAIN_ID), "--port", str(last.get("port", 0))]
+    if config.failpoint():
+        args += ["--failpoint", config.failpoint()]
+    with open(d / keeper.LOG, "ab") as log:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        rec = _record(d)
+        if rec and rec.get("keeper_pid") == proc.pid and answers(rec["rpc_url"]):
+            return _status(d)
+        if proc.poll() is not None:
+            lines = (d / keeper.LOG).read_text(errors="replace").strip().splitlines()
+            raise ChainError(f"the embedded chain did not start (keeper exit {proc.returncode}): "
+                             f"{lines[-1] if lines else 'no message'} — see {d / keeper.LOG}")
+        time.sleep(0.05)
+    raise ChainError(f"the embedded chain did not answer within {START_TIMEOUT:.0f} s — see {d / keeper.LOG}")
+
+
+def _stop_keeper(d: Path) -> bool:
+    """SIGTERM the keeper (it saves, stops anvil, exits); True once it is gone."""
+    rec = _record(d)
+    if not _keeper_runs(d):
+        return False
+    if rec is None or not _is_keeper(rec["keeper_pid"], d):
+        raise ChainError(f"a process holds {d / keeper.KEEPER_LOCK} but is not the keeper its record names — "
+                         "stop it by hand")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(rec["keeper_pid"], signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while _keeper_runs(d):
+        if time.monotonic() > deadline:
+            raise ChainError(f"the chain keeper (pid {rec['keeper_pid']}) did not stop within "
+                             f"{STOP_TIMEOUT:.0f} s — see {d / keeper.LOG}")
+        time.sleep(0.05)
+    return True
+
+
+@contextlib.contextmanager
+def workspace_chain(ws: Workspace) -> Iterator[ChainStatus]:
+    """Use the workspace's chain for the length of the block: attach to it, or start it.
+
+    While inside, this process counts as a user (a shared lock on ``users.lock``, which the
+    kernel drops if it dies); the last user out stops an unpinned chain, after it is saved."""
+    d = _folder(ws)
+    users = _lock(d / keeper.USERS_LOCK, fcntl.LOCK_SH)
+    try:
+        start = _lock(d / keeper.START_LOCK, fcntl.LOCK_EX)  # one starter at a time
+        try:
+            status = _answering(d) or _start_keeper(d)
+        finally:
+            os.close(start)
+        yield status
+    finally:
+        os.close(users)
+        _stop_if_unused(d)
+
+
+def _stop_if_unused(d: Path) -> None:
+    last = keeper.try_lock(d / keeper.USERS_LOCK, fcntl.LOCK_EX)
+    if last is None:
+        return  # others use it
+    try:  # holding it exclusively: nobody attaches while it stops
+        if not (d / keeper.PINNED).exists():
+            with contextlib.suppress(ChainError):  # it stops by itself once it sees no user
+                _stop_keeper(d)
+    finally:
+        os.close(last)
+
+
+def wait_saved(ws: Workspace, block: int, block_hash: bytes, hash_at: Callable[[int], bytes]) -> None:
+    """Return once the workspace chain's state file holds ``block`` (with hash ``block_hash``):
+    a transaction is done only when a kill of anvil can no longer take it back."""
+    d = ws.anvil_dir()
+    deadline = time.monotonic() + SAVE_TIMEOUT
+    while keeper.saved_block(d) < block:
+        if time.monotonic() > deadline:
+            raise ChainError(f"the embedded chain did not save block {block} within {SAVE_TIMEOUT:.0f} s "
+                             f"(its keeper died?) — see {d / keeper.LOG}, then run the command again")
+        time.sleep(0.02)
+    if bytes(hash_at(block)) != bytes(block_hash):
+        raise ChainError(f"block {block} was lost: anvil restarted from its saved state before saving it — "
+                         "run the command again (a mint resumes; nothing is minted twice)")
 
 
 def chain_status(*, workspace: str | Path | Workspace | None = None) -> ChainStatus:
-    """Whether a background anvil runs for this workspace."""
-    ws = Workspace.resolve(workspace)
-    state = str(ws.anvil_dir() / "anvil-state.json")
-    f = _record(ws)
-    if f.is_file():
-        info = read_json(f)
-        if _alive(info["pid"], None) and answers(info["rpc_url"]):
-            return ChainStatus(True, state, info["rpc_url"], info["pid"], info["port"])
-    return ChainStatus(False, state)
+    """Whether the workspace's chain runs, where, and the newest block its state file holds."""
+    return _status(_folder(Workspace.resolve(workspace)))
 
 
 def chain_up(*, workspace: str | Path | Workspace | None = None) -> ChainStatus:
-    """Start anvil in the background for this workspace (no-op if it already runs)."""
+    """Keep the workspace's chain running in the background, used or not, until `chain down`."""
     ws = Workspace.resolve(workspace)
-    status = chain_status(workspace=ws)
-    if status.running:
+    d = _folder(ws)
+    (d / keeper.PINNED).touch()
+    with workspace_chain(ws) as status:
         return status
-    node = embedded(ws).start(detach=True)
-    atomic_write_json(_record(ws), {"pid": node.pid, "port": node.port, "rpc_url": node.url})
-    return ChainStatus(True, str(node.state_file), node.url, node.pid, node.port)
 
 
 def chain_down(*, workspace: str | Path | Workspace | None = None) -> ChainStatus:
-    """Stop the background anvil; it saves its state first."""
-    ws = Workspace.resolve(workspace)
-    status = chain_status(workspace=ws)
-    if status.running:
-        Anvil(Path(status.state_file), port=status.port or 0, pid=status.pid).stop()
-    _record(ws).unlink(missing_ok=True)
-    return ChainStatus(False, status.state_file, stopped=status.running)
+    """Stop the workspace's chain (it saves its state first), even while commands use it."""
+    d = _folder(Workspace.resolve(workspace))
+    (d / keeper.PINNED).unlink(missing_ok=True)
+    stopped = _stop_keeper(d)
+    return _status(d) if not stopped else ChainStatus(False, str(d / keeper.STATE), stopped=True,
+                                                      saved_block=keeper.saved_block(d))
