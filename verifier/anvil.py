@@ -304,19 +304,23 @@ def _stop_if_unused(d: Path) -> None:
         os.close(last)
 
 
-def wait_saved(ws: Workspace, block: int, block_hash: bytes, hash_at: Callable[[int], bytes]) -> None:
+def wait_saved(ws: Workspace, block: int, block_hash: bytes, hash_at: Callable[[int], bytes | None]) -> None:
     """Return once the workspace chain's state file holds ``block`` (with hash ``block_hash``):
-    a transaction is done only when a kill of anvil can no longer take it back."""
+    a transaction is done only when a kill of anvil can no longer take it back. ``hash_at``:
+    the live chain's hash of a block (None: it has no such block)."""
     d = ws.anvil_dir()
     deadline = time.monotonic() + SAVE_TIMEOUT
-    while keeper.saved_block(d) < block:
+    while True:
+        live = hash_at(block)
+        if live is None or bytes(live) != bytes(block_hash):
+            raise ChainError(f"block {block} was lost: anvil restarted from its saved state before saving it — "
+                             "run the command again (a mint resumes; nothing is minted twice)")
+        if keeper.saved_block(d) >= block:
+            return
         if time.monotonic() > deadline:
             raise ChainError(f"the embedded chain did not save block {block} within {SAVE_TIMEOUT:.0f} s "
                              f"(its keeper died?) — see {d / keeper.LOG}, then run the command again")
         time.sleep(0.02)
-    if bytes(hash_at(block)) != bytes(block_hash):
-        raise ChainError(f"block {block} was lost: anvil restarted from its saved state before saving it — "
-                         "run the command again (a mint resumes; nothing is minted twice)")
 
 
 def chain_status(*, workspace: str | Path | Workspace | None = None) -> ChainStatus:

@@ -1,8 +1,9 @@
 """A connected chain: the RPC client, the signing account, transactions and calls.
 
-Without an RPC URL (``--rpc-url`` / ``PROOFMINT_RPC_URL``), proofmint uses the background
-chain of ``proofmint chain up`` if one runs for this workspace, else starts the embedded anvil
-for the length of the command. web3's exceptions are mapped onto proofmint's here: a revert
+Without an RPC URL (``--rpc-url`` / ``PROOFMINT_RPC_URL``), proofmint uses the workspace's
+embedded chain: it attaches to the one running (another command's, the node's, or ``chain up``'s)
+or starts it (:func:`~proofmint.verifier.anvil.workspace_chain`); on it, a transaction returns
+only once the chain's state file holds its block. web3's exceptions are mapped onto proofmint's here: a revert
 (``ContractLogicError``) is a :class:`TransactionRevertedError` with the decoded reason; a
 timeout or a refused connection is a :class:`ChainError` that says so — never "would revert".
 """
@@ -124,7 +125,19 @@ class Chain:
             raise chain_error("sending the transaction", exc, abi, self.rpc_url) from None
         if receipt["status"] != 1:
             raise TransactionRevertedError(f"transaction {tx_hash.hex()} reverted on-chain")
+        if self.embedded:  # done only once a kill of anvil can't take it back
+            anvil_mod.wait_saved(self.ws, receipt["blockNumber"], receipt["blockHash"], self._block_hash)
         return dict(receipt)
+
+    def _block_hash(self, number: int) -> bytes | None:
+        from web3.exceptions import BlockNotFound
+
+        try:
+            return self.w3.eth.get_block(number)["hash"]
+        except BlockNotFound:
+            return None
+        except Exception as exc:  # web3 raises many types here: chain_error sorts them
+            raise chain_error(f"reading block {number}", exc, [], self.rpc_url) from None
 
     def call(self, fn, abi: list):
         try:
@@ -135,19 +148,15 @@ class Chain:
 
 @contextlib.contextmanager
 def connect(*, rpc_url: str | None = None, workspace: str | Path | Workspace | None = None) -> Iterator[Chain]:
-    """A connected chain for the length of a command (starting the embedded anvil if needed)."""
+    """A connected chain for the length of a command (the workspace's embedded one without a URL)."""
     from web3 import Web3
 
     ws = Workspace.resolve(workspace)
     rpc_url = rpc_url or config.rpc_url()
     with contextlib.ExitStack() as stack:
-        embedded = False
-        if rpc_url is None:
-            bg = anvil_mod.chain_status(workspace=ws)
-            if bg.running:
-                rpc_url = bg.rpc_url
-            else:
-                rpc_url, embedded = stack.enter_context(anvil_mod.embedded(ws)).url, True
+        embedded = rpc_url is None
+        if embedded:
+            rpc_url = stack.enter_context(anvil_mod.workspace_chain(ws)).rpc_url
         w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": RPC_TIMEOUT}))
         try:
             chain_id = w3.eth.chain_id
