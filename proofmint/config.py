@@ -59,8 +59,13 @@ def srs_dir() -> Path:
 
 
 def toolchain_dir() -> Path:
+    """``PROOFMINT_TOOLCHAIN``, else the installed package's ``proofmint/toolchain`` (a wheel),
+    else the source tree's ``toolchain/`` (a checkout, an editable install)."""
     env = _get(TOOLCHAIN)
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "toolchain"
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    return here / "toolchain" if (here / "toolchain").is_dir() else here.parent / "toolchain"
 
 
 def rpc_url() -> str | None:

@@ -2,12 +2,14 @@
 
 Submitting work costs money (proving time, gas), so it needs the bearer token; reading (job
 status, explorer, ``/ipfs/<CID>``) needs none and changes nothing. Bad requests get a 4xx with
-the CLI's one-line message, never a traceback.
+the CLI's one-line message, never a traceback. Input values are numbers in the strict JSON
+sense (``true`` is not 1.0); malformed JSON is answered with where it breaks.
 """
 
 from __future__ import annotations
 
 import hmac
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,14 +22,21 @@ MAX_INPUTS = 1_000  # inputs in one job
 RETRY_AFTER_S = 10
 
 
+CIRCUIT_ID = re.compile(r"[0-9a-fA-F]{8,64}")
+_NUMBERS = {"type": "array", "items": {"type": "number"}}
+INPUT_SCHEMA = {"anyOf": [_NUMBERS, {"type": "object", "required": ["input_data"], "additionalProperties": False,
+                                      "properties": {"input_data": {"type": "array", "items": _NUMBERS}}}]}
+
+
 class JobRequest(BaseModel):
     """``POST /api/jobs``: what to prove, for whom, and whether to mint."""
 
     model_config = ConfigDict(extra="forbid")
     circuit: str = Field(description="circuit id (or 8+ character prefix)")
     inputs: list[Any] | None = Field(None, description="inputs: each a flat list of numbers, or "
-                                                         "ezkl's {\"input_data\": [[...]]}")
-    input: Any = Field(None, description="one input (instead of `inputs`)")
+                                                         "ezkl's {\"input_data\": [[...]]}",
+                                     json_schema_extra={"items": INPUT_SCHEMA})
+    input: Any = Field(None, description="one input (instead of `inputs`)", json_schema_extra=INPUT_SCHEMA)
     creator: str | None = Field(None, description="who receives the tokens (default: the node's signer)")
     mint: bool = Field(False, description="mint each verified inference as a token")
 
@@ -55,24 +64,54 @@ class BodyLimit:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.limit):
             return await _too_large(send, self.limit)
-        seen = 0
+        seen, answered = 0, False
 
         async def limited():
-            nonlocal seen
+            # Past the limit the app is told the client left (its body read fails) and the 413
+            # is sent from here: an exception would be turned into a 400 by FastAPI's body parser.
+            nonlocal seen, answered
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise _TooLarge()
-            return message
+            if seen > self.limit and not answered:
+                answered = True
+                await _too_large(send, self.limit)
+            return {"type": "http.disconnect"} if answered else message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await _too_large(send, self.limit)
+        async def guarded(message):
+            if not answered:
+                await send(message)
+
+        await self.app(scope, limited, guarded)
 
 
-class _TooLarge(Exception):
-    pass
+def invalid_message(exc) -> str:
+    """FastAPI's validation error as one line; malformed JSON says where (line and column)."""
+    first = exc.errors()[0] if exc.errors() else {}
+    if first.get("type") == "json_invalid":
+        doc, pos = exc.body if isinstance(exc.body, str) else "", first["loc"][-1]
+        line, column = doc.count("\n", 0, pos) + 1, pos - doc.rfind("\n", 0, pos)
+        why = (first.get("ctx") or {}).get("error", "invalid JSON")
+        return f"bad request: the body is not JSON: line {line} column {column}: {why}"
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    return f"bad request: {where}: {first.get('msg', 'invalid')} — see /openapi.json"
+
+
+def strict_numbers(doc: Any, where: str) -> None:
+    """Every input value is a JSON number: a string, a boolean, null or a nested list among
+    them is refused with the CLI's message (numpy would read ``true`` as 1.0, ``"1"`` as 1.0)."""
+    lists = doc.get("input_data") if isinstance(doc, dict) else [doc]
+    if not isinstance(lists, list):
+        return  # not the shape at all: parse_input says what is expected
+    for values in lists:
+        for k, v in enumerate(values if isinstance(values, list) else [values]):
+            if type(v) not in (int, float):
+                kind = {bool: "a boolean", str: "a string", list: "a nested list", dict: "an object"}.get(
+                    type(v), "null")
+                raise InvalidInputError(f"{where} holds something other than numbers ({kind} at position {k}) "
+                                        "— inputs must be numbers")
+            if type(v) is int and not -2**1023 < v < 2**1023:
+                raise InvalidInputError(f"{where} holds an integer too large for a float at position {k} — "
+                                        "inputs must be finite numbers")
 
 
 async def _too_large(send, limit: int) -> None:
@@ -111,9 +150,7 @@ def create_app(node, token: str, *, max_queue: int = 1_000):
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
-        return error(400, f"bad request: {where}: {first.get('msg', 'invalid')} — see /openapi.json")
+        return error(400, invalid_message(exc))
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -138,6 +175,7 @@ def create_app(node, token: str, *, max_queue: int = 1_000):
         out = []
         for i, doc in enumerate(raw):
             where = f"input {i}"
+            strict_numbers(doc, where)
             values = ezkl_layer.parse_input(doc, pkg.input_sizes, where)[0] if isinstance(doc, dict) else doc
             x = check_input(tuple(pkg.input_shape), values, where)
             check_range(x, pkg.input_range, where)
@@ -147,7 +185,10 @@ def create_app(node, token: str, *, max_queue: int = 1_000):
     @api.post("/api/jobs", status_code=202, dependencies=[Depends(authorized)],
               summary="Queue an inference job", response_description="the job id, at once")
     def submit(req: JobRequest):
-        pkg = node.package(req.circuit)
+        if not CIRCUIT_ID.fullmatch(req.circuit):
+            raise UsageError(f"circuit {req.circuit[:80]!r} is not a circuit id (8 to 64 hex digits, as "
+                             "`proofmint compile` prints)")
+        pkg = node.package(req.circuit.lower())
         if req.creator is not None:
             from eth_utils import is_address
 

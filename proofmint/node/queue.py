@@ -4,12 +4,16 @@ A job is one circuit, one or more inputs (its items), a creator and whether to m
 item moves ``queued -> proving -> proved [-> minting] -> done`` (or ``failed``); every step is
 one committed transaction, so after a kill an item ``proving`` is proven again and an item
 ``minting`` is minted again, which the mint resumes rather than repeats (the contract's replay
-guard, and the queue's own record of the tokens).
+guard, and the queue's own record of the tokens). A token id belongs to one item at most
+(``item_tokens``): recording a mint takes the id from any item that held it, which goes back to
+``proved`` to be minted (or found) again. The file is private to its owner (0600): it holds
+every submitted input.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -38,6 +42,11 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (job, idx)
 );
 CREATE INDEX IF NOT EXISTS items_by_status ON items(status, job, idx);
+CREATE TABLE IF NOT EXISTS item_tokens (
+    token INTEGER PRIMARY KEY,
+    job TEXT NOT NULL,
+    idx INTEGER NOT NULL
+);
 """
 PENDING = ("queued", "proving", "proved", "minting")
 FINAL = ("done", "failed")
@@ -89,9 +98,18 @@ class Queue:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))  # SQLite gives -wal/-shm its mode
+        for f in (self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")):
+            if f.exists():
+                f.chmod(0o600)
         self._local = threading.local()
         with self._db() as db:
             db.executescript(SCHEMA)
+            # queues from before item_tokens: index their tokens (a duplicate stays with the
+            # first item; reconciling with the chain settles the other)
+            if db.execute("SELECT COUNT(*) FROM item_tokens").fetchone()[0] == 0:
+                db.execute("INSERT OR IGNORE INTO item_tokens SELECT value, job, idx FROM items, "
+                           "json_each(items.tokens) WHERE items.tokens IS NOT NULL")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -226,9 +244,38 @@ class Queue:
         self._set(keys, "minting")
 
     def minted(self, keys: list[tuple[str, int]], tokens: list[int]) -> None:
-        self._tx(lambda db: db.executemany(
-            "UPDATE items SET status = 'done', tokens = ?, updated = ? WHERE job = ? AND idx = ?",
-            [(json.dumps([t]), time.time(), job, idx) for (job, idx), t in zip(keys, tokens)]))
+        """Record each item's token. The chain just said whose token it is: an item that held
+        the id before (its mint was lost with a chain restart) goes back to ``proved``."""
+        def mark(db):
+            now = time.time()
+            for (job, idx), token in zip(keys, tokens):
+                held = db.execute("SELECT job, idx FROM item_tokens WHERE token = ?", (token,)).fetchone()
+                if held is not None and (held["job"], held["idx"]) != (job, idx):
+                    _unmint(db, [(held["job"], held["idx"])], now)
+                _unmint(db, [(job, idx)], now)
+                db.execute("INSERT INTO item_tokens VALUES (?, ?, ?)", (token, job, idx))
+                db.execute("UPDATE items SET status = 'done', tokens = ?, updated = ? WHERE job = ? AND idx = ?",
+                           (json.dumps([token]), now, job, idx))
+        self._tx(mark)
+
+    def minted_items(self) -> list[tuple[str, int, str, int]]:
+        """Done items of minting jobs with their bundle and token: (job, idx, bundle, token)."""
+        rows = self._db().execute("SELECT t.job, t.idx, items.bundle, t.token FROM item_tokens t JOIN items "
+                                  "ON items.job = t.job AND items.idx = t.idx WHERE items.status = 'done' "
+                                  "ORDER BY t.token").fetchall()
+        return [(r["job"], r["idx"], r["bundle"], r["token"]) for r in rows]
+
+    def remint(self, keys: list[tuple[str, int]]) -> None:
+        """Items whose token the chain doesn't hold: minted again (or found, if the chain has
+        their inference under another id)."""
+        self._tx(lambda db: _unmint(db, keys, time.time()))
+
+
+def _unmint(db: sqlite3.Connection, keys: list[tuple[str, int]], now: float) -> None:
+    for job, idx in keys:
+        db.execute("DELETE FROM item_tokens WHERE job = ? AND idx = ?", (job, idx))
+        db.execute("UPDATE items SET status = 'proved', tokens = NULL, updated = ? WHERE job = ? AND idx = ? "
+                   "AND status = 'done'", (now, job, idx))
 
 
 def _item(r: sqlite3.Row) -> Item:

@@ -39,6 +39,17 @@ def ensure_token(path: Path) -> str:
     return token
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
 def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, rpc_url: str | None = None, workers: int = 1,
           threads: int | None = None, backend: str = "local", address: str | None = None,
           token_file: str | Path | None = None, max_queue: int = 1_000,
@@ -53,20 +64,24 @@ def serve(*, host: str = "127.0.0.1", port: int = DEFAULT_PORT, rpc_url: str | N
     from .service import Node, running
 
     ws = Workspace.resolve(workspace)
+    if not _loopback(host):
+        progress.note(f"warning: --host {host} exposes this node beyond this machine: anyone who can reach "
+                      f"port {port} reads the explorer, every job's status and proof bundles (inputs "
+                      "included) and the content store; POST /api/jobs needs the token, sent in clear "
+                      "without TLS — put a TLS proxy in front, or keep 127.0.0.1")
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}")
     if backend not in ("local", "ray"):
         raise UsageError(f"--backend must be local or ray, not {backend!r}")
     token = ensure_token(Path(token_file) if token_file else ws.node_token())
     with contextlib.ExitStack() as stack:
-        if rpc_url is None:
-            status = anvil_mod.chain_status(workspace=ws)
-            rpc_url = status.rpc_url if status.running else stack.enter_context(anvil_mod.embedded(ws)).url
+        # the workspace's chain, held for the node's life: CLI commands meanwhile attach to it
+        chain = rpc_url or stack.enter_context(anvil_mod.workspace_chain(ws)).rpc_url
         node = stack.enter_context(running(Node(ws, rpc_url=rpc_url, workers=workers, threads=threads,
                                                 backend=backend, address=address)))
         if node.recovered:
             progress.note(f"resumed {node.recovered} item(s) interrupted by the last stop")
         progress.note(f"prover node at http://{host}:{port} — explorer /, API /api/jobs, OpenAPI "
-                      f"/openapi.json; chain {rpc_url}; queue {ws.node_queue()}")
+                      f"/openapi.json; chain {chain}{'' if rpc_url else ' (embedded)'}; queue {ws.node_queue()}")
         uvicorn.run(create_app(node, token, max_queue=max_queue), host=host, port=port, log_level="warning",
                     lifespan="off")

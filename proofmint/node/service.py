@@ -2,6 +2,9 @@
 
 One thread runs the loop; proofs run in the worker processes (or on Ray); mints are sent one
 at a time (one signer, one nonce sequence). Everything it does is a queue transition first.
+Before its first mint it reconciles the queue with the chain: an item marked done whose token
+the chain does not hold for that item's proof (a chain restarted from an older state, another
+chain) is minted again — the contract's replay guard makes that safe.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from proofmint.errors import ChainError, ProofmintError, TransactionRevertedError
+from proofmint.errors import ChainError, NotFoundError, ProofmintError, TransactionRevertedError
 from proofmint.store import Workspace
 
 from .queue import Queue
@@ -30,8 +33,9 @@ class Node:
                  backend: str = "local", address: str | None = None):
         from proofmint.prover.backends import threads_per_worker
 
-        self.ws, self.rpc_url = ws, rpc_url
+        self.ws, self.rpc_url = ws, rpc_url  # None: the workspace's embedded chain
         self.queue = Queue(ws.node_queue())
+        private_dir(ws.node_bundle("x").parent)
         self.workers = workers
         self.threads = threads_per_worker(workers, threads)
         self.backend, self.address = backend, address
@@ -39,6 +43,7 @@ class Node:
         self._thread = threading.Thread(target=self._run, name="proofmint-node", daemon=True)
         self._packages: dict = {}
         self._chain_down_until = 0.0
+        self.reconciled: int | None = None  # items sent back to minting at start; None: not yet
         self.recovered = 0
         self.last_error: str | None = None
 
@@ -76,11 +81,48 @@ class Node:
         finally:
             engine.close()
 
+    def _chain_down(self, exc: ProofmintError) -> None:
+        self.last_error = str(exc)
+        self._chain_down_until = time.monotonic() + CHAIN_RETRY_S
+
+    def reconcile(self) -> int:
+        """Send back to minting every done item whose token the chain doesn't hold for its
+        proof (by the token's recorded proof hash); returns how many."""
+        from eth_utils import keccak
+
+        from proofmint.prover.bundle import load_bundle
+        from proofmint.verifier.client import connect
+        from proofmint.verifier.records import deployment
+
+        items = self.queue.minted_items()
+        if not items:
+            return 0
+        lost, hashes = [], {}
+        with connect(rpc_url=self.rpc_url, workspace=self.ws) as c:
+            try:
+                d = deployment(c)
+                total = c.call(d.token.functions.totalMinted(), d.abi)
+            except NotFoundError:  # nothing deployed here (any more): every token is gone
+                d, total = None, 0
+            for job, idx, bundle, token in items:
+                if bundle not in hashes:
+                    hashes[bundle] = "0x" + keccak(load_bundle(bundle).proof_bytes).hex()
+                if not 1 <= token <= total or d.token_record(token)["proofHash"] != hashes[bundle]:
+                    lost.append((job, idx))
+        self.queue.remint(lost)
+        return len(lost)
+
     def _mint_proved(self) -> bool:
         if time.monotonic() < self._chain_down_until:
             return False
         from proofmint.verifier.mint import mint
 
+        if self.reconciled is None:
+            try:
+                self.reconciled = self.reconcile()
+            except ChainError as exc:  # unreachable: reconcile (then mint) once it answers
+                self._chain_down(exc)
+                return False
         did = False
         for bundle, keys, creator in self.queue.to_mint():
             if self._stop.is_set():
@@ -90,10 +132,9 @@ class Node:
                 m = mint(bundle, to=creator, rpc_url=self.rpc_url, workspace=self.ws, resume=True)
             except TransactionRevertedError as exc:
                 self.queue.failed(keys, str(exc))
-            except ChainError as exc:  # unreachable: keep the items, try again shortly
-                self.last_error = str(exc)
+            except ChainError as exc:  # unreachable, or its block lost: keep the items, try again
                 self.queue.back_to_proved(keys)
-                self._chain_down_until = time.monotonic() + CHAIN_RETRY_S
+                self._chain_down(exc)
                 return did
             except ProofmintError as exc:
                 self.queue.failed(keys, str(exc))
@@ -181,6 +222,13 @@ def _prove_on_ray(node: Node, task: ProofTask) -> dict:
         raise ProofmintError(results[0].error or "the proof failed on Ray")
     results[0].bundle.save(Path(task.out))
     return {"bundle": task.out}
+
+
+def private_dir(path: Path) -> Path:
+    """A folder only its owner can read (0700): bundles hold the inputs users submitted."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return path
 
 
 @contextlib.contextmanager

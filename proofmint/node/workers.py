@@ -28,8 +28,12 @@ class ProofTask:
 
 
 def _init(threads: int) -> None:
-    """Each worker, once: ezkl's thread count (read when ezkl loads), then the imports a proof
-    needs, so the first job doesn't pay for them."""
+    """Each worker, once: it dies with the node (a kill -9 of the node leaves no worker proving
+    for nobody), ezkl's thread count (read when ezkl loads), then the imports a proof needs, so
+    the first job doesn't pay for them."""
+    from proofmint.verifier.keeper import die_with_parent
+
+    die_with_parent()
     os.environ["RAYON_NUM_THREADS"] = str(threads)
     importlib.import_module("proofmint.prover.proof")
     importlib.import_module("proofmint.ezkl_layer").version()
