@@ -342,5 +342,6 @@ def chain_down(*, workspace: str | Path | Workspace | None = None) -> ChainStatu
     d = _folder(Workspace.resolve(workspace))
     (d / keeper.PINNED).unlink(missing_ok=True)
     stopped = _stop_keeper(d)
-    return _status(d) if not stopped else ChainStatus(False, str(d / keeper.STATE), stopped=True,
-                                                      saved_block=keeper.saved_block(d))
+    status = _status(d)
+    status.stopped = stopped
+    return status

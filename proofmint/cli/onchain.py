@@ -41,8 +41,8 @@ def _split(spec: str | None) -> list[tuple[str, int]] | None:
     return pairs
 
 
-chain_app = typer.Typer(help="Keep the embedded anvil running in the background across commands.",
-                        no_args_is_help=True)
+chain_app = typer.Typer(help="The workspace's embedded chain: one anvil, shared by every command and the "
+                             "node, its state saved after every block.", no_args_is_help=True)
 
 
 def deploy_cmd(
@@ -200,7 +200,11 @@ def gateway_cmd(host: Annotated[str, typer.Option(help="Interface to listen on."
 
 @chain_app.command("up")
 def chain_up_cmd(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
-    """Start anvil in the background (state kept in the workspace)."""
+    """Keep the workspace's chain running until `chain down`, used or not (without it, the chain
+    runs while some command or `serve` uses it). Prints its RPC URL.
+
+    Example: proofmint chain up
+    """
     import proofmint
 
     r = run(lambda: proofmint.chain_up(workspace=workspace))
@@ -209,7 +213,10 @@ def chain_up_cmd(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
 
 @chain_app.command("down")
 def chain_down_cmd(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
-    """Stop the background anvil; its state is saved first."""
+    """Stop the workspace's chain, saving its state first (a command using it starts it again).
+
+    Example: proofmint chain down
+    """
     import proofmint
 
     r = run(lambda: proofmint.chain_down(workspace=workspace))
@@ -218,12 +225,17 @@ def chain_down_cmd(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
 
 @chain_app.command("status")
 def chain_status_cmd(workspace: WorkspaceOpt = None, json_: JsonOpt = False):
-    """Say whether a background anvil runs for this workspace."""
+    """Say whether the workspace's chain runs, where, and the newest block its state file holds.
+
+    Example: proofmint chain status --json
+    """
     import proofmint
 
     r = run(lambda: proofmint.chain_status(workspace=workspace))
     output(r.to_dict(), json_, lambda d: stderr.print(
-        f"running at {d['rpc_url']} (pid {d['pid']})" if d["running"] else "not running"))
+        (f"running at {d['rpc_url']} (anvil pid {d['pid']}, keeper pid {d['keeper_pid']}"
+         + (", pinned by `chain up`)" if d["pinned"] else ")") if d["running"] else "not running")
+        + (f"; state saved at block {d['saved_block']}" if d["saved_block"] is not None else "")))
 
 
 def doctor_cmd(json_: JsonOpt = False):
