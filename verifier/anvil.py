@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -95,15 +96,16 @@ class Anvil:
             raise UsageError(f"anvil already runs at {self.url} (pid {self.pid})")
         self.port = self.port or _free_port()
         load = ["--load-state", str(self.state_file)] if self.state_file and self.state_file.exists() else []
+        self._log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall anvil
         self._proc = subprocess.Popen(
             [str(toolchain.anvil_path()), "--host", "127.0.0.1", "--port", str(self.port),
              "--chain-id", str(self.chain_id), "--silent", *load],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            preexec_fn=keeper.die_with_parent)
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, preexec_fn=keeper.die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
-                why = self._proc.stderr.read().decode(errors="replace").strip().splitlines()
+                self._log.seek(0)
+                why = self._log.read().decode(errors="replace").strip().splitlines()
                 raise ChainError(f"anvil exited at start (code {self._proc.returncode}): "
                                  f"{why[-1] if why else 'no message'}")
             if answers(self.url):
@@ -118,7 +120,7 @@ class Anvil:
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait(STOP_TIMEOUT)
-        self._proc.stderr.close()
+        self._log.close()
         self._proc = None
 
 

@@ -27,6 +27,11 @@ from proofmint.store import Workspace
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> Path:
     """The folder of the tiny model: model.onnx and input.json."""
+    return write_tiny_model(tmp_path_factory.mktemp("tiny"))
+
+
+def write_tiny_model(d: Path) -> Path:
+    """Write the tiny model's model.onnx and a sample input.json into ``d``."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -39,7 +44,6 @@ def tiny(tmp_path_factory) -> Path:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
         [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))])
-    d = tmp_path_factory.mktemp("tiny")
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), d / "model.onnx")
     (d / "input.json").write_text(json.dumps({"input_data": [tiny_inputs(1, seed=0)[0]]}))
     return d
