@@ -9,7 +9,7 @@ its block (:func:`wait_saved`), so a kill of anything, anvil included, loses not
 command reported.
 
 :class:`Anvil` is a bare anvil process for the length of a ``with`` (tests, benchmarks): it
-dies with its parent and keeps no state.
+dies with its parent; a state file given to it is loaded at start and saved at stop.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Anvil:
     States: created -> running (``start`` or ``with``) -> stopped. ``stop`` is idempotent;
     starting a running node, or using the URL of one that isn't running, is an error. The
     process dies with the one that started it (``PR_SET_PDEATHSIG``). ``state_file``, where it
-    exists, is loaded at start; nothing is written back.
+    exists, is loaded at start, and ``stop`` saves the chain into it (atomically).
     """
 
     def __init__(self, state_file: Path | None = None, *, chain_id: int = DEV_CHAIN_ID, port: int = 0):
@@ -118,6 +118,9 @@ class Anvil:
         if self._proc is None:
             return
         if self._proc.poll() is None:
+            if self.state_file is not None:
+                with contextlib.suppress(OSError, ValueError, RuntimeError):  # a dying anvil: keep the last one
+                    keeper.write_atomic(self.state_file, keeper.dump(self.url))
             self._proc.kill()
         self._proc.wait(STOP_TIMEOUT)
         self._log.close()

@@ -65,6 +65,11 @@ def rpc(url: str, method: str, params: list | None = None, timeout: float = 10.0
     return answer["result"]
 
 
+def dump(url: str) -> bytes:
+    """The chain's state as the JSON ``--load-state`` reads (``anvil_dumpState`` is gzip'd)."""
+    return gzip.decompress(bytes.fromhex(rpc(url, "anvil_dumpState", timeout=60).removeprefix("0x")))
+
+
 def die_with_parent() -> None:
     """In a child between fork and exec: the kernel SIGKILLs it when its parent dies."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -160,8 +165,7 @@ class Keeper:
         block = int(rpc(self.url, "eth_blockNumber"), 16)
         if block == self.saved:
             return
-        blob = rpc(self.url, "anvil_dumpState", timeout=60)
-        state = gzip.decompress(bytes.fromhex(blob.removeprefix("0x")))  # --load-state reads plain JSON
+        state = dump(self.url)
         if self.failpoint == "chain:state-written":  # crash tests: killed with the temp file written
             (self.folder / f"{TMP_PREFIX}{STATE}.{os.getpid()}").write_bytes(state)
             os.kill(os.getpid(), signal.SIGKILL)
