@@ -231,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=0, help="preferred port (the last keeper's)")
     p.add_argument("--failpoint", default=None)
     a = p.parse_args(argv)
-    lock = try_lock(a.folder / KEEPER_LOCK, fcntl.LOCK_EX)
+    deadline = time.monotonic() + 2  # a status probe may hold it for an instant
+    while (lock := try_lock(a.folder / KEEPER_LOCK, fcntl.LOCK_EX)) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
     if lock is None:
         print("another keeper runs for this chain", file=sys.stderr)
         return 3
