@@ -132,7 +132,7 @@ def create_app(node, token: str, *, max_queue: int = 1_000):
     from proofmint.prover.inputs import check_range
     from proofmint.verifier.gateway import add_routes
 
-    from .explorer import Explorer
+    from .explorer import Explorer, error_page, wants_page
 
     explorer = Explorer(node.ws, node.rpc_url, node.queue)
     api = FastAPI(title="proofmint prover node",
@@ -154,6 +154,8 @@ def create_app(node, token: str, *, max_queue: int = 1_000):
 
     @api.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404 and wants_page(request):
+            return error_page(404, "there is no explorer page at this address")
         return error(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
 
     def authorized(authorization: str | None = Header(None)) -> None:
@@ -225,11 +227,13 @@ def create_app(node, token: str, *, max_queue: int = 1_000):
         return {"ok": True, "pending": node.queue.pending(), "recovered_at_start": node.recovered,
                 "rpc_url": node.rpc_url, "last_error": node.last_error}
 
-    # ---- explorer (read-only): each page's parameters are its method's ----
+    # ---- explorer (read-only): each page's parameters are its method's; errors are HTML pages ----
     for path, page in (("/", explorer.index), ("/tokens/{token_id}", explorer.token),
-                       ("/tokens/{token_id}/verify", explorer.verify), ("/models", explorer.models),
-                       ("/models/{model_id}", explorer.model), ("/queue", explorer.queue_page)):
-        api.add_api_route(path, page, methods=["GET"], response_class=HTMLResponse, include_in_schema=False)
+                       ("/models", explorer.models), ("/models/{model_id}", explorer.model),
+                       ("/queue", explorer.queue_page)):
+        api.add_api_route(path, explorer.route(page, status_of), methods=["GET"], response_class=HTMLResponse,
+                          include_in_schema=False)
+    api.add_api_route("/tokens/{token_id}/verify", explorer.verify, methods=["GET"], include_in_schema=False)
 
     add_routes(api, node.ws)
     return BodyLimit(api)

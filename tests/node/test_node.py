@@ -1,5 +1,5 @@
 """`proofmint serve` as a user runs it: a real process on the session's anvil, jobs over HTTP,
-a kill mid-queue, the security of what costs money, a burst, and the explorer in Chromium."""
+a kill mid-queue, the security of what costs money, a burst (the explorer in Chromium: test_explorer)."""
 
 from __future__ import annotations
 
@@ -251,32 +251,3 @@ def test_a_burst_of_200_submissions_is_accepted_or_refused_never_lost(deployed, 
     finally:
         node.stop()
 
-
-def test_the_explorer_shows_a_generator_token_and_its_checks_in_chromium(asset, anvil, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "Debian's chromium is installed by `make setup`"
-    node = NodeProcess(asset["ws"].root, anvil.url, tmp_path / "explorer.log").start()
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1100, "height": 1400})
-            page.goto(f"{node.url}/tokens/{asset['first'].token_id}")
-            width = page.locator("img.asset").evaluate("img => img.complete ? img.naturalWidth : 0")
-            assert width >= 320
-            assert "children" in page.content() and f"#{asset['child'].token_id}" in page.content()
-            page.click("#verify")
-            page.wait_for_selector("#verdict", timeout=300_000)
-            assert page.inner_text("#verdict") == "VALID"
-            assert page.locator("td:has-text('content')").count() >= 1
-            page.screenshot(path=str(tmp_path / "verify.png"), full_page=True)
-            page.goto(f"{node.url}/tokens/{asset['first'].token_id}")
-            page.screenshot(path=str(tmp_path / "token.png"), full_page=True)
-            browser.close()
-        shots = os.environ.get("PROOFMINT_SCREENSHOTS")
-        if shots:  # where the docs' screenshots come from
-            for name in ("token.png", "verify.png"):
-                shutil.copyfile(tmp_path / name, Path(shots) / f"explorer-{name}")
-    finally:
-        node.stop()
