@@ -222,3 +222,55 @@ def _submit(node: Serve, circuit: str, inputs: list[list[float]]) -> tuple[int, 
     status, _, body = request(f"{node.url}/api/jobs", {"circuit": circuit, "inputs": inputs, "mint": True},
                               node.token)
     return status, body
+
+
+def test_a_chain_restarted_from_an_older_state_is_reconciled_at_start(deployed_tiny, tiny_circuit, tmp_path):
+    """The queue says done, the chain lost the tokens (its state rolled back, as the issue's
+    timer-written state did), and a CLI mint took one of their ids meanwhile: at start the node
+    mints each lost item again, and no two items hold one id."""
+    ws = copy_workspace(deployed_tiny, tmp_path / "ws")
+    folder = Workspace.resolve(ws).anvil_dir()
+    older = (folder / keeper.STATE).read_bytes()  # the chain before any mint
+    node = Serve(ws, tmp_path / "serve.log").start()
+    try:
+        status, job = _submit(node, tiny_circuit.circuit_id, tiny_inputs(2, seed=700))
+        assert status == 202, job
+        view = _wait_final(node, job["job"])
+    finally:
+        node.stop()
+    first = [i["tokens"][0] for i in view["items"]]
+    assert view["status"] == "done" and len(set(first)) == 2
+    _keeper_down(ws)
+    (folder / keeper.STATE).write_bytes(older)  # the chain forgets both tokens
+    (folder / keeper.SAVED).unlink()
+    (tmp_path / "cli.json").write_text(json.dumps({"input_data": [tiny_inputs(1, seed=701)[0]]}))
+    p = proofmint.prove(tiny_circuit.circuit_id, input=tmp_path / "cli.json", out=tmp_path / "cli.p.json",
+                        workspace=ws).bundles[0]
+    cli = proofmint.mint(p, workspace=ws)  # takes the first id the queue still holds
+    assert cli.token_id == min(first)
+    node = Serve(ws, tmp_path / "serve.log").start()
+    try:
+        view = _wait_final(node, job["job"], until=lambda v: v["status"] == "done" and all(
+            i["tokens"] and i["tokens"][0] != cli.token_id for i in v["items"]))
+        assert get_json(f"{node.url}/api/health")["pending"] == 0
+    finally:
+        node.stop()
+    again = [i["tokens"][0] for i in view["items"]]
+    assert cli.token_id not in again and len(set(again)) == 2
+    queue = Queue(Workspace.resolve(ws).node_queue())
+    with connect(workspace=ws) as c:
+        d = deployment(c)
+        assert c.call(d.token.functions.totalMinted(), d.abi) == 3  # the CLI's and the two items', once
+        for j, i, bundle, token in queue.minted_items():
+            assert d.token_record(token)["proofHash"] == "0x" + keccak(load_bundle(bundle).proof_bytes).hex()
+
+
+def _wait_final(node: Serve, job: str, until=None, timeout: float = 300) -> dict:
+    until = until or (lambda v: v["status"] in ("done", "failed", "partial"))
+    deadline = time.monotonic() + timeout
+    while True:
+        view = get_json(f"{node.url}/api/jobs/{job}")
+        if until(view):
+            return view
+        assert time.monotonic() < deadline, view
+        time.sleep(0.3)
