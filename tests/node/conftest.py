@@ -44,6 +44,7 @@ def write_tiny_model(d: Path) -> Path:
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
         [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))])
+    d.mkdir(parents=True, exist_ok=True)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), d / "model.onnx")
     (d / "input.json").write_text(json.dumps({"input_data": [tiny_inputs(1, seed=0)[0]]}))
     return d
