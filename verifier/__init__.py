@@ -1,7 +1,8 @@
 """Verifier: local proof checks, the EVM verifier and our contracts on a chain, the asset client.
 
-By job: ``local`` (verify a bundle), ``anvil`` (the embedded chain process), ``client`` (a
-connected chain), ``keys`` (the signing account), ``toolchain`` (solc, anvil, node);
+By job: ``local`` (verify a bundle), ``anvil`` (the workspace's embedded chain; ``keeper``, the
+process that owns its anvil), ``client`` (a connected chain), ``keys`` (the signing account),
+``toolchain`` (solc, anvil, node);
 ``artifacts`` (compiled contracts and verifiers), ``deploy``, ``mint``, ``records`` (what is
 on-chain, typed), ``inspect`` (show, verify-asset); the asset's content: ``content`` (CIDs, the
 content store, fetching by CID), ``render`` (outputs as images and cards), ``asset`` (what is
