@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from proofmint.errors import UsageError
-from proofmint.models.onnx_model import OnnxModel
+from proofmint.models.onnx_model import OnnxModel, settle_ir
 
 
 def side_by_side(model: OnnxModel, n: int, dest: Path) -> Path:
@@ -61,6 +61,7 @@ def side_by_side(model: OnnxModel, n: int, dest: Path) -> Path:
         outputs, initializer=list(graph.initializer) + slices)
     out_model = helper.make_model(batched, opset_imports=list(proto.opset_import),
                                   ir_version=proto.ir_version)
+    settle_ir(out_model)
     onnx.checker.check_model(out_model)
     dest.write_bytes(out_model.SerializeToString())
     return dest

@@ -18,14 +18,14 @@ import numpy as np
 
 from proofmint import config, ezkl_layer, progress
 from proofmint.encoding import Visibility
-from proofmint.errors import UsageError
+from proofmint.errors import EzklPanicError, UsageError
 from proofmint.faults import failpoint
 from proofmint.jobs import run_in_child
 from proofmint.models.onnx_model import OnnxModel, load_onnx
-from proofmint.store import (Workspace, atomic_write_json, canonical_json, read_json, sha256_bytes,
+from proofmint.store import (Workspace, atomic_write_bytes, atomic_write_json, canonical_json, read_json, sha256_bytes,
                              sha256_file, staged)
 
-from . import batching, calibrate, package, rewrite as rewrite_mod, samples as samples_mod, srs as srs_mod
+from . import batching, calibrate, locate, package, rewrite as rewrite_mod, samples as samples_mod, srs as srs_mod
 from .fidelity import DEFAULT_TOLERANCE
 from .package import CircuitPackage
 from .samples import load_samples
@@ -115,7 +115,14 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
     user_srs = srs_mod.SRS(str(srs), "user", srs_mod.read_k(Path(srs)), sha256_file(Path(srs))) \
         if srs else None
     given = load_samples(calib_path, onnx_model) if calib_path is not None else None
-    samples = samples_mod.prepare(given, onnx_model.input_size)
+    if given is not None:
+        samples_mod.check_defined(onnx_model, given, str(calib_path))
+    beside = onnx_model.path.parent / "input.json"  # the user's own input is judged, wherever calibration came from
+    judged = None
+    if beside.is_file() and (calib_path is None or beside.resolve() != calib_path.resolve()):
+        judged = load_samples(beside, onnx_model)
+        samples_mod.check_defined(onnx_model, judged, str(beside))
+    samples = samples_mod.prepare(given, onnx_model, judged)
     calib_digest = sha256_file(calib_path) if calib_path is not None else "standard-normal"
 
     if len(onnx_model.output_shapes) > 1 and visibility.output_hashed:
@@ -125,7 +132,8 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
     key = sha256_bytes(canonical_json({
         "model": onnx_model.model_id, "target": target, "visibility": visibility.to_dict(),
         "calibration": calib_digest, "srs": user_srs.sha256 if user_srs else "development",
-        "batch": batch, "tolerance": tolerance, "samples": samples_mod.MIN_SAMPLES,
+        "batch": batch, "tolerance": tolerance, "samples": samples_mod.RECIPE,
+        "judged": sha256_file(beside) if judged is not None else None,
     }))
     started = time.perf_counter()
     cached = _cached(ws, key)
@@ -139,7 +147,7 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
         pkg, timings = run_in_child(
             _compile_job, str(ws.root), str(onnx_model.path), samples, target, visibility,
             user_srs.path if user_srs else None, _task(onnx_model, meta), batch, tolerance, budget,
-            config.memory_bytes(), what="compile", nests=True)
+            config.memory_bytes(), what="compile", nests=True, memory=config.memory_bytes())
         atomic_write_json(ws.compile_entry(key), {"circuit_id": pkg.circuit_id})
     timings["total"] = round(time.perf_counter() - started, 3)
     return _result(pkg, False, timings)
@@ -199,9 +207,13 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
             padded = np.concatenate([c.items for c in samples_mod.batches(data, batch)])
             ezkl_layer.write_input(path, padded, model.input_sizes)
         with progress.step("choose settings") as t:
-            chosen, report = calibrate.choose(target, model, graph, calib_file, probe_file,
-                                              samples.heldout, task, visibility, scratch, tolerance,
-                                              batch, budget, memory=memory)
+            try:
+                chosen, report = calibrate.choose(target, model, graph, calib_file, probe_file,
+                                                  samples.heldout, task, visibility, scratch, tolerance,
+                                                  batch, budget, memory=memory)
+            except EzklPanicError as exc:  # ezkl names no layer: find the node it fails on
+                with progress.step("find the node ezkl fails on"):
+                    raise locate.explain(exc, graph, visibility, scratch / "locate") from None
         report["graph"] = ("native" if graph is model else
                            "side-by-side" if batch > 1 and model.batch_axis is None else "rewritten")
         report["rewrites"] = rewrite_mod.row_costs(graph, rewrites, chosen.settings, scratch) if rewrites else []
@@ -232,13 +244,13 @@ def _setup(ws: Workspace, dest: Path, model: OnnxModel, graph: OnnxModel, chosen
     dest.mkdir(parents=True, exist_ok=True)
     for debris in dest.glob(".tmp-*"):  # left by a killed run; we hold the circuit's lock
         debris.unlink(missing_ok=True)
-    files = [(chosen.settings_path, "settings.json"), (chosen.compiled_path, "model.compiled"),
-             (model.path, "model.onnx")]
+    files = [(chosen.settings_path, "settings.json"), (chosen.compiled_path, "model.compiled")]
     if graph is not model:  # the batched graph ezkl compiled, kept beside the user's model
         files.append((graph.path, "circuit.onnx"))
     for src, name in files:
         with staged(dest / name) as tmp:
             shutil.copyfile(src, tmp)
+    atomic_write_bytes(dest / "model.onnx", model.data)  # its id's bytes: external weights embedded
     settings = chosen.settings
     logrows = settings["run_args"]["logrows"]
     reuse = chosen.keys is not None and chosen.keys_srs == srs.path  # timed with this SRS
@@ -259,7 +271,7 @@ def _setup(ws: Workspace, dest: Path, model: OnnxModel, graph: OnnxModel, chosen
         visibility=visibility, logrows=logrows, num_rows=settings["num_rows"],
         input_scale=run["input_scale"], param_scale=run["param_scale"],
         output_scales=settings["model_output_scales"], lookup_range=run["lookup_range"],
-        input_range=[float(samples.all.min()), float(samples.all.max())],
+        input_range=samples.accepted,
         srs_kind=srs.kind, srs_sha256=srs.sha256, srs_file=package.srs_record(ws, srs),
         pk_bytes=(dest / "pk.key").stat().st_size, vk_bytes=(dest / "vk.key").stat().st_size,
         quantization=chosen.quality or {}, calibration_report=report,

@@ -12,8 +12,14 @@ What bare ezkl 23.0.5 does with them (PyTorch exports, opset 18 unless said):
 | PRelu with a slope per channel | fails at old opsets | relu(x) - slope * relu(-x) |
 | Pow, constant integer exponent | fails when the exponent is a tensor | x * x * ... |
 | Tile | halo2 synthesis error | Concat of copies |
+| ScatterND, constant indices and values (a causal mask set by index) | panics: "index out of bounds" | Where over a constant mask |
+| a mask of -inf or -1e4 into a Softmax (a GPT's causal mask) | -inf has no fixed-point value; -1e4 makes exp's table 10,000 units wide (20 GB for a 4-token GPT) | the mask at -(2 max|x| + 16) over the samples |
 | Conv / ConvTranspose / pools without `strides` (ONNX's default: ones) | "a node is missing required params: stride" | the same node, `strides` written out |
-| opset outside 9-18 | tract is tested with 9-18 | ``onnx.version_converter`` to 18 |
+| opset outside 9-18 | tract is tested with 9-18 | ``onnx.version_converter`` to 18 (Gelu, opset 20, as Erf or Tanh first) |
+| opset below 11 where a rewrite applies | the rewrites' Slice and Pad forms need 10 / 11 | converted to 18 first |
+| NonZero, Shape, Range over constants (a GPT's causal mask) | folded by tract | folded (onnx-graphsurgeon) |
+| weights in an external data file | | embedded in the one file ezkl reads |
+| IR 3 files (initializers listed as inputs) | read | written back at the IR the opset needs (>= 4) |
 
 Each rewrite is checked where it is applied: the rewritten graph and the original must agree
 in float on the calibration samples within ``RTOL`` (relative), or compile refuses naming
@@ -23,15 +29,17 @@ the op. The graph is edited with onnx-graphsurgeon, not by hand on the protobuf.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from proofmint.errors import InvalidModelError
-from proofmint.models.onnx_model import MAX_OPSET, OnnxModel, load_onnx
+from proofmint.models.onnx_model import MAX_OPSET, UNSUPPORTED_OPS, OnnxModel, extract, load_onnx, settle_ir
 
 MIN_OPSET = 9
+EMIT_OPSET = 11  # the rewrites write Slice (opset 10) and Pad (11) with tensor inputs
 RTOL = 1e-5
 MAX_POW = 8  # x**n as n - 1 multiplications up to here
 CHECK_SAMPLES = 16
@@ -53,13 +61,23 @@ class Applied:
 class _Editor:
     """One graph being rewritten, with helpers that make fresh, named tensors."""
 
-    def __init__(self, graph):
+    def __init__(self, graph, data: bytes = b"", feeds: list[dict] | None = None):
         import onnx_graphsurgeon as gs
 
         self.gs = gs
         self.graph = graph
         self.count = 0
         self.applied: list[Applied] = []
+        self._data, self._feeds, self._ranges = data, feeds or [], None
+
+    def magnitude(self, tensor: str) -> float | None:
+        """The largest |value| ``tensor`` takes on the samples, in float (None: not known)."""
+        if self._ranges is None:
+            from proofmint.models.onnx_model import tensor_extremes
+
+            names, ext = tensor_extremes(self._data, self._feeds) if self._feeds else ([], None)
+            self._ranges = {n: float(np.abs(ext[:, i]).max()) for i, n in enumerate(names)}
+        return self._ranges.get(tensor)
 
     def name(self, base: str) -> str:
         self.count += 1
@@ -330,8 +348,69 @@ def default_strides(ed: _Editor, node) -> None:
     ed.done(node, f"{node.op} with its default strides written out")
 
 
+def scatter_nd(ed: _Editor, node) -> None:
+    """ScatterND with constant indices and updates (a causal mask written by index, as
+    ``att[:, rows, cols] = -inf`` exports) -> Where(constant mask, constant values, data):
+    ezkl 23.0.5 panics on the ScatterND ("index out of bounds")."""
+    data, indices, updates = node.inputs[:3]
+    idx, upd = _value(indices), _value(updates)
+    if node.attrs.get("reduction", "none") not in ("none", b"none"):
+        raise InvalidModelError(f"ScatterND node '{node.name}' reduces into its data, which proofmint "
+                                "can't rewrite — write it as Where/Add over a mask")
+    if idx is None or upd is None:
+        raise InvalidModelError(f"ScatterND node '{node.name}' scatters computed indices or values, "
+                                "which ezkl can't prove — write it as Where over a constant mask")
+    shape = _dims(data)
+    mask, values = np.zeros(shape, bool), np.zeros(shape, upd.dtype)
+    k = idx.shape[-1]
+    for i, where in enumerate(idx.reshape(-1, k)):
+        pos = tuple(int(v) for v in where)
+        mask[pos] = True
+        values[pos] = upd.reshape(-1, *shape[k:])[i]
+    y = ed.node("Where", [ed.const("scatter_mask", mask), ed.const("scatter_values", values), data],
+                dtype=data.dtype, shape=shape)
+    ed.replace(node, y)
+    ed.done(node, "Where over a constant mask", data, y)
+
+
+MASK_FILL = -1e3  # a constant this negative, into a Softmax, stands for -inf: "masked out"
+MASK_MARGIN = 16.0  # exp(-16) ~ 1e-7: a masked entry's share of a softmax, below any scale's unit
+
+
+def _feeds_softmax(node, depth: int = 0) -> bool:
+    for consumer in node.outputs[0].outputs:
+        if consumer.op == "Softmax" or (
+                consumer.op in ("Add", "Sub", "Mul", "Div", "Reshape", "Transpose", "Identity", "Cast")
+                and depth < 3 and consumer.outputs and _feeds_softmax(consumer, depth + 1)):
+            return True
+    return False
+
+
+def mask_fill(ed: _Editor, node) -> None:
+    """Where(mask, -inf or a huge negative constant, x) into a Softmax (a causal mask) -> the
+    same Where with the constant at -(2 max|x| + 16), max over the calibration samples: the
+    softmax gives the masked entries exp(-16) or less, as good as zero, where -inf has no
+    fixed-point value and -1e4 makes ezkl's exp table span 10,000 units at every scale (a
+    4-token GPT took 20 GB calibrating)."""
+    for k, other in ((1, node.inputs[2]), (2, node.inputs[1])):
+        v = _value(node.inputs[k])
+        if v is not None and v.size and np.any(v <= MASK_FILL) and _feeds_softmax(node):
+            break
+    else:
+        return
+    bound = ed.magnitude(other.name)
+    if bound is None:
+        return
+    fill = -(2 * bound + MASK_MARGIN)
+    node.inputs[k] = ed.const("mask_fill", np.where(v <= MASK_FILL, fill, v).astype(v.dtype))
+    ed.done(node, f"masked with {fill:.3g} (2 x the largest |value| seen + {MASK_MARGIN:g}) instead of "
+                  f"{float(v.min()):g}", node.outputs[0], node.outputs[0])
+
+
 SPATIAL_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool")
-REWRITES = {"Pad": pad, "MaxPool": maxpool, "Conv": conv, "PRelu": prelu, "Pow": power, "Tile": tile}
+REWRITES = {"Pad": pad, "MaxPool": maxpool, "Conv": conv, "PRelu": prelu, "Pow": power, "Tile": tile,
+            "ScatterND": scatter_nd}
+AFTER = {"Where": mask_fill}  # on what the rewrites above leave (a ScatterND becomes a Where)
 
 
 def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray) -> tuple[OnnxModel, list[Applied]]:
@@ -345,34 +424,28 @@ def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray) -> tuple[OnnxMode
     if not MIN_OPSET <= model.opset <= MAX_OPSET:
         proto, how = _to_opset(proto, model)
         applied.append(Applied("opset", f"{model.opset}", f"opset {MAX_OPSET} ({how})"))
-    try:
-        proto = onnx.shape_inference.infer_shapes(proto)
-    except Exception:
-        pass  # shapes are needed only by some rewrites, which say so
-    graph = gs.import_onnx(proto)
-    try:  # computed constants (pads built from Shape/Concat by an exporter) become constants
-        graph.fold_constants(error_ok=True).cleanup()
-    except Exception:
-        pass  # nothing folded: the rewrites that need a constant say so
-    ed = _Editor(graph)
-    for node in list(graph.nodes):
-        if (node.domain or "") not in ("", "ai.onnx"):
-            continue
-        if node.op in SPATIAL_OPS:
-            default_strides(ed, node)
-        if node.op in REWRITES:
-            REWRITES[node.op](ed, node)
+    feeds = [dict(zip(model.input_names, model.split(x))) for x in samples[:CHECK_SAMPLES]]
+    graph, ed = _edit(proto, feeds)
+    if MIN_OPSET <= model.opset < EMIT_OPSET and any(a.span for a in ed.applied):
+        # the rewrites write Slice and Pad in their tensor-input forms: the graph goes to 18 first
+        proto, how = _to_opset(proto, model)
+        applied.append(Applied("opset", f"{model.opset}", f"opset {MAX_OPSET} ({how}) for the rewrites' ops"))
+        graph, ed = _edit(proto, feeds)
     applied += ed.applied
+    if model.external_data:
+        applied.append(Applied("external data", model.path.name, "weights embedded in one file"))
+    if model.relabelled:
+        applied.append(Applied("opset label", model.path.name, model.relabelled))
     if not applied:
         return model, []
     graph.cleanup().toposort()
     out = gs.export_onnx(graph)
     out.opset_import[0].version = max(out.opset_import[0].version, MIN_OPSET)
-    out.ir_version = proto.ir_version
+    settle_ir(out)
     try:
         onnx.checker.check_model(out)
     except onnx.checker.ValidationError as exc:
-        raise InvalidModelError(f"rewriting {', '.join(sorted({a.op for a in ed.applied}))} produced an "
+        raise InvalidModelError(f"rewriting {', '.join(sorted({a.op for a in applied}))} produced an "
                                 f"invalid graph ({str(exc).splitlines()[0][:200]}) — please report it") from None
     dest.write_bytes(out.SerializeToString())
     graph_model = load_onnx(dest)
@@ -380,12 +453,44 @@ def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray) -> tuple[OnnxMode
     return graph_model, applied
 
 
+def _edit(proto, feeds: list[dict]):
+    """``proto`` as a graph with the rewrites applied, and the editor that applied them;
+    ``feeds`` (the calibration samples) size what depends on the values."""
+    import onnx
+    import onnx_graphsurgeon as gs
+
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto)
+    except Exception:
+        pass  # shapes are needed only by some rewrites, which say so
+    graph = gs.import_onnx(proto)
+    before = [(n.op, n.name) for n in graph.nodes if n.op in UNSUPPORTED_OPS]
+    try:  # computed constants (pads built from Shape/Concat by an exporter) become constants
+        graph.fold_constants(error_ok=True).cleanup()
+    except Exception:
+        pass  # nothing folded: the rewrites that need a constant say so
+    ed = _Editor(graph, proto.SerializeToString(), feeds)
+    left = {(n.op, n.name) for n in graph.nodes}
+    for op, name in before:  # a causal mask's NonZero over constants: folded, so ezkl never sees it
+        if (op, name) not in left:
+            ed.applied.append(Applied(op, name or "(unnamed)", "folded into a constant"))
+    for node in list(graph.nodes):
+        if (node.domain or "") not in ("", "ai.onnx"):
+            continue
+        if node.op in SPATIAL_OPS:
+            default_strides(ed, node)
+        if node.op in REWRITES:
+            REWRITES[node.op](ed, node)
+    for node in list(graph.nodes):
+        if node.op in AFTER and (node.domain or "") in ("", "ai.onnx"):
+            AFTER[node.op](ed, node)
+    return graph, ed
+
+
 def row_costs(graph: OnnxModel, applied: list[Applied], settings: dict, work: Path) -> list[dict]:
     """What each rewrite costs in the circuit: the rows ezkl lays out for its subgraph alone,
     at the chosen circuit's scales and layout (the op it replaced has no native figure: ezkl
     refuses or mis-circuits it). A rewrite that only changed an attribute adds none."""
-    import onnx.utils
-
     from proofmint import ezkl_layer
 
     keep = ("input_scale", "param_scale", "scale_rebase_multiplier", "decomp_base", "decomp_legs",
@@ -399,7 +504,7 @@ def row_costs(graph: OnnxModel, applied: list[Applied], settings: dict, work: Pa
         else:
             sub, sub_settings = work / f"rewrite-{i}.onnx", work / f"rewrite-{i}.settings.json"
             try:
-                onnx.utils.extract_model(str(graph.path), str(sub), [a.span[0]], [a.span[1]])
+                extract(graph.path, sub, [a.span[0]], [a.span[1]])
                 ezkl_layer.gen_settings(sub, sub_settings, ezkl_layer.run_args(
                     input_visibility="public", output_visibility="public", param_visibility="fixed",
                     layout=layout))
@@ -418,6 +523,7 @@ def _to_opset(proto, model: OnnxModel):
     import onnx
     from onnx import defs, version_converter
 
+    proto = _lower_newer_ops(proto)
     try:
         return version_converter.convert_version(proto, MAX_OPSET), "onnx.version_converter"
     except Exception as exc:
@@ -442,6 +548,43 @@ def _to_opset(proto, model: OnnxModel):
         if o.domain in ("", "ai.onnx"):
             o.version = MAX_OPSET
     return relabelled, f"relabelled: every op is defined at {MAX_OPSET}"
+
+
+def _lower_newer_ops(proto):
+    """Ops added after opset 18 that torch's default exporter writes, as the opset-18 ops they
+    stand for (the version converter has no way down for them): Gelu (opset 20) as
+    0.5 x (1 + erf(x / sqrt 2)), or with ``approximate="tanh"`` its tanh form."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    if not any(n.op_type == "Gelu" and (n.domain or "") in ("", "ai.onnx") for n in proto.graph.node):
+        return proto
+    out = onnx.ModelProto()
+    out.CopyFrom(proto)
+    nodes = []
+    for i, n in enumerate(proto.graph.node):
+        if n.op_type != "Gelu" or (n.domain or "") not in ("", "ai.onnx"):
+            nodes.append(n)
+            continue
+        x, y, p = n.input[0], n.output[0], f"pm_gelu{i}_"
+        tanh = any(a.name == "approximate" and a.s == b"tanh" for a in n.attribute)
+        consts = {"half": 0.5, "one": 1.0, "k": math.sqrt(2 / math.pi) if tanh else 1 / math.sqrt(2),
+                  "c": 0.044715}
+        out.graph.initializer.extend(numpy_helper.from_array(np.array(v, np.float32), p + k) for k, v in consts.items())
+        if tanh:  # 0.5 x (1 + tanh(k (x + c x^3)))
+            inner = [helper.make_node("Mul", [x, x], [p + "x2"]), helper.make_node("Mul", [p + "x2", x], [p + "x3"]),
+                     helper.make_node("Mul", [p + "x3", p + "c"], [p + "cx3"]),
+                     helper.make_node("Add", [x, p + "cx3"], [p + "s"]),
+                     helper.make_node("Mul", [p + "s", p + "k"], [p + "ks"]),
+                     helper.make_node("Tanh", [p + "ks"], [p + "f"])]
+        else:  # 0.5 x (1 + erf(x / sqrt 2))
+            inner = [helper.make_node("Mul", [x, p + "k"], [p + "ks"]), helper.make_node("Erf", [p + "ks"], [p + "f"])]
+        nodes += inner + [helper.make_node("Add", [p + "f", p + "one"], [p + "g"]),
+                          helper.make_node("Mul", [x, p + "g"], [p + "xg"]),
+                          helper.make_node("Mul", [p + "xg", p + "half"], [y], name=n.name)]
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    return out
 
 
 def _check_equivalent(model: OnnxModel, graph: OnnxModel, samples: np.ndarray,

@@ -38,6 +38,8 @@ class OnnxModel:
     op_types: tuple[str, ...]
     batch_axis: str | None = None  # name of a symbolic leading input dim: batch proofs set it
     input_dtypes: tuple[str, ...] = ("float32",)
+    external_data: bool = False  # ``data`` holds weights read from files beside ``path``
+    relabelled: str | None = None  # ``data`` carries an opset label its ops need (the file's was too old)
     _engine: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -108,6 +110,12 @@ class OnnxModel:
     def _feed(self, x: np.ndarray) -> dict:
         return dict(zip(self.input_names, self.split(x)))
 
+    def extremes(self, xs: np.ndarray) -> np.ndarray:
+        """Per input in ``xs``, the min and max of every float tensor the graph computes
+        (samples x tensors x 2): which inputs drive which layer furthest, the ranges ezkl's
+        tables and range checks must cover."""
+        return tensor_extremes(self.data, [self._feed(x) for x in xs])[1]
+
     def run(self, x: np.ndarray) -> list[np.ndarray]:
         """The float reference outputs for one input."""
         try:
@@ -141,6 +149,61 @@ def _shape(value_info, what: str, strict: bool) -> tuple[int, ...] | None:
 
 _NUMPY_TYPES = {1: "float32", 11: "float64", 10: "float16", 6: "int32", 7: "int64", 3: "int8",
                 2: "uint8", 9: "bool"}
+
+
+def tensor_extremes(data: bytes, feeds: list[dict]) -> tuple[list[str], np.ndarray]:
+    """The graph's float tensors (by name) and, per feed, each one's min and max (feeds x
+    tensors x 2; zeros where a tensor holds a non-finite value)."""
+    import onnx
+
+    proto = onnx.load_model_from_string(data)
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto)
+    except Exception:
+        pass  # tensors without a known type are left out
+    floats = {v.name for v in proto.graph.value_info if v.type.tensor_type.elem_type in (1, 10, 11)}
+    names = [o for n in proto.graph.node for o in n.output if o in floats]
+    names += [o.name for o in proto.graph.output]
+    try:
+        import onnxruntime as ort
+
+        known = {o.name for o in proto.graph.output}
+        proto.graph.output.extend(v for v in proto.graph.value_info if v.name in floats and v.name not in known)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.log_severity_level = 4
+        session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        wanted = [o.name for o in session.get_outputs() if o.name in set(names)]
+        runs = [session.run(wanted, feed) for feed in feeds]
+    except Exception:  # a graph onnxruntime refuses: the reference evaluator's intermediates
+        from onnx.reference import ReferenceEvaluator
+
+        evaluator = ReferenceEvaluator(onnx.load_model_from_string(data))
+        wanted = names
+        runs = []
+        for feed in feeds:
+            every = evaluator.run(None, feed, intermediate=True)
+            runs.append([every.get(n, np.zeros(1)) for n in wanted])
+    out = np.zeros((len(feeds), len(wanted), 2))
+    for i, values in enumerate(runs):
+        for j, v in enumerate(values):
+            v = np.asarray(v, dtype=np.float64)
+            if v.size and np.isfinite(v).all():
+                out[i, j] = v.min(), v.max()
+    return wanted, out
+
+
+def settle_ir(proto) -> None:
+    """Raise ``proto``'s IR version to what its opsets need, and to at least 4.
+
+    Graph tools write initializers apart from the graph's inputs, which IR 3 forbids (files from
+    older exporters, as torch.onnx wrote them until 2019, list every weight among the inputs):
+    a graph written back at the IR it was read at fails the checker. IR 4 and later allow
+    either, and no reader here needs the older form."""
+    from onnx import helper
+
+    need = helper.find_min_ir_version_for(list(proto.opset_import), ignore_unknown=True)
+    proto.ir_version = max(proto.ir_version, need, 4)
 
 
 def model_file(path: Path) -> Path:
@@ -181,21 +244,28 @@ def load_onnx(path: str | Path) -> OnnxModel:
         ) from None
     if not proto.graph.node:
         raise InvalidModelError(f"{path} is not an ONNX model (no graph nodes) — check the file")
+    external = _embed_external_data(proto, path)
+    if external:  # the model is its graph and its weights: one self-contained file from here on
+        data = proto.SerializeToString()
+    relabelled = None
     try:
         onnx.checker.check_model(proto)
     except onnx.checker.ValidationError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise InvalidModelError(f"{path} fails the ONNX checker: {first}") from None
+        relabelled = _relabel_opset(proto)
+        if relabelled is None:
+            raise InvalidModelError(f"{path} fails the ONNX checker: {first}") from None
+        data = proto.SerializeToString()
 
     # An opset outside ezkl's tested 9-18 is converted by compile's rewrite pass.
     opset = max((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), default=0)
-    for node in proto.graph.node:
-        if node.op_type in UNSUPPORTED_OPS or node.domain not in ("", "ai.onnx"):
-            op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
-            raise InvalidModelError(
-                f"{path.name} uses {op} (node '{node.name or node.output[0]}'), which no circuit can "
-                f"prove and proofmint can't rewrite — {ALTERNATIVES.get(node.op_type, 'export the model without it (standard ONNX ops only)')}"
-            )
+    for node in _unprovable(proto):
+        op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+        raise InvalidModelError(
+            f"{path.name} uses {op} (node '{node.name or node.output[0]}') on values computed from "
+            f"its input, which no circuit can prove and proofmint can't rewrite — "
+            f"{ALTERNATIVES.get(node.op_type, 'export the model without it (standard ONNX ops only)')}"
+        )
     initializers = {i.name for i in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in initializers]
     if not inputs:
@@ -216,12 +286,133 @@ def load_onnx(path: str | Path) -> OnnxModel:
         op_types=tuple(sorted({n.op_type for n in proto.graph.node})),
         batch_axis=_batch_axis(inputs[0]),
         input_dtypes=tuple(_NUMPY_TYPES[i.type.tensor_type.elem_type] for i in inputs),
+        external_data=external,
+        relabelled=relabelled,
     )
     if any(o is None for o in outputs):
         # A symbolic output dim (xgboost's class axis): one reference run says what it is.
         shapes = tuple(tuple(o.shape) or (1,) for o in model.run(np.zeros(model.input_size)))
         model = replace(model, output_shapes=shapes, _engine={})
     return model
+
+
+def _relabel_opset(proto) -> str | None:
+    """For a file whose exporter used an op newer than the opset it declares (torch writes Erf,
+    an opset-9 op, into opset-7 GELU models; ezkl's tract reads them), the lowest opset at
+    which every op is defined, set on ``proto`` if it then passes the checker; else None."""
+    import onnx
+    from onnx import defs
+
+    entry = next((o for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    if entry is None:
+        return None
+    declared = entry.version
+    ops = {n.op_type for n in proto.graph.node if (n.domain or "") in ("", "ai.onnx")}
+    for version in range(declared + 1, MAX_OPSET + 1):
+        try:
+            for op in ops:
+                defs.get_schema(op, version, "")
+        except Exception:  # some op not defined yet at this version
+            continue
+        entry.version = version
+        try:
+            onnx.checker.check_model(proto)
+        except onnx.checker.ValidationError:
+            entry.version = declared
+            return None
+        return f"opset {declared} -> {version}: the file uses ops its declared opset doesn't have"
+    return None
+
+
+def _embed_external_data(proto, path: Path) -> bool:
+    """Read weights kept in files beside the model (torch's exporter writes ``model.onnx.data``
+    for larger models) into ``proto``; whether there were any."""
+    from onnx import external_data_helper as ext
+
+    tensors = [t for t in [*proto.graph.initializer,
+                           *(a.t for n in proto.graph.node for a in n.attribute if a.HasField("t"))]
+               if ext.uses_external_data(t)]
+    if not tensors:
+        return False
+    files = sorted({ext.ExternalDataInfo(t).location for t in tensors})
+    try:
+        ext.load_external_data_for_model(proto, str(path.parent))
+    except Exception as exc:  # a missing file, a path outside the folder, a short read
+        raise InvalidModelError(
+            f"{path.name} keeps its weights in {', '.join(files)}, which can't be read from "
+            f"{path.parent} ({str(exc).splitlines()[0][:160]}) — keep the data file(s) beside the "
+            "model, as the exporter wrote them") from None
+    if proto.ByteSize() >= 2**31:
+        raise InvalidModelError(f"{path.name} with its weights is over 2 GiB, more than one ONNX file "
+                                "holds and far more than a circuit on one machine proves")
+    return True
+
+
+def _unprovable(proto) -> list:
+    """Nodes no circuit can prove (control flow, randomness, data-dependent shapes, other
+    domains) that constant folding doesn't remove: a NonZero, Shape or Range over constants (a
+    GPT's causal mask) is a constant, which ezkl's tract folds too."""
+    def blocking(nodes) -> list:
+        return [n for n in nodes if n.op_type in UNSUPPORTED_OPS or n.domain not in ("", "ai.onnx")]
+
+    found = blocking(proto.graph.node)
+    if not found or any(n.domain not in ("", "ai.onnx") for n in found):
+        return found
+    import onnx_graphsurgeon as gs
+
+    try:
+        graph = gs.import_onnx(proto)
+        graph.fold_constants(error_ok=True).cleanup()
+        return blocking(gs.export_onnx(graph).graph.node)
+    except Exception:  # folding failed: what was found stands
+        return found
+
+
+def extract(src: Path, dest: Path, inputs: list[str], outputs: list[str]) -> Path:
+    """The part of the graph at ``src`` from ``inputs`` to ``outputs``, written to ``dest`` as
+    ezkl can read it: without the value_info onnx.utils infers, which trips tract's translator
+    on a graph ezkl reads whole ("Translating node #1 ... Source ToTypedTranslator")."""
+    import onnx
+    import onnx.utils
+
+    onnx.utils.extract_model(str(src), str(dest), inputs, outputs)
+    cut = onnx.load(dest)
+    del cut.graph.value_info[:]
+    onnx.save(cut, dest)
+    return dest
+
+
+_PASS_THROUGH = frozenset({"Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten"})
+
+
+def index_tables(model: OnnxModel) -> list[int | None]:
+    """Per graph input, the rows of the constant table it indexes (an embedding's Gather, the
+    input reaching its indices through casts and reshapes only), else None: such an input
+    takes any row number, whatever one sample shows."""
+    import onnx
+
+    graph = onnx.load_model_from_string(model.data).graph
+    consts = {i.name: list(i.dims) for i in graph.initializer}
+    consts |= {n.output[0]: list(a.t.dims) for n in graph.node if n.op_type == "Constant"
+               for a in n.attribute if a.name == "value"}
+    users: dict[str, list] = {}
+    for n in graph.node:
+        for t in n.input:
+            users.setdefault(t, []).append(n)
+
+    def rows(tensor: str, depth: int = 0) -> int | None:
+        for n in users.get(tensor, []):
+            if n.op_type == "Gather" and len(n.input) > 1 and n.input[1] == tensor and n.input[0] in consts:
+                axis = next((a.i for a in n.attribute if a.name == "axis"), 0)
+                dims = consts[n.input[0]]
+                return int(dims[axis]) if dims else None
+            if n.op_type in _PASS_THROUGH and n.input[0] == tensor and depth < 8:
+                found = rows(n.output[0], depth + 1)
+                if found:
+                    return found
+        return None
+
+    return [rows(name) for name in model.input_names]
 
 
 def _batch_axis(value_info) -> str | None:

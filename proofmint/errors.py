@@ -2,6 +2,7 @@
 
     ProofmintError
     ├── InvalidModelError (ValueError)        not ONNX, fails the checker, unsupported operator
+    │   └── EzklPanicError                     ezkl panicked on the model; compile names the node
     ├── InvalidInputError (ValueError)        wrong shape/count, NaN/inf, unreadable input file
     │   └── InputOutOfRangeError               far outside the calibrated range
     ├── NotFoundError (LookupError)           unknown circuit id, token, proof bundle, zoo model
@@ -9,6 +10,7 @@
     ├── WorkspaceError (OSError)              read-only, full or corrupt workspace
     ├── ToolchainError (RuntimeError)         solc / anvil / node missing or failing
     ├── ProvingError (RuntimeError)           ezkl failed on a step; the message names it
+    │   └── TimedOutError                      a child process ran past its deadline
     ├── VerificationError (ValueError)        a proof is invalid (local or on-chain)
     ├── ChainError (RuntimeError)             RPC unreachable, reverted transaction, wrong chain
     │   └── TransactionRevertedError           the reason is decoded when the contract gave one
@@ -42,6 +44,10 @@ class ProofmintError(Exception):
 
 class InvalidModelError(ProofmintError, ValueError):
     """The model file is not ONNX, fails onnx.checker, or uses an operator ezkl can't prove."""
+
+
+class EzklPanicError(InvalidModelError):
+    """ezkl panicked (a Rust assertion) on something in the model; compile names the node."""
 
 
 class InvalidInputError(ProofmintError, ValueError):

@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import InvalidInputError, InvalidModelError, ProofmintError, ProvingError, WorkspaceError
+from .errors import (EzklPanicError, InvalidInputError, InvalidModelError, ProofmintError, ProvingError,
+                     WorkspaceError)
 
 
 def _ezkl():
@@ -47,13 +48,17 @@ def error(step: str, exc: BaseException, hint: str | None = None) -> ProofmintEr
                               "with --workspace DIR or PROOFMINT_HOME")
     if "unsupported" in lowered or "unknown op" in lowered or "not implemented" in lowered:
         return InvalidModelError(f"ezkl can't turn this model into a circuit ({step}): {first}")
+    if type(exc).__name__ == "PanicException":  # ezkl itself failed on something in the model
+        return EzklPanicError(f"ezkl failed inside {step} (a panic: {first})" + (f" — {hint}" if hint else ""))
     return ProvingError(f"ezkl {step} failed: {first}" + (f" — {hint}" if hint else ""))
 
 
 def _call(step: str, fn, *args, hint: str | None = None, **kwargs):
     try:
         return fn(*args, **kwargs)
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # a Rust panic arrives as pyo3's PanicException, a BaseException
         raise error(step, exc, hint) from None
 
 
@@ -142,7 +147,9 @@ def gen_settings(model: Path, settings: Path, run_args=None) -> None:
     ezkl = _ezkl()
     try:
         ezkl.gen_settings(str(model), str(settings), **kwargs)
-    except Exception as exc:  # before any data or scale: the graph itself is the problem
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # before any data or scale: the graph itself is the problem
         err = error("gen_settings", exc)
         if isinstance(err, ProvingError):
             err = InvalidModelError(f"ezkl can't turn {Path(model).name} into a circuit: {first_line(exc)} — "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import resource
 import signal
 import sys
 import tempfile
@@ -35,8 +36,11 @@ def _terminated(signum: int, _frame) -> None:
     raise SystemExit(128 + signum)
 
 
-def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict, log: str, nests: bool) -> None:
+def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict, log: str, nests: bool,
+           memory: int | None = None) -> None:
     os.environ.update(env)
+    if memory:  # an allocation past it fails (ezkl aborts) instead of the machine swapping to a halt
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     if nests:  # stop its own children on the way out; a leaf dies at once, even inside ezkl
         unwind_on_sigterm()
     # ezkl prints fidelity tables and log lines (on stdout and stderr). stdout belongs to
@@ -83,18 +87,19 @@ def _caller_script_hidden() -> Iterator[None]:
 
 def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
                  timeout: float | None = None, what: str = "ezkl job", nests: bool = False,
-                 **kwargs: Any) -> Any:
+                 memory: int | None = None, **kwargs: Any) -> Any:
     """Call ``fn(*args, **kwargs)`` in a fresh process, relaying its progress events.
 
     Ctrl-C or ``timeout`` (seconds) terminates the child; files it was writing are left as
     ``.tmp-*`` debris that no reader picks up. ``nests``: the child runs children of its own
     (a compile's slow calibrations), so it is not daemonic and unwinds on SIGTERM to stop
     them; any other child is daemonic and dies at SIGTERM at once, even inside an ezkl call.
+    ``memory`` (bytes) caps the child's address space, and its children's.
     """
     parent, child = _CTX.Pipe(duplex=False)
     fd, log = tempfile.mkstemp(prefix="proofmint-child-", suffix=".log")
     os.close(fd)
-    proc = _CTX.Process(target=_child, args=(child, fn, args, kwargs, env or {}, log, nests),
+    proc = _CTX.Process(target=_child, args=(child, fn, args, kwargs, env or {}, log, nests, memory),
                         daemon=not nests)
     deadline = None if timeout is None else time.monotonic() + timeout
     current = "starting"
@@ -126,10 +131,15 @@ def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
                     "timeout or use a smaller circuit"
                 )
         last = _last_line(log)
+        if memory and any(w in _tail(log) for w in ("memory allocation", "MemoryError", "bad_alloc")):
+            raise ProvingError(
+                f"{what} went past the {memory / 2**30:.1f} GiB of memory it may use, during '{current}' "
+                "— run it where there is more (PROOFMINT_MEMORY sets what to plan for), or shrink the model")
         raise ProvingError(
             f"{what} died during '{current}' (exit code {proc.exitcode}"
             + (f"; its last words: {last}" if last else "") + ") — if that names no cause, likely "
-            "out of memory: check free RAM or prove with fewer workers")
+            + (f"past the {memory / 2**30:.1f} GiB of memory it may use (PROOFMINT_MEMORY)" if memory else
+               "out of memory: check free RAM or prove with fewer workers"))
     finally:
         try:
             if proc.is_alive():
@@ -145,11 +155,16 @@ def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
             os.unlink(log)
 
 
-def _last_line(log: str) -> str:
+def _tail(log: str) -> str:
+    """The last 4 KiB a child wrote."""
     try:
         with open(log, "rb") as f:
             f.seek(max(0, os.path.getsize(log) - 4096))
-            lines = [ln.strip() for ln in f.read().decode(errors="replace").splitlines() if ln.strip()]
+            return f.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+def _last_line(log: str) -> str:
+    lines = [ln.strip() for ln in _tail(log).splitlines() if ln.strip()]
     return lines[-1][:300] if lines else ""

@@ -70,6 +70,10 @@ def compile_cmd(
         stderr.print(f"  scales        input {p['input_scale']}, params {p['param_scale']}, "
                      f"outputs {p['output_scales']}")
         stderr.print(f"  lookup range  {p['lookup_range']}")
+        lo, hi = p["input_range"]
+        domain = p["calibration_report"].get("samples", {}).get("domain")
+        stderr.print(f"  accepts       inputs in [{lo:.4g}, {hi:.4g}]"
+                     + (f": samples drawn from {domain}" if domain else ""))
         if q:
             stderr.print(f"  fidelity      {quality_line(q)} on {q['samples']} held-out samples "
                          f"(reference: {q.get('reference', 'onnxruntime')})")

@@ -1,4 +1,5 @@
-"""Models saved at opset 6, as old exporters and model zoos wrote them, built with onnx.helper:
+"""Models saved at opset 6 and IR 3, as old exporters and model zoos wrote them (every
+initializer also listed among the graph inputs), built with onnx.helper:
 onnxruntime refuses four of the five (NOT_IMPLEMENTED), so the reference run falls back to
 onnx.reference; the graph is converted to opset 18 (checked in float), compiled with defaults,
 proven, verified, and within 1 % of the float outputs' span."""
@@ -55,8 +56,9 @@ def opset6_model(kind: str, seed: int = 0) -> onnx.ModelProto:
             nodes.append(helper.make_node("ConvTranspose", ["a", "wt"], ["m"], strides=[2, 2], kernel_shape=[2, 2]))
         nodes.append(helper.make_node("Conv", ["m", "wb", "bb"], ["y"], kernel_shape=[3, 3]))
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, OUTPUT_SHAPES[kind])
-    model = helper.make_model(helper.make_graph(nodes, kind, [x], [y], inits),
-                              opset_imports=[helper.make_opsetid("", 6)], ir_version=4)
+    listed = [helper.make_tensor_value_info(i.name, i.data_type, list(i.dims)) for i in inits]  # IR 3 wants them
+    model = helper.make_model(helper.make_graph(nodes, kind, [x, *listed], [y], inits),
+                              opset_imports=[helper.make_opsetid("", 6)], ir_version=3)
     onnx.checker.check_model(model)
     return model
 
