@@ -9,7 +9,7 @@ NPM_STAMP := toolchain/node_modules/.proofmint-installed
 # downloads are not available); as root, or with passwordless sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 
-.PHONY: setup system demo test test-fast clean
+.PHONY: setup system demo test test-fast jstprove clean
 
 setup: system $(STAMP) $(NPM_STAMP)
 
@@ -42,5 +42,15 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
+# JSTprove, for `proofmint bench --corpus`: its wheel is for Python 3.12 only, so it gets a venv of
+# its own (pyenv's 3.12 or any python3.12 on PATH).
+JST_PY ?= $(shell { ls -d $$HOME/.pyenv/versions/3.12*/bin/python; command -v python3.12; } 2>/dev/null | head -n 1)
+jstprove: .jstprove/.installed
+.jstprove/.installed:
+	test -n "$(JST_PY)" || { echo "no Python 3.12 found: set JST_PY=/path/to/python3.12"; exit 2; }
+	$(JST_PY) -m venv .jstprove
+	.jstprove/bin/pip install -q jstprove==2.12.1 msgpack==1.2.4 zstandard==0.25.0
+	touch $@
+
 clean:
-	rm -rf .venv toolchain/node_modules .proofmint demo-out
+	rm -rf .venv toolchain/node_modules .proofmint demo-out .jstprove

@@ -57,11 +57,13 @@ def one(name: str, onnx: Path, inp: Path, ws: Workspace, work: Path, repeat: int
             res = api.prove(c.circuit_id, input=inp, out=work / f"{name}-{r}.json", workspace=ws)
             if res.failures or not api.verify(res.bundles[0], workspace=ws).valid:
                 raise UsageError(f"{name}: a fresh proof failed: {res.failures}")
-            walls.append(load_bundle(res.bundles[0]).timings["prove"])
+            bundle = load_bundle(res.bundles[0])
+            walls.append(bundle.timings["prove"])
         q = pkg.quantization
         row["proofmint"] = {"logrows": pkg.logrows, "num_rows": pkg.num_rows, "scale": pkg.input_scale,
                             "prove_s": baseline.summarize(walls), "pk_bytes": pkg.pk_bytes,
                             "relative_max_error": q["relative_max_error"],
+                            "given_error": bundle.max_abs_diff / max(q["output_range"], 1e-12),
                             "max_abs_error": q["max_abs_error"], "heldout": q["samples"],
                             "reference": q.get("reference"),
                             "search_s": pkg.calibration_report.get("search_seconds"),
@@ -70,7 +72,7 @@ def one(name: str, onnx: Path, inp: Path, ws: Workspace, work: Path, repeat: int
         row["proofmint_error"] = str(exc)
     model = load_onnx(onnx)
     given = samples_mod.load_samples(inp, model)
-    heldout = samples_mod.prepare(given, model.input_size).heldout
+    heldout = samples_mod.prepare(given, model).heldout
     t = time.perf_counter()
     try:
         row["bare_ezkl"] = run_in_child(baseline.bare_ezkl, str(onnx), str(inp), heldout, repeat,

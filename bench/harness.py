@@ -35,7 +35,7 @@ from proofmint.verifier.artifacts import verifier_artifact
 from proofmint.verifier.client import connect
 from proofmint.verifier.deploy import vka_for
 
-from . import baseline, examples as examples_mod, node as node_mod, report, rewrites as rewrites_mod
+from . import baseline, corpus as corpus_mod, examples as examples_mod, node as node_mod, report, rewrites as rewrites_mod
 
 FULL = {"models": ("mlp", "lenet", "mnist_mlp"), "targets": ("balanced", "resources"),
         "visibility": ("public", "hashed"), "batch": (1, 4, 16), "repeat": 3}
@@ -58,7 +58,8 @@ def bench(*, models: list[str] | None = None, targets: list[str] | None = None,
           visibility: list[str] | None = None, batch: list[int] | None = None,
           repeat: int | None = None, quick: bool = False, out: str | Path = "bench-out",
           workspace: str | Path | None = None, examples: str | Path | None = None,
-          only: list[str] | None = None, node: bool = False, rewrites: bool = False) -> BenchResult:
+          only: list[str] | None = None, node: bool = False, rewrites: bool = False,
+          corpus: bool = False, flavours: list[str] | None = None, jstprove: str | None = None) -> BenchResult:
     """Measure the pipeline per model and setting and write results.json, results.md, plots.
 
     ``examples``: instead, a folder of models from outside the zoo (one folder each with an
@@ -67,7 +68,22 @@ def bench(*, models: list[str] | None = None, targets: list[str] | None = None,
     ``proofmint prove`` per input vs direct ezkl calls (``repeat`` inputs, 16 by default), and
     a burst of 200 submissions; writes node.json and node.md. ``rewrites``: instead, each ONNX
     rewrite's layer vs the nearest natively supported one (rows, logrows, prove time, error);
-    writes rewrites.json and rewrites.md."""
+    writes rewrites.json and rewrites.md. ``corpus``: instead, every file of the corpus (each
+    torch layer as other exporters write it; ``only``: some layers, ``flavours``: some export
+    flavours) through proofmint, bare ezkl and, where ``jstprove`` names its Python (or
+    ``make jstprove`` made one), JSTprove on the opset-18 files; writes corpus.json and corpus.md."""
+    if corpus:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        res = corpus_mod.run(out, Workspace.resolve(workspace or out / "workspace"), only, flavours,
+                             corpus_mod.jstprove_python(jstprove), ["o18"])
+        m = machine()
+        res |= {"machine": m, "wall_s": round(time.perf_counter() - started, 1)}
+        files = [out / "corpus.json", out / "corpus.md"]
+        files[0].write_text(json.dumps(res, indent=2) + "\n")
+        files[1].write_text(corpus_mod.markdown(res, machine_line(m, res["wall_s"])))
+        return BenchResult(str(out), [str(f) for f in files], res)
     if rewrites:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,16 @@ def bench_cmd(
              "or model.onnx and one input.json, like EZKL's examples/onnx): proofmint's defaults vs "
              "bare ezkl on each.")] = None,
     only: Annotated[list[str] | None, typer.Option(
-        "--only", help="With --examples: just these model folders (repeat the option).")] = None,
+        "--only", help="With --examples: just these model folders; with --corpus: just these layers "
+                       "(repeat the option).")] = None,
+    corpus: Annotated[bool, typer.Option(
+        help="Instead: every file of the corpus (each common torch layer exported at opsets 7, 9, 13, 18 "
+             "with IR 3 and current IR, and by torch's default exporter) through proofmint, bare ezkl "
+             "and JSTprove (`make jstprove`), in the same run.")] = False,
+    flavour: Annotated[list[str] | None, typer.Option(
+        "--flavour", help="With --corpus: just these export flavours (o7-ir3, o18, default, ...).")] = None,
+    jstprove: Annotated[str | None, typer.Option(
+        help="With --corpus: a Python 3.12 that has jstprove [default: .jstprove/bin/python].")] = None,
     node: Annotated[bool, typer.Option(
         help="Instead: the prover node (`proofmint serve`) vs one `proofmint prove` per input vs "
              "direct ezkl calls, on --repeat inputs (default 16), and a burst of 200 submissions.")] = False,
@@ -48,12 +57,14 @@ def bench_cmd(
              proofmint bench --examples ezkl/examples/onnx --only 1l_mlp --only lenet_5
              proofmint bench --node --repeat 16
              proofmint bench --rewrites
+             proofmint bench --corpus --only gelu --flavour o7-ir3 --flavour default
     """
     import proofmint
 
     r = run(lambda: proofmint.bench(models=models, targets=targets, visibility=visibility, batch=batch,
                                     repeat=repeat, quick=quick, out=out, workspace=workspace,
-                                    examples=examples, only=only, node=node, rewrites=rewrites))
+                                    examples=examples, only=only, node=node, rewrites=rewrites,
+                                    corpus=corpus, flavours=flavour, jstprove=jstprove))
 
     def human(d: dict) -> None:
         stderr.print(f"[green]bench done[/] in {d['results']['wall_s']:.0f} s")
