@@ -487,12 +487,19 @@ class Explorer:
         return handler
 
     @contextlib.contextmanager
-    def _chain(self):
+    def _chain(self, *, empty_ok: bool = False):
+        """The deployment on the node's chain; with ``empty_ok``, None when nothing is deployed."""
         from proofmint.verifier.client import connect
         from proofmint.verifier.records import deployment
 
         with connect(rpc_url=self.rpc_url, workspace=self.ws) as c:
-            yield deployment(c)
+            try:
+                d = deployment(c)
+            except NotFoundError:
+                if not empty_ok:
+                    raise
+                d = None
+            yield d
 
     def _source(self):
         from proofmint.verifier.content import Source
@@ -510,27 +517,27 @@ class Explorer:
         return {e.args.tokenId: Mint(e.args.tokenId, _hex(e.args.modelId), e.args.creator, e.args.parent,
                                      _hex(e.transactionHash), e.blockNumber) for e in self.mints.read(d)}
 
-    def _model_info(self, d, model_id: str, cache: dict | None = None) -> ModelInfo:
-        if cache is not None and model_id in cache:
-            return cache[model_id]
+    def _model_info(self, d, model_id: str) -> ModelInfo:
         reg = d.model(model_id)
         manifest = self._json(reg.get("metadataURI"))
-        info = ModelInfo(model_id, reg, self._json(mapping(manifest.get("files")).get("package")),
+        return ModelInfo(model_id, reg, self._json(mapping(manifest.get("files")).get("package")),
                          self._json(reg.get("trainingDataURI")))
-        if cache is not None:
-            cache[model_id] = info
-        return info
+
+    def _registered(self, d, model_id: str) -> tuple[ModelInfo, object]:
+        """A registration and its ModelRegistered event; NotFoundError when there is none."""
+        events = [e for e in self.registrations.read(d) if _hex(e.args.modelId) == model_id]
+        if not events:
+            raise NotFoundError(f"no model is registered as {model_id} in the registry on chain {d.chain.chain_id}")
+        return self._model_info(d, model_id), events[-1]
 
     def _cards(self, d, mints: list[Mint]) -> list[TokenCard]:
         """Title and image of each token on a page: its tokenURI (one batch for the page), nothing more."""
-        infos: dict = {}
+        infos = {mid: self._model_info(d, mid) for mid in {m.model_id for m in mints}}
         cards = []
-        uris = batch_call(d, [d.token.functions.tokenURI(m.token_id) for m in mints])
-        for m, uri in zip(mints, uris):
+        for m, uri in zip(mints, batch_call(d, [d.token.functions.tokenURI(m.token_id) for m in mints])):
             meta = self._json(uri)
             outputs = self._json(mapping(meta.get("outputs")).get("uri"))
-            cards.append(TokenCard(m, meta, token_title(m.token_id, meta, outputs,
-                                                        self._model_info(d, m.model_id, infos))))
+            cards.append(TokenCard(m, meta, token_title(m.token_id, meta, outputs, infos[m.model_id])))
         return cards
 
     @staticmethod
@@ -546,21 +553,19 @@ class Explorer:
 
     def index(self, page: str = "1", per: str = str(PER_PAGE), model: str = "") -> str:
         size = page_number(per, "per", MAX_PER_PAGE)
+        n = page_number(page, "page", 999_999)
         only = model_number(model) if model else None
-        try:
-            with self._chain() as d:
-                mints = sorted((m for m in self._minted(d).values() if only in (None, m.model_id)),
-                               key=lambda m: -m.token_id)
-                last = max(1, math.ceil(len(mints) / size))
-                n = page_number(page, "page", 999_999)
-                if n > last:
-                    raise NotFoundError(f"page {n} is past the last page ({last}) of {len(mints)} tokens")
-                cards = self._cards(d, mints[(n - 1) * size:n * size])
-                heading = self._model_info(d, only).title if only else "Tokens"
-        except NotFoundError as exc:
-            if "nothing is deployed" not in str(exc):
-                raise
-            return layout("Tokens", f"<h1>Tokens</h1><p class=sub>No tokens yet: {esc(public(exc))}</p>")
+        with self._chain(empty_ok=True) as d:
+            if d is None:
+                return layout("Tokens", "<h1>Tokens</h1><p class=sub>No tokens yet: nothing is deployed on the "
+                                        "node's chain.</p>")
+            heading = self._registered(d, only)[0].title if only else "Tokens"
+            mints = sorted((m for m in self._minted(d).values() if only in (None, m.model_id)),
+                           key=lambda m: -m.token_id)
+            last = max(1, math.ceil(len(mints) / size))
+            if n > last:
+                raise NotFoundError(f"page {n} is past the last page ({last}) of {len(mints)} tokens")
+            cards = self._cards(d, mints[(n - 1) * size:n * size])
         if not mints:
             return layout(heading, f"<h1>{esc(heading)}</h1><p class=sub>No tokens minted yet.</p>")
         first = (n - 1) * size + 1
@@ -644,7 +649,10 @@ class Explorer:
             if tid not in self._minted(d):
                 raise NotFoundError(f"there is no token #{tid} on chain {d.chain.chain_id}")
             started, first = time.perf_counter(), d.chain.w3.eth.block_number
-            verdict = verify_asset(tid, rpc_url=self.rpc_url, workspace=self.ws)
+            try:
+                verdict = verify_asset(tid, rpc_url=self.rpc_url, workspace=self.ws)
+            except ProofmintError as exc:  # the same error, without the node's paths
+                raise type(exc)(public(str(exc))) from None
             last = d.chain.w3.eth.block_number
             return {"token_id": tid, "valid": verdict.valid, "chain_id": d.chain.chain_id,
                     "block": first, "block_to": last, "seconds": round(time.perf_counter() - started, 1),
@@ -653,15 +661,14 @@ class Explorer:
                                for name, c in verdict.checks.items()]}
 
     def models(self) -> str:
-        try:
-            with self._chain() as d:
-                counts: dict[str, int] = {}
-                for m in self._minted(d).values():
-                    counts[m.model_id] = counts.get(m.model_id, 0) + 1
-                events = self.registrations.read(d)
-                infos = [(self._model_info(d, _hex(e.args.modelId)), e.blockNumber) for e in events]
-        except NotFoundError as exc:
-            return layout("Models", f"<h1>Models</h1><p class=sub>No models yet: {esc(public(exc))}</p>")
+        with self._chain(empty_ok=True) as d:
+            if d is None:
+                return layout("Models", "<h1>Models</h1><p class=sub>No models yet: nothing is deployed on the "
+                                        "node's chain.</p>")
+            counts: dict[str, int] = {}
+            for m in self._minted(d).values():
+                counts[m.model_id] = counts.get(m.model_id, 0) + 1
+            infos = [(self._model_info(d, _hex(e.args.modelId)), e.blockNumber) for e in self.registrations.read(d)]
         rows = [[f"<a href='/models/{esc(i.model_id)}'>{esc(i.title)}</a><div class=muted>{esc(i.summary)}</div>",
                  copyable(i.model_id), copyable(i.reg["owner"]), str(block),
                  f"<a href='/?model={esc(i.model_id)}'>{counts.get(i.model_id, 0)}</a>"]
@@ -676,16 +683,13 @@ class Explorer:
 
         mid = model_number(model_id)
         with self._chain() as d:
-            registered = [e for e in self.registrations.read(d) if _hex(e.args.modelId) == mid]
-            if not registered:
-                raise NotFoundError(f"no model is registered as {mid} in the registry on chain {d.chain.chain_id}")
-            info = self._model_info(d, mid)
+            info, ev = self._registered(d, mid)
             mints = sorted((m for m in self._minted(d).values() if m.model_id == mid), key=lambda m: -m.token_id)
             cards = self._cards(d, mints[:PER_PAGE])
             split = split_of(d, info.reg["royaltyReceiver"])
             parent = info.reg["parentModel"]
             parent_info = self._model_info(d, parent) if int(parent, 16) else None
-        m, lic, ev = info.reg, info.reg["license"], registered[-1]
+        m, lic = info.reg, info.reg["license"]
         training = info.training
         terms = [f"commercial use {'allowed' if lic['commercialUse'] else 'not allowed'}",
                  f"derivatives {'allowed' if lic['derivativesAllowed'] else 'not allowed'}",

@@ -107,6 +107,8 @@ def site(asset, circuits, proofs, zoo, anvil, tmp_path_factory):
     proxy = RpcProxy(anvil.url)
     node = NodeProcess(ws.root, proxy.url, root / "node.log").start()
     try:
+        with urllib.request.urlopen(node.url + "/", timeout=60) as r:
+            before = r.read().decode()  # read before the node's own mint: the index must see it after
         row = json.loads(Path(zoo["mlp"].input).read_text())["input_data"][0]
         status, _, r = request(f"{node.url}/api/jobs", {"circuit": circuits["mlp"].circuit_id, "inputs": [row],
                                                         "mint": True}, node.token)
@@ -114,9 +116,11 @@ def site(asset, circuits, proofs, zoo, anvil, tmp_path_factory):
         job = _wait(node, r["job"], lambda v: v["status"] in ("done", "failed", "partial"))
         assert job["status"] == "done", job
         with connect(rpc_url=anvil.url, workspace=ws) as c:
-            token = deployment(c).token.address
+            d = deployment(c)
+            token, generator = d.token.address, d.token_record(first.token_id)["modelId"]
         yield {"ws": ws, "node": node, "proxy": proxy, "first": first.token_id, "child": child.token_id,
-               "wine": job["items"][0]["tokens"][0], "job": r["job"], "token": token}
+               "wine": job["items"][0]["tokens"][0], "job": r["job"], "token": token, "before": before,
+               "generator": generator}
     finally:
         node.stop()
         proxy.server.shutdown()
@@ -193,7 +197,8 @@ def test_the_index_pages_tokens_with_readable_thumbnails_and_one_tokenuri_call_e
         assert shown[0] >= 160 and shown[1] >= 160 and shown[2] >= 320, shown  # loaded, not a 48 px stamp
         assert shown[3] == "contain" and shown[4] == "pixelated", shown  # a 3:2 card keeps its shape
     assert calls[("eth_call", TOKEN_URI)] == 3 and calls[("eth_call", RECORD)] == 0, calls
-    assert calls[("eth_getLogs", "")] <= 1, calls
+    assert calls[("eth_getLogs", "")] <= 1, calls  # only the blocks since the last page's read
+    assert site["before"].count("class=card") == 2  # the page read before the node's mint
     tab.close("index")
 
 
@@ -209,6 +214,10 @@ def test_the_index_paginates_and_each_page_reads_only_its_own_tokens(tab, site):
     assert tab.page.locator("a[rel=next]").count() == 0 and tab.page.locator("a[rel=prev]").count() == 1
     tab.goto("/?page=4&per=1", 404)
     assert "past the last page (3)" in tab.page.inner_text("#error")
+    tab.goto(f"/?model={site['generator']}")  # one model's tokens, as its page links them
+    assert tab.page.inner_text("h1") == "Image generator v1.0.0"
+    assert [t.rsplit("#", 1)[1] for t in tab.page.locator("a.card .title").all_inner_texts()] == \
+        [str(site["child"]), str(site["first"])]
     tab.close()
 
 
@@ -237,12 +246,13 @@ def test_the_token_page_reads_like_a_collectors_page_and_verifies_in_place(tab, 
     folded = page.locator("details")
     assert folded.count() == 3 and not any(d.get_attribute("open") is not None for d in folded.all())
     assert not page.locator("details pre").first.is_visible()  # the raw input/outputs are folded away
+    tab.shot("token")
     copy = page.locator(f"button.copy[data-copy='{site['token']}']").first
     assert page.locator(f"span[title='{site['token']}']").first.inner_text() == \
         f"{site['token'][:6]}…{site['token'][-4:]}"
     copy.click()
     assert page.evaluate("navigator.clipboard.readText()") == site["token"]
-    tab.close("token")
+    tab.close()
 
 
 def test_verify_runs_every_check_in_place_with_progress_and_the_block(tab, site, anvil):
@@ -299,6 +309,7 @@ def test_the_queue_page_lists_the_job_and_links_its_token(tab, site):
     ("/models/0x1234", 400, "not a model registration id"), ("/models/nothex", 400, "not a model registration id"),
     ("/models/0x" + "00" * 32, 404, "model is registered as"), ("/?page=0", 400, "?page=0 is out of range"),
     ("/?per=1000", 400, "?per=1000 is out of range"), ("/no/such/page", 404, "no explorer page"),
+    ("/?model=0x" + "11" * 32, 404, "model is registered as"),
 ])
 def test_bad_addresses_get_an_html_4xx_page(tab, path, status, says):
     tab.goto(path, status)
