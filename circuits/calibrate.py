@@ -650,8 +650,12 @@ def time_finalists(chosen: Candidate, search: Search) -> tuple[Candidate, list[d
     are set up and proven once each when the prediction is a close call and that takes seconds
     (logrows 11-16), and the measured fastest wins when it beats the predicted cheapest by more
     than the timing noise (:func:`fastest_beyond_noise`). Otherwise the prediction decides."""
+    # A twin with Freivalds columns at no fewer logrows is what tune_layout already turned down
+    # (timing it cost an attention layer 97 s of its 112 s compile, to lose by 27 %).
     pool = [chosen] + [c for c in search.tried if c is not chosen and c.scale == chosen.scale
-                       and c.quality is not None and acceptable(c.quality, search.tolerance)]
+                       and c.quality is not None and acceptable(c.quality, search.tolerance)
+                       and not (c.freivalds_columns and not chosen.freivalds_columns
+                                and c.logrows >= chosen.logrows)]
     # ezkl's 2^14-row table needs logrows 15: below that its default can't win, and at the
     # same logrows it is a tie the search's own decomposition takes
     if not search.slow and search.elapsed < search.budget and chosen.logrows > DEFAULT_DECOMP_LOGROWS:

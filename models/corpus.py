@@ -87,7 +87,7 @@ def _layers() -> dict[str, Layer]:
     class Attention(nn.Module):
         """Single-head attention written out, as older code (and older opsets) have it."""
 
-        def __init__(self, causal=False):
+        def __init__(self, causal=""):
             super().__init__()
             self.q, self.k, self.v = nn.Linear(8, 8), nn.Linear(8, 8), nn.Linear(8, 8)
             self.causal = causal
@@ -95,20 +95,22 @@ def _layers() -> dict[str, Layer]:
 
         def forward(self, x):
             att = self.q(x) @ self.k(x).transpose(1, 2) / 8 ** 0.5
-            if self.causal:  # nanoGPT's mask, by index: the exporter writes NonZero + ScatterND
+            if self.causal == "index":  # a mask set by index: the exporter writes NonZero + ScatterND
                 rows, cols = (self.tril == 0).nonzero(as_tuple=True)
                 att = att.clone()
                 att[:, rows, cols] = -1e4
+            elif self.causal == "fill":  # nanoGPT's own: masked_fill with -inf, exported as Where
+                att = att.masked_fill(self.tril == 0, float("-inf"))
             return torch.softmax(att, -1) @ self.v(x)
 
     class TinyGPT(nn.Module):
         """nanoGPT's shape at toy size: token + position embeddings, one pre-norm block with
         causal attention and a GELU MLP, a final norm and the next-token logits."""
 
-        def __init__(self):
+        def __init__(self, causal="fill"):
             super().__init__()
             self.wte, self.wpe = nn.Embedding(16, 8), nn.Embedding(4, 8)
-            self.ln1, self.attn, self.ln2 = nn.LayerNorm(8), Attention(causal=True), nn.LayerNorm(8)
+            self.ln1, self.attn, self.ln2 = nn.LayerNorm(8), Attention(causal), nn.LayerNorm(8)
             self.mlp = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 8))
             self.ln_f, self.head = nn.LayerNorm(8), nn.Linear(8, 16, bias=False)
 
@@ -140,7 +142,8 @@ def _layers() -> dict[str, Layer]:
         Layer("layernorm", lambda: nn.Sequential(lin(8, 8), nn.LayerNorm(8)), (1, 4, 8)),
         Layer("attention", SelfAttention, (1, 4, 8)),
         Layer("attention_manual", Attention, (1, 4, 8)),
-        Layer("gpt_causal", TinyGPT, (1, 4), tokens=16),
+        Layer("gpt_causal", lambda: TinyGPT("index"), (1, 4), tokens=16),
+        Layer("gpt_masked_fill", TinyGPT, (1, 4), tokens=16),
         Layer("gelu", lambda: nn.Sequential(lin(8, 8), nn.GELU(), lin(8, 3)), (1, 8)),
         Layer("tanh_sigmoid", lambda: nn.Sequential(lin(6, 6), nn.Tanh(), lin(6, 3), nn.Sigmoid()), (1, 6)),
         Layer("logsoftmax", lambda: nn.Sequential(lin(8, 4), nn.LogSoftmax(-1)), (1, 8)),
