@@ -13,6 +13,7 @@ What bare ezkl 23.0.5 does with them (PyTorch exports, opset 18 unless said):
 | Pow, constant integer exponent | fails when the exponent is a tensor | x * x * ... |
 | Tile | halo2 synthesis error | Concat of copies |
 | ScatterND, constant indices and values (a causal mask set by index) | panics: "index out of bounds" | Where over a constant mask |
+| GatherND, constant indices (torch's default exporter's ``x[:, [3, 0, 2]]``) | "Failed analyse for node ... GatherNd" | Reshape + Gather |
 | a mask of -inf or -1e4 into a Softmax (a GPT's causal mask) | -inf has no fixed-point value; -1e4 makes exp's table 10,000 units wide (20 GB for a 4-token GPT) | the mask at -(2 max|x| + 16) over the samples |
 | Conv / ConvTranspose / pools without `strides` (ONNX's default: ones) | "a node is missing required params: stride" | the same node, `strides` written out |
 | opset outside 9-18 | tract is tested with 9-18 | ``onnx.version_converter`` to 18 (Gelu, opset 20, as Erf or Tanh first) |
@@ -373,6 +374,29 @@ def scatter_nd(ed: _Editor, node) -> None:
     ed.done(node, "Where over a constant mask", data, y)
 
 
+def gather_nd(ed: _Editor, node) -> None:
+    """GatherND with constant indices (torch's default exporter writes ``x[:, [3, 0, 2]]`` so)
+    -> Reshape to one leading axis + Gather of the flattened index: tract fails to analyse the
+    GatherND ("Failed analyse for node ... GatherNd")."""
+    data, indices = node.inputs[:2]
+    idx = _value(indices)
+    if idx is None:
+        return  # computed indices: ezkl's own words stand
+    if node.attrs.get("batch_dims", 0):
+        raise InvalidModelError(f"GatherND node '{node.name}' has batch_dims {node.attrs['batch_dims']}, "
+                                "which proofmint can't rewrite — index with Gather instead")
+    dims = _dims(data)
+    k = idx.shape[-1]
+    lead = int(np.prod(dims[:k]))
+    flat = ed.node("Reshape", [data, ed.const("gather_shape", np.array([lead, *dims[k:]], np.int64))],
+                   dtype=data.dtype, shape=[lead, *dims[k:]])
+    linear = np.ravel_multi_index(tuple(np.moveaxis(idx.astype(np.int64), -1, 0)), dims[:k])
+    y = ed.node("Gather", [flat, ed.const("gather_index", linear.astype(np.int64))], {"axis": 0},
+                dtype=data.dtype, shape=[*idx.shape[:-1], *dims[k:]])
+    ed.replace(node, y)
+    ed.done(node, "Reshape + Gather of the flattened index", data, y)
+
+
 MASK_FILL = -1e3  # a constant this negative, into a Softmax, stands for -inf: "masked out"
 MASK_MARGIN = 16.0  # exp(-16) ~ 1e-7: a masked entry's share of a softmax, below any scale's unit
 
@@ -409,7 +433,7 @@ def mask_fill(ed: _Editor, node) -> None:
 
 SPATIAL_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool")
 REWRITES = {"Pad": pad, "MaxPool": maxpool, "Conv": conv, "PRelu": prelu, "Pow": power, "Tile": tile,
-            "ScatterND": scatter_nd}
+            "ScatterND": scatter_nd, "GatherND": gather_nd}
 AFTER = {"Where": mask_fill}  # on what the rewrites above leave (a ScatterND becomes a Where)
 
 
