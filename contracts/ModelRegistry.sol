@@ -18,9 +18,14 @@ import {RoyaltySplit} from "./RoyaltySplit.sol";
 ///   embeds can't be checked on-chain: `proofmint verify-asset` renders the verifier from
 ///   the registered verifying key and compares the code.
 /// - Replay protection does not trust the id: `verifierKey` (the verifier's code hash, and
-///   for a reusable verifier the VKA digest) is what a proof is checked against, and the
-///   token keys inferences by it, so registrations that alias one verifier share one
-///   inference space.
+///   for a reusable verifier the verifying key's digest, the VKA's first word) is what a
+///   proof is checked against, and the token keys inferences by it, so registrations that
+///   alias one verifier share one inference space. A VKA word the verifier ignores changes the
+///   VKA's digest, not the key. Another contract (a forwarder, a recompiled copy, the reusable
+///   verifier for a circuit registered with its dedicated one) is another key: the chain can't
+///   see that it checks the same circuit. `firstRegistrations` names the first registration of
+///   each circuit, ONNX and vk hash and verifier key, so `proofmint show` and `verify-asset`
+///   flag a later registration by someone else as an alias of it.
 /// - The instance layout must fit the verifier's instance count, with outputs bound
 ///   (outputCount > 0) and input and output slices apart; royalties are capped.
 /// - Royalties go to a RoyaltySplit made at registration: payees and shares are fixed then
@@ -68,12 +73,14 @@ contract ModelRegistry {
     }
 
     /// A registered model: the registration, its owner, the verifier's code hash at
-    /// registration, and the split its royalties are paid to.
+    /// registration, the split its royalties are paid to, and for a reusable verifier the
+    /// verifying key's digest (the VKA's first word, which seeds every Fiat-Shamir challenge).
     struct Model {
         Registration registration;
         address owner;
         bytes32 verifierCodeHash;
         address royaltyReceiver;
+        bytes32 vkDigest;
     }
 
     /// The RoyaltySplit every split is a minimal clone of.
@@ -81,6 +88,8 @@ contract ModelRegistry {
 
     mapping(bytes32 modelId => Model) private _models;
     mapping(bytes32 modelId => address) public pendingOwner;
+    /// The first registration of each circuit hash, ONNX hash, vk hash and verifier key (in that order).
+    mapping(bytes32 key => bytes32 modelId)[4] private _first;
 
     /// @notice A model was registered under `modelId` = keccak256(abi.encode(owner, circuitHash)).
     event ModelRegistered(bytes32 indexed modelId, bytes32 indexed circuitHash, address indexed owner, address verifier);
@@ -103,7 +112,8 @@ contract ModelRegistry {
     error ModelRegistryNoVerifierCode(address verifier);
     /// @notice The verifier rejected the proof.
     error ModelRegistryProofRejected(bytes32 modelId);
-    /// @notice A reusable verifier was given another circuit's VKA.
+    /// @notice A reusable verifier was given another circuit's VKA (at registration: one that
+    /// doesn't hash to `vkaDigest`, or a VKA for a dedicated verifier).
     error ModelRegistryWrongVka(bytes32 modelId, bytes32 expected, bytes32 given);
     /// @notice The verifier's code changed since registration (a self-destructed and redeployed address).
     error ModelRegistryVerifierChanged(bytes32 modelId);
@@ -129,20 +139,26 @@ contract ModelRegistry {
     }
 
     /// @notice Register a model; the caller becomes its owner. Royalties are split among
-    /// `payees` (owner, data contributors, ...) by `shares`, fixed here. Returns its id.
+    /// `payees` (owner, data contributors, ...) by `shares`, fixed here. `vka`: a reusable
+    /// verifier's VKA, empty for a dedicated verifier. Returns its id.
     /// Requirements:
     /// - the caller has not registered this circuit yet;
+    /// - `vka` hashes to `vkaDigest` (both empty/zero for a dedicated verifier);
     /// - `verifier` holds code; `royaltyBps` <= MAX_ROYALTY_BPS; `batchSize` >= 1;
     /// - outputs are bound (`outputCount` >= 1), input and output slices don't overlap, and
     ///   both fit in `instanceCount`;
     /// - `parentModel` is zero or registered; the license's parent share <= ALL_SHARES;
     /// - `shares` sum to ALL_SHARES over distinct, non-zero payees.
-    function registerModel(Registration calldata r, address[] calldata payees, uint16[] calldata shares)
-        external
-        returns (bytes32 modelId)
-    {
+    function registerModel(
+        Registration calldata r,
+        bytes32[] calldata vka,
+        address[] calldata payees,
+        uint16[] calldata shares
+    ) external returns (bytes32 modelId) {
         modelId = modelIdOf(msg.sender, r.circuitHash);
         if (_models[modelId].registration.verifier != address(0)) revert ModelRegistryAlreadyRegistered(modelId);
+        bytes32 given = vka.length == 0 ? bytes32(0) : keccak256(abi.encodePacked(vka));
+        if (given != r.vkaDigest) revert ModelRegistryWrongVka(modelId, r.vkaDigest, given);
         if (r.royaltyBps > MAX_ROYALTY_BPS) revert ModelRegistryInvalidRoyalty(r.royaltyBps);
         if (r.verifier.code.length == 0) revert ModelRegistryNoVerifierCode(r.verifier);
         if (r.parentModel != bytes32(0) && _models[r.parentModel].registration.verifier == address(0)) {
@@ -155,7 +171,27 @@ contract ModelRegistry {
         m.owner = msg.sender;
         m.verifierCodeHash = r.verifier.codehash;
         m.royaltyReceiver = newSplit(payees, shares);
+        if (vka.length != 0) m.vkDigest = vka[0];
+        bytes32[4] memory keys = _firstKeys(modelId);
+        for (uint256 i = 0; i < 4; ++i) {
+            if (_first[i][keys[i]] == bytes32(0)) _first[i][keys[i]] = modelId;
+        }
         emit ModelRegistered(modelId, r.circuitHash, msg.sender, r.verifier);
+    }
+
+    function _firstKeys(bytes32 modelId) private view returns (bytes32[4] memory) {
+        Registration storage r = _models[modelId].registration;
+        return [r.circuitHash, r.onnxHash, r.vkHash, verifierKey(modelId)];
+    }
+
+    /// @notice The first registration (by anyone) of this model's circuit hash, ONNX hash, vk
+    /// hash and verifier key: `modelId` itself where it was first. The chain can't tell an
+    /// original from an alias or a squat; this says which came first, for a reader to weigh
+    /// by their owners.
+    function firstRegistrations(bytes32 modelId) external view returns (bytes32[4] memory ids) {
+        model(modelId);
+        bytes32[4] memory keys = _firstKeys(modelId);
+        for (uint256 i = 0; i < 4; ++i) ids[i] = _first[i][keys[i]];
     }
 
     function _checkLayout(Registration calldata r) private pure {
@@ -186,12 +222,13 @@ contract ModelRegistry {
     }
 
     /// @notice What a proof for this model is checked against: the verifier's code, and for a
-    /// reusable verifier the VKA. Registrations that share it share one inference space.
+    /// reusable verifier the verifying key's digest (not the whole VKA: a word the verifier
+    /// ignores makes another VKA, never another key). Registrations that share it share one
+    /// inference space.
     function verifierKey(bytes32 modelId) public view returns (bytes32) {
         Model storage m = _models[modelId];
         if (m.registration.verifier == address(0)) revert ModelRegistryUnknownModel(modelId);
-        bytes32 vkaDigest = m.registration.vkaDigest;
-        return vkaDigest == bytes32(0) ? m.verifierCodeHash : keccak256(abi.encode(m.verifierCodeHash, vkaDigest));
+        return m.vkDigest == bytes32(0) ? m.verifierCodeHash : keccak256(abi.encode(m.verifierCodeHash, m.vkDigest));
     }
 
     // ---- ownership: two steps, so a typo can't hand a model (and its royalties) away ----

@@ -25,7 +25,7 @@ interface IERC7007 is IERC165, IERC721 {
 /// @notice One token per proven inference. A token exists only if its proof verified on-chain
 /// for a registered model; it records which model produced which outputs from which
 /// (committed) input, and pays royalties to the model's split (and, for a derivative, to the
-/// parent token's creator too). A batch proof (a circuit
+/// parent token's creator too, where the child's model agreed to it). A batch proof (a circuit
 /// proving `batchSize` inferences at once) mints one token per real inference in one
 /// transaction; trailing padding items of a partial batch are not minted.
 ///
@@ -50,16 +50,17 @@ interface IERC7007 is IERC165, IERC721 {
 /// shares one hash); private input = keccak256("").
 ///
 /// Replay: an inference is keyed by what verified it (the registry's verifierKey: the
-/// verifier's code, and a reusable verifier's VKA) and its instances, never by a
-/// caller-chosen id, so registrations that alias one verifier can't mint one inference twice.
-/// With a private input the instances say nothing about the input: the key also takes the
-/// proof's hash (each proof is freshly blinded), so one proof is one token, and another
-/// input with the same outputs is not blocked by the first.
+/// verifier's code, and a reusable verifier's verifying-key digest) and its instances, and by
+/// nothing a registration chooses (not the id, not the layout), so registrations that alias
+/// one verifier can't mint one statement twice. With a private input the statement is the
+/// outputs alone: one token per distinct output, whichever input gave it. A different
+/// verifier contract is a different key: see ModelRegistry's notes and SECURITY.md.
 ///
-/// Front-running: mint is the reveal of an earlier commit of
-/// keccak256(abi.encode(minter, inferenceId, salt)), made in an earlier block. A proof copied
-/// from a pending mint can't be minted by anyone else: they hold no such commitment, and
-/// by the time they could make one, the inference is minted.
+/// Front-running: mint is the reveal of a commit of keccak256(abi.encode(minter, inferenceId,
+/// salt)) made at least `minCommitAge` blocks earlier. A proof copied from a pending reveal
+/// is useless to an account without such a commitment; making one and letting it age means
+/// keeping the pending reveal out of `minCommitAge` consecutive blocks (block stuffing:
+/// SECURITY.md measures its cost).
 contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     bytes private constant BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
 
@@ -132,8 +133,8 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     error ProvenanceTokenParentNotAuthorized(uint256 parent, address caller);
     /// @notice The caller never committed to this (caller, inference, salt).
     error ProvenanceTokenNoCommitment(bytes32 commitment);
-    /// @notice The commitment was made in this block: a reveal must follow it in a later one.
-    error ProvenanceTokenCommitTooRecent(bytes32 commitment, uint256 committedAt);
+    /// @notice The commitment is younger than `minCommitAge` blocks: reveal from `revealableAt` on.
+    error ProvenanceTokenCommitTooRecent(bytes32 commitment, uint256 committedAt, uint256 revealableAt);
     /// @notice The request's input commitment is not the one the proven instances give.
     error ProvenanceTokenInputMismatch(bytes32 expected, bytes32 proven);
     /// @notice The named parent token does not exist.
@@ -148,9 +149,19 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     error ProvenanceTokenBadMetadata(uint256 given, uint32 count);
     /// @notice The parent token's model license does not allow derivatives.
     error ProvenanceTokenDerivativesNotAllowed(uint256 parent, bytes32 parentModel);
+    /// @notice The parent's license asks a share of the royalty, and the child's model never
+    /// agreed to pay its parent model (it is neither that model nor registered as its child).
+    error ProvenanceTokenParentShareNotAgreed(uint256 parent, bytes32 parentModel, bytes32 model);
+    /// @notice A commitment must age at least one block.
+    error ProvenanceTokenBadCommitAge(uint256 minCommitAge);
 
-    constructor(ModelRegistry registry_) ERC721("proofmint provenance", "PMINT") {
+    /// Blocks a commitment must age before its reveal (see the notes on front-running).
+    uint256 public immutable minCommitAge;
+
+    constructor(ModelRegistry registry_, uint256 minCommitAge_) ERC721("proofmint provenance", "PMINT") {
+        if (minCommitAge_ == 0) revert ProvenanceTokenBadCommitAge(minCommitAge_);
         registry = registry_;
+        minCommitAge = minCommitAge_;
     }
 
     // ---- commit / reveal mint ----
@@ -160,21 +171,13 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         return keccak256(abi.encode(minter, inferenceId, salt));
     }
 
-    /// @notice The replay key of a proven inference (see the contract's notes on replay).
-    function inferenceIdOf(bytes32 modelId, uint256[] calldata instances, bytes calldata zkProof)
-        public
-        view
-        returns (bytes32)
-    {
-        ModelRegistry.Registration memory m = registry.registration(modelId);
-        bool privateInput = m.inputCount == 0 && !m.inputHashed;
-        return keccak256(
-            abi.encode(
-                registry.verifierKey(modelId),
-                keccak256(abi.encodePacked(instances)),
-                privateInput ? keccak256(zkProof) : bytes32(0)
-            )
-        );
+    /// @notice The replay key of a proven statement (see the contract's notes on replay).
+    function inferenceIdOf(bytes32 modelId, uint256[] calldata instances) public view returns (bytes32) {
+        return _inferenceId(modelId, instances);
+    }
+
+    function _inferenceId(bytes32 modelId, uint256[] memory instances) private view returns (bytes32) {
+        return keccak256(abi.encode(registry.verifierKey(modelId), keccak256(abi.encodePacked(instances))));
     }
 
     /// @notice Publish a commitment (from `commitmentFor`) before revealing with `mint`.
@@ -185,34 +188,37 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
 
     /// @notice Mint the tokens of a proof: one per real inference (`r.count`), consecutive ids.
     /// Requirements:
-    /// - the caller committed to (caller, inferenceId, salt) in an earlier block;
-    /// - the proof was never minted;
+    /// - the caller committed to (caller, inferenceId, salt) at least `minCommitAge` blocks ago;
+    /// - the statement (verifier key + instances) was never minted, through any registration;
     /// - the proof verifies on-chain for the registered model;
     /// - 1 <= `r.count` <= the model's batch size;
     /// - `r.inputCommitment` equals the commitment of the proven input instances;
     /// - `parent` is 0 or an existing token the caller owns or is approved for, whose model's
-    ///   license allows derivatives (its creator then shares the royalty, per that license);
+    ///   license allows derivatives; if that license gives the parent's creator a share of the
+    ///   royalty, the parent's model is this model or the one this model registered as its parent;
     /// - one non-zero metadata digest per token;
     /// - `proofURI` holds only URI-safe characters.
     function mint(MintRequest calldata r, bytes calldata zkProof, uint256[] calldata instances, bytes32[] calldata vka)
         external
         returns (uint256 firstToken)
     {
-        bytes32 inferenceId = inferenceIdOf(r.modelId, instances, zkProof);
+        bytes32 inferenceId = inferenceIdOf(r.modelId, instances);
         if (tokenOfInference[inferenceId] != 0) {
             revert ProvenanceTokenAlreadyMinted(inferenceId, tokenOfInference[inferenceId]);
         }
         bytes32 c = commitmentFor(msg.sender, inferenceId, r.salt);
         uint256 committedAt = commitments[c];
         if (committedAt == 0) revert ProvenanceTokenNoCommitment(c);
-        if (committedAt >= block.number) revert ProvenanceTokenCommitTooRecent(c, committedAt);
+        if (block.number < committedAt + minCommitAge) {
+            revert ProvenanceTokenCommitTooRecent(c, committedAt, committedAt + minCommitAge);
+        }
         if (r.metadata.length != r.count) revert ProvenanceTokenBadMetadata(r.metadata.length, r.count);
         _checkURI(r.proofURI);
 
         registry.verifyInference(r.modelId, zkProof, instances, vka);
         ModelRegistry.Registration memory m = registry.registration(r.modelId);
         if (r.count == 0 || r.count > m.batchSize) revert ProvenanceTokenBadCount(r.count, m.batchSize);
-        address receiver = r.parent == 0 ? address(0) : _derivativeSplit(r.parent, r.modelId);
+        address receiver = r.parent == 0 ? address(0) : _derivativeSplit(r.parent, r.modelId, m.parentModel);
         delete commitments[c];
 
         firstToken = totalMinted + 1;
@@ -286,8 +292,10 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     }
 
     /// A derivative's royalty receiver: a split between the model's split and the parent's
-    /// creator, by the parent model's license; checks the parent may be named at all.
-    function _derivativeSplit(uint256 parent, bytes32 modelId) private returns (address) {
+    /// creator, by the parent model's license, and only where the child's model agreed to pay
+    /// that parent model (it is that model, or registered it as its parent): a third party's
+    /// license never takes a model's royalty. Checks the parent may be named at all.
+    function _derivativeSplit(uint256 parent, bytes32 modelId, bytes32 lineage) private returns (address) {
         address parentOwner = _ownerOf(parent);
         if (parentOwner == address(0)) revert ProvenanceTokenUnknownParent(parent);
         if (!_isAuthorized(parentOwner, msg.sender, parent)) revert ProvenanceTokenParentNotAuthorized(parent, msg.sender);
@@ -296,6 +304,9 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         if (!license.derivativesAllowed) revert ProvenanceTokenDerivativesNotAllowed(parent, pp.modelId);
         address modelSplit = registry.model(modelId).royaltyReceiver;
         if (license.parentShareBps == 0) return modelSplit;
+        if (pp.modelId != modelId && pp.modelId != lineage) {
+            revert ProvenanceTokenParentShareNotAgreed(parent, pp.modelId, modelId);
+        }
         if (license.parentShareBps == registry.ALL_SHARES()) return pp.creator;
         address[] memory payees = new address[](2);
         uint16[] memory shares = new uint16[](2);
@@ -328,9 +339,10 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         emit AigcData(tokenId, prompt, aigcData, proof);
     }
 
-    /// @notice True when `proof` verifies for the model in `prompt`, was minted here, and its
-    /// instances carry, at the item `index` in `proof` (a real inference of that mint, not
-    /// padding), exactly that input commitment and those outputs.
+    /// @notice True when `proof` verifies for the model in `prompt`, was minted here under
+    /// that registration (not an alias of its verifier), and its instances carry, at the item
+    /// `index` in `proof` (a real inference of that mint, not padding), exactly that input
+    /// commitment and those outputs.
     function verify(bytes calldata prompt, bytes calldata aigcData, bytes calldata proof)
         external
         view
@@ -342,8 +354,10 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         if (!registry.isRegistered(modelId)) return false;
         ModelRegistry.Registration memory m = registry.registration(modelId);
         if (instances.length != m.instanceCount) return false;
-        uint256 first = tokenOfInference[this.inferenceIdOf(modelId, instances, zkProof)];
-        if (first == 0 || index >= _proofs[_proofIndex(first)].count) return false;
+        uint256 first = tokenOfInference[_inferenceId(modelId, instances)];
+        if (first == 0) return false;
+        Proven storage p = _proofs[_proofIndex(first)];
+        if (p.modelId != modelId || index >= p.count) return false;
         return _inputCommitment(m, instances, index) == inputCommitment
             && keccak256(_outputs(m, instances, index)) == keccak256(aigcData)
             && registry.checkInference(modelId, zkProof, instances, vka);

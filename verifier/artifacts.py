@@ -1,19 +1,25 @@
 """Build artifacts for the chain: our contracts (solc 0.8.37) and each circuit's EZKL verifier
-(rendered by ezkl, compiled with solc 0.8.20), cached once per source."""
+(rendered by ezkl, compiled with solc 0.8.20), cached once per source; and a circuit's verifying
+key re-derived from a model file, to check which model a published circuit was compiled from."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import tempfile
 from pathlib import Path
+
+import numpy as np
 
 from eth_utils import keccak
 
 from proofmint import ezkl_layer, progress
+from proofmint.circuits import batching, rewrite
 from proofmint.circuits.package import CircuitPackage
 from proofmint.errors import ProvingError
 from proofmint.jobs import run_in_child
-from proofmint.store import Workspace, atomic_write_json, read_json, sha256_bytes, staged
+from proofmint.models.onnx_model import load_onnx
+from proofmint.store import Workspace, atomic_write_json, read_json, sha256_bytes, sha256_file, staged
 
 from . import toolchain
 
@@ -91,3 +97,32 @@ def verifier_artifact(pkg: CircuitPackage, *, reusable: bool = False) -> dict:
            "source_sha256": sha256_bytes(source.encode()), "vka": vka}
     atomic_write_json(art_path, art)
     return art
+
+
+def derived_vk(pkg: CircuitPackage, onnx: Path) -> str:
+    """sha256 of the verifying key ``onnx`` compiles to under the package's settings and SRS.
+
+    ezkl's compile_circuit and setup are deterministic, so this binds a model file to a
+    circuit's key: a package names its model, but whoever published it wrote that name. The
+    graph is built as compile builds it (rewrites, a side-by-side batch). Cached in the package
+    folder by the digests of the three inputs."""
+    inputs = {"onnx": sha256_file(onnx), "settings": sha256_file(pkg.settings), "srs": sha256_file(pkg.srs)}
+    cache = pkg.path / "derived-vk.json"
+    if cache.is_file() and read_json(cache).get("inputs") == inputs:
+        return read_json(cache)["vk_sha256"]
+    with progress.step("re-derive the verifying key from the model (compile_circuit + setup)"):
+        vk = run_in_child(_derive_vk, str(onnx), str(pkg.settings), str(pkg.srs), pkg.batch_size,
+                          what="compile_circuit + setup")
+    atomic_write_json(cache, {"inputs": inputs, "vk_sha256": vk})
+    return vk
+
+
+def _derive_vk(onnx: str, settings: str, srs: str, batch: int) -> str:
+    with tempfile.TemporaryDirectory(prefix="proofmint-derive-") as tmp:
+        work = Path(tmp)
+        graph, _ = rewrite.rewrite(load_onnx(onnx), work / "rewritten.onnx", np.empty((0, 0)))
+        if batch > 1 and graph.batch_axis is None:
+            graph = load_onnx(batching.side_by_side(graph, batch, work / "circuit.onnx"))
+        ezkl_layer.compile_circuit(graph.path, work / "model.compiled", Path(settings))
+        ezkl_layer.setup(work / "model.compiled", work / "vk.key", work / "pk.key", Path(srs))
+        return sha256_file(work / "vk.key")

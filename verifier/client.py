@@ -11,6 +11,7 @@ timeout or a refused connection is a :class:`ChainError` that says so — never 
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,6 +24,7 @@ from . import anvil as anvil_mod
 from .keys import signing_account
 
 RPC_TIMEOUT = 120.0
+BLOCK_POLL_S = 1.0
 
 
 def _reverted(exc: Exception) -> bool:
@@ -105,15 +107,39 @@ class Chain:
         receipt = self.transact(contract.constructor(*args), abi)
         return receipt["contractAddress"], receipt
 
-    def transact(self, fn, abi: list, account=None) -> dict:
-        """Sign and send a contract call; a revert raises TransactionRevertedError with its reason."""
+    def fees(self, full_blocks: int = 0) -> dict:
+        """EIP-1559 fee fields whose max fee still covers the base fee after ``full_blocks``
+        full blocks (each raises it by 1/8): a tx that others keep out of blocks by filling
+        them can't be priced out meanwhile. Only the base fee of the block it lands in is
+        paid. Empty on a chain without a base fee (web3 then prices the tx)."""
+        base = self.w3.eth.get_block("pending").get("baseFeePerGas")  # the next block's
+        if base is None or not full_blocks:
+            return {}
+        tip = self.w3.eth.max_priority_fee
+        return {"maxPriorityFeePerGas": tip, "maxFeePerGas": -(-base * 9 ** full_blocks // 8 ** full_blocks) + tip}
+
+    def wait_for_block(self, number: int) -> None:
+        """Return once a transaction sent now lands in block ``number`` or later. anvil mines
+        the blocks at once; any other chain is polled."""
+        try:
+            missing = number - 1 - self.w3.eth.block_number
+            if missing > 0 and self.w3.client_version.lower().startswith("anvil"):
+                self.w3.provider.make_request("anvil_mine", [hex(missing)])
+            while self.w3.eth.block_number < number - 1:
+                time.sleep(BLOCK_POLL_S)
+        except Exception as exc:  # the node went away while we waited
+            raise chain_error(f"waiting for block {number}", exc, [], self.rpc_url) from None
+
+    def transact(self, fn, abi: list, account=None, fees: dict | None = None) -> dict:
+        """Sign and send a contract call; a revert raises TransactionRevertedError with its
+        reason. ``fees``: EIP-1559 fee fields (see :meth:`fees`) instead of web3's."""
         account = account or self.account
         try:
             # Estimate against the block the tx will land in: a reveal must follow its commit.
             gas = fn.estimate_gas({"from": account.address}, block_identifier="pending")
             tx = fn.build_transaction({
                 "from": account.address, "chainId": self.chain_id, "gas": gas + gas // 5,
-                "nonce": self.w3.eth.get_transaction_count(account.address),
+                "nonce": self.w3.eth.get_transaction_count(account.address), **(fees or {}),
             })
         except Exception as exc:  # web3 raises many types here: chain_error sorts them
             raise chain_error("transaction", exc, abi, self.rpc_url) from None

@@ -28,6 +28,9 @@ from .client import Chain, connect
 from .content import ContentStore
 
 MAX_RUNTIME_BYTES = 24_576  # EIP-170
+# Blocks a mint's commitment ages before its reveal: taking a reveal from the mempool means
+# keeping it out of this many consecutive blocks (SECURITY.md measures what that costs).
+COMMIT_AGE_BLOCKS = 16
 DEFAULT_ROYALTY_BPS = 500
 ALL_SHARES = 10_000
 NO_PARENT = b"\0" * 32
@@ -40,7 +43,9 @@ class License:
     commercial_use: bool = True
     derivatives_allowed: bool = True
     attribution_required: bool = True
-    parent_share_bps: int = 0  # of a derivative token's royalty, to its parent token's creator
+    # of a derivative token's royalty, to its parent token's creator, where the derivative's model
+    # is this one or registered this one as its parent (the child's owner agreed to it)
+    parent_share_bps: int = 0
 
     def solidity(self) -> dict:
         return {"commercialUse": self.commercial_use, "derivativesAllowed": self.derivatives_allowed,
@@ -95,7 +100,7 @@ def ensure_core(c: Chain, built: dict) -> tuple[dict, dict]:
         with progress.step("deploy ModelRegistry + ProvenanceToken"):
             reg, r1 = c.deploy_contract(built["ModelRegistry"]["abi"], built["ModelRegistry"]["bytecode"])
             tok, r2 = c.deploy_contract(built["ProvenanceToken"]["abi"],
-                                        built["ProvenanceToken"]["bytecode"], reg)
+                                        built["ProvenanceToken"]["bytecode"], reg, COMMIT_AGE_BLOCKS)
         dep = {"chain_id": c.chain_id, "contracts_digest": built["digest"], "registry": reg,
                "token": tok, "verifiers": {}, "reusable_verifiers": dep.get("reusable_verifiers", {})}
         gas = {"deploy_registry": r1["gasUsed"], "deploy_token": r2["gasUsed"]}
@@ -149,7 +154,8 @@ def deploy(circuit: str, *, reusable: bool = False, royalty_bps: int = DEFAULT_R
 
     ``royalty_split``: (address, basis points) pairs summing to 10,000, fixed at registration
     (default: all to the deployer). ``training_data``: a training-data manifest, registered as
-    its Merkle root and CID. ``parent_model``: the registration id it was fine-tuned from.
+    its Merkle root and CID. ``parent_model``: the registration id it was fine-tuned from (its
+    tokens may then be parents of this model's, with the share that model's license asks).
 
     A verifier over the 24,576-byte contract limit (or ``reusable=True``) goes through ezkl's
     reusable verifier, shared by every circuit on the chain, with this circuit's VKA.
@@ -189,7 +195,7 @@ def deploy(circuit: str, *, reusable: bool = False, royalty_bps: int = DEFAULT_R
                 receipt = c.transact(registry.functions.registerModel(registration(
                     pkg, addr, art, royalty_bps=royalty_bps, content=content, training=training,
                     license=license, license_uri=license_uri, version=version, parent_model=parent),
-                    payees, shares), abi)
+                    vka_words(art), payees, shares), abi)
             gas["register_model"] = receipt["gasUsed"]
             dep["verifiers"][pkg.circuit_id] = {
                 "address": addr, "kind": art["kind"], "runtime_bytes": art["runtime_bytes"],

@@ -2,7 +2,9 @@
 
 Both read the chain, then fetch by CID (from the workspace's content store, or any IPFS
 gateway): so ``verify-asset`` works in an empty workspace on another machine, given the RPC
-URL, a gateway and the token contract's address.
+URL, a gateway and the token contract's address. Both name the token's registration, its
+owner, and any earlier registration by someone else of the same circuit, model, key or
+verifier (an alias or a squat: the chain can't tell which is the original).
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from proofmint import encoding
 from proofmint.circuits import package as package_mod
 from proofmint.circuits.package import CircuitPackage
 from proofmint.circuits.witness import split_items
-from proofmint.errors import ContentError, InvalidInputError
+from proofmint.errors import ChainError, ContentError, InvalidInputError, ProofmintError
 from proofmint.models.onnx_model import load_onnx
 from proofmint.prover.bundle import load_bundle
-from proofmint.store import Workspace, read_json, sha256_bytes, sha256_file
+from proofmint.store import Workspace, atomic_write_bytes, read_json, sha256_bytes, sha256_file
 
-from .artifacts import build_contracts, verifier_artifact, vka_digest, vka_words
+from .artifacts import build_contracts, derived_vk, verifier_artifact, vka_digest, vka_words
 from .asset import content_matches, fetch_circuit, packed_outputs, schema_errors
 from .client import Chain, connect
 from .content import Source, raw_cid, uri
@@ -43,21 +45,31 @@ class TokenView:
     record: dict  # ProvenanceToken.record, by field name
     token_uri: str
     metadata: dict  # the ERC-7007 metadata tokenURI names ({} when it couldn't be fetched)
-    royalty: dict  # receiver, basis points, and the receiver's split
+    royalty: dict  # receiver, basis points, and the receiver's split ([] for an account)
     metadata_error: str | None = None
+    # the registration minted under: id, owner, and `alias_of` (Deployment.registration)
+    registration: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def split_of(d: Deployment, address: str, depth: int = 0) -> list[dict]:
-    """Who a RoyaltySplit pays, and what share; a payee that is itself a split is opened."""
+    """Who a RoyaltySplit pays, and what share; a payee that is itself a split is opened. An
+    account, or a contract that answers no split's calls, is paid whole: no rows."""
     c = d.chain
     abi = build_contracts(c.ws)["RoyaltySplit"]["abi"]
+    if not c.has_code(address):
+        return []
     split = c.contract(address, abi)
+    try:
+        payees = c.call(split.functions.payees(), abi)
+        shares = [c.call(split.functions.shares(payee), abi) for payee in payees]
+    except ChainError:  # not a RoyaltySplit (web3 can't decode its answer, or it reverts)
+        return []
     rows = []
-    for payee in c.call(split.functions.payees(), abi):
-        row = {"payee": payee, "bps": c.call(split.functions.shares(payee), abi)}
+    for payee, bps in zip(payees, shares):
+        row = {"payee": payee, "bps": bps}
         if depth == 0 and c.has_code(payee):
             row["split"] = split_of(d, payee, depth + 1)
         rows.append(row)
@@ -66,7 +78,8 @@ def split_of(d: Deployment, address: str, depth: int = 0) -> list[dict]:
 
 def show(token_id: int, *, rpc_url: str | None = None, gateway: str | None = None,
          token: str | None = None, workspace: str | Path | Workspace | None = None) -> TokenView:
-    """The on-chain record, metadata, owner and royalty split of a token."""
+    """The on-chain record, metadata, owner and royalty split of a token, and the registration
+    it was minted under (with any earlier registration it may be an alias of)."""
     ws = Workspace.resolve(workspace)
     with connect(rpc_url=rpc_url, workspace=ws) as c:
         d = deployment(c, token)
@@ -79,7 +92,7 @@ def show(token_id: int, *, rpc_url: str | None = None, gateway: str | None = Non
         except ContentError as exc:
             metadata, error = {}, str(exc)
         return TokenView(token_id, c.chain_id, c.call(d.token.functions.ownerOf(token_id), d.abi),
-                         rec, token_uri, metadata, royalty, error)
+                         rec, token_uri, metadata, royalty, error, d.registration(rec["modelId"]))
 
 
 @dataclass
@@ -93,26 +106,42 @@ class AssetVerdict:
     token_id: int
     valid: bool
     checks: dict[str, Check] = field(default_factory=dict)
+    # the registration minted under: id, owner, and `alias_of` (Deployment.registration)
+    registration: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def registration_checks(reg: dict, pkg: CircuitPackage, c: Chain) -> dict[str, Check]:
+def registration_checks(reg: dict, pkg: CircuitPackage, model: Path, c: Chain) -> dict[str, Check]:
     """The registry entry against the model's own artifacts: whoever registered it chose every
-    field, so each is re-derived here (circuit id, verifying key, the verifier's code as
-    rendered from that key, the instance layout from the settings)."""
+    field, so each is re-derived here (circuit id, verifying key — from the registered model
+    file ``model`` itself —, the verifier's code as rendered from that key, the instance
+    layout from the settings)."""
     kind = "reusable" if reg["vkaDigest"] != NO_VKA else "dedicated"
     art = verifier_artifact(pkg, reusable=kind == "reusable")
     code = bytes(c.w3.eth.get_code(reg["verifier"]))
     expected = registration(pkg, reg["verifier"], art)
-    derived = package_mod.circuit_id_of(sha256_file(pkg.onnx), read_json(pkg.settings), sha256_file(pkg.srs))
+    onnx_hash = reg["onnxHash"][2:]
+    derived = package_mod.circuit_id_of(onnx_hash, read_json(pkg.settings), sha256_file(pkg.srs))
+    same_model = sha256_file(pkg.onnx) == onnx_hash
+    try:
+        vk = derived_vk(pkg, model)
+        compiled = "give" if vk == reg["vkHash"][2:] else "do not give"
+        derivation = f"{compiled} the registered verifying key (they give sha256 {vk[:16]}…)"
+    except ProofmintError as exc:  # a model ezkl can't compile with these settings
+        vk, derivation = None, f"failed: {exc}"
     return {
-        "circuit": Check(derived == reg["circuitHash"][2:] == pkg.circuit_id,
-                         "the circuit id derived from the published model, settings and SRS "
-                         f"{'equals' if derived == reg['circuitHash'][2:] else 'differs from'} the registered one"),
+        "circuit": Check(derived == reg["circuitHash"][2:] == pkg.circuit_id and same_model,
+                         "the circuit id derived from the registered ONNX hash and the published settings "
+                         f"and SRS {'equals' if derived == reg['circuitHash'][2:] else 'differs from'} the "
+                         "registered one; the published circuit's model "
+                         f"{'is' if same_model else 'is not'} the registered model"),
         "verifying key": Check(sha256_file(pkg.vk) == reg["vkHash"][2:],
                                "sha256 of the published verifying key vs the registered vk hash"),
+        "model compiles to the key": Check(
+            vk == reg["vkHash"][2:],
+            f"ezkl compile_circuit + setup of the registered model with the published settings and SRS {derivation}"),
         "verifier code": Check(bool(code) and keccak(code) == keccak(hexstr=art["runtime"])
                                and "0x" + keccak(code).hex() == reg["verifierCodeHash"]
                                and reg["vkaDigest"] == "0x" + vka_digest(art["vka"]).hex(),
@@ -144,6 +173,20 @@ def _metadata_checks(meta: dict, rec: dict, reg: dict, d: Deployment, outputs_ha
     }
 
 
+def _rerun(model: Path, bundle, pkg: CircuitPackage, index: int) -> Check:
+    """The registered model, in float, on the revealed input, against the proven outputs."""
+    item = np.array(bundle.input).reshape(pkg.batch_size, -1)[index]
+    try:
+        ref = np.concatenate([o.ravel() for o in load_onnx(model).run(item)])
+    except ProofmintError as exc:  # the registered file is no model this input runs through
+        return Check(False, f"the registered model can't be run on the revealed input: {exc}")
+    out = split_items([np.asarray(o) for o in bundle.outputs], pkg.batch_size)[index]
+    diff = float(np.abs(ref - out).max())
+    tol = max(2 * pkg.quantization.get("max_abs_error", 0.0), 1e-6)
+    return Check(diff <= tol, f"the registered model ({pkg.reference}) on the revealed input: max abs diff "
+                              f"{diff:.4g} (tolerance {tol:.4g})")
+
+
 def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | None = None,
                  token: str | None = None,
                  workspace: str | Path | Workspace | None = None) -> AssetVerdict:
@@ -172,6 +215,7 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
         d = deployment(c, token)
         rec = d.token_record(token_id)
         reg = d.model(rec["modelId"])
+        verdict.registration = d.registration(rec["modelId"])
         token_uri = c.call(d.token.functions.tokenURI(token_id), d.abi)
         expected_uri = uri(raw_cid(bytes.fromhex(rec["metadataDigest"][2:])))
         meta = fetched("metadata", lambda: source.fetch_json(token_uri))
@@ -188,7 +232,8 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
         pkg = fetched("circuit", lambda: fetch_circuit(source, reg["metadataURI"], ws.fetched_circuits(), ws))
         if pkg is None:
             return done()
-        checks.update(registration_checks(reg, pkg, c))
+        model = atomic_write_bytes(pkg.path / "registered-model.onnx", onnx)
+        checks.update(registration_checks(reg, pkg, model, c))
         bundle_file = ws.fetched_bundle(rec["proofHash"])
         if fetched("proof bundle", lambda: source.fetch_to(rec["proofURI"], bundle_file)) is None:
             return done()
@@ -207,20 +252,15 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
         vka = vka_words(verifier_artifact(pkg, reusable=True)) if reg["vkaDigest"] != NO_VKA else []
         packed = encoding.aigc_proof(bundle.proof_bytes, bundle.instance_words, vka, index)
         onchain = c.call(d.token.functions.verify(prompt, outputs, packed), d.abi)
-        checks["on-chain verify"] = Check(onchain, "ERC-7007 verify() via the registered EZKL verifier")
+        checks["on-chain verify"] = Check(onchain, "ERC-7007 verify() under the token's own registration, "
+                                          "via its registered EZKL verifier")
     local = check_bundle(bundle, pkg)
     checks["local verify"] = Check(local.valid, "; ".join(local.checks.values()) or local.reason)
     claimed = item_commitments(bundle, pkg)
     checks["input commitment"] = Check(index < len(claimed) and "0x" + claimed[index].hex() == rec["inputCommitment"],
                                        "the bundle's input commits to the recorded input commitment")
     if bundle.input is not None:
-        item = np.array(bundle.input).reshape(pkg.batch_size, -1)[index]
-        ref = np.concatenate([o.ravel() for o in load_onnx(pkg.onnx).run(item)])
-        out = split_items([np.asarray(o) for o in bundle.outputs], pkg.batch_size)[index]
-        diff = float(np.abs(ref - out).max())
-        tol = max(2 * pkg.quantization.get("max_abs_error", 0.0), 1e-6)
-        checks["re-run model"] = Check(diff <= tol, f"{pkg.reference} on the revealed input: max abs diff "
-                                       f"{diff:.4g} (tolerance {tol:.4g})")
+        checks["re-run model"] = _rerun(model, bundle, pkg, index)
     else:
         checks["re-run model"] = Check(True, "input is private: not re-run")
     try:

@@ -1,5 +1,9 @@
 """``proofmint mint``: a verified inference becomes a provenance token (commit, then reveal).
 
+The reveal waits until the commitment is the token's ``minCommitAge`` blocks old, and carries
+a max fee that covers the base fee after that many full blocks: whoever wants to take it
+from the mempool must fill every one of those blocks (SECURITY.md: the cost, measured).
+
 The proof bundle is stored content-addressed (by the proof hash and inference id, which
 the token records on-chain) *before* the mint is sent, so a minted token can always find its
 bundle even if proofmint is killed before it writes the token's record. So is each token's
@@ -78,7 +82,7 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
                                 f"{c.chain_id} — run `proofmint deploy {bundle.circuit_id[:16]}`")
         model_id = bytes.fromhex(entry["model_id"][2:])
         token = d.token
-        inference_id = c.call(token.functions.inferenceIdOf(model_id, instances, proof_bytes), d.abi)
+        inference_id = c.call(token.functions.inferenceIdOf(model_id, instances), d.abi)
         store = ws.minted_bundle(keccak(proof_bytes).hex(), inference_id.hex())
         if not store.exists():  # before any transaction: a minted token always finds its bundle
             atomic_write_json(store, bundle.to_dict())
@@ -97,9 +101,10 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
             c1 = c.transact(token.functions.commit(
                 c.call(token.functions.commitmentFor(c.address, inference_id, salt), d.abi)), d.abi)
         failpoint("mint:after-commit")
+        age = await_commit_age(d, c1)
         what = f"mint {bundle.count} tokens" if bundle.count > 1 else "mint"
         with progress.step(f"{what} (verify proof on-chain)"):
-            r = c.transact(mint_fn, d.abi)
+            r = c.transact(mint_fn, d.abi, fees=c.fees(age))
         failpoint("mint:before-record")
         ids = [e["args"]["tokenId"] for e in token.events.Minted().process_receipt(r, errors=DISCARD)]
         result = MintResult(ids[0], "0x" + bytes(r["transactionHash"]).hex(),
@@ -109,6 +114,15 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
                             [str(ContentStore(ws).path(cid_from_uri(t.metadata["image"]))) for t in tokens])
         _write_record(d, result, store)
         return result
+
+
+def await_commit_age(d: Deployment, commit_receipt: dict) -> int:
+    """Wait until a reveal sent now lands ``minCommitAge`` blocks after its commit (anvil mines
+    them at once); returns that age."""
+    age = d.chain.call(d.token.functions.minCommitAge(), d.abi)
+    with progress.step(f"let the commitment age {age} blocks"):
+        d.chain.wait_for_block(commit_receipt["blockNumber"] + age)
+    return age
 
 
 def _check_fits(bundle: ProofBundle, pkg: CircuitPackage) -> None:

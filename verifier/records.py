@@ -18,6 +18,10 @@ from .artifacts import build_contracts
 from .client import Chain
 
 
+# What ModelRegistry.firstRegistrations answers for, in its order.
+ALIAS_KEYS = ("circuit hash", "ONNX hash", "vk hash", "verifier key")
+
+
 def _plain(value: Any) -> Any:
     """A decoded struct as JSON-friendly values: bytes as 0x-hex, nested structs as dicts."""
     if isinstance(value, bytes):
@@ -53,6 +57,18 @@ class Deployment:
         fn = self._named(self.registry).functions.model(bytes.fromhex(model_id[2:]))
         m = _plain(self.chain.call(fn, self.abi))
         return {**m.pop("registration"), **m}
+
+    def registration(self, model_id: str) -> dict:
+        """Who registered ``model_id``, and the earlier registrations by other owners of the
+        same circuit hash, ONNX hash, vk hash or verifier key (``alias_of``): the chain can't
+        tell an original from an alias or a squat, so both owners are named."""
+        owner = self.model(model_id)["owner"]
+        firsts = self.chain.call(self.registry.functions.firstRegistrations(bytes.fromhex(model_id[2:])), self.abi)
+        earlier: dict[str, dict] = {}
+        for same, first in zip(ALIAS_KEYS, map(_plain, firsts)):
+            if first != model_id and (other := self.model(first)["owner"]) != owner:
+                earlier.setdefault(first, {"id": first, "owner": other, "same": []})["same"].append(same)
+        return {"id": model_id, "owner": owner, "alias_of": list(earlier.values())}
 
 
 def deployment(c: Chain, token: str | None = None) -> Deployment:

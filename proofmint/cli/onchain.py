@@ -67,7 +67,9 @@ def deploy_cmd(
     attribution: Annotated[bool, typer.Option(help="License: attribution required.")] = True,
     parent_share_bps: Annotated[int, typer.Option(
         help="License: share of a derivative token's royalty paid to its parent's creator, "
-             "basis points.")] = 0,
+             "basis points; paid by derivatives of this model's own tokens and by models "
+             "registered with this one as --parent-model (a model never pays another's "
+             "license unless its owner named it).")] = 0,
     license_uri: Annotated[str, typer.Option(help="The license's full text (a URI).")] = "",
     rpc_url: RpcOpt = None, workspace: WorkspaceOpt = None, json_: JsonOpt = False,
 ):
@@ -128,7 +130,8 @@ def mint_cmd(
 def show_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
              rpc_url: RpcOpt = None, gateway: GatewayOpt = None, token: TokenOpt = None,
              workspace: WorkspaceOpt = None, json_: JsonOpt = False):
-    """Show a token's on-chain record, its ERC-7007 metadata, owner and royalty split.
+    """Show a token's on-chain record, its ERC-7007 metadata, owner and royalty split, and the
+    registration it was minted under (its owner; an alias of an earlier one is flagged).
 
     Example: proofmint show 1
     """
@@ -136,7 +139,22 @@ def show_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
 
     r = run(lambda: proofmint.show(token_id, rpc_url=rpc_url, gateway=gateway, token=token,
                                    workspace=workspace))
-    output(r.to_dict(), json_, lambda d: print(json.dumps(d, indent=2, default=str)))
+
+    def human(d: dict) -> None:
+        print(json.dumps(d, indent=2, default=str))
+        _print_registration(d["registration"])
+
+    output(r.to_dict(), json_, human)
+
+
+def _print_registration(reg: dict) -> None:
+    """The registration a token was minted under, its owner, and what it may be an alias of."""
+    if not reg:
+        return
+    stderr.print(f"registration {reg['id']}, owned by {reg['owner']}")
+    for other in reg["alias_of"]:
+        stderr.print(f"[yellow]⚠ alias of registration {other['id']} by owner {other['owner']}[/] "
+                     f"(registered first, same {', '.join(other['same'])})")
 
 
 def verify_asset_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
@@ -161,6 +179,7 @@ def verify_asset_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
         for name, c in d["checks"].items():
             mark = "[green]✓[/]" if c["ok"] else "[red]✗[/]"
             stderr.print(f"{mark} {name}: {c['detail']}")
+        _print_registration(d["registration"])
         stderr.print(f"verdict: {'[green]VALID[/]' if d['valid'] else '[red]INVALID[/]'} (token {d['token_id']})")
 
     output(r.to_dict(), json_, human)

@@ -16,7 +16,7 @@ from proofmint.verifier.anvil import DEV_CHAIN_ID, Anvil
 from proofmint.verifier.client import connect
 from proofmint.verifier.deploy import vka_for
 from proofmint.verifier.keys import DEV_KEYS_REFUSED, dev_keys
-from proofmint.verifier.mint import item_commitments, publish_tokens
+from proofmint.verifier.mint import await_commit_age, item_commitments, publish_tokens
 from proofmint.verifier.records import deployment
 
 from ..conftest import run_cli, tree_digest
@@ -41,23 +41,25 @@ def model_id(ws, circuit_id: str, *, chain_id: int = DEV_CHAIN_ID) -> bytes:
     return bytes.fromhex(_deployments(ws, chain_id)["verifiers"][circuit_id]["model_id"][2:])
 
 
-def commit_by_hand(c, token, abi, bundle, pkg, mid: bytes, account=None, metadata: list[bytes] | None = None):
-    """Commit to a bundle's inference by hand; returns the reveal's request (a ``MintRequest``
-    dict, by its Solidity field names) and the instances. The token's content is published as
-    a real mint publishes it, unless ``metadata`` (digests) is given."""
+def commit_by_hand(c, token, abi, bundle, pkg, mid: bytes, account=None, metadata: list[bytes] | None = None,
+                   parent: int = 0):
+    """Commit to a bundle's inference by hand and let the commitment age; returns the reveal's
+    request (a ``MintRequest`` dict, by its Solidity field names) and the instances. The token's
+    content is published as a real mint publishes it, unless ``metadata`` (digests) is given."""
     account = account or c.account
     instances = bundle.instance_words
-    inference = token.functions.inferenceIdOf(mid, instances, bundle.proof_bytes).call()
+    inference = token.functions.inferenceIdOf(mid, instances).call()
     salt = os.urandom(32)
-    c.transact(token.functions.commit(token.functions.commitmentFor(account.address, inference, salt).call()),
-               abi, account=account)
+    receipt = c.transact(token.functions.commit(token.functions.commitmentFor(account.address, inference, salt).call()),
+                         abi, account=account)
+    await_commit_age(deployment(c), receipt)
     proof_uri = ""
     if metadata is None:  # the content a real mint publishes (so verify-asset can fetch it)
         bundle_file = atomic_write_json(c.ws.path("hand-minted", f"{bundle.proof_hash}.json"), bundle.to_dict())
-        proof_uri, tokens = publish_tokens(deployment(c), bundle, pkg, bundle_file,
-                                           model_id="0x" + bytes(mid).hex(), creator=account.address)
+        proof_uri, tokens = publish_tokens(deployment(c), bundle, pkg, bundle_file, model_id="0x" + bytes(mid).hex(),
+                                           creator=account.address, parent=parent)
         metadata = [t.digest for t in tokens]
-    request = {"modelId": mid, "to": account.address, "parent": 0,
+    request = {"modelId": mid, "to": account.address, "parent": parent,
                "inputCommitment": encoding.mint_commitment(item_commitments(bundle, pkg), pkg.batch_size),
                "salt": salt, "proofURI": proof_uri, "count": bundle.count, "metadata": metadata}
     return request, instances

@@ -71,7 +71,7 @@ def _mint_through(c, registry, token, abi, account, registration, bundle, pkg, w
     """``account`` registers ``registration`` and mints ``bundle`` through it; the bundle is then
     published to the workspace's asset store (whoever checks a token can fetch its bundle).
     Returns the token id."""
-    c.transact(registry.functions.registerModel(registration, [account.address], [10_000]), abi, account=account)
+    c.transact(registry.functions.registerModel(registration, [], [account.address], [10_000]), abi, account=account)
     mid = registry.functions.modelIdOf(account.address, registration["circuitHash"]).call()
     assert _model(c, mid)["owner"] == account.address
     request, instances = commit_by_hand(c, token, abi, bundle, pkg, mid, account=account)
@@ -79,7 +79,7 @@ def _mint_through(c, registry, token, abi, account, registration, bundle, pkg, w
         request["inputCommitment"] = commitment
     proof = bundle.proof_bytes
     c.transact(token.functions.mint(request, proof, instances, []), abi, account=account)
-    inference = token.functions.inferenceIdOf(mid, instances, proof).call()
+    inference = token.functions.inferenceIdOf(mid, instances).call()
     atomic_write_json(Workspace.resolve(ws).minted_bundle(keccak(proof).hex(), inference.hex()),
                       bundle.to_dict())
     return token.functions.totalMinted().call()
@@ -122,7 +122,7 @@ def test_an_aliased_registration_cannot_mint_an_inference_twice(deployed, circui
         registry, token, abi = _contracts(c, deployed["mlp"])
         c.w3.eth.send_transaction({"from": c.address, "to": MALLORY.address, "value": 10**18})
         c.transact(registry.functions.registerModel(
-            _registration(pkg, deployed["mlp"].verifier, royaltyBps=2_500), [MALLORY.address], [10_000]),
+            _registration(pkg, deployed["mlp"].verifier, royaltyBps=2_500), [], [MALLORY.address], [10_000]),
             abi, account=MALLORY)
         alias = registry.functions.modelIdOf(MALLORY.address, bytes.fromhex(pkg.circuit_id)).call()
         assert alias != model_id(ws, pkg.circuit_id)
@@ -145,14 +145,14 @@ def test_registrations_are_bound_to_their_registrant_so_nothing_can_be_squatted(
         registry, _, abi = _contracts(c, deployed["mlp"])
         c.w3.eth.send_transaction({"from": c.address, "to": EVE.address, "value": 10**18})
         first = _registration(pkg, deployed["mlp"].verifier, circuitHash=circuit)
-        c.transact(registry.functions.registerModel(first, [EVE.address], [10_000]), abi, account=EVE)  # Eve first
-        c.transact(registry.functions.registerModel(first, [c.address], [10_000]), abi)  # the owner's still lands
+        c.transact(registry.functions.registerModel(first, [], [EVE.address], [10_000]), abi, account=EVE)  # Eve first
+        c.transact(registry.functions.registerModel(first, [], [c.address], [10_000]), abi)  # the owner's still lands
         ids = {registry.functions.modelIdOf(a, circuit).call() for a in (EVE.address, c.address)}
         assert len(ids) == 2 and all(registry.functions.isRegistered(i).call() for i in ids)
         assert _model(c, registry.functions.modelIdOf(c.address, circuit).call())["owner"] == c.address
         assert _model(c, registry.functions.modelIdOf(EVE.address, circuit).call())["owner"] == EVE.address
         with pytest.raises(TransactionRevertedError, match="ModelRegistryAlreadyRegistered"):
-            c.transact(registry.functions.registerModel(first, [c.address], [10_000]), abi)
+            c.transact(registry.functions.registerModel(first, [], [c.address], [10_000]), abi)
 
 
 @pytest.mark.parametrize("change,error", [
@@ -170,7 +170,7 @@ def test_unsound_layouts_royalties_and_terms_are_refused(change, error, deployed
         registry, _, abi = _contracts(c, deployed["mlp"])
         reg = _registration(pkg, deployed["mlp"].verifier, circuitHash=bytes.fromhex("cd" * 32), **change)
         with pytest.raises(TransactionRevertedError, match=error):
-            c.transact(registry.functions.registerModel(reg, [c.address], [10_000]), abi)
+            c.transact(registry.functions.registerModel(reg, [], [c.address], [10_000]), abi)
 
 
 @pytest.mark.parametrize("payees,shares,error", [
@@ -187,7 +187,7 @@ def test_a_royalty_split_that_is_not_exactly_100_percent_is_refused(payees, shar
         reg = _registration(pkg, deployed["mlp"].verifier, circuitHash=bytes.fromhex("ce" * 32))
         who = [Account.from_key(dev_keys()[i]).address for i in payees]
         with pytest.raises(TransactionRevertedError, match=error):
-            c.transact(registry.functions.registerModel(reg, who, shares), abi)
+            c.transact(registry.functions.registerModel(reg, [], who, shares), abi)
 
 
 def test_model_ownership_moves_in_two_steps_and_the_royalty_split_stays(deployed, circuits, proofs, ws, anvil):
@@ -267,7 +267,8 @@ def test_verify_asset_names_a_registration_that_does_not_match_the_models_artifa
     verdict = proofmint.verify_asset(token_id, rpc_url=anvil.url, workspace=ws)
     assert not verdict.valid
     failed = {name for name, check in verdict.checks.items() if not check.ok}
-    assert failed == {"model file", "verifying key"}, verdict.checks
+    # the ONNX hash names no file at the model URI, nor the circuit; the vk hash isn't the key
+    assert failed == {"model file", "circuit", "verifying key", "model compiles to the key"}, verdict.checks
 
 
 def test_verify_asset_names_a_registered_layout_the_settings_dont_give(deployed, circuits, zoo, ws, anvil, tmp_path):
@@ -299,15 +300,16 @@ def test_an_odd_verifier_answer_is_a_rejection_not_a_revert(creation, what, depl
         odd = c.transact(c.w3.eth.contract(abi=[], bytecode=creation).constructor(), [])["contractAddress"]
         circuit = bytes.fromhex(("e1" if "2" in what else "e2") * 32)
         c.transact(registry.functions.registerModel(_registration(pkg, odd, circuitHash=circuit),
-                                                    [c.address], [10_000]), abi)
+                                                    [], [c.address], [10_000]), abi)
         mid = registry.functions.modelIdOf(c.address, circuit).call()
         assert registry.functions.checkInference(mid, bundle.proof_bytes,
                                                  bundle.instance_words, []).call() is False
 
 
-def test_a_private_input_is_one_token_per_proof(zoo, ws, anvil, tmp_path):
-    """Private inputs commit to nothing: the replay key takes the proof's hash, so the first
-    minter of some outputs can't block every other input that gives them."""
+def test_a_private_input_is_one_token_per_statement(zoo, ws, anvil, tmp_path):
+    """Private inputs commit to nothing: the statement is the outputs alone, so a second proof
+    of them (freshly blinded: other proof bytes) is the same statement, refused. The replay
+    key takes nothing a registration chooses (see the private-layout alias below)."""
     c = proofmint.compile(zoo["mlp"].onnx, input_visibility="private", workspace=ws)
     assert c.package.visibility.input_private
     proofmint.deploy(c.circuit_id, rpc_url=anvil.url, workspace=ws)
@@ -316,11 +318,10 @@ def test_a_private_input_is_one_token_per_proof(zoo, ws, anvil, tmp_path):
                      for n in ("a", "b"))
     assert load_bundle(first).ezkl_proof["instances"] == load_bundle(second).ezkl_proof["instances"]
     assert load_bundle(first).proof_bytes != load_bundle(second).proof_bytes
-    a = proofmint.mint(first, rpc_url=anvil.url, workspace=ws)
-    b = proofmint.mint(second, rpc_url=anvil.url, workspace=ws)
-    assert a.token_id != b.token_id
-    with pytest.raises(ChainError, match="already token"):
-        proofmint.mint(first, rpc_url=anvil.url, workspace=ws)
+    proofmint.mint(first, rpc_url=anvil.url, workspace=ws)
+    for again in (second, first):
+        with pytest.raises(ChainError, match="already token"):
+            proofmint.mint(again, rpc_url=anvil.url, workspace=ws)
 
 
 def test_a_license_without_derivatives_refuses_a_child_token(deployed, circuits, zoo, ws, anvil, tmp_path):
