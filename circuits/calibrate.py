@@ -506,26 +506,18 @@ def circuit_rows(graph: OnnxModel, visibility: Visibility, folder: Path, batch: 
     return json.loads((folder / "settings.json").read_text())["num_rows"]
 
 
-def check_size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,
-               memory: int) -> int:
-    """The circuit's rows at ezkl's default settings, refused in seconds when even half of
-    them would need a proving key larger than ``memory``: the rows are mostly the layers', and
-    the scales, decompositions and rebase multipliers the search tries take up to 2x fewer than
-    ezkl's default (2,750 vs 4,452 on a small MLP; the zoo LeNet: 13,798 at ezkl's default,
-    7,910 at multiplier 2 and 6,944 at 10). Without
-    this, EZKL's mnist_gan (23.5 million rows: logrows 25, a key over 100 GiB) calibrated for
-    tens of minutes towards a setup that could never run."""
+def size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int) -> tuple[int, int]:
+    """The circuit's rows at ezkl's default settings, and the proving key half as many would
+    need: the rows are mostly the layers', and the scales, decompositions and rebase
+    multipliers the search tries take up to 2x fewer than ezkl's default (2,750 vs 4,452 on a
+    small MLP; the zoo LeNet: 13,798 at ezkl's default, 7,910 at multiplier 2 and 6,944 at 10).
+    Compile compares that key with the memory budget before any calibration: EZKL's mnist_gan
+    (23.5 million rows: logrows 25, a key over 100 GiB) used to calibrate for tens of minutes
+    towards a setup that could never run; it is now cut into segments in seconds."""
     with progress.step("size the circuit"):
         rows = circuit_rows(graph, visibility, work / "size", batch)
     logrows = max(rows // 2, 1).bit_length()  # 2^logrows > rows: ezkl keeps rows for blinding
-    key = PK_BYTES_PER_ROW * 2 ** logrows
-    if key > memory:
-        raise InvalidModelError(
-            f"{graph.path.name} makes a circuit of {rows:,} rows at ezkl's default settings; with "
-            f"half as many (logrows {logrows}) its proving key alone would take {_gib(key)}, and "
-            f"there is {_gib(memory)} of memory to plan for (this machine's, or PROOFMINT_MEMORY) — "
-            "prove it on a machine with more memory, or shrink the model's largest layers")
-    return rows
+    return rows, PK_BYTES_PER_ROW * 2 ** logrows
 
 
 def useful_multipliers(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,
@@ -555,11 +547,10 @@ def _gib(n: int) -> str:
 def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, probe: Path,
            heldout: np.ndarray, task: str, visibility: Visibility, work: Path,
            tolerance: float = DEFAULT_TOLERANCE, batch: int = 1,
-           budget: float = DEFAULT_BUDGET_S, *, memory: int) -> tuple[Candidate, dict]:
+           budget: float = DEFAULT_BUDGET_S, *, rows: int) -> tuple[Candidate, dict]:
     """Settings for ``target``; returns the chosen candidate and a report of the choice.
-    ``model`` is the float reference, ``graph`` the ONNX ezkl compiles; a circuit whose keys
-    can't fit ``memory`` bytes is refused before any calibration."""
-    rows = check_size(graph, visibility, work, batch, memory)
+    ``model`` is the float reference, ``graph`` the ONNX ezkl compiles (``rows`` at ezkl's
+    defaults, from :func:`size`)."""
     if target != "balanced":
         with progress.step(f"calibrate (ezkl {target})"):
             base = make_candidate(target, graph, calibration, visibility, target, None, work, batch)

@@ -19,15 +19,15 @@ import numpy as np
 from proofmint import config, ezkl_layer, progress
 from proofmint.encoding import Visibility
 from proofmint.errors import EzklPanicError, UsageError
-from proofmint.faults import failpoint
 from proofmint.jobs import run_in_child
 from proofmint.models.onnx_model import OnnxModel, load_onnx
-from proofmint.store import (Workspace, atomic_write_bytes, atomic_write_json, canonical_json, read_json, sha256_bytes,
-                             sha256_file, staged)
+from proofmint.store import Workspace, atomic_write_json, canonical_json, read_json, sha256_bytes, sha256_file
 
-from . import batching, calibrate, locate, package, rewrite as rewrite_mod, samples as samples_mod, srs as srs_mod
+from . import (batching, calibrate, locate, package, rewrite as rewrite_mod, samples as samples_mod, segmented,
+               srs as srs_mod)
 from .fidelity import DEFAULT_TOLERANCE
 from .package import CircuitPackage
+from .segmented import SegmentedPackage
 from .samples import load_samples
 
 
@@ -36,7 +36,7 @@ class CompileResult:
     circuit_id: str
     model_id: str
     cached: bool
-    package: CircuitPackage
+    package: CircuitPackage | SegmentedPackage
     timings: dict
     srs_warning: str | None
 
@@ -81,20 +81,32 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
             param_visibility: str = "fixed", srs: str | Path | None = None,
             workspace: str | Path | Workspace | None = None, batch: int = 1,
             tolerance: float = DEFAULT_TOLERANCE,
-            budget: float = calibrate.DEFAULT_BUDGET_S) -> CompileResult:
+            budget: float = calibrate.DEFAULT_BUDGET_S, segments: int | None = None,
+            max_key: int | str | None = None, link: str = "hashed") -> CompileResult:
     """Compile an ONNX model into a proving circuit with keys, reusing any earlier compile.
 
     ``target="balanced"`` (the default) keeps the decoded outputs within ``tolerance`` of the
     float outputs' span on held-out samples (and argmax for classifiers), then picks the
     fastest circuit; ``budget`` bounds its search in seconds. ``batch`` > 1 compiles a
     circuit that proves that many inferences at once (a fixed-batch graph is batched as
-    copies side by side)."""
+    copies side by side).
+
+    A model whose proving key would not fit ``max_key`` (bytes, or "256M"; default: half the
+    memory to plan for) is compiled as linked segments, each key within it; ``segments``
+    asks for that many. ``link`` binds each cut tensor across two proofs: "hashed" (a Poseidon
+    hash both proofs make public: the values stay private) or "public"."""
     if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
         raise UsageError(f"--tolerance must be a fraction of the output span in (0, 1), not {tolerance}")
     if not (isinstance(budget, (int, float)) and budget > 0):
         raise UsageError(f"--budget must be a number of seconds > 0, not {budget}")
     if target not in calibrate.TARGETS:
         raise UsageError(f"unknown target '{target}' — choose one of {', '.join(calibrate.TARGETS)}")
+    if segments is not None and (not isinstance(segments, int) or isinstance(segments, bool) or segments < 2):
+        raise UsageError(f"--segments must be a whole number >= 2, not {segments}")
+    if link not in segmented.segments_mod.LINKS:
+        raise UsageError(f"--link {link} — choose one of {', '.join(segmented.segments_mod.LINKS)}")
+    split = Split(segments, config.size_bytes(max_key, "--max-key") if max_key is not None else None, link)
+    key_budget = split.max_key or config.memory_bytes() // KEY_SHARE
     visibility = Visibility(input_visibility, output_visibility, param_visibility)
     if visibility.params_hashed:
         # ezkl puts a Poseidon hash of the weights among the instances but the verifying key
@@ -133,6 +145,7 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
         "model": onnx_model.model_id, "target": target, "visibility": visibility.to_dict(),
         "calibration": calib_digest, "srs": user_srs.sha256 if user_srs else "development",
         "batch": batch, "tolerance": tolerance, "samples": samples_mod.RECIPE,
+        "split": [split.count, key_budget, split.link],
         "judged": sha256_file(beside) if judged is not None else None,
     }))
     started = time.perf_counter()
@@ -147,7 +160,7 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
         pkg, timings = run_in_child(
             _compile_job, str(ws.root), str(onnx_model.path), samples, target, visibility,
             user_srs.path if user_srs else None, _task(onnx_model, meta), batch, tolerance, budget,
-            config.memory_bytes(), what="compile", nests=True, memory=config.memory_bytes())
+            key_budget, split, what="compile", nests=True, memory=config.memory_bytes())
         atomic_write_json(ws.compile_entry(key), {"circuit_id": pkg.circuit_id})
     timings["total"] = round(time.perf_counter() - started, 3)
     return _result(pkg, False, timings)
@@ -169,24 +182,65 @@ def _check_batch(batch: int, model: OnnxModel, visibility: Visibility) -> None:
                          "records its own outputs, which one hash of the batch would hide")
 
 
-def _cached(ws: Workspace, key: str) -> CircuitPackage | None:
+def _cached(ws: Workspace, key: str) -> CircuitPackage | SegmentedPackage | None:
     entry = ws.compile_entry(key)
     if not entry.is_file():
         return None
     try:
-        return package.load(ws, read_json(entry)["circuit_id"])
+        cid = read_json(entry)["circuit_id"]
+        found = segmented.load(ws, cid)
+        if found is not None:
+            found.packages(ws)  # every segment complete
+            return found
+        return package.load(ws, cid)
     except Exception:
         return None  # a stale entry is recompiled, never trusted
 
 
-def _result(pkg: CircuitPackage, cached: bool, timings: dict) -> CompileResult:
+KEY_SHARE = 2  # a single circuit's key may take half the memory to plan for; more is split
+
+
+@dataclass(frozen=True)
+class Split:
+    """What the user asked of segmenting: a count (``--segments``), a key budget (``--max-key``,
+    bytes) and how cut tensors are linked."""
+
+    count: int | None = None
+    max_key: int | None = None
+    link: str = "hashed"
+
+
+def _segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples, visibility: Visibility, task: str,
+               tolerance: float, budget: float, key_budget: int, split: Split, srs_path: str | None,
+               scratch: Path, rows: int, key: int, batch: int, target: str, timings: dict):
+    if batch > 1:
+        raise UsageError(f"{model.path.name} is compiled as linked segments ({rows:,} rows at ezkl's defaults); "
+                         "--batch is for single circuits — prove one inference per proof chain")
+    if target != "balanced":
+        raise UsageError(f"--target {target} is ezkl's calibration of one circuit; a segmented model "
+                         "takes the default, balanced")
+    why = ("--segments" if split.count else
+           f"its key (about {calibrate._gib(key)}) is over the {calibrate._gib(key_budget)} "
+           + ("--max-key" if split.max_key else "memory budget (PROOFMINT_MEMORY, or this machine's)"))
+    progress.note(f"{model.path.name}: {rows:,} rows at ezkl's defaults — proven as linked segments ({why})")
+    pkg = segmented.compile_segmented(
+        ws, model, graph, samples, visibility=visibility, task=task, tolerance=tolerance, budget=budget,
+        budget_bytes=key_budget, count=split.count, link=split.link, srs_path=srs_path,
+        work=scratch / "segments", timings=timings)
+    return pkg, timings
+
+
+def _result(pkg: CircuitPackage | SegmentedPackage, cached: bool, timings: dict) -> CompileResult:
     return CompileResult(pkg.circuit_id, pkg.model_id, cached, pkg, timings, pkg.srs_warning)
 
 
 def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, target: str,
                  visibility: Visibility, srs_path: str | None, task: str, batch: int,
-                 tolerance: float, budget: float, memory: int) -> tuple[CircuitPackage, dict]:
-    """Runs in a child process: calibrate, compile, SRS, setup. Returns the saved package."""
+                 tolerance: float, budget: float, key_budget: int, split: Split
+                 ) -> tuple[CircuitPackage | SegmentedPackage, dict]:
+    """Runs in a child process: calibrate, compile, SRS, setup. Returns the saved package: one
+    circuit, or linked segments when one circuit's key would not fit ``key_budget`` (or
+    ``split`` asks for them)."""
     ws = Workspace(Path(ws_root))
     model = load_onnx(onnx_path)
     timings: dict = {}
@@ -206,14 +260,18 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
             # ezkl calibrates whole batches: pad the data to a multiple of the batch size
             padded = np.concatenate([c.items for c in samples_mod.batches(data, batch)])
             ezkl_layer.write_input(path, padded, model.input_sizes)
-        with progress.step("choose settings") as t:
-            try:
+        try:
+            rows, key = calibrate.size(graph, visibility, scratch, batch)
+            if split.count or key > key_budget:
+                return _segmented(ws, model, graph, samples, visibility, task, tolerance, budget, key_budget,
+                                  split, srs_path, scratch, rows, key, batch, target, timings)
+            with progress.step("choose settings") as t:
                 chosen, report = calibrate.choose(target, model, graph, calib_file, probe_file,
                                                   samples.heldout, task, visibility, scratch, tolerance,
-                                                  batch, budget, memory=memory)
-            except EzklPanicError as exc:  # ezkl names no layer: find the node it fails on
-                with progress.step("find the node ezkl fails on"):
-                    raise locate.explain(exc, graph, visibility, scratch / "locate") from None
+                                                  batch, budget, rows=rows)
+        except EzklPanicError as exc:  # ezkl names no layer: find the node it fails on
+            with progress.step("find the node ezkl fails on"):
+                raise locate.explain(exc, graph, visibility, scratch / "locate") from None
         report["graph"] = ("native" if graph is model else
                            "side-by-side" if batch > 1 and model.batch_axis is None else "rewritten")
         report["rewrites"] = rewrite_mod.row_costs(graph, rewrites, chosen.settings, scratch) if rewrites else []
@@ -230,55 +288,8 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         with ws.lock(f"circuit-{circuit_id[:32]}"):
             if (dest / "package.json").is_file():
                 return package.load(ws, circuit_id), timings | {"setup": 0.0, "reused_keys": True}
-            pkg = _setup(ws, dest, model, graph, chosen, report, samples, target, visibility, task,
-                         srs, circuit_id, timings, batch)
+            pkg, timings["setup"] = package.create(ws, dest, model, graph, chosen, report, samples.accepted,
+                                                   target, visibility, task, srs, circuit_id, batch)
         return pkg, timings
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _setup(ws: Workspace, dest: Path, model: OnnxModel, graph: OnnxModel, chosen, report: dict,
-           samples, target: str, visibility: Visibility, task: str, srs, circuit_id: str,
-           timings: dict, batch: int) -> CircuitPackage:
-    """Copy the chosen circuit into place, run setup, and write package.json last."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for debris in dest.glob(".tmp-*"):  # left by a killed run; we hold the circuit's lock
-        debris.unlink(missing_ok=True)
-    files = [(chosen.settings_path, "settings.json"), (chosen.compiled_path, "model.compiled")]
-    if graph is not model:  # the batched graph ezkl compiled, kept beside the user's model
-        files.append((graph.path, "circuit.onnx"))
-    for src, name in files:
-        with staged(dest / name) as tmp:
-            shutil.copyfile(src, tmp)
-    atomic_write_bytes(dest / "model.onnx", model.data)  # its id's bytes: external weights embedded
-    settings = chosen.settings
-    logrows = settings["run_args"]["logrows"]
-    reuse = chosen.keys is not None and chosen.keys_srs == srs.path  # timed with this SRS
-    with progress.step(f"setup (logrows {logrows}{': keys from timing its proof' if reuse else ''})") as t, \
-            staged(dest / "pk.key") as pk, staged(dest / "vk.key") as vk:
-        if reuse:  # setup is deterministic: the same circuit and SRS give these same keys
-            shutil.move(chosen.keys / "pk.key", pk)
-            shutil.move(chosen.keys / "vk.key", vk)
-        else:
-            ezkl_layer.setup(dest / "model.compiled", vk, pk, Path(srs.path))
-        failpoint("compile:keys-written")
-    timings["setup"] = t["seconds"]
-    run = settings["run_args"]
-    pkg = CircuitPackage(
-        circuit_id=circuit_id, model_id=model.model_id, dir=str(dest), srs_path=srs.path,
-        input_shape=list(model.input_shape),
-        output_shapes=[list(s) for s in model.output_shapes], task=task, target=target,
-        visibility=visibility, logrows=logrows, num_rows=settings["num_rows"],
-        input_scale=run["input_scale"], param_scale=run["param_scale"],
-        output_scales=settings["model_output_scales"], lookup_range=run["lookup_range"],
-        input_range=samples.accepted,
-        srs_kind=srs.kind, srs_sha256=srs.sha256, srs_file=package.srs_record(ws, srs),
-        pk_bytes=(dest / "pk.key").stat().st_size, vk_bytes=(dest / "vk.key").stat().st_size,
-        quantization=chosen.quality or {}, calibration_report=report,
-        digests={name: sha256_file(dest / name) for name in package.DIGESTED
-                 if (dest / name).is_file()},
-        batch_size=batch, input_shapes=[list(x) for x in model.input_shapes],
-        input_names=list(model.input_names), reference=model.reference,
-    )
-    pkg.save()
-    return pkg

@@ -7,12 +7,20 @@ unfinished compile and is never used.
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from proofmint import ezkl_layer, progress
 from proofmint.encoding import InstanceLayout, Visibility
 from proofmint.errors import NotFoundError, ProofmintError, WorkspaceError
-from proofmint.store import Workspace, atomic_write_json, canonical_json, read_json, sha256_bytes, sha256_file
+from proofmint.faults import failpoint
+from proofmint.store import (Workspace, atomic_write_bytes, atomic_write_json, canonical_json, read_json,
+                             sha256_bytes, sha256_file, staged)
+
+if TYPE_CHECKING:
+    from proofmint.models.onnx_model import OnnxModel
 
 from . import srs as srs_mod
 
@@ -93,7 +101,8 @@ class CircuitPackage:
             # ezkl lays out each output tensor whole; per-item slices would interleave
             raise WorkspaceError("batch circuits with several output tensors are not supported")
         return InstanceLayout.of(self.visibility, math.prod(self.input_shape),
-                                 [math.prod(s) for s in self.output_shapes], self.batch_size)
+                                 [math.prod(s) for s in self.output_shapes], self.batch_size,
+                                 len(self.input_sizes))
 
     def save(self) -> None:
         atomic_write_json(self.path / "package.json", self.to_dict())
@@ -164,3 +173,50 @@ def circuit_id_of(model_id: str, settings: dict, srs_sha256: str) -> str:
     the SRS its keys come from. Anyone holding the three files derives the same id."""
     return sha256_bytes(canonical_json({"model": model_id, "settings": settings_digest_source(settings),
                                         "srs": srs_sha256}))
+
+
+def create(ws: Workspace, dest: Path, model: "OnnxModel", graph: "OnnxModel", chosen, report: dict,
+           input_range: list[float], target: str, visibility: Visibility, task: str, srs: "srs_mod.SRS",
+           circuit_id: str, batch: int) -> tuple[CircuitPackage, float]:
+    """Copy the chosen circuit (a calibrate.Candidate) into ``dest``, run setup, and write
+    package.json last. Returns the package and setup's seconds."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for debris in dest.glob(".tmp-*"):  # left by a killed run; we hold the circuit's lock
+        debris.unlink(missing_ok=True)
+    files = [(chosen.settings_path, "settings.json"), (chosen.compiled_path, "model.compiled")]
+    if graph is not model:  # the batched graph ezkl compiled, kept beside the user's model
+        files.append((graph.path, "circuit.onnx"))
+    for src, name in files:
+        with staged(dest / name) as tmp:
+            shutil.copyfile(src, tmp)
+    atomic_write_bytes(dest / "model.onnx", model.data)  # its id's bytes: external weights embedded
+    settings = chosen.settings
+    logrows = settings["run_args"]["logrows"]
+    reuse = chosen.keys is not None and chosen.keys_srs == srs.path  # timed with this SRS
+    with progress.step(f"setup (logrows {logrows}{': keys from timing its proof' if reuse else ''})") as t, \
+            staged(dest / "pk.key") as pk, staged(dest / "vk.key") as vk:
+        if reuse:  # setup is deterministic: the same circuit and SRS give these same keys
+            shutil.move(chosen.keys / "pk.key", pk)
+            shutil.move(chosen.keys / "vk.key", vk)
+        else:
+            ezkl_layer.setup(dest / "model.compiled", vk, pk, Path(srs.path))
+        failpoint("compile:keys-written")
+    run = settings["run_args"]
+    pkg = CircuitPackage(
+        circuit_id=circuit_id, model_id=model.model_id, dir=str(dest), srs_path=srs.path,
+        input_shape=list(model.input_shape),
+        output_shapes=[list(s) for s in model.output_shapes], task=task, target=target,
+        visibility=visibility, logrows=logrows, num_rows=settings["num_rows"],
+        input_scale=run["input_scale"], param_scale=run["param_scale"],
+        output_scales=settings["model_output_scales"], lookup_range=run["lookup_range"],
+        input_range=input_range,
+        srs_kind=srs.kind, srs_sha256=srs.sha256, srs_file=srs_record(ws, srs),
+        pk_bytes=(dest / "pk.key").stat().st_size, vk_bytes=(dest / "vk.key").stat().st_size,
+        quantization=chosen.quality or {}, calibration_report=report,
+        digests={name: sha256_file(dest / name) for name in DIGESTED
+                 if (dest / name).is_file()},
+        batch_size=batch, input_shapes=[list(x) for x in model.input_shapes],
+        input_names=list(model.input_names), reference=model.reference,
+    )
+    pkg.save()
+    return pkg, t["seconds"]

@@ -97,16 +97,24 @@ def failpoint() -> str | None:
     return _get(FAILPOINT)
 
 
+def size_bytes(text: str | int, what: str) -> int:
+    """An amount of memory written as bytes or with K/M/G/T (``64G``, ``512M``, ``256MiB``)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(?:([KMGT])I?)?B?\s*", str(text), re.IGNORECASE)
+        value = float(m[1]) * _UNITS[(m[2] or "").upper()] if m else 0
+    if not 1 <= value < 2**63:
+        raise UsageError(f"{what}={text!r} is not an amount of memory — write e.g. 64G or 512M")
+    return int(value)
+
+
 def memory_bytes() -> int:
     """What a circuit's keys may take: ``PROOFMINT_MEMORY`` (bytes, or with K/M/G/T), else the
     machine's RAM or its cgroup v2 limit, whichever is lower (a container sees the host's RAM)."""
     env = _get(MEMORY)
     if env is not None:
-        m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*(?:([KMGT])I?)?B?\s*", env, re.IGNORECASE)
-        value = float(m[1]) * _UNITS[(m[2] or "").upper()] if m else 0
-        if not 1 <= value < 2**63:
-            raise UsageError(f"{MEMORY}={env!r} is not an amount of memory — write e.g. 64G or 512M")
-        return int(value)
+        return size_bytes(env, MEMORY)
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     try:
         limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()

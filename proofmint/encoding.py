@@ -75,10 +75,12 @@ class InstanceLayout:
 
     @classmethod
     def of(cls, visibility: Visibility, input_size: int, output_sizes: Sequence[int],
-           batch_size: int = 1) -> "InstanceLayout":
-        pos = int(visibility.input_hashed) + int(visibility.params_hashed)
+           batch_size: int = 1, input_tensors: int = 1) -> "InstanceLayout":
+        """``input_tensors``: a hashed input is one hash per input tensor (a segment reading two
+        tensors across a residual cut has two)."""
+        pos = (input_tensors if visibility.input_hashed else 0) + int(visibility.params_hashed)
         if visibility.input_hashed:
-            input_start, input_count = 0, 1
+            input_start, input_count = 0, input_tensors
         elif visibility.input_public:
             input_start, input_count = pos, input_size
             pos += input_size * batch_size

@@ -36,11 +36,15 @@ def _terminated(signum: int, _frame) -> None:
     raise SystemExit(128 + signum)
 
 
+MIN_ADDRESS_SPACE = 4 * 2**30  # what Python, onnxruntime and ezkl map before any circuit
+
+
 def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict, log: str, nests: bool,
            memory: int | None = None) -> None:
     os.environ.update(env)
     if memory:  # an allocation past it fails (ezkl aborts) instead of the machine swapping to a halt
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        cap = max(memory, MIN_ADDRESS_SPACE)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     if nests:  # stop its own children on the way out; a leaf dies at once, even inside ezkl
         unwind_on_sigterm()
     # ezkl prints fidelity tables and log lines (on stdout and stderr). stdout belongs to

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from proofmint import progress
-from proofmint.circuits import package as package_mod
+from proofmint.circuits import package as package_mod, segmented as segmented_mod
 from proofmint.circuits.package import CircuitPackage
 from proofmint.circuits.samples import batches
 from proofmint.errors import InputOutOfRangeError, UsageError
@@ -23,15 +23,8 @@ from proofmint.store import Workspace
 
 from .backends import WorkerStats, make_backend
 from .inputs import check_range, read_inputs
-
-
-@dataclass
-class Failure:
-    """An input that was not proven, and why (one line)."""
-
-    index: int
-    error: str
-    type: str
+from .outputs import Failure, output_paths
+from .segmented import prove_segmented
 
 
 @dataclass
@@ -58,15 +51,6 @@ class ProveResult:
         return asdict(self)
 
 
-def output_paths(out: str | Path | None, count: int) -> list[Path]:
-    """One bundle per proof: ``out`` itself for one, ``stem-0000.json``... for several."""
-    base = Path(out) if out else Path("proof.json")
-    if count == 1:
-        return [base]
-    suffix = base.suffix or ".json"
-    return [base.with_name(f"{base.stem}-{i:04d}{suffix}") for i in range(count)]
-
-
 def prove(circuit: str | CircuitPackage, *, input: str | Path, out: str | Path | None = None,
           workspace: str | Path | Workspace | None = None, threads: int | None = None, workers: int = 1,
           backend: str = "local", address: str | None = None, device: str = "cpu") -> ProveResult:
@@ -82,9 +66,17 @@ def prove(circuit: str | CircuitPackage, *, input: str | Path, out: str | Path |
         raise UsageError(f"{circuit} is a model, not a circuit id — compile it first, or call "
                          "proofmint.prove, which compiles an ONNX file with default options")
     started = time.perf_counter()
+    ws = Workspace.resolve(workspace)
+    chain = None if isinstance(circuit, CircuitPackage) else segmented_mod.load(ws, str(circuit))
+    if chain is not None:  # a model proven as linked segments: one inference, one proof per segment
+        if device != "cpu":
+            raise UsageError("--device gpu is for single circuits; prove a segmented model on the CPU")
+        bundles, failures, stats = prove_segmented(chain, ws, input=input, out=out, workers=workers,
+                                                   threads=threads, backend=backend, address=address)
+        return ProveResult(chain.circuit_id, bundles, failures, chain.srs_warning, backend, stats,
+                           {"total": round(time.perf_counter() - started, 3)})
     engine = make_backend(backend, workers, threads, address, device)
-    pkg = circuit if isinstance(circuit, CircuitPackage) else \
-        package_mod.load(Workspace.resolve(workspace), str(circuit))
+    pkg = circuit if isinstance(circuit, CircuitPackage) else package_mod.load(ws, str(circuit))
     inputs = read_inputs(input, pkg.input_shape, pkg.input_sizes)  # a malformed file fails here, whole
     failures, todo = [], []
     for i, x in enumerate(inputs):

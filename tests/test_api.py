@@ -69,7 +69,7 @@ def test_an_internal_error_has_its_own_exit_code(tmp_path):
 
     bug = ("import sys, proofmint.cli, proofmint.verifier.local as local\n"
            "def broken(path): raise KeyError('a bug')\n"
-           "local.load_bundle = broken\n"
+           "local.load_any = broken\n"
            "sys.argv = ['proofmint', 'verify', 'p.json']\n"
            "proofmint.cli.main()\n")
     for debug, code in (("", 70), ("1", 1)):

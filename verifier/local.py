@@ -10,8 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from proofmint import encoding, ezkl_layer
-from proofmint.circuits import package as package_mod
-from proofmint.prover.bundle import ProofBundle, load_bundle
+from proofmint.circuits import package as package_mod, segmented as segmented_mod
+from proofmint.circuits.segmented import SegmentedPackage
+from proofmint.errors import NotFoundError
+from proofmint.prover.bundle import ProofBundle
+from proofmint.prover.segmented import SegmentedBundle, load_any
 from proofmint.store import Workspace
 
 
@@ -57,18 +60,22 @@ def ezkl_verify(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple[b
     return ok, reason
 
 
-def _claims_match(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple[bool, str]:
-    """What the bundle says beside the proof must be what the proof proves."""
+def _claims_match(bundle: ProofBundle, pkg: package_mod.CircuitPackage, *, inputs: bool = True,
+                  outputs: bool = True) -> tuple[bool, str]:
+    """What the bundle says beside the proof must be what the proof proves (of a segmented
+    model's first segment only the input, of its last only the outputs)."""
     for name in ("model_id", "visibility", "input_shape", "srs_sha256", "batch_size"):
         if getattr(bundle, name) != getattr(pkg, name):
             return False, f"bundle's {name} does not match circuit {pkg.circuit_id[:16]}"
     layout, vis = pkg.layout, pkg.visibility
     instances = bundle.instances
-    if len(instances) != layout.instance_count:
+    if inputs and outputs and len(instances) != layout.instance_count:
         return False, (f"bundle has {len(instances)} instances; circuit {pkg.circuit_id[:16]} has "
                        f"{layout.instance_count}")
     words = encoding.uints(instances)
-    if vis.input_public:
+    if not inputs:
+        pass
+    elif vis.input_public:
         claimed = encoding.uints(encoding.quantize(bundle.input or [], pkg.input_scale))
         start, n = layout.input_start, layout.input_count * pkg.batch_size
         if claimed != words[start:start + n]:
@@ -76,6 +83,8 @@ def _claims_match(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple
     elif vis.input_hashed and bundle.input is not None:
         if encoding.poseidon_commitment(bundle.input, pkg.input_scale) != words[layout.input_start]:
             return False, "claimed input does not hash to the proven input commitment"
+    if not outputs:
+        return True, "claimed input equals what the first segment proves"
     if len(bundle.outputs) != len(pkg.output_shapes):
         return False, (f"bundle claims {len(bundle.outputs)} output tensors, circuit "
                        f"{pkg.circuit_id[:16]} has {len(pkg.output_shapes)}")
@@ -101,9 +110,17 @@ def _claims_match(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> tuple
 
 def verify(proof: str | Path, *, circuit: str | None = None,
            workspace: str | Path | Workspace | None = None) -> VerifyResult:
-    """Verify a proof bundle; ``circuit`` checks it against another circuit's key instead."""
-    bundle = load_bundle(proof)
-    return check_bundle(bundle, package_mod.load(Workspace.resolve(workspace), circuit or bundle.circuit_id))
+    """Verify a proof bundle (one circuit's, or a segmented model's chain of proofs);
+    ``circuit`` checks it against another circuit's key instead."""
+    ws = Workspace.resolve(workspace)
+    bundle = load_any(proof)
+    if isinstance(bundle, SegmentedBundle):
+        spkg = segmented_mod.load(ws, circuit or bundle.circuit_id)
+        if spkg is None:
+            raise NotFoundError(f"no segmented circuit {(circuit or bundle.circuit_id)[:16]} in {ws.root} — "
+                                "compile the model there first (or pass --workspace)")
+        return check_segmented(bundle, spkg, spkg.packages(ws, verify_only=True))
+    return check_bundle(bundle, package_mod.load(ws, circuit or bundle.circuit_id))
 
 
 def check_bundle(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> VerifyResult:
@@ -118,3 +135,70 @@ def check_bundle(bundle: ProofBundle, pkg: package_mod.CircuitPackage) -> Verify
         ok, reason = _claims_match(bundle, pkg)
         checks["claims"] = reason
     return VerifyResult(ok, reason if not ok else "valid", pkg.circuit_id, checks, pkg.srs_warning)
+
+
+def check_segmented(bundle: SegmentedBundle, spkg: SegmentedPackage, pkgs: list[package_mod.CircuitPackage]
+                    ) -> VerifyResult:
+    """Every segment's proof verifies under its own key, in the package's order; every link
+    holds (segment i's output instances are segment i+1's input instances: the same hashes,
+    or the same values); and the model's input and outputs are what the first and last
+    segments prove."""
+    checks: dict = {}
+
+    def fail(why: str) -> VerifyResult:
+        return VerifyResult(False, why, spkg.circuit_id, checks, spkg.srs_warning)
+
+    if bundle.circuit_id != spkg.circuit_id:
+        return fail(f"bundle names circuit {bundle.circuit_id[:16]}, not {spkg.circuit_id[:16]}")
+    if [s.circuit_id for s in bundle.segments] != spkg.segments:
+        return fail(f"the bundle's segments are not circuit {spkg.circuit_id[:16]}'s, in its order "
+                    f"({len(bundle.segments)} given, {len(spkg.segments)} expected)")
+    for i, (seg, pkg) in enumerate(zip(bundle.segments, pkgs)):
+        ok, why = ezkl_verify(_as_bundle(seg), pkg)
+        checks[f"segment {i}"] = why
+        if not ok:
+            return fail(f"segment {i}'s proof does not verify ({why})")
+        if len(seg.instances) != _instance_count(pkg):
+            return fail(f"segment {i} has {len(seg.instances)} instances; its circuit has {_instance_count(pkg)}")
+    for i, (a, b) in enumerate(zip(pkgs, pkgs[1:])):
+        out_a = _link_words(a, bundle.segments[i].instances, "out")
+        in_b = _link_words(b, bundle.segments[i + 1].instances, "in")
+        if out_a != in_b:
+            return fail(f"link {i} -> {i + 1} is broken: segment {i}'s outputs are not segment {i + 1}'s inputs")
+        checks[f"link {i}->{i + 1}"] = f"{len(out_a)} {'hash' if spkg.link == 'hashed' else 'value'}(s) equal"
+    first = _as_bundle(bundle.segments[0], bundle, pkgs[0])
+    last = _as_bundle(bundle.segments[-1], bundle, pkgs[-1])
+    ok, why = _claims_match(first, pkgs[0], outputs=False)
+    if ok:
+        ok, why = _claims_match(last, pkgs[-1], inputs=False)
+    checks["claims"] = why
+    if not ok:
+        return fail(why)
+    return VerifyResult(True, "valid", spkg.circuit_id, checks, spkg.srs_warning)
+
+
+def _instance_count(pkg: package_mod.CircuitPackage) -> int:
+    """A segment's instances: ezkl hashes each input and output tensor separately."""
+    vis = pkg.visibility
+    n_in, n_out = len(pkg.input_sizes), len(pkg.output_shapes)
+    count = n_in if vis.input_hashed else sum(pkg.input_sizes) if vis.input_public else 0
+    return count + (n_out if vis.output_hashed else sum(int(np.prod(s)) for s in pkg.output_shapes))
+
+
+def _link_words(pkg: package_mod.CircuitPackage, instances: list[str], side: str) -> list[int]:
+    """A segment's instances that carry its inputs (``in``) or outputs (``out``)."""
+    vis = pkg.visibility
+    n_in = len(pkg.input_sizes) if vis.input_hashed else sum(pkg.input_sizes) if vis.input_public else 0
+    words = encoding.uints(instances)
+    return words[:n_in] if side == "in" else words[n_in:]
+
+
+def _as_bundle(seg, whole=None, pkg=None) -> ProofBundle:
+    """A segment's proof as a ProofBundle: to verify it, and for the first and last segment
+    to check the model's claimed input and outputs against it."""
+    return ProofBundle(
+        circuit_id=seg.circuit_id, model_id=pkg.model_id if pkg else "", srs_kind="",
+        srs_sha256=pkg.srs_sha256 if pkg else "", visibility=pkg.visibility if pkg else encoding.Visibility(),
+        input_shape=pkg.input_shape if pkg else [], input=whole.input if whole else None,
+        outputs=whole.outputs if whole else [], reference_outputs=[], max_abs_diff=0.0, argmax_agrees=None,
+        ezkl_proof=seg.ezkl_proof)

@@ -277,8 +277,9 @@ def test_the_search_stops_at_its_budget_even_inside_a_calibration(tmp_path):
 def test_a_circuit_too_big_for_the_machine_is_refused_before_any_calibration(tmp_path):
     """EZKL's mnist_gan makes 23.5 million rows: a proving key of about 128 GiB. Compiling it
     calibrated for tens of minutes towards a setup that could never run; the rows come from
-    one gen_settings, so the refusal comes in seconds, in one line, and leaves no circuit. The
-    machine's memory is set low here so a small model stands in for a big one."""
+    one gen_settings, so the decision comes in seconds: cut into segments whose keys fit, or,
+    where no cut makes them small enough, refused in one line, leaving no circuit. The
+    machine's memory is set so low here that a small model can't be cut small enough."""
     torch.manual_seed(0)
     onnx_path, _ = _export(nn.Sequential(nn.Linear(48, 64), nn.ReLU(), nn.Linear(64, 10)),
                            (torch.rand(1, 48),), tmp_path / "m")
@@ -287,7 +288,8 @@ def test_a_circuit_too_big_for_the_machine_is_refused_before_any_calibration(tmp
     assert r.returncode == 2, r.stderr
     error = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "Traceback" not in r.stderr, r.stderr
-    assert "(logrows 12)" in error[0] and "16 MiB" in error[0] and "4 MiB" in error[0], error
+    assert "can't be cut into any number of segments whose keys each fit 2 MiB" in error[0], error
+    assert "--max-key" in error[0], error
     assert "calibrate" not in r.stderr  # refused before the search spent anything
     assert not list(ws.glob("circuits/*/package.json"))
     bad = run_cli("compile", onnx_path, "--workspace", ws, env={"PROOFMINT_MEMORY": "lots"})

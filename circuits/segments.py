@@ -1,0 +1,253 @@
+"""Where to cut a model too big for one circuit: consecutive segments, each one's proving key
+within a budget, as even as the graph allows.
+
+A cut after node k carries every tensor computed at or before k (or a graph input) that a
+later node or the graph's output reads: one tensor on a plain chain, two across a residual
+connection (the stream and its branch), none inside a block that no tensor leaves whole.
+Cuts are taken only where at most :data:`MAX_CARRIED` float tensors cross, preferring
+positions that carry fewer values (each carried value is hashed into both proofs).
+
+A segment's size is the rows ezkl's ``gen_settings`` lays out for it at its defaults, with
+the links' hashing included (a Poseidon hash of every carried value), measured on the
+extracted segment itself: ezkl's rows are not additive across ops, nor monotone in a
+segment's span (hashing a wide tensor can cost more than the layers that narrow it). The plan
+takes the fewest segments whose keys fit the budget and, among those cuts, the ones whose
+largest segment is smallest (minimax over the measured segments).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from proofmint import ezkl_layer, progress
+from proofmint.encoding import Visibility
+from proofmint.errors import InvalidModelError, ProofmintError
+from proofmint.models.onnx_model import OnnxModel, extract
+
+MAX_CARRIED = 2  # tensors one cut may carry: a residual block's stream and branch
+PK_BYTES_PER_ROW = 4096  # the proving key per row of 2^logrows (calibrate.PK_BYTES_PER_ROW)
+LINKS = ("hashed", "public")  # how a cut tensor is bound across the two proofs
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """A place the graph can be cut: after node ``after`` (-1: before the first node)."""
+
+    after: int
+    tensors: tuple[str, ...]  # what crosses it, in graph order
+    values: int  # how many numbers that is
+
+
+@dataclass
+class Segment:
+    index: int
+    start: Boundary
+    end: Boundary | None  # None: the graph's outputs
+    rows: int  # at ezkl's default settings, links included
+    nodes: int
+
+    @property
+    def key_bytes(self) -> int:
+        return key_bytes(self.rows)
+
+
+@dataclass
+class Plan:
+    segments: list[Segment]
+    budget_bytes: int
+    why: str  # how the count and the cuts were chosen
+    tried: dict = field(default_factory=dict)  # rows measured per (start, end) boundary pair
+
+    def to_dict(self) -> dict:
+        return {"budget_bytes": self.budget_bytes, "why": self.why, "segments": [
+            {"index": s.index, "inputs": list(s.start.tensors) if s.start.after >= 0 else None,
+             "outputs": list(s.end.tensors) if s.end else None, "carried_values": s.end.values if s.end else 0,
+             "rows": s.rows, "nodes": s.nodes, "key_bytes": s.key_bytes} for s in self.segments]}
+
+
+def key_bytes(rows: int) -> int:
+    """The proving key a circuit of ``rows`` rows needs (2^logrows rows, ezkl keeping a few for
+    blinding): about 4 KB per row."""
+    return PK_BYTES_PER_ROW * 2 ** max(rows, 1).bit_length()
+
+
+def boundaries(graph: OnnxModel) -> tuple[list, list[Boundary]]:
+    """The graph's nodes (constants aside) and every place it can be cut, in order."""
+    import onnx
+
+    proto = onnx.load_model_from_string(graph.data)
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto)
+    except Exception:
+        pass  # a tensor without a known shape can't be carried
+    shapes = {}
+    for v in [*proto.graph.value_info, *proto.graph.input, *proto.graph.output]:
+        t = v.type.tensor_type
+        # a symbolic leading (batch) dim counts as one: ezkl fixes it the same way in every segment
+        dims = [d.dim_value or (1 if i == 0 and d.dim_param else 0) for i, d in enumerate(t.shape.dim)]
+        if t.elem_type == 1 and dims and all(d > 0 for d in dims):
+            shapes[v.name] = math.prod(dims)
+    nodes = [n for n in proto.graph.node if n.op_type != "Constant"]
+    constants = {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
+    constants |= {i.name for i in proto.graph.initializer}
+    last_use: dict[str, int] = {}
+    for k, n in enumerate(nodes):
+        for t in n.input:
+            if t and t not in constants:
+                last_use[t] = k
+    outputs = [o.name for o in proto.graph.output]
+    for t in outputs:
+        last_use[t] = len(nodes)
+    made: dict[str, int] = {t: -1 for t in graph.input_names}
+    found = []
+    for k, n in enumerate(nodes[:-1]):
+        for t in n.output:
+            made[t] = k
+        live = tuple(t for t, at in made.items() if at <= k and last_use.get(t, -1) > k)
+        if 0 < len(live) <= MAX_CARRIED and all(t in shapes for t in live) \
+                and not any(t in graph.input_names for t in live):
+            found.append(Boundary(k, live, sum(shapes[t] for t in live)))
+    return nodes, found
+
+
+class Planner:
+    """Cuts ``graph`` into segments under a key budget, measuring each candidate segment once."""
+
+    def __init__(self, graph: OnnxModel, visibility: Visibility, link: str, work: Path, batch: int = 1):
+        self.graph, self.visibility, self.link, self.work, self.batch = graph, visibility, link, work, batch
+        self.nodes, self.cuts = boundaries(graph)
+        self.start = Boundary(-1, tuple(graph.input_names), graph.input_size)
+        self.rows: dict[tuple[int, int], int] = {}
+        work.mkdir(parents=True, exist_ok=True)
+
+    def segment_rows(self, a: Boundary, b: Boundary | None) -> int:
+        key = (a.after, b.after if b else len(self.nodes))
+        if key not in self.rows:
+            i = len(self.rows)
+            onnx_path = self.work / f"probe-{i}.onnx"
+            outs = list(b.tensors) if b else None
+            extract(self.graph.path, onnx_path, list(a.tensors), outs or self._outputs())
+            vis = segment_visibility(self.visibility, self.link, first=a.after < 0, last=b is None)
+            args = ezkl_layer.run_args(**vis.run_args(), variables=self.variables)
+            try:
+                ezkl_layer.gen_settings(onnx_path, self.work / f"probe-{i}.json", args)
+                self.rows[key] = json.loads((self.work / f"probe-{i}.json").read_text())["num_rows"]
+            except ProofmintError as exc:  # a cut ezkl can't read on one side: not a place to cut
+                self.rows[key] = -1
+                self.failed = str(exc)
+        return self.rows[key]
+
+    def _outputs(self) -> list[str]:
+        import onnx
+
+        return [o.name for o in onnx.load_model_from_string(self.graph.data).graph.output]
+
+    @property
+    def variables(self):
+        return [(self.graph.batch_axis, self.batch)] if self.graph.batch_axis else None
+
+    def pairs(self, bounds: list[Boundary], limit: int) -> dict[tuple[int, int], int]:
+        """Rows of every segment between two of ``bounds`` (index ``len(bounds)``: the graph's
+        end) that could be within ``limit``: from each start, later ends until two in a row are
+        over it (a segment's rows grow with its span, give or take the hashing of what it
+        carries: the zoo LeNet's first conv alone is 10,498 rows with its 256 outputs hashed,
+        the conv and pool 11,554 with 64)."""
+        out = {}
+        for i, a in enumerate(bounds):
+            over = 0
+            for j in range(i + 1, len(bounds) + 1):
+                rows = self.segment_rows(a, bounds[j] if j < len(bounds) else None)
+                if 0 <= rows <= limit:
+                    out[(i, j)], over = rows, 0
+                else:
+                    over += 1
+                    if over >= 2:
+                        break
+        return out
+
+
+def _minimax(pairs: dict[tuple[int, int], int], n: int, k: int) -> tuple[int, list[int]] | None:
+    """The ends (indices into the boundaries; ``n`` the graph's end) of ``k`` consecutive
+    segments from boundary 0 to ``n`` whose largest is smallest, and that size; None if none."""
+    inf = float("inf")
+    best = [[inf] * (n + 1) for _ in range(k + 1)]
+    back = [[-1] * (n + 1) for _ in range(k + 1)]
+    best[0][0] = 0
+    for m in range(1, k + 1):
+        for (i, j), rows in pairs.items():
+            cost = max(best[m - 1][i], rows)
+            if cost < best[m][j]:
+                best[m][j], back[m][j] = cost, i
+    if best[k][n] == inf:
+        return None
+    ends, j = [], n
+    for m in range(k, 0, -1):
+        ends.append(j)
+        j = back[m][j]
+    return int(best[k][n]), ends[::-1]
+
+
+def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: int,
+         count: int | None = None, link: str = "hashed", batch: int = 1) -> Plan:
+    """The segments ``graph`` is proven as: the fewest whose keys each fit ``budget_bytes``
+    (or exactly ``count``), cut where the largest of them is smallest. Cuts that carry one
+    tensor are tried first; cuts across a residual connection (two) only if those can't do it."""
+    planner = Planner(graph, visibility, link, work, batch)
+    if not planner.cuts:
+        raise InvalidModelError(f"{graph.path.name} has no place to cut it: no point where at most "
+                                f"{MAX_CARRIED} float tensors of known shape cross")
+    limit = max_rows(budget_bytes)
+    single = [c for c in planner.cuts if len(c.tensors) == 1]
+    found = None
+    with progress.step("plan the segments"):
+        for cuts in ([single, planner.cuts] if single and len(single) < len(planner.cuts) else [planner.cuts]):
+            bounds = [planner.start] + cuts
+            pairs = planner.pairs(bounds, limit)
+            n = len(bounds)
+            for k in ([count] if count else range(2, n + 1)):
+                result = _minimax(pairs, n, k) if k <= n else None
+                if result is not None:
+                    found = (k, result)
+                    break
+            if found is not None:
+                break
+    if found is None:
+        fewest = next((k for k in range(2, n + 1) if _minimax(pairs, n, k)), None) if count else None
+        raise InvalidModelError(
+            f"{graph.path.name} can't be cut into {count or 'any number of'} segments whose keys each fit "
+            f"{_size(budget_bytes)} ({limit:,} rows at ezkl's defaults)"
+            + (f"; {fewest} segments can — pass --segments {fewest}" if fewest else "")
+            + " — raise --max-key, or prove on a machine with more memory")
+    k, (largest, ends) = found
+    segments, start = [], 0
+    for idx, end in enumerate(ends):
+        a, b = bounds[start], bounds[end] if end < len(bounds) else None
+        nodes = (b.after if b else len(planner.nodes) - 1) - a.after
+        segments.append(Segment(idx, a, b, pairs[(start, end)], nodes))
+        start = end
+    why = (f"{k} segments, as asked" if count else
+           f"{k} segments: the fewest whose proving keys each fit {_size(budget_bytes)}")
+    why += (f"; cut where the largest is smallest ({largest:,} rows at ezkl's defaults)"
+            + ("" if all(len(s.start.tensors) == 1 for s in segments[1:]) else
+               "; a cut across a residual connection carries both its tensors"))
+    return Plan(segments, budget_bytes, why, {f"{a}-{b}": r for (a, b), r in planner.rows.items()})
+
+
+def max_rows(budget_bytes: int) -> int:
+    """The most rows whose key fits ``budget_bytes``."""
+    bits = max(1, (budget_bytes // PK_BYTES_PER_ROW).bit_length() - 1)
+    return 2 ** bits - 1
+
+
+def segment_visibility(model: Visibility, link: str, *, first: bool, last: bool) -> Visibility:
+    """A segment's visibility: the model's own at the model's input and output, the link's
+    across every cut."""
+    return Visibility(model.input if first else link, model.output if last else link, model.param)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB"
+
