@@ -26,7 +26,7 @@ from proofmint.verifier.keys import dev_keys
 ZOO_NAMES = ["mlp", "lenet", "transformer", "generator"]  # compiled and proven by the fixtures
 ALL_ZOO = [*ZOO_NAMES, "mnist_mlp"]  # mnist_mlp is exported in tests, measured in bench/
 HEAVY = {"zoo", "circuits", "proofs", "anvil", "hashed_mlp", "deployed", "tiny", "tiny_circuit",
-         "stream", "sequential", "asset"}
+         "stream", "sequential", "asset", "segmented"}
 # The asset fixture's registration: owner / two data contributors (dev accounts 0, 8, 9), and
 # the share of a derivative's royalty its parent's creator gets.
 ASSET_SPLIT = [(Account.from_key(dev_keys()[i]).address, bps) for i, bps in ((0, 7_000), (8, 2_000), (9, 1_000))]
@@ -125,6 +125,22 @@ def asset(zoo, circuits, proofs, anvil, tmp_path_factory):
         first = proofmint.mint(proofs["generator"], rpc_url=anvil.url, workspace=ws)
         child = proofmint.mint(p2, parent=first.token_id, rpc_url=anvil.url, workspace=ws)
     return {"ws": ws, "deploy": dep, "first": first, "child": child, "rpc": anvil.url}
+
+
+@pytest.fixture(scope="session")
+def segmented(zoo, tmp_path_factory):
+    """The zoo LeNet as three linked segments (hashed cuts), in a workspace of its own, and two
+    proofs of it: the session's input and another."""
+    root = tmp_path_factory.mktemp("segmented")
+    ws = Workspace.resolve(root / "ws")
+    c = proofmint.compile(zoo["lenet"].onnx, segments=3, workspace=ws)
+    calib = json.loads(open(zoo["lenet"].calibration).read())["input_data"][0]
+    other = root / "x2.json"
+    other.write_text(json.dumps({"input_data": [calib[64 * 7:64 * 8]]}))
+    first = proofmint.prove(c.circuit_id, input=zoo["lenet"].input, out=root / "p.json", workers=2,
+                            workspace=ws).bundles[0]
+    second = proofmint.prove(c.circuit_id, input=other, out=root / "p2.json", workspace=ws).bundles[0]
+    return {"ws": ws, "compile": c, "bundle": first, "other": second, "root": root}
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -45,22 +45,35 @@ def compile_cmd(
         help="Seconds the 'balanced' search may spend calibrating and measuring; a calibration "
              "that could take a tenth of what is left runs where the budget's end stops it.")
     ] = DEFAULT_BUDGET_S,
+    segments: Annotated[int | None, typer.Option(
+        help="Prove one inference as this many linked segment proofs (cut where the largest "
+             "segment is smallest) [default: one circuit, or as few segments as --max-key needs].")] = None,
+    max_key: Annotated[str | None, typer.Option(
+        "--max-key", help="The largest proving key one circuit may need (bytes, or 256M, 4G); a model "
+             "over it is cut into linked segments [default: half the memory to plan for].")] = None,
+    link: Annotated[str, typer.Option(
+        help="How a segment's outputs bind the next one's inputs: hashed (a Poseidon hash both "
+             "proofs make public; the values stay private) | public.")] = "hashed",
     json_: JsonOpt = False,
 ):
     """Compile an ONNX model into an EZKL circuit with proving and verifying keys.
 
     Example: proofmint compile m/model.onnx --target balanced
              proofmint compile m/model.onnx --batch 16 --input-visibility hashed
+             proofmint compile gpt/ --max-key 4G          # linked segments, each key <= 4 GB
     """
     import proofmint
 
     result = run(lambda: proofmint.compile(
         model, calibration=calibration, target=target, input_visibility=input_visibility,
         output_visibility=output_visibility, param_visibility=param_visibility, srs=srs,
-        workspace=workspace, batch=batch, tolerance=tolerance, budget=budget))
+        workspace=workspace, batch=batch, tolerance=tolerance, budget=budget, segments=segments,
+        max_key=max_key, link=link))
 
     def human(r: dict) -> None:
         p = r["package"]
+        if "segments" in p:
+            return _segmented_summary(r)
         q = p["quantization"]
         stderr.print(f"{'cache hit: ' if r['cached'] else ''}circuit [bold]{r['circuit_id']}[/]")
         stderr.print(f"  model id      {r['model_id']}")
@@ -98,6 +111,26 @@ def compile_cmd(
         print(r["circuit_id"])
 
     output(result.to_dict(), json_, human)
+
+
+def _segmented_summary(r: dict) -> None:
+    p = r["package"]
+    stderr.print(f"{'cache hit: ' if r['cached'] else ''}segmented circuit [bold]{r['circuit_id']}[/]")
+    stderr.print(f"  model id      {r['model_id']}")
+    stderr.print(f"  segments      {len(p['segments'])}, linked by {p['link']} cut tensors — {p['plan']['why']}")
+    for s, cid in zip(p["plan"]["segments"], p["segments"]):
+        carried = f", then {s['carried_values']} values cross" if s["outputs"] else ""
+        stderr.print(f"    {s['index']}: {cid[:16]}  {s['nodes']} nodes, {s['rows']:,} rows at ezkl's defaults{carried}")
+    stderr.print(f"  scale         {p['scale']} in every segment (a hash links identical values)")
+    lo, hi = p["input_range"]
+    stderr.print(f"  accepts       inputs in [{lo:.4g}, {hi:.4g}]")
+    q = p["quantization"]
+    stderr.print(f"  fidelity      {quality_line(q)} end to end on {q['samples']} held-out samples "
+                 f"(reference: {q.get('reference', 'onnxruntime')})")
+    stderr.print("  time          " + ", ".join(f"{k} {v:.2f} s" for k, v in r["timings"].items()
+                                                  if isinstance(v, float)))
+    _srs_line(r["srs_warning"])
+    print(r["circuit_id"])
 
 
 def prove_cmd(

@@ -1,0 +1,95 @@
+"""Where a model is cut into segments, and what a segmented compile promises: every key within
+the budget, one scale across every cut, the model's outputs end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from proofmint.circuits import segments
+from proofmint.encoding import Visibility
+from proofmint.errors import InvalidModelError
+from proofmint.models import load_onnx
+
+
+class Residual(nn.Module):
+    """Two residual blocks between an input and an output layer: inside a block two tensors
+    cross any cut (the stream and its branch), between blocks one."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(6, 8)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 8)) for _ in range(2))
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.inp(x)
+        for b in self.blocks:
+            h = h + b(h)
+        return self.out(h)
+
+
+def _residual(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "residual.onnx"
+    torch.onnx.export(Residual().eval(), (torch.rand(1, 6),), str(path), opset_version=18, dynamo=False)
+    return load_onnx(path)
+
+
+def test_cuts_carry_one_tensor_between_blocks_and_both_inside_one(tmp_path):
+    model = _residual(tmp_path)
+    nodes, cuts = segments.boundaries(model)
+    ops = [n.op_type for n in nodes]
+    singles = [c for c in cuts if len(c.tensors) == 1]
+    doubles = [c for c in cuts if len(c.tensors) == 2]
+    # one tensor leaves each residual Add (and the input layer); inside a block, two cross
+    assert all(ops[c.after] in ("Gemm", "Add") for c in singles), [(ops[c.after], c.tensors) for c in singles]
+    assert len([c for c in singles if ops[c.after] == "Add"]) == 2
+    assert doubles and all(c.values == 16 for c in doubles)
+
+
+def test_the_plan_cuts_at_block_boundaries_and_keeps_every_key_within_the_budget(tmp_path):
+    model = _residual(tmp_path)
+    p = segments.plan(model, Visibility(), tmp_path / "plan", budget_bytes=2**30, count=3)
+    assert len(p.segments) == 3 and "as asked" in p.why
+    assert all(len(s.start.tensors) == 1 for s in p.segments[1:])  # a one-tensor cut wherever one serves
+    assert p.segments[0].start.after == -1 and p.segments[-1].end is None
+    for a, b in zip(p.segments, p.segments[1:]):
+        assert a.end == b.start
+    # the tightest budget one-tensor cuts allow: every segment's key within it
+    tight = max(s.key_bytes for s in p.segments)
+    q = segments.plan(model, Visibility(), tmp_path / "plan2", budget_bytes=tight)
+    assert all(s.key_bytes <= tight for s in q.segments)
+    assert json.loads(json.dumps(q.to_dict()))["segments"][0]["rows"] == q.segments[0].rows
+
+
+def test_a_budget_no_cut_can_meet_is_refused_in_one_line(tmp_path):
+    model = _residual(tmp_path)
+    with pytest.raises(InvalidModelError, match=r"can't be cut into any number of segments whose keys each fit 1 MiB"):
+        segments.plan(model, Visibility(), tmp_path / "plan", budget_bytes=2**20)
+
+
+def test_segment_visibility_is_the_models_at_its_ends_and_the_links_between():
+    model = Visibility("hashed", "public", "fixed")
+    assert segments.segment_visibility(model, "hashed", first=True, last=False) == Visibility("hashed", "hashed", "fixed")
+    assert segments.segment_visibility(model, "hashed", first=False, last=False) == Visibility("hashed", "hashed", "fixed")
+    assert segments.segment_visibility(model, "public", first=False, last=True) == Visibility("public", "public", "fixed")
+    assert segments.key_bytes(10_000) == 4096 * 2**14 and segments.max_rows(2**26) == 2**14 - 1
+
+
+@pytest.mark.slow  # compiles three circuits
+def test_a_segmented_compile_links_one_scale_and_keeps_the_outputs_end_to_end(segmented):
+    pkg, ws = segmented["compile"].package, segmented["ws"]
+    parts = pkg.packages(ws)
+    assert len(parts) == 3 and pkg.link == "hashed"
+    for a, b in zip(parts, parts[1:]):  # the cut tensor has one scale on both sides
+        assert a.output_scales == [b.input_scale] * len(a.output_scales) == [pkg.scale] * len(a.output_scales)
+        assert a.visibility.output == "hashed" and b.visibility.input == "hashed"
+    assert parts[0].visibility.input == "public" and parts[-1].visibility.output == "public"
+    q = pkg.quantization
+    assert q["relative_max_error"] <= 0.01 and q["samples"] >= 16
+    assert np.isclose(sum(s["nodes"] for s in pkg.plan["segments"]), 7)  # every node of the LeNet, once
