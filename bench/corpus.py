@@ -25,7 +25,7 @@ import numpy as np
 
 from proofmint import progress
 from proofmint.circuits import samples as samples_mod
-from proofmint.errors import ProofmintError, UsageError
+from proofmint.errors import UsageError
 from proofmint.models import corpus
 from proofmint.models.onnx_model import load_onnx, model_file
 from proofmint.store import Workspace

@@ -73,51 +73,60 @@ def bench(*, models: list[str] | None = None, targets: list[str] | None = None,
     flavours) through proofmint, bare ezkl and, where ``jstprove`` names its Python (or
     ``make jstprove`` made one), JSTprove on the opset-18 files; writes corpus.json and corpus.md."""
     if corpus:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
-        res = corpus_mod.run(out, Workspace.resolve(workspace or out / "workspace"), only, flavours,
-                             corpus_mod.jstprove_python(jstprove), ["o18"])
-        m = machine()
-        res |= {"machine": m, "wall_s": round(time.perf_counter() - started, 1)}
-        files = [out / "corpus.json", out / "corpus.md"]
-        files[0].write_text(json.dumps(res, indent=2) + "\n")
-        files[1].write_text(corpus_mod.markdown(res, machine_line(m, res["wall_s"])))
-        return BenchResult(str(out), [str(f) for f in files], res)
+        return bench_corpus(out=out, workspace=workspace, only=only, flavours=flavours, jstprove=jstprove)
     if rewrites:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
-        rows = rewrites_mod.run(out, Workspace.resolve(workspace or out / "workspace"))
-        m = machine()
-        res = {"rewrites": rows, "machine": m, "wall_s": round(time.perf_counter() - started, 1)}
-        files = [out / "rewrites.json", out / "rewrites.md"]
-        files[0].write_text(json.dumps(res, indent=2) + "\n")
-        files[1].write_text(rewrites_mod.markdown(rows, machine_line(m, res["wall_s"])))
-        return BenchResult(str(out), [str(f) for f in files], res)
+        return bench_rewrites(out=out, workspace=workspace)
     if node:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        started = time.perf_counter()
-        res = node_mod.run(out, repeat or 16, Workspace.resolve(workspace or out / "workspace"))
-        m = machine()
-        res |= {"machine": m, "wall_s": round(time.perf_counter() - started, 1)}
-        files = [out / "node.json", out / "node.md"]
-        files[0].write_text(json.dumps(res, indent=2) + "\n")
-        files[1].write_text(node_mod.markdown(res, machine_line(m, res["wall_s"])))
-        return BenchResult(str(out), [str(f) for f in files], res)
+        return bench_node(out=out, workspace=workspace, repeat=repeat)
     if examples is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        ws = Workspace.resolve(workspace or out / "workspace")
-        started = time.perf_counter()
-        res = examples_mod.run(Path(examples), out, only, repeat or 1, ws)
-        m = machine()
-        res |= {"machine": m, "wall_s": round(time.perf_counter() - started, 1)}
-        files = [out / "examples.json", out / "examples.md"]
-        files[0].write_text(json.dumps(res, indent=2) + "\n")
-        files[1].write_text(examples_mod.markdown(res["examples"], machine_line(m, res["wall_s"])))
-        return BenchResult(str(out), [str(f) for f in files], res)
+        return bench_examples(examples, out=out, workspace=workspace, only=only, repeat=repeat)
+    return bench_zoo(models=models, targets=targets, visibility=visibility, batch=batch, repeat=repeat,
+                     quick=quick, out=out, workspace=workspace)
+
+
+def _side_run(out: str | Path, workspace: str | Path | None, stem: str, run, markdown) -> BenchResult:
+    """A bench mode beside the zoo's: ``run(out, ws)`` -> results; writes STEM.json and
+    STEM.md (``markdown(results, machine line)``), with the machine and the wall time."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    res = run(out, Workspace.resolve(workspace or out / "workspace"))
+    m = machine()
+    res |= {"machine": m, "wall_s": round(time.perf_counter() - started, 1)}
+    files = [out / f"{stem}.json", out / f"{stem}.md"]
+    files[0].write_text(json.dumps(res, indent=2) + "\n")
+    files[1].write_text(markdown(res, machine_line(m, res["wall_s"])))
+    return BenchResult(str(out), [str(f) for f in files], res)
+
+
+def bench_corpus(*, out: str | Path, workspace: str | Path | None = None, only: list[str] | None = None,
+                 flavours: list[str] | None = None, jstprove: str | None = None) -> BenchResult:
+    """Every file of the corpus through proofmint, bare ezkl and JSTprove (opset-18 files)."""
+    return _side_run(out, workspace, "corpus",
+                     lambda o, ws: corpus_mod.run(o, ws, only, flavours, corpus_mod.jstprove_python(jstprove), ["o18"]),
+                     corpus_mod.markdown)
+
+
+def bench_rewrites(*, out: str | Path, workspace: str | Path | None = None) -> BenchResult:
+    """Each ONNX rewrite's layer vs the nearest natively supported one."""
+    return _side_run(out, workspace, "rewrites", lambda o, ws: {"rewrites": rewrites_mod.run(o, ws)},
+                     lambda res, line: rewrites_mod.markdown(res["rewrites"], line))
+
+
+def bench_node(*, out: str | Path, workspace: str | Path | None = None, repeat: int | None = None) -> BenchResult:
+    """The prover node vs one ``proofmint prove`` per input vs direct ezkl calls."""
+    return _side_run(out, workspace, "node", lambda o, ws: node_mod.run(o, repeat or 16, ws), node_mod.markdown)
+
+
+def bench_examples(examples: str | Path, *, out: str | Path, workspace: str | Path | None = None,
+                   only: list[str] | None = None, repeat: int | None = None) -> BenchResult:
+    """Models from outside the zoo, proofmint's defaults vs bare ezkl on each."""
+    return _side_run(out, workspace, "examples",
+                     lambda o, ws: examples_mod.run(Path(examples), o, only, repeat or 1, ws),
+                     lambda res, line: examples_mod.markdown(res["examples"], line))
+
+
+def _config(models, targets, visibility, batch, repeat, quick) -> dict:
     cfg = dict(QUICK if quick else FULL)
     for key, value in (("models", models), ("targets", targets), ("visibility", visibility),
                        ("batch", batch), ("repeat", repeat)):
@@ -128,6 +137,16 @@ def bench(*, models: list[str] | None = None, targets: list[str] | None = None,
         raise UsageError(f"unknown bench model(s) {', '.join(unknown)} — choose from {', '.join(ZOO)}")
     if cfg["repeat"] < 1 or any(b < 1 for b in cfg["batch"]):
         raise UsageError("--repeat and --batch sizes must be >= 1")
+    return cfg
+
+
+def bench_zoo(*, models: list[str] | None = None, targets: list[str] | None = None,
+              visibility: list[str] | None = None, batch: list[int] | None = None,
+              repeat: int | None = None, quick: bool = False, out: str | Path = "bench-out",
+              workspace: str | Path | None = None) -> BenchResult:
+    """Zoo models per target, visibility and batch size, with the same-run baselines; writes
+    results.json, results.md and plots."""
+    cfg = _config(models, targets, visibility, batch, repeat, quick)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ws = Workspace.resolve(workspace or out / "workspace")
@@ -278,27 +297,10 @@ def fidelity(r: dict) -> str:
 
 def ratios(results: dict, cfg: dict) -> dict:
     """Every ratio the report is read against, each from figures of this one run."""
-    out: dict = {"per_model": {}, "batch": [], "gas_hashed_vs_public": {}}
+    out: dict = {"per_model": {}, "batch": _batch_ratios(results["batch"]), "gas_hashed_vs_public": {}}
     for name, base in results["baselines"].items():
         runs = [r for r in results["runs"] if r["model"] == name]
-        bal = [r for r in runs if r["target"] == "balanced"] or runs
-        first = next(r for r in runs if r["circuit_id"] == base["compared_with"]["circuit_id"])
-        bare = base["bare_ezkl"]
-        ort = results["models"][name]["onnxruntime_inference_s"]
-        out["per_model"][name] = {
-            "prove_vs_bare_ezkl": round(min(r["prove_s"]["median"] for r in bal)
-                                        / bare["times"]["prove"]["median"], 3),
-            "fidelity_ours_vs_bare": [fidelity(max(bal, key=lambda r: r["relative_max_error"] or 0)),
-                                      fidelity(bare)],
-            "prove_overhead": round(first["prove_wall_s"]["median"] / base["direct_prove_s"]["median"] - 1, 3),
-            "prove_core_overhead": round((first["witness_s"]["median"] + first["prove_s"]["median"])
-                                         / base["direct_prove_s"]["median"] - 1, 3),
-            "proof_overhead_factor": round(first["prove_s"]["median"] / ort, 1),
-            "compile_vs_bare_ezkl": min((round(r["compile_cold_s"] / baseline.bare_compile_s(bare), 3)
-                                         for r in bal if r["compile_cold_s"]), default=None),
-            "cache_hit_speedup": min((round(r["compile_cold_s"] / max(r["compile_hit_s"], 1e-6), 1)
-                                      for r in runs if r["compile_cold_s"]), default=None),
-        }
+        out["per_model"][name] = _model_ratios(runs, base, results["models"][name]["onnxruntime_inference_s"])
         for target in cfg["targets"]:
             pub = [r for r in runs if r["target"] == target and r["visibility"] == "public"]
             hashed = [r for r in runs if r["target"] == target and r["visibility"] == "hashed"]
@@ -306,14 +308,31 @@ def ratios(results: dict, cfg: dict) -> dict:
                 out["gas_hashed_vs_public"][f"{name} {target}"] = {
                     "verify": round(hashed[0]["verify_gas"] / pub[0]["verify_gas"], 3),
                     "mint": round(hashed[0]["mint_gas"] / pub[0]["mint_gas"], 3)}
-    single = next((r for r in results["batch"] if r["batch"] == 1), None)
-    for r in results["batch"]:
-        if single is None or r["batch"] == 1:
-            continue
-        n = r["batch"]
-        out["batch"].append({
-            "batch": n,
-            "prove_per_inference_vs_single": round(r["prove_s"]["median"] / n / single["prove_s"]["median"], 3),
-            "verify_gas_per_inference_vs_single": round(r["verify_gas"] / n / single["verify_gas"], 3),
-            "mint_gas_per_inference_vs_single": round(r["mint_gas"] / n / single["mint_gas"], 3)})
     return out
+
+
+def _model_ratios(runs: list[dict], base: dict, ort: float) -> dict:
+    bal = [r for r in runs if r["target"] == "balanced"] or runs
+    first = next(r for r in runs if r["circuit_id"] == base["compared_with"]["circuit_id"])
+    bare = base["bare_ezkl"]
+    return {
+        "prove_vs_bare_ezkl": round(min(r["prove_s"]["median"] for r in bal) / bare["times"]["prove"]["median"], 3),
+        "fidelity_ours_vs_bare": [fidelity(max(bal, key=lambda r: r["relative_max_error"] or 0)), fidelity(bare)],
+        "prove_overhead": round(first["prove_wall_s"]["median"] / base["direct_prove_s"]["median"] - 1, 3),
+        "prove_core_overhead": round((first["witness_s"]["median"] + first["prove_s"]["median"])
+                                     / base["direct_prove_s"]["median"] - 1, 3),
+        "proof_overhead_factor": round(first["prove_s"]["median"] / ort, 1),
+        "compile_vs_bare_ezkl": min((round(r["compile_cold_s"] / baseline.bare_compile_s(bare), 3)
+                                     for r in bal if r["compile_cold_s"]), default=None),
+        "cache_hit_speedup": min((round(r["compile_cold_s"] / max(r["compile_hit_s"], 1e-6), 1)
+                                  for r in runs if r["compile_cold_s"]), default=None),
+    }
+
+
+def _batch_ratios(batch: list[dict]) -> list[dict]:
+    single = next((r for r in batch if r["batch"] == 1), None)
+    return [{"batch": r["batch"],
+             "prove_per_inference_vs_single": round(r["prove_s"]["median"] / r["batch"] / single["prove_s"]["median"], 3),
+             "verify_gas_per_inference_vs_single": round(r["verify_gas"] / r["batch"] / single["verify_gas"], 3),
+             "mint_gas_per_inference_vs_single": round(r["mint_gas"] / r["batch"] / single["mint_gas"], 3)}
+            for r in batch if single is not None and r["batch"] != 1]

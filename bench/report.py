@@ -47,9 +47,15 @@ def _pct(v) -> str:
 
 
 def markdown(r: dict) -> str:
+    lines = _header(r) + _runs(r) + _baselines(r) + _gas(r) + _batches(r) + _goals(r)
+    lines += ["", "Plots: `prove_time_vs_logrows.png`, `gas_vs_instances.png`, `accuracy_vs_prove_time.png`.", ""]
+    return "\n".join(lines)
+
+
+def _header(r: dict) -> list[str]:
     m = r["machine"]
     cfg = r["config"]
-    lines = [
+    return [
         "# proofmint bench", "",
         f"Machine: {m['cores']} cores ({m['cpu']}), {m['ram_gb']} GB RAM, GPU: {m['gpu'] or 'none'}; "
         f"{m['os']}, Python {m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items())
@@ -57,13 +63,15 @@ def markdown(r: dict) -> str:
         f"Run: models {', '.join(cfg['models'])}; targets {', '.join(cfg['targets'])}; visibility "
         f"{', '.join(cfg['visibility'])}; batch {', '.join(map(str, cfg['batch']))}; repeat {cfg['repeat']}"
         f"{' (--quick)' if cfg['quick'] else ''}; {r['wall_s']:.0f} s in all.",
-        "Times in seconds: median (min–max) over the repeats. Ratios compare figures of this run only.",
-        "", "## Per configuration", "",
-        "| model | target | input | batch | logrows | rows | scale | instances | compile cold / hit | "
-        "setup | witness | prove | verify | peak MB | pk MB | proof B | argmax agr. | max abs err | "
-        "verifyProof gas | mint gas |",
-        "|" + "---|" * 20,
-    ]
+        "Times in seconds: median (min–max) over the repeats. Ratios compare figures of this run only."]
+
+
+def _runs(r: dict) -> list[str]:
+    lines = ["", "## Per configuration", "",
+             "| model | target | input | batch | logrows | rows | scale | instances | compile cold / hit | "
+             "setup | witness | prove | verify | peak MB | pk MB | proof B | argmax agr. | max abs err | "
+             "verifyProof gas | mint gas |",
+             "|" + "---|" * 20]
     for x in r["runs"] + [b for b in r["batch"] if b not in r["runs"]]:
         cold = f"{x['compile_cold_s']:.1f}" if x["compile_cold_s"] else "cached"
         lines.append(
@@ -74,15 +82,19 @@ def markdown(r: dict) -> str:
             f"{x['proof_bytes']:,} | {_pct(x['argmax_agreement'])} | {x['max_abs_error']:.3g} | "
             f"{x['verify_gas']:,} ({x['verifier']}) | {x['mint_gas']:,} ({x['tokens']} token"
             f"{'s' if x['tokens'] > 1 else ''}) |")
-    lines += ["", "## Baselines in the same run", "",
-              "Bare ezkl = plain ezkl calls (default run args: public input/output, fixed params; "
-              "`resources` calibration), no proofmint code. Direct prove = `ezkl.gen_witness` + "
-              "`ezkl.prove` on proofmint's circuit (its first configuration of the model).", "",
-              "| model | onnxruntime / inference | bare ezkl: logrows / scale / prove / fidelity | "
-              "proofmint balanced prove ÷ bare | bare ezkl cold compile | proofmint balanced compile ÷ bare | "
-              "direct witness+prove | proofmint prove wall | overhead "
-              "(wall / in-worker) | prove ÷ inference | cache-hit speed-up |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    return lines
+
+
+def _baselines(r: dict) -> list[str]:
+    lines = ["", "## Baselines in the same run", "",
+             "Bare ezkl = plain ezkl calls (default run args: public input/output, fixed params; "
+             "`resources` calibration), no proofmint code. Direct prove = `ezkl.gen_witness` + "
+             "`ezkl.prove` on proofmint's circuit (its first configuration of the model).", "",
+             "| model | onnxruntime / inference | bare ezkl: logrows / scale / prove / fidelity | "
+             "proofmint balanced prove ÷ bare | bare ezkl cold compile | proofmint balanced compile ÷ bare | "
+             "direct witness+prove | proofmint prove wall | overhead "
+             "(wall / in-worker) | prove ÷ inference | cache-hit speed-up |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, b in r["baselines"].items():
         q = r["ratios"]["per_model"][name]
         bare = b["bare_ezkl"]
@@ -95,25 +107,38 @@ def markdown(r: dict) -> str:
             f"{_fmt_s(b['direct_prove_s'])} | {_fmt_s(first['prove_wall_s'])} | "
             f"{q['prove_overhead']:+.1%} / {q['prove_core_overhead']:+.1%} | {q['proof_overhead_factor']:,.0f}x | "
             f"{q['cache_hit_speedup'] or '—'}x |")
-    if r["ratios"]["gas_hashed_vs_public"]:
-        lines += ["", "## Gas: hashed vs public input", "", "| model, target | verifyProof hashed ÷ public | "
-                  "mint hashed ÷ public |", "|---|---|---|"]
-        lines += [f"| {k} | {v['verify']:.3f} | {v['mint']:.3f} |" for k, v in r["ratios"]["gas_hashed_vs_public"].items()]
-    if r["batch"]:
-        b0 = r["batch"][0]
-        lines += ["", f"## Batch proofs ({b0['model']}, {b0['target']}, {b0['visibility']} input)", "",
-                  "| batch | logrows | layout | prove (whole batch) | prove / inference | verifyProof gas / inference | "
-                  "mint gas / inference | prove / inf. ÷ single | verify gas / inf. ÷ single | mint gas / inf. ÷ single |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        by_n = {x["batch"]: x for x in r["ratios"]["batch"]}
-        for x in r["batch"]:
-            n, q = x["batch"], by_n.get(x["batch"])
-            lines.append(
-                f"| {n} | {x['logrows']} | {_layout(x.get('layout'))} | {x['prove_s']['median']:.2f} | {x['prove_s']['median'] / n:.2f} | "
-                f"{x['verify_gas'] // n:,} | {x['mint_gas'] // n:,} | "
-                + (f"{q['prove_per_inference_vs_single']:.3f} | {q['verify_gas_per_inference_vs_single']:.3f} | "
-                   f"{q['mint_gas_per_inference_vs_single']:.3f} |" if q else "1 | 1 | 1 |"))
-    lines += ["", "## Goals", "", "| goal | measured | target | met |", "|---|---|---|---|"]
+    return lines
+
+
+def _gas(r: dict) -> list[str]:
+    if not r["ratios"]["gas_hashed_vs_public"]:
+        return []
+    return (["", "## Gas: hashed vs public input", "", "| model, target | verifyProof hashed ÷ public | "
+             "mint hashed ÷ public |", "|---|---|---|"]
+            + [f"| {k} | {v['verify']:.3f} | {v['mint']:.3f} |" for k, v in r["ratios"]["gas_hashed_vs_public"].items()])
+
+
+def _batches(r: dict) -> list[str]:
+    if not r["batch"]:
+        return []
+    b0 = r["batch"][0]
+    lines = ["", f"## Batch proofs ({b0['model']}, {b0['target']}, {b0['visibility']} input)", "",
+             "| batch | logrows | layout | prove (whole batch) | prove / inference | verifyProof gas / inference | "
+             "mint gas / inference | prove / inf. ÷ single | verify gas / inf. ÷ single | mint gas / inf. ÷ single |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    by_n = {x["batch"]: x for x in r["ratios"]["batch"]}
+    for x in r["batch"]:
+        n, q = x["batch"], by_n.get(x["batch"])
+        lines.append(
+            f"| {n} | {x['logrows']} | {_layout(x.get('layout'))} | {x['prove_s']['median']:.2f} | {x['prove_s']['median'] / n:.2f} | "
+            f"{x['verify_gas'] // n:,} | {x['mint_gas'] // n:,} | "
+            + (f"{q['prove_per_inference_vs_single']:.3f} | {q['verify_gas_per_inference_vs_single']:.3f} | "
+               f"{q['mint_gas_per_inference_vs_single']:.3f} |" if q else "1 | 1 | 1 |"))
+    return lines
+
+
+def _goals(r: dict) -> list[str]:
+    lines = ["", "## Goals", "", "| goal | measured | target | met |", "|---|---|---|---|"]
     for what, key, goal, ok in GOALS:
         for name, q in r["ratios"]["per_model"].items():
             v = q[key]
@@ -133,8 +158,7 @@ def markdown(r: dict) -> str:
         if x["visibility"] == "hashed" and x["batch"] == 1:
             lines.append(f"| one hashed-input mint ({x['model']}, {x['target']}) | {x['mint_gas']:,} | "
                          f"<= 750,000 | {'yes' if x['mint_gas'] <= 750_000 else 'no'} |")
-    lines += ["", "Plots: `prove_time_vs_logrows.png`, `gas_vs_instances.png`, `accuracy_vs_prove_time.png`.", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def plots(r: dict, out: Path) -> list[Path]:
