@@ -66,8 +66,8 @@ def one(name: str, onnx: Path, inp: Path, ws: Workspace, work: Path, repeat: int
                             "given_error": bundle.max_abs_diff / max(q["output_range"], 1e-12),
                             "max_abs_error": q["max_abs_error"], "heldout": q["samples"],
                             "reference": q.get("reference"),
-                            "search_s": pkg.calibration_report.get("search_seconds"),
-                            "layout": pkg.calibration_report["chosen"]["layout"]}
+                            "search_s": pkg.calibration_report.search_seconds,
+                            "layout": pkg.calibration_report.chosen["layout"]}
     except ProofmintError as exc:
         row["proofmint_error"] = str(exc)
     model = load_onnx(onnx)

@@ -245,7 +245,7 @@ def measure(e, samples: np.ndarray, target: str, vis: str, batch: int, repeat: i
         "model": e.name, "target": target, "visibility": vis, "batch": batch,
         "circuit_id": pkg.circuit_id, "logrows": pkg.logrows, "num_rows": pkg.num_rows,
         "input_scale": pkg.input_scale, "instances": pkg.layout.instance_count,
-        "layout": pkg.calibration_report.get("chosen", {}).get("layout"),
+        "layout": pkg.calibration_report.chosen.get("layout"),
         "compile_s": cold.timings, "compile_cold_s": cold.timings["total"] if not cold.cached else None,
         "compile_hit_s": hit.timings["total"],
         "witness_s": baseline.summarize(witness), "prove_s": baseline.summarize(proving),

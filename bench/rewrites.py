@@ -98,7 +98,7 @@ def _measure(onnx: Path, inp: Path, ws: Workspace, out: Path) -> dict:
     return {"rows": pkg.num_rows, "logrows": pkg.logrows, "compile_s": round(compile_s, 2),
             "prove_s": load_bundle(res.bundles[0]).timings["prove"],
             "relative_max_error": q["relative_max_error"],
-            "rewrites": [r["op"] for r in pkg.calibration_report.get("rewrites", [])]}
+            "rewrites": [r["op"] for r in pkg.calibration_report.rewrites]}
 
 
 def run(out: Path, ws: Workspace) -> list[dict]:

@@ -95,58 +95,22 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
     memory to plan for) is compiled as linked segments, each key within it; ``segments``
     asks for that many. ``link`` binds each cut tensor across two proofs: "hashed" (a Poseidon
     hash both proofs make public: the values stay private) or "public"."""
-    if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
-        raise UsageError(f"--tolerance must be a fraction of the output span in (0, 1), not {tolerance}")
-    if not (isinstance(budget, (int, float)) and budget > 0):
-        raise UsageError(f"--budget must be a number of seconds > 0, not {budget}")
-    if target not in calibrate.TARGETS:
-        raise UsageError(f"unknown target '{target}' — choose one of {', '.join(calibrate.TARGETS)}")
-    if segments is not None and (not isinstance(segments, int) or isinstance(segments, bool) or segments < 2):
-        raise UsageError(f"--segments must be a whole number >= 2, not {segments}")
-    if link not in segmented.segments_mod.LINKS:
-        raise UsageError(f"--link {link} — choose one of {', '.join(segmented.segments_mod.LINKS)}")
+    _check_numbers(tolerance, budget, target, segments, link)
     split = Split(segments, config.size_bytes(max_key, "--max-key") if max_key is not None else None, link)
     key_budget = split.max_key or config.memory_bytes() // KEY_SHARE
     visibility = Visibility(input_visibility, output_visibility, param_visibility)
-    if visibility.params_hashed:
-        # ezkl puts a Poseidon hash of the weights among the instances but the verifying key
-        # is the same for any weights of that shape: a proof made with other weights verifies.
-        # Until the registry binds that hash, the option would promise what it doesn't check.
-        raise UsageError("--param-visibility hashed does not bind the weights yet (any weights of "
-                         "the same shape give the same verifying key) — use fixed, which bakes "
-                         "them into the circuit")
     ws = Workspace.resolve(workspace)
     onnx_model = load_onnx(model)
-    _check_batch(batch, onnx_model, visibility)
-    if len(onnx_model.input_shapes) > 1 and visibility.input_hashed:
-        raise UsageError(f"{onnx_model.path.name} has {len(onnx_model.input_shapes)} inputs: ezkl hashes "
-                         "each separately, and proofmint commits to one input hash — use "
-                         "--input-visibility public or private for a multi-input model")
+    _check_shape_options(batch, onnx_model, visibility)
     meta = _model_meta(onnx_model)
     calib_path = Path(calibration) if calibration else _default_calibration(onnx_model)
     user_srs = srs_mod.SRS(str(srs), "user", srs_mod.read_k(Path(srs)), sha256_file(Path(srs))) \
         if srs else None
-    given = load_samples(calib_path, onnx_model) if calib_path is not None else None
-    if given is not None:
-        samples_mod.check_defined(onnx_model, given, str(calib_path))
-    beside = onnx_model.path.parent / "input.json"  # the user's own input is judged, wherever calibration came from
-    judged = None
-    if beside.is_file() and (calib_path is None or beside.resolve() != calib_path.resolve()):
-        judged = load_samples(beside, onnx_model)
-        samples_mod.check_defined(onnx_model, judged, str(beside))
-    samples = samples_mod.prepare(given, onnx_model, judged)
-    calib_digest = sha256_file(calib_path) if calib_path is not None else "standard-normal"
-
-    if len(onnx_model.output_shapes) > 1 and visibility.output_hashed:
-        raise UsageError(f"{onnx_model.path.name} has {len(onnx_model.output_shapes)} outputs: ezkl hashes "
-                         "each separately, and a token records one outputs commitment — use "
-                         "--output-visibility public for a multi-output model")
+    samples, digests = _samples(onnx_model, calib_path)
     key = sha256_bytes(canonical_json({
         "model": onnx_model.model_id, "target": target, "visibility": visibility.to_dict(),
-        "calibration": calib_digest, "srs": user_srs.sha256 if user_srs else "development",
-        "batch": batch, "tolerance": tolerance, "samples": samples_mod.RECIPE,
-        "split": [split.count, key_budget, split.link],
-        "judged": sha256_file(beside) if judged is not None else None,
+        "srs": user_srs.sha256 if user_srs else "development", "batch": batch, "tolerance": tolerance,
+        "samples": samples_mod.RECIPE, "split": [split.count, key_budget, split.link], **digests,
     }))
     started = time.perf_counter()
     cached = _cached(ws, key)
@@ -164,6 +128,55 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
         atomic_write_json(ws.compile_entry(key), {"circuit_id": pkg.circuit_id})
     timings["total"] = round(time.perf_counter() - started, 3)
     return _result(pkg, False, timings)
+
+
+def _check_numbers(tolerance, budget, target: str, segments, link: str) -> None:
+    if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
+        raise UsageError(f"--tolerance must be a fraction of the output span in (0, 1), not {tolerance}")
+    if not (isinstance(budget, (int, float)) and budget > 0):
+        raise UsageError(f"--budget must be a number of seconds > 0, not {budget}")
+    if target not in calibrate.TARGETS:
+        raise UsageError(f"unknown target '{target}' — choose one of {', '.join(calibrate.TARGETS)}")
+    if segments is not None and (not isinstance(segments, int) or isinstance(segments, bool) or segments < 2):
+        raise UsageError(f"--segments must be a whole number >= 2, not {segments}")
+    if link not in segmented.segments_mod.LINKS:
+        raise UsageError(f"--link {link} — choose one of {', '.join(segmented.segments_mod.LINKS)}")
+
+
+def _check_shape_options(batch: int, model: OnnxModel, visibility: Visibility) -> None:
+    """Visibility and batch choices the model's inputs and outputs can't take."""
+    if visibility.params_hashed:
+        # ezkl puts a Poseidon hash of the weights among the instances but the verifying key
+        # is the same for any weights of that shape: a proof made with other weights verifies.
+        # Until the registry binds that hash, the option would promise what it doesn't check.
+        raise UsageError("--param-visibility hashed does not bind the weights yet (any weights of "
+                         "the same shape give the same verifying key) — use fixed, which bakes "
+                         "them into the circuit")
+    _check_batch(batch, model, visibility)
+    if len(model.input_shapes) > 1 and visibility.input_hashed:
+        raise UsageError(f"{model.path.name} has {len(model.input_shapes)} inputs: ezkl hashes "
+                         "each separately, and proofmint commits to one input hash — use "
+                         "--input-visibility public or private for a multi-input model")
+    if len(model.output_shapes) > 1 and visibility.output_hashed:
+        raise UsageError(f"{model.path.name} has {len(model.output_shapes)} outputs: ezkl hashes "
+                         "each separately, and a token records one outputs commitment — use "
+                         "--output-visibility public for a multi-output model")
+
+
+def _samples(model: OnnxModel, calib_path: Path | None) -> tuple[samples_mod.Samples, dict]:
+    """The samples to calibrate and judge on, and digests of the files they came from (the
+    compile key's). The folder's input.json is judged wherever calibration came from."""
+    given = load_samples(calib_path, model) if calib_path is not None else None
+    if given is not None:
+        samples_mod.check_defined(model, given, str(calib_path))
+    beside = model.path.parent / "input.json"
+    judged = None
+    if beside.is_file() and (calib_path is None or beside.resolve() != calib_path.resolve()):
+        judged = load_samples(beside, model)
+        samples_mod.check_defined(model, judged, str(beside))
+    return samples_mod.prepare(given, model, judged), {
+        "calibration": sha256_file(calib_path) if calib_path is not None else "standard-normal",
+        "judged": sha256_file(beside) if judged is not None else None}
 
 
 def _check_batch(batch: int, model: OnnxModel, visibility: Visibility) -> None:
@@ -272,10 +285,10 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         except EzklPanicError as exc:  # ezkl names no layer: find the node it fails on
             with progress.step("find the node ezkl fails on"):
                 raise locate.explain(exc, graph, visibility, scratch / "locate") from None
-        report["graph"] = ("native" if graph is model else
-                           "side-by-side" if batch > 1 and model.batch_axis is None else "rewritten")
-        report["rewrites"] = rewrite_mod.row_costs(graph, rewrites, chosen.settings, scratch) if rewrites else []
-        report["samples"] = samples.report()
+        report.graph = ("native" if graph is model else
+                        "side-by-side" if batch > 1 and model.batch_axis is None else "rewritten")
+        report.rewrites = rewrite_mod.row_costs(graph, rewrites, chosen.settings, scratch) if rewrites else []
+        report.samples = samples.report()
         timings["settings"] = t["seconds"]
         settings = chosen.settings
         logrows = settings["run_args"]["logrows"]

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from proofmint.models.onnx_model import OnnxModel
 
 from . import srs as srs_mod
+from .report import CompileReport
 
 RUNTIME_FIELDS = ("dir", "srs_path")  # where this copy of the package and its SRS lie: not saved
 
@@ -58,7 +59,7 @@ class CircuitPackage:
     pk_bytes: int
     vk_bytes: int
     quantization: dict = field(default_factory=dict)
-    calibration_report: dict = field(default_factory=dict)
+    calibration_report: CompileReport | None = None
     digests: dict = field(default_factory=dict)  # sha256 of the small artifacts, checked on load
     batch_size: int = 1  # inferences per proof; input_shape and output_shapes are per inference
     input_shapes: list[list[int]] | None = None  # each graph input's shape (input_shape: all, flat)
@@ -131,6 +132,7 @@ def load(ws: Workspace, circuit_id: str, *, root: Path | None = None,
     names = {f.name for f in fields(CircuitPackage)} - set(RUNTIME_FIELDS)
     try:
         data["visibility"] = Visibility.of(data["visibility"])
+        data["calibration_report"] = CompileReport.from_dict(data.get("calibration_report") or {"target": "unknown"})
         pkg = CircuitPackage(**{k: v for k, v in data.items() if k in names})
     except (TypeError, KeyError, ProofmintError) as exc:
         raise WorkspaceError(f"{matches[0]}/package.json is not a circuit package ({exc}) — "
@@ -175,10 +177,10 @@ def circuit_id_of(model_id: str, settings: dict, srs_sha256: str) -> str:
                                         "srs": srs_sha256}))
 
 
-def create(ws: Workspace, dest: Path, model: "OnnxModel", graph: "OnnxModel", chosen, report: dict,
+def create(ws: Workspace, dest: Path, model: "OnnxModel", graph: "OnnxModel", chosen, report: CompileReport,
            input_range: list[float], target: str, visibility: Visibility, task: str, srs: "srs_mod.SRS",
            circuit_id: str, batch: int) -> tuple[CircuitPackage, float]:
-    """Copy the chosen circuit (a calibrate.Candidate) into ``dest``, run setup, and write
+    """Copy the chosen circuit (a candidate.Candidate) into ``dest``, run setup, and write
     package.json last. Returns the package and setup's seconds."""
     dest.mkdir(parents=True, exist_ok=True)
     for debris in dest.glob(".tmp-*"):  # left by a killed run; we hold the circuit's lock

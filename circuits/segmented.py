@@ -18,7 +18,7 @@ one's decoded outputs, against the float model — the same contract as a single
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,10 +29,13 @@ from proofmint.errors import InvalidModelError, ProvingError, WorkspaceError
 from proofmint.models.onnx_model import OnnxModel, extract, load_onnx
 from proofmint.store import Workspace, atomic_write_bytes, atomic_write_json, canonical_json, read_json, sha256_bytes
 
-from . import calibrate, segments as segments_mod, srs as srs_mod, witness as witness_mod
+from . import segments as segments_mod, srs as srs_mod, witness as witness_mod
 from .fidelity import acceptable, agreement, goal_text, out_of_reach, quality_line
+from .report import CompileReport
 from .package import CircuitPackage, circuit_id_of, create, load as load_package
 from .samples import PROBE, Samples
+from .search import MIN_HELDOUT, SCALES, SLOW_MEASURE_S, Search, SearchSpec
+from .walk import fit_scale
 
 MANIFEST = "segments.json"
 
@@ -54,7 +57,7 @@ class SegmentedPackage:
     input_range: list[float]
     quantization: dict
     plan: dict  # the cuts and why (segments.Plan.to_dict)
-    calibration_report: dict = field(default_factory=dict)
+    calibration_report: CompileReport | None = None
     srs_kind: str = "development"
     batch_size: int = 1
     dir: str = ""
@@ -95,6 +98,7 @@ def load(ws: Workspace, circuit_id: str) -> SegmentedPackage | None:
     data = read_json(found[0] / MANIFEST)
     try:
         data["visibility"] = Visibility.of(data["visibility"])
+        data["calibration_report"] = CompileReport.from_dict(data.get("calibration_report") or {"target": "unknown"})
         pkg = SegmentedPackage(**data)
     except (TypeError, KeyError) as exc:
         raise WorkspaceError(f"{found[0]}/{MANIFEST} is not a segmented package ({exc}) — compile again") from None
@@ -114,7 +118,7 @@ class _Segment:
     calibration: np.ndarray
     probe: np.ndarray
     heldout: np.ndarray
-    search: calibrate.Search | None = None
+    search: Search | None = None
 
 
 def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples: Samples, *,
@@ -132,9 +136,9 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
                       + (f", then carries {s.end.values} values" if s.end else ""))
     segs = _extract(graph, plan, visibility, link, samples, work)
     chosen, quality, tried = _search(segs, model, samples, task, tolerance, budget, started, work)
-    report = {"target": "balanced (segmented)", "goal": goal_text(task, tolerance), "tolerance": tolerance,
-              "plan": plan.to_dict(), "scales_tried": tried, "link": link,
-              "search_seconds": round(time.monotonic() - started, 2), "samples": samples.report()}
+    report = CompileReport("balanced", goal_text(task, tolerance), tolerance=tolerance, plan=plan.to_dict(),
+                           scales_tried=tried, link=link, search_seconds=round(time.monotonic() - started, 2),
+                           samples=samples.report())
     timings["settings"] = round(time.monotonic() - started, 3)
     ids, srs_kind = [], "development"
     t = time.monotonic()
@@ -147,7 +151,8 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
             with ws.lock(f"circuit-{cid[:32]}"):
                 if not (dest / "package.json").is_file():
                     reach = np.concatenate([seg.calibration, seg.heldout])
-                    create(ws, dest, seg.model, seg.model, cand, {"segment": seg.index, "chosen": cand.summary()},
+                    create(ws, dest, seg.model, seg.model, cand,
+                           CompileReport("balanced", chosen=cand.summary(), segment=seg.index),
                            [float(reach.min()), float(reach.max())], "balanced", seg.visibility,
                            "regression", srs, cid, 1)
             ids.append(cid)
@@ -200,17 +205,17 @@ def _search(segs: list[_Segment], model: OnnxModel, samples: Samples, task: str,
         calib, probe = wdir / "calibration.json", wdir / "probe.json"
         ezkl_layer.write_input(calib, seg.calibration, seg.model.input_sizes)
         ezkl_layer.write_input(probe, seg.probe[:PROBE], seg.model.input_sizes)
-        seg.search = calibrate.Search(seg.model, seg.model, calib, probe, seg.heldout, "regression",
-                                      seg.visibility, wdir, tolerance, 1, budget, multipliers=[1])
-    with progress.step("segmented: search scales", total=len(calibrate.SCALES)):
-        for scale in calibrate.SCALES:
+        seg.search = Search(SearchSpec(seg.model, seg.model, calib, probe, seg.heldout, "regression",
+                                       seg.visibility, wdir, tolerance, 1, budget, multipliers=(1,)))
+    with progress.step("segmented: search scales", total=len(SCALES)):
+        for scale in SCALES:
             progress.advance("segmented: search scales")
             if time.monotonic() - started > budget:
                 break
             cands, why = [], None
             for seg in segs:
                 seg.search.started = started
-                cand, _ = calibrate.fit_scale(seg.search, scale, None)
+                cand, _ = fit_scale(seg.search, scale, None)
                 if cand is None:
                     why = f"segment {seg.index} does not calibrate at scale {scale}"
                     break
@@ -234,7 +239,7 @@ def _search(segs: list[_Segment], model: OnnxModel, samples: Samples, task: str,
             if acceptable(quality, tolerance):
                 return cands, quality, tried
     if best is None:
-        raise InvalidModelError(f"no scale in {list(calibrate.SCALES)} calibrates every segment of "
+        raise InvalidModelError(f"no scale in {list(SCALES)} calibrates every segment of "
                                 f"{model.path.name} ({tried[-1]['why'] if tried else 'budget spent'}) — "
                                 "pass a larger --budget, or other cuts (--segments N)")
     raise InvalidModelError(
@@ -284,7 +289,7 @@ def measure_chain(cands: list, segs: list[_Segment], model: OnnxModel, heldout: 
             quant.append(np.concatenate([o.ravel() for o in _decode(ws_[-1], cands[-1].settings["model_output_scales"])]))
             progress.advance(name)
             rejected = out_of_reach(ref, quant, task, tolerance)
-            if rejected or (len(quant) >= calibrate.MIN_HELDOUT and time.monotonic() - begun > calibrate.SLOW_MEASURE_S):
+            if rejected or (len(quant) >= MIN_HELDOUT and time.monotonic() - begun > SLOW_MEASURE_S):
                 break  # a slow chain is judged on MIN_HELDOUT samples, not fewer
     quality = agreement(ref[:len(quant)], quant, task, tolerance) | {"reference": model.reference}
     if rejected and len(quant) < len(heldout):

@@ -27,8 +27,9 @@ from proofmint.encoding import Visibility
 from proofmint.errors import InvalidModelError, ProofmintError
 from proofmint.models.onnx_model import OnnxModel, extract
 
+from .calibrate import PK_BYTES_PER_ROW
+
 MAX_CARRIED = 2  # tensors one cut may carry: a residual block's stream and branch
-PK_BYTES_PER_ROW = 4096  # the proving key per row of 2^logrows (calibrate.PK_BYTES_PER_ROW)
 LINKS = ("hashed", "public")  # how a cut tensor is bound across the two proofs
 
 
@@ -79,28 +80,9 @@ def boundaries(graph: OnnxModel) -> tuple[list, list[Boundary]]:
     import onnx
 
     proto = onnx.load_model_from_string(graph.data)
-    try:
-        proto = onnx.shape_inference.infer_shapes(proto)
-    except Exception:
-        pass  # a tensor without a known shape can't be carried
-    shapes = {}
-    for v in [*proto.graph.value_info, *proto.graph.input, *proto.graph.output]:
-        t = v.type.tensor_type
-        # a symbolic leading (batch) dim counts as one: ezkl fixes it the same way in every segment
-        dims = [d.dim_value or (1 if i == 0 and d.dim_param else 0) for i, d in enumerate(t.shape.dim)]
-        if t.elem_type == 1 and dims and all(d > 0 for d in dims):
-            shapes[v.name] = math.prod(dims)
+    shapes = _float_sizes(proto)
     nodes = [n for n in proto.graph.node if n.op_type != "Constant"]
-    constants = {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
-    constants |= {i.name for i in proto.graph.initializer}
-    last_use: dict[str, int] = {}
-    for k, n in enumerate(nodes):
-        for t in n.input:
-            if t and t not in constants:
-                last_use[t] = k
-    outputs = [o.name for o in proto.graph.output]
-    for t in outputs:
-        last_use[t] = len(nodes)
+    last_use = _last_use(proto, nodes)
     made: dict[str, int] = {t: -1 for t in graph.input_names}
     found = []
     for k, n in enumerate(nodes[:-1]):
@@ -111,6 +93,38 @@ def boundaries(graph: OnnxModel) -> tuple[list, list[Boundary]]:
                 and not any(t in graph.input_names for t in live):
             found.append(Boundary(k, live, sum(shapes[t] for t in live)))
     return nodes, found
+
+
+def _float_sizes(proto) -> dict[str, int]:
+    """Each float tensor of known shape, and how many values it holds."""
+    import onnx
+
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto)
+    except Exception:
+        pass  # a tensor without a known shape can't be carried
+    sizes = {}
+    for v in [*proto.graph.value_info, *proto.graph.input, *proto.graph.output]:
+        t = v.type.tensor_type
+        # a symbolic leading (batch) dim counts as one: ezkl fixes it the same way in every segment
+        dims = [d.dim_value or (1 if i == 0 and d.dim_param else 0) for i, d in enumerate(t.shape.dim)]
+        if t.elem_type == 1 and dims and all(d > 0 for d in dims):
+            sizes[v.name] = math.prod(dims)
+    return sizes
+
+
+def _last_use(proto, nodes: list) -> dict[str, int]:
+    """The index of the last node that reads each computed tensor (past the last: an output)."""
+    constants = {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
+    constants |= {i.name for i in proto.graph.initializer}
+    last: dict[str, int] = {}
+    for k, n in enumerate(nodes):
+        for t in n.input:
+            if t and t not in constants:
+                last[t] = k
+    for o in proto.graph.output:
+        last[o.name] = len(nodes)
+    return last
 
 
 class Planner:

@@ -116,7 +116,9 @@ def development(logrows: int) -> SRS:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise workspace_error(root, exc) from None
-    with FileLock(str(root / ".lock")):
+    # one lock per size: a compile waits only for the SRS it needs (a machine-wide lock held
+    # a small compile for minutes behind another's large SRS)
+    with FileLock(str(root / f".lock-k{logrows}")):
         usable = [(k, p) for k, p in _cached() if k == logrows or (k > logrows > EXACT_UP_TO)]
         if usable:
             k, path = usable[0]

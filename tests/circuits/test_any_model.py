@@ -136,21 +136,21 @@ def test_the_decomposition_search_follows_the_rows_not_the_fewest_bits(ws, tmp_p
     c = proofmint.compile(onnx_path, workspace=ws)
     report = c.package.calibration_report
     escaped = 0
-    for scale in {p["input_scale"] for p in report["probes"]}:
-        probes = [p for p in report["probes"] if p["input_scale"] == scale]
+    for scale in {p["input_scale"] for p in report.probes}:
+        probes = [p for p in report.probes if p["input_scale"] == scale]
         fewest = min(p["num_rows"] for p in probes)
         if all(p["num_rows"] == fewest for p in probes):
             continue  # the decomposition moved nothing at this scale
         escaped += min(p["scale_rebase_multiplier"] for p in probes if p["num_rows"] == fewest) > 1
-        finals = [t["num_rows"] for t in report["tried"] if t["input_scale"] == scale
+        finals = [t["num_rows"] for t in report.tried if t["input_scale"] == scale
                   and t["layout"]["num_inner_cols"] == 2 and t["layout"]["decomp_base"] < 16384]
         assert min(finals) <= fewest * 1.15, (scale, probes, finals)  # margin bits, legs
-    assert escaped, report["probes"]  # somewhere a multiplier above 1 had the fewest rows
+    assert escaped, report.probes  # somewhere a multiplier above 1 had the fewest rows
     # a finer scale that costs no more than the chosen one was measured, and missed the goal
-    chosen, tried = report["chosen"], {t["label"]: t for t in report["tried"]}
+    chosen, tried = report.chosen, {t["label"]: t for t in report.tried}
     for t in tried.values():
         if t["input_scale"] > chosen["input_scale"] and t["predicted_cost"] <= chosen["predicted_cost"]:
-            there = [tried[m] for m in report["measured"] if tried[m]["input_scale"] == t["input_scale"]]
+            there = [tried[m] for m in report.measured if tried[m]["input_scale"] == t["input_scale"]]
             assert there and not any(acceptable(m["quality"], 0.01) for m in there), t
     assert c.package.quantization["relative_max_error"] <= 0.01
     _proves_what_the_float_model_says(c, net, x, inp, ws, tmp_path)
@@ -171,7 +171,7 @@ def test_a_rebase_multiplier_of_two_takes_a_logrow_off_a_small_convnet(ws, tmp_p
     x = torch.rand(1, 1, 8, 8)
     onnx_path, inp = _export(net, (x,), tmp_path / "m")
     c = proofmint.compile(onnx_path, workspace=ws)
-    chosen = c.package.calibration_report["chosen"]
+    chosen = c.package.calibration_report.chosen
     assert chosen["scale_rebase_multiplier"] == 2 and chosen["layout"]["decomp_legs"] == 2, chosen
     from proofmint.circuits.calibrate import circuit_rows  # the same circuit at multiplier 1
     from proofmint.encoding import Visibility
@@ -307,10 +307,10 @@ def test_scales_between_two_of_one_cost_and_the_finest_are_not_fitted(ws, tmp_pa
     onnx_path, inp = _export(net, (x,), tmp_path / "m")
     c = proofmint.compile(onnx_path, workspace=ws)
     report = c.package.calibration_report
-    fitted = {t["input_scale"] for t in report["tried"] + report["probes"]}
-    assert report["chosen"]["input_scale"] == 13 and fitted == {5, 7, 13}, report["tried"]
-    assert {t["predicted_cost"] for t in report["tried"]} == {report["chosen"]["predicted_cost"]}
-    assert report["measured"] == [report["chosen"]["label"]]
+    fitted = {t["input_scale"] for t in report.tried + report.probes}
+    assert report.chosen["input_scale"] == 13 and fitted == {5, 7, 13}, report.tried
+    assert {t["predicted_cost"] for t in report.tried} == {report.chosen["predicted_cost"]}
+    assert report.measured == [report.chosen["label"]]
     _proves_what_the_float_model_says(c, net, x, inp, ws, tmp_path)
 
 
@@ -319,7 +319,7 @@ def test_a_model_that_has_run_calibrates_in_a_child_process(ws, tmp_path):
     (measuring, checking a rewrite): the model must cross the process boundary without the
     engine it loaded, and the child's candidate come back whole."""
     from proofmint import ezkl_layer
-    from proofmint.circuits.calibrate import make_candidate
+    from proofmint.circuits.candidate import make_candidate
     from proofmint.encoding import Visibility
     from proofmint.jobs import run_in_child
     from proofmint.models.onnx_model import load_onnx

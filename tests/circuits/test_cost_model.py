@@ -2,7 +2,9 @@
 
 from pathlib import Path
 
-from proofmint.circuits.calibrate import CLOSE_CALL, Candidate, fastest_beyond_noise
+from proofmint.circuits.candidate import Candidate
+from proofmint.circuits.search import CLOSE_CALL
+from proofmint.circuits.walk import fastest_beyond_noise
 
 
 def _candidate(logrows: int, cols: int, lookup_range=(0, 0), lookups=(), range_checks=()) -> Candidate:

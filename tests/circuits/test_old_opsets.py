@@ -74,7 +74,7 @@ def test_an_opset6_model_is_converted_proven_and_faithful(kind, ws, tmp_path):
     inp.write_text(json.dumps({"input_data": [np.random.default_rng(1).standard_normal(shape).ravel().tolist()]}))
     c = proofmint.compile(path, workspace=ws)
     pkg = c.package
-    assert [r["op"] for r in pkg.calibration_report["rewrites"]][0] == "opset"
+    assert [r["op"] for r in pkg.calibration_report.rewrites][0] == "opset"
     q = pkg.quantization
     assert q["relative_max_error"] <= 0.01 and q["samples"] >= 16, q
     bundle = proofmint.prove(c.circuit_id, input=inp, out=tmp_path / "p.json", workspace=ws).bundles[0]

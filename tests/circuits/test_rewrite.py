@@ -44,7 +44,7 @@ def test_layer_is_rewritten_proven_and_faithful(layer, opset, ws, tmp_path):
     onnx_path, inp = _export(Sandwich(LAYERS[layer]()), tmp_path / "m", opset)
     c = proofmint.compile(onnx_path, workspace=ws)
     pkg = c.package
-    rewrites = pkg.calibration_report["rewrites"]
+    rewrites = pkg.calibration_report.rewrites
     ops = [r["op"] for r in rewrites]
     assert EXPECTED_OP[layer] in ops
     # the rows the rewritten subgraph costs, measured at this circuit's settings

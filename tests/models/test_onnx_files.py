@@ -122,6 +122,6 @@ def test_a_scatter_with_constant_indices_is_rewritten_and_proven(ws, tmp_path):
     model = _scatter_model(tmp_path / "scatter.onnx")
     (tmp_path / "input.json").write_text(json.dumps({"input_data": [[0.3, -0.4, 0.8, 0.1]]}))
     c = proofmint.compile(model.path, calibration=tmp_path / "input.json", workspace=ws)
-    assert [r["op"] for r in c.package.calibration_report["rewrites"]] == ["ScatterND"]
+    assert [r["op"] for r in c.package.calibration_report.rewrites] == ["ScatterND"]
     assert c.package.quantization["relative_max_error"] <= 0.01
 

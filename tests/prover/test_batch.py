@@ -40,10 +40,10 @@ def test_batch_circuit_packs_inputs_and_pads_the_last_batch(batch_proofs):
 
 def test_batch_circuit_drops_freivalds_columns_that_save_no_logrow(batch_proofs):
     report = batch_proofs[0].package.calibration_report
-    base = report["chosen"]["label"].removesuffix("-nofreivalds")
-    ezkl_layout = [t for t in report["tried"] if t["label"] == base]
+    base = report.chosen["label"].removesuffix("-nofreivalds")
+    ezkl_layout = [t for t in report.tried if t["label"] == base]
     assert ezkl_layout and ezkl_layout[0]["layout"]["freivalds_columns"] > 0  # ezkl's default
-    chosen = report["chosen"]
+    chosen = report.chosen
     assert chosen["layout"]["disable_freivalds"] and chosen["layout"]["freivalds_columns"] == 0
     assert chosen["logrows"] == ezkl_layout[0]["logrows"]
     assert chosen["quality"]["argmax_agreement"] >= 0.99
@@ -153,7 +153,7 @@ def test_a_fixed_batch_graph_is_batched_side_by_side(ws, tmp_path):
     (tmp_path / "input.json").write_text(json.dumps({"input_data": [rows[0].tolist()]}))
     c = proofmint.compile(onnx_path, batch=BATCH, workspace=ws)
     pkg = c.package
-    assert pkg.batch_size == BATCH and pkg.calibration_report["graph"] == "side-by-side"
+    assert pkg.batch_size == BATCH and pkg.calibration_report.graph == "side-by-side"
     assert pkg.quantization["relative_max_error"] <= 0.01
     stream = tmp_path / "s.jsonl"
     stream.write_text("\n".join(json.dumps(r.tolist()) for r in rows))

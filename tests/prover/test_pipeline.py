@@ -7,7 +7,7 @@ import pytest
 
 import proofmint
 from proofmint.prover import load_bundle
-from proofmint.circuits.calibrate import TIMING_NOISE
+from proofmint.circuits.search import TIMING_NOISE
 from proofmint.circuits.fidelity import acceptable
 
 from ..conftest import ZOO_NAMES, run_cli
@@ -40,21 +40,21 @@ def test_balanced_keeps_the_float_models_outputs(circuits, name):
     q, report = pkg.quantization, pkg.calibration_report
     assert q["relative_max_error"] <= 0.01 and q["samples"] >= 16
     assert q.get("argmax_agreement_decisive", 1.0) >= 0.99
-    assert report["chosen"]["quality"] == q and report["samples"]["heldout"] >= 16
+    assert report.chosen["quality"] == q and report.samples["heldout"] >= 16
     # fidelity first, then speed: nothing measured faithful was predicted cheaper, unless a
     # timed proof chose otherwise
-    faithful = [t for t in report["tried"] if t["label"] in report["measured"]
-                and acceptable(t["quality"], report["tolerance"])]
-    assert report["timed"] or report["chosen"]["predicted_cost"] <= min(t["predicted_cost"] for t in faithful)
+    faithful = [t for t in report.tried if t["label"] in report.measured
+                and acceptable(t["quality"], report.tolerance)]
+    assert report.timed or report.chosen["predicted_cost"] <= min(t["predicted_cost"] for t in faithful)
     # the range-check decomposition was sized to the model; ezkl's 2^14-row default is kept only
     # where it takes a logrow off every sized one and, if timed, proved faster beyond the noise
-    assert any(c["layout"]["decomp_base"] < 16384 for c in report["tried"])
-    chosen = report["chosen"]
+    assert any(c["layout"]["decomp_base"] < 16384 for c in report.tried)
+    chosen = report.chosen
     if chosen["layout"]["decomp_base"] >= 16384:
-        sized = [c["logrows"] for c in report["tried"]
+        sized = [c["logrows"] for c in report.tried
                  if c["input_scale"] == chosen["input_scale"] and c["layout"]["decomp_base"] < 16384]
-        assert chosen["logrows"] < min(sized), report["tried"]
-        times = [(t["label"], t["prove_s"]) for t in report["timed"]]
+        assert chosen["logrows"] < min(sized), report.tried
+        times = [(t["label"], t["prove_s"]) for t in report.timed]
         if times and times[0][0] == chosen["label"]:  # predicted cheapest: nothing beat it outright
             assert all(s >= (1 - TIMING_NOISE) * times[0][1] for _, s in times)
         elif times:  # it beat the predicted cheapest beyond the noise

@@ -1,0 +1,134 @@
+"""A candidate circuit: one choice of scale, decomposition and layout, calibrated and compiled,
+with the cost model that ranks candidates without proving anything."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from proofmint import ezkl_layer
+from proofmint.encoding import Visibility
+from proofmint.models.onnx_model import OnnxModel
+
+
+class Cost(NamedTuple):
+    """Predicted proving cost: cells (2^logrows x columns) first, then rows."""
+
+    cells: int
+    rows: int
+
+
+@dataclass
+class Candidate:
+    label: str
+    settings: dict
+    settings_path: Path
+    compiled_path: Path
+    quality: dict | None = None
+    overrides: dict = field(default_factory=dict)
+    keys: Path | None = None  # vk.key + pk.key from timing a proof, and the SRS they were made with
+    keys_srs: str | None = None
+
+    @property
+    def logrows(self) -> int:
+        return self.settings["run_args"]["logrows"]
+
+    @property
+    def scale(self) -> int:
+        return self.settings["run_args"]["input_scale"]
+
+    @property
+    def rebase(self) -> int:
+        """ezkl's scale_rebase_multiplier: how far a scale may grow before it is divided back.
+        It moves values, so candidates share a fidelity measurement only when it matches."""
+        return self.settings["run_args"].get("scale_rebase_multiplier", 1)
+
+    def same_values(self, other: "Candidate") -> bool:
+        """Whether ``other`` computes the same fixed-point values (only layout or range checks
+        differ), so one fidelity measurement holds for both."""
+        ra, rb = self.settings["run_args"], other.settings["run_args"]
+        return (self.scale, ra["param_scale"], self.rebase) == (other.scale, rb["param_scale"], other.rebase)
+
+    @property
+    def cost(self) -> Cost:
+        """Predicted proving cost: 2^logrows x columns dominates, rows break ties.
+
+        ezkl repeats every lookup and range-check argument in each inner column, so an inner
+        column costs one advice column plus one argument per kind of table. That is why twice
+        the inner columns at one logrow fewer proves in about the same time (17 such pairs
+        timed on 2 cores: 0.78-1.54x, median 1.05x), not in half. Tables count too: one
+        longer than 2^logrows is split over several columns, which is how a circuit one logrow
+        smaller can prove slower (EZKL's 2l_relu_sigmoid_conv at logrows 14 vs 15)."""
+        n = 2 ** self.logrows
+        tables = [hi - lo + 1 for lo, hi in self.settings.get("required_range_checks", [])]
+        tables += [self.lookup_rows] * len(self.settings.get("required_lookups", []))
+        columns = (self.layout["num_inner_cols"] * (1 + len(tables)) + 2
+                   + sum(math.ceil(t / n) for t in tables))
+        return Cost(n * columns, self.settings["num_rows"])
+
+    @property
+    def lookup_rows(self) -> int:
+        """Rows of each lookup table (0 without lookups): they span ``lookup_range``."""
+        lo, hi = self.settings["run_args"]["lookup_range"]
+        return hi - lo + 1 if self.settings.get("required_lookups") else 0
+
+    @property
+    def layout(self) -> dict:
+        ra = self.settings["run_args"]
+        return {"num_inner_cols": ra["num_inner_cols"],
+                "disable_freivalds": bool(ra.get("disable_freivalds", False)),
+                "decomp_base": ra["decomp_base"], "decomp_legs": ra["decomp_legs"]}
+
+    @property
+    def freivalds_columns(self) -> int:
+        return self.settings.get("einsum_params", {}).get("total_einsum_col_size", 0)
+
+    def summary(self) -> dict:
+        return {"label": self.label, "logrows": self.logrows, "num_rows": self.settings["num_rows"],
+                "predicted_cost": self.cost[0],
+                "input_scale": self.scale, "param_scale": self.settings["run_args"]["param_scale"],
+                "scale_rebase_multiplier": self.rebase,
+                "lookup_range": self.settings["run_args"]["lookup_range"],
+                "layout": self.layout | {"freivalds_columns": self.freivalds_columns},
+                "quality": self.quality}
+
+
+def run_args(visibility: Visibility, model: OnnxModel, batch: int = 1, layout: dict | None = None):
+    variables = [(model.batch_axis, batch)] if model.batch_axis else None
+    return ezkl_layer.run_args(**visibility.run_args(), variables=variables, layout=layout)
+
+
+def make_candidate(label: str, model: OnnxModel, calibration: Path, visibility: Visibility,
+                   target: str, scales: list[int] | None, work: Path, batch: int = 1,
+                   layout: dict | None = None, multipliers: list[int] | None = None) -> Candidate:
+    """gen_settings + calibrate_settings + compile_circuit for one choice of scales and layout.
+    ``model`` is the graph ezkl compiles (for a fixed-batch model batched side by side, the
+    N-copy graph); ``multipliers`` default to ezkl's own."""
+    d = work / label
+    d.mkdir(parents=True, exist_ok=True)
+    settings_path, compiled = d / "settings.json", d / "model.compiled"
+    ezkl_layer.gen_settings(model.path, settings_path, run_args(visibility, model, batch, layout))
+    ezkl_layer.calibrate_settings(calibration, model.path, settings_path, target, scales, multipliers)
+    ezkl_layer.compile_circuit(model.path, compiled, settings_path)
+    return Candidate(label, json.loads(settings_path.read_text()), settings_path, compiled,
+                     overrides=dict(layout or {}))
+
+
+def decomposition(bits: int, legs: int) -> dict:
+    legs = max(1, legs)
+    return {"decomp_base": 2 ** math.ceil(bits / legs), "decomp_legs": legs}
+
+
+Hint = tuple[int, int, int]  # a fitted scale, its bits and the rebase multiplier they fit
+
+
+def walk_key(probe: Candidate) -> tuple[int, int, int]:
+    """What a wider decomposition must lower for the walk to take it: the logrows its rows
+    alone need (256-row tables can get there), then its own logrows (two legs), then its rows.
+    Fewer rows alone is not enough: EZKL's 1l_gelu_tanh_appx at scale 5 takes 407 rows at 12
+    bits (logrows 9) and 339 at 20 (multiplier 2, but a 2^10-row table: logrows 11)."""
+    rows = probe.settings["num_rows"]
+    return rows.bit_length(), probe.logrows, rows
