@@ -102,13 +102,48 @@ def run_jstprove(python: str, folder: Path, work: Path) -> dict:
         res = {"error": f"stopped after {JSTPROVE_TIMEOUT_S} s"}
     res["wall_s"] = round(time.perf_counter() - started, 2)
     outs = res.pop("outputs", None) or []
-    ref = [np.concatenate([o.ravel() for o in model.run(x)]) for x in xs]
-    pairs = [(r, np.asarray(o[:r.size])) for r, o in zip(ref, outs) if o is not None and len(o) >= r.size]
+    runs = [model.run(x) for x in xs]
+    ref = [np.concatenate([o.ravel() for o in r]) for r in runs]
+    layout = _layout(outs[0], runs[0][0]) if outs and outs[0] is not None and len(runs[0]) == 1 else None
+    pairs = [(r, layout[1](np.asarray(o, dtype=np.float64), r.shape).ravel()) for r, o in zip(ref, outs)
+             if o is not None and layout is not None and layout[1](np.asarray(o, dtype=np.float64), r.shape) is not None]
     if pairs:
+        res["output_layout"] = layout[0]
         span = max(float(np.ptp(np.stack(ref))), 1e-12)
         res["relative_max_error"] = max(float(np.abs(r - o).max()) for r, o in pairs) / span
         res["samples"] = len(pairs)
     return res
+
+
+def _unpad(flat: np.ndarray, shape: tuple) -> np.ndarray | None:
+    """``shape`` values from JSTprove's flat output, each innermost run padded to a power of two."""
+    width = 1 << max(shape[-1] - 1, 0).bit_length()
+    rows = int(np.prod(shape[:-1]))
+    if flat.size < rows * width:
+        return None
+    return flat[:rows * width].reshape(rows, width)[:, :shape[-1]].reshape(shape)
+
+
+def _channels_last(flat: np.ndarray, shape: tuple) -> np.ndarray | None:
+    if len(shape) < 3:
+        return None
+    moved = _unpad(flat, (shape[0], *shape[2:], shape[1]))
+    return None if moved is None else np.moveaxis(moved, -1, 1)
+
+
+LAYOUTS = {"row-major": _unpad, "channels-last": _channels_last}
+
+
+def _layout(first, ref: np.ndarray) -> tuple[str, object] | None:
+    """How JSTprove lays out this output tensor (its witness keeps no shape): each innermost run
+    padded to a power of two, row-major or with the channel axis last. The layout that matches
+    the float model on the first sample is used for every sample, and named in the results."""
+    scored = []
+    for name, fn in LAYOUTS.items():
+        got = fn(np.asarray(first, dtype=np.float64), ref.shape)
+        if got is not None:
+            scored.append((float(np.abs(got - ref).max()), name, fn))
+    return min(scored)[1:] if scored else None
 
 
 def summary(rows: list[dict]) -> dict:
