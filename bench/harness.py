@@ -35,7 +35,7 @@ from proofmint.verifier.artifacts import verifier_artifact
 from proofmint.verifier.client import connect
 from proofmint.verifier.deploy import vka_for
 
-from . import baseline, corpus as corpus_mod, examples as examples_mod, node as node_mod, report, rewrites as rewrites_mod
+from . import baseline, corpus as corpus_mod, segmented as segmented_mod, examples as examples_mod, node as node_mod, report, rewrites as rewrites_mod
 
 FULL = {"models": ("mlp", "lenet", "mnist_mlp"), "targets": ("balanced", "resources"),
         "visibility": ("public", "hashed"), "batch": (1, 4, 16), "repeat": 3}
@@ -59,7 +59,8 @@ def bench(*, models: list[str] | None = None, targets: list[str] | None = None,
           repeat: int | None = None, quick: bool = False, out: str | Path = "bench-out",
           workspace: str | Path | None = None, examples: str | Path | None = None,
           only: list[str] | None = None, node: bool = False, rewrites: bool = False,
-          corpus: bool = False, flavours: list[str] | None = None, jstprove: str | None = None) -> BenchResult:
+          corpus: bool = False, flavours: list[str] | None = None, jstprove: str | None = None,
+          segmented: bool = False) -> BenchResult:
     """Measure the pipeline per model and setting and write results.json, results.md, plots.
 
     ``examples``: instead, a folder of models from outside the zoo (one folder each with an
@@ -71,9 +72,13 @@ def bench(*, models: list[str] | None = None, targets: list[str] | None = None,
     writes rewrites.json and rewrites.md. ``corpus``: instead, every file of the corpus (each
     torch layer as other exporters write it; ``only``: some layers, ``flavours``: some export
     flavours) through proofmint, bare ezkl and, where ``jstprove`` names its Python (or
-    ``make jstprove`` made one), JSTprove on the opset-18 files; writes corpus.json and corpus.md."""
+    ``make jstprove`` made one), JSTprove on the opset-18 files; writes corpus.json and corpus.md.
+    ``segmented``: instead, one circuit vs linked segments for each of ``only`` (``zoo:NAME`` or a
+    model folder, ``@segments=N`` or ``@max-key=SIZE``); writes segmented.json and segmented.md."""
     if corpus:
         return bench_corpus(out=out, workspace=workspace, only=only, flavours=flavours, jstprove=jstprove)
+    if segmented:
+        return bench_segmented(out=out, workspace=workspace, only=only)
     if rewrites:
         return bench_rewrites(out=out, workspace=workspace)
     if node:
@@ -105,6 +110,13 @@ def bench_corpus(*, out: str | Path, workspace: str | Path | None = None, only: 
     return _side_run(out, workspace, "corpus",
                      lambda o, ws: corpus_mod.run(o, ws, only, flavours, corpus_mod.jstprove_python(jstprove), ["o18"]),
                      corpus_mod.markdown)
+
+
+def bench_segmented(*, out: str | Path, workspace: str | Path | None = None,
+                    only: list[str] | None = None) -> BenchResult:
+    """One circuit vs linked segments: rows, keys, memory, one inference's time on 1 and 2
+    workers and on Ray with 2 nodes."""
+    return _side_run(out, workspace, "segmented", lambda o, ws: segmented_mod.run(o, ws, only), segmented_mod.markdown)
 
 
 def bench_rewrites(*, out: str | Path, workspace: str | Path | None = None) -> BenchResult:

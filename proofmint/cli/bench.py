@@ -35,6 +35,10 @@ def bench_cmd(
              "and JSTprove (`make jstprove`), in the same run.")] = False,
     flavour: Annotated[list[str] | None, typer.Option(
         "--flavour", help="With --corpus: just these export flavours (o7-ir3, o18, default, ...).")] = None,
+    segmented: Annotated[bool, typer.Option(
+        help="Instead: one circuit vs linked segments for each --only (zoo:NAME or a model folder, "
+             "@segments=N or @max-key=SIZE; default zoo:lenet@segments=3): rows, keys, memory, one "
+             "inference's time on 1 and 2 workers and on Ray with 2 nodes.")] = False,
     jstprove: Annotated[str | None, typer.Option(
         help="With --corpus: a Python 3.12 that has jstprove [default: .jstprove/bin/python].")] = None,
     node: Annotated[bool, typer.Option(
@@ -58,13 +62,14 @@ def bench_cmd(
              proofmint bench --node --repeat 16
              proofmint bench --rewrites
              proofmint bench --corpus --only gelu --flavour o7-ir3 --flavour default
+             proofmint bench --segmented --only zoo:lenet@segments=3 --only ezkl/lenet_5@max-key=1G
     """
     import proofmint
 
     r = run(lambda: proofmint.bench(models=models, targets=targets, visibility=visibility, batch=batch,
                                     repeat=repeat, quick=quick, out=out, workspace=workspace,
                                     examples=examples, only=only, node=node, rewrites=rewrites,
-                                    corpus=corpus, flavours=flavour, jstprove=jstprove))
+                                    corpus=corpus, flavours=flavour, jstprove=jstprove, segmented=segmented))
 
     def human(d: dict) -> None:
         stderr.print(f"[green]bench done[/] in {d['results']['wall_s']:.0f} s")

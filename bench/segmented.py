@@ -1,0 +1,154 @@
+"""``proofmint bench --segmented``: one circuit against the same model as linked segments, in the
+same run on the same machine.
+
+Per model (a zoo model, or a folder with an ONNX file and an input.json): the single circuit
+(where it fits) and the segmented one are compiled cold, then one inference is proven with 1
+and 2 local workers and on Ray with 2 nodes (two raylets on this machine, ``ray.cluster_utils``,
+one CPU each), and verified. Reported: rows, logrows and proving-key bytes per circuit, the
+peak memory of each prover process, wall time of the one inference, and the end-to-end error.
+The time of ONE inference falling as workers rise is the point of cutting.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from proofmint import api, progress
+from proofmint.circuits import segmented as segmented_mod
+from proofmint.errors import ProofmintError, UsageError
+from proofmint.models.onnx_model import model_file
+from proofmint.prover.segmented import load_any
+from proofmint.store import Workspace
+
+DEFAULT = [("zoo:lenet", {"segments": 3})]
+
+
+def _source(spec: str, out: Path) -> tuple[str, Path, Path]:
+    """``zoo:NAME`` (exported here) or a folder: its name, ONNX file and input."""
+    if spec.startswith("zoo:"):
+        e = api.models_export(spec[4:], out=out / "models" / spec[4:])
+        return spec[4:], Path(e.onnx), Path(e.input)
+    folder = Path(spec)
+    if not folder.is_dir():
+        raise UsageError(f"--segmented takes zoo:NAME or a model folder, not {spec}")
+    return folder.name, model_file(folder), folder / "input.json"
+
+
+def _prove(circuit: str, inp: Path, out: Path, ws: Workspace, **kw) -> dict:
+    t = time.perf_counter()
+    r = api.prove(circuit, input=inp, out=out, workspace=ws, **kw)
+    wall = time.perf_counter() - t
+    if r.failures or not api.verify(r.bundles[0], workspace=ws).valid:
+        raise ProofmintError(f"a proof of {circuit[:12]} failed: {r.failures}")
+    return {"wall_s": round(wall, 2), "peak_rss_mb": [w.peak_rss_mb for w in r.workers],
+            "workers": len(r.workers)}
+
+
+def _ray_two_nodes():
+    """Two Ray nodes on this machine, one CPU each: one inference across 'machines'."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address, log_to_driver=False, configure_logging=False)
+    return cluster
+
+
+def one(spec: str, options: dict, out: Path, ws: Workspace, ray: bool) -> dict:
+    name, onnx, inp = _source(spec, out)
+    row: dict = {"model": name, "options": options}
+    with progress.step(f"{name}: single circuit"):
+        try:
+            t = time.perf_counter()
+            single = api.compile(onnx, workspace=ws)
+            p = single.package
+            row["single"] = {"compile_s": round(time.perf_counter() - t, 1), "logrows": p.logrows,
+                             "rows": p.num_rows, "pk_bytes": p.pk_bytes,
+                             "error": p.quantization["relative_max_error"]}
+            row["single"]["prove"] = _prove(single.circuit_id, inp, out / f"{name}-single.json", ws)
+        except ProofmintError as exc:
+            row["single"] = {"refused": str(exc)[:300]}
+    with progress.step(f"{name}: segmented"):
+        t = time.perf_counter()
+        seg = api.compile(onnx, workspace=ws, **options)
+        spkg = seg.package
+        if not isinstance(spkg, segmented_mod.SegmentedPackage):
+            raise UsageError(f"{name} with {options} compiled as one circuit — ask for --segments")
+        parts = spkg.packages(ws)
+        row["segmented"] = {
+            "compile_s": round(time.perf_counter() - t, 1), "segments": len(parts), "link": spkg.link,
+            "logrows": [p.logrows for p in parts], "rows": [p.num_rows for p in parts],
+            "pk_bytes": [p.pk_bytes for p in parts], "error": spkg.quantization["relative_max_error"],
+            "why": spkg.plan["why"]}
+        for workers in (1, 2):
+            row["segmented"][f"prove_{workers}"] = _prove(seg.circuit_id, inp, out / f"{name}-w{workers}.json", ws,
+                                                          workers=workers)
+        b = load_any(out / f"{name}-w2.json")
+        row["segmented"]["per_segment_prove_s"] = [s.timings.get("prove") for s in b.segments]
+        if ray:
+            cluster = _ray_two_nodes()
+            try:
+                row["segmented"]["prove_ray2"] = _prove(seg.circuit_id, inp, out / f"{name}-ray.json", ws,
+                                                        backend="ray", threads=1)
+            finally:
+                import ray as ray_mod
+
+                ray_mod.shutdown()
+                cluster.shutdown()
+    return row
+
+
+def parse(item: str) -> tuple[str, dict]:
+    """``zoo:lenet`` (three segments), ``zoo:lenet@segments=4`` or ``DIR@max-key=1G``."""
+    spec, _, option = item.partition("@")
+    if not option:
+        return spec, {"segments": 3}
+    key, _, value = option.partition("=")
+    if key == "segments" and value.isdigit():
+        return spec, {"segments": int(value)}
+    if key in ("max-key", "max_key") and value:
+        return spec, {"max_key": value}
+    raise UsageError(f"--only {item}: write MODEL, MODEL@segments=N or MODEL@max-key=SIZE")
+
+
+def run(out: Path, ws: Workspace, models: list[str] | None, ray: bool = True) -> dict:
+    specs = [parse(m) for m in models] if models else DEFAULT
+    rows = []
+    with progress.step("segmented", total=len(specs)):
+        for spec, options in specs:
+            rows.append(one(spec, options, out, ws, ray))
+            progress.advance("segmented")
+            (out / "segmented.json").write_text(json.dumps({"segmented": rows}, indent=2) + "\n")
+    return {"segmented": rows}
+
+
+def markdown(res: dict, machine: str) -> str:
+    lines = ["# One circuit vs linked segments", "", machine, "",
+             "One inference each; prove = wall time of `proofmint prove` (witness chain + proofs), "
+             "verified; peak = each prover process's peak memory. Ray: two nodes on this machine "
+             "(one CPU each), one segment per task.", "",
+             "| model | circuit | logrows | rows | pk MB | error | prove 1 worker | prove 2 workers | Ray 2 nodes | peak MB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in res["segmented"]:
+        s = r["single"]
+        if "refused" in s:
+            lines.append(f"| {r['model']} | one circuit | — | — | — | — | refused: {s['refused'][:80]} | | | |")
+        else:
+            lines.append(f"| {r['model']} | one circuit | {s['logrows']} | {s['rows']:,} | {s['pk_bytes'] / 1e6:.0f} | "
+                         f"{s['error']:.2%} | {s['prove']['wall_s']:.1f} | — | — | {max(s['prove']['peak_rss_mb']):.0f} |")
+        g = r["segmented"]
+        ray = g.get("prove_ray2")
+        lines.append(
+            f"| {r['model']} | {g['segments']} segments ({g['link']}) | {', '.join(map(str, g['logrows']))} | "
+            f"{', '.join(f'{x:,}' for x in g['rows'])} | {', '.join(f'{x / 1e6:.0f}' for x in g['pk_bytes'])} | "
+            f"{g['error']:.2%} | {g['prove_1']['wall_s']:.1f} | {g['prove_2']['wall_s']:.1f} | "
+            f"{ray['wall_s']:.1f} | {max(g['prove_2']['peak_rss_mb']):.0f} |" if ray else
+            f"| {r['model']} | {g['segments']} segments ({g['link']}) | {', '.join(map(str, g['logrows']))} | "
+            f"{', '.join(f'{x:,}' for x in g['rows'])} | {', '.join(f'{x / 1e6:.0f}' for x in g['pk_bytes'])} | "
+            f"{g['error']:.2%} | {g['prove_1']['wall_s']:.1f} | {g['prove_2']['wall_s']:.1f} | — | "
+            f"{max(g['prove_2']['peak_rss_mb']):.0f} |")
+    lines += ["", "Cuts: " + "; ".join(f"{r['model']}: {r['segmented']['why']}" for r in res["segmented"]), ""]
+    return "\n".join(lines)
