@@ -25,6 +25,7 @@ from .keys import signing_account
 
 RPC_TIMEOUT = 120.0
 BLOCK_POLL_S = 1.0
+BLOCK_WAIT_S = 60.0  # the longest a block may take while a reveal waits for its commitment to age
 
 
 def _reverted(exc: Exception) -> bool:
@@ -120,13 +121,21 @@ class Chain:
 
     def wait_for_block(self, number: int) -> None:
         """Return once a transaction sent now lands in block ``number`` or later. anvil mines
-        the blocks at once; any other chain is polled."""
+        the blocks at once; any other chain is polled, for at most BLOCK_WAIT_S a block."""
         try:
             missing = number - 1 - self.w3.eth.block_number
             if missing > 0 and self.w3.client_version.lower().startswith("anvil"):
-                self.w3.provider.make_request("anvil_mine", [hex(missing)])
+                answer = self.w3.provider.make_request("anvil_mine", [hex(missing)])
+                if "error" in answer:
+                    raise ChainError(f"anvil at {self.rpc_url} refused to mine {missing} blocks: {answer['error']}")
+            deadline = time.monotonic() + max(missing, 0) * BLOCK_WAIT_S
             while self.w3.eth.block_number < number - 1:
+                if time.monotonic() > deadline:
+                    raise ChainError(f"the chain at {self.rpc_url} is still short of block {number - 1} after "
+                                     f"{missing * BLOCK_WAIT_S:.0f} s — is it producing blocks?")
                 time.sleep(BLOCK_POLL_S)
+        except ChainError:
+            raise
         except Exception as exc:  # the node went away while we waited
             raise chain_error(f"waiting for block {number}", exc, [], self.rpc_url) from None
 

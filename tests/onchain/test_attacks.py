@@ -64,6 +64,9 @@ def _funded(c, *accounts):
     return accounts
 
 
+# The wine rows this file proves. On the session's chain a statement can be minted once, so they
+# are rows no other test mints there (those mint 0-12 and 20-35); the stuffing tests (34, 35) run
+# on a chain of their own, and model B (38 on) has its own verifier.
 def _rows(zoo) -> list[list[float]]:
     calib = json.loads(open(zoo["mlp"].calibration).read())["input_data"][0]
     return [calib[13 * i:13 * i + 13] for i in range(len(calib) // 13)]
@@ -121,7 +124,7 @@ def test_a_model_substitution_is_invalid_in_verify_asset(deployed, circuits, zoo
     b = proofmint.compile(b_onnx, workspace=ws).package
     assert b.model_id != victim.model_id
     rows = _rows(zoo)
-    row = next(r for r in rows[30:] if np.argmax(load_onnx(zoo["mlp"].onnx).run(np.array(r))[0]) == 0)
+    row = next(r for r in rows[38:] if np.argmax(load_onnx(zoo["mlp"].onnx).run(np.array(r))[0]) == 0)
     bundle = load_bundle(_prove(b.circuit_id, row, ws, tmp_path, "b"))
     assert np.argmax(bundle.outputs[0]) == 2  # B's answer, which the token will claim is the victim's
     eve, = ACCOUNTS[0:1]
@@ -157,7 +160,7 @@ def test_a_third_partys_license_cannot_take_a_models_royalty(deployed, circuits,
     pkg = circuits["mlp"].package
     rows = _rows(zoo)
     eve, carol = ACCOUNTS[1:3]
-    parent, child, agreed = (load_bundle(_prove(pkg.circuit_id, rows[i], ws, tmp_path, f"r{i}")) for i in (31, 32, 33))
+    parent, child, agreed = (load_bundle(_prove(pkg.circuit_id, rows[i], ws, tmp_path, f"r{i}")) for i in (13, 14, 15))
     with connect(rpc_url=anvil.url, workspace=ws) as c:
         registry, token, abi = _contracts(c, deployed["mlp"])
         _funded(c, eve, carol)
@@ -326,7 +329,7 @@ def test_erc7007_verify_answers_only_for_the_registration_a_token_was_minted_und
     """An alias of the genuine verifier under another ONNX hash, which minted nothing: a
     prompt naming it doesn't verify the genuine token's proof."""
     pkg = circuits["mlp"].package
-    minted = proofmint.mint(_prove(pkg.circuit_id, _rows(zoo)[36], ws, tmp_path, "v"), rpc_url=anvil.url, workspace=ws)
+    minted = proofmint.mint(_prove(pkg.circuit_id, _rows(zoo)[16], ws, tmp_path, "v"), rpc_url=anvil.url, workspace=ws)
     rec = proofmint.show(minted.token_id, rpc_url=anvil.url, workspace=ws).record
     bundle = load_bundle(Workspace.resolve(ws).minted_bundle(rec["proofHash"], rec["inferenceId"]))
     mallory, = ACCOUNTS[5:6]
@@ -354,7 +357,7 @@ def test_show_handles_a_royalty_paid_to_an_account(deployed, circuits, zoo, ws, 
     explorer's code too) says so."""
     pkg = circuits["mlp"].package
     owner, = ACCOUNTS[6:7]
-    parent, child = (load_bundle(_prove(pkg.circuit_id, _rows(zoo)[i], ws, tmp_path, f"s{i}")) for i in (37, 38))
+    parent, child = (load_bundle(_prove(pkg.circuit_id, _rows(zoo)[i], ws, tmp_path, f"s{i}")) for i in (17, 18))
     with connect(rpc_url=anvil.url, workspace=ws) as c:
         registry, token, abi = _contracts(c, deployed["mlp"])
         _funded(c, owner)
@@ -386,7 +389,7 @@ def test_an_alias_with_a_private_input_layout_cannot_mint_a_statement_again(
     """The genuine verifier registered with the inputs declared private: the replay key used to
     take the proof's hash for a private layout, so the minted statement was new to it."""
     pkg = circuits["mlp"].package
-    _, bundle = _minted_statement(zoo, circuits, ws, anvil, tmp_path, 39)
+    _, bundle = _minted_statement(zoo, circuits, ws, anvil, tmp_path, 19)
     trudy, = ACCOUNTS[7:8]
     with connect(rpc_url=anvil.url, workspace=ws) as c:
         registry, token, abi = _contracts(c, deployed["mlp"])
@@ -405,7 +408,7 @@ def test_an_alias_through_a_forwarding_contract_is_flagged(deployed, circuits, z
     statement by it and mints it again. `show` and verify-asset flag the alias (the first
     registration of the same hashes is another owner's), and verify-asset refuses its code."""
     pkg = circuits["mlp"].package
-    _, bundle = _minted_statement(zoo, circuits, ws, anvil, tmp_path, 40)
+    _, bundle = _minted_statement(zoo, circuits, ws, anvil, tmp_path, 36)
     fred, = ACCOUNTS[8:9]
     built = toolchain.compile_standard_json({"Forwarder.sol": FORWARDER}, CONTRACTS_SOLC)["contracts"]["Forwarder.sol"]
     fwd = built["Forwarder"]
@@ -437,7 +440,7 @@ def test_an_alias_with_an_ignored_vka_word_changed_cannot_mint_a_statement_again
     altered = list(genuine_vka)
     altered[11] = (int.from_bytes(altered[11], "big") ^ 0x40).to_bytes(32, "big")
     victor, trudy = ACCOUNTS[9], Account.from_key(dev_keys(21)[20])
-    _, bundle = _minted_statement(zoo, circuits, ws, anvil, tmp_path, 41)  # through the dedicated verifier
+    _, bundle = _minted_statement(zoo, circuits, ws, anvil, tmp_path, 37)  # through the dedicated verifier
     with connect(rpc_url=anvil.url, workspace=ws) as c:
         registry, token, abi = _contracts(c, deployed["mlp"])
         _funded(c, victor, trudy)
