@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from proofmint import ezkl_layer
-from proofmint.errors import NotFoundError
+from proofmint.errors import NotFoundError, UsageError
 from proofmint.store import atomic_write_bytes, atomic_write_json, sha256_file
 
 from .onnx_model import MAX_OPSET, load_onnx
@@ -23,6 +24,7 @@ NO_ADDRESS = "0x" + "00" * 20  # a contributor credited by name, with no address
 DATA_CONTRIBUTORS = {
     "wine": "UCI Machine Learning Repository: Wine (Forina et al.), via scikit-learn",
     "digits": "UCI ML hand-written digits (Alpaydin & Kaynak), via scikit-learn",
+    "python": "CPython's authors (Python Software Foundation, PSF License): its standard library's docstrings",
 }
 BATCH_AXIS = "batch_size"  # the symbolic batch dimension: `compile --batch N` sets it (ezkl variables)
 
@@ -44,6 +46,8 @@ class ExportResult:
     input_shape: list[int]
     output_shapes: list[list[int]]
     max_abs_diff_torch_vs_onnxruntime: float
+    size: str | None = None  # the zoo size exported, for a model that has several
+    vocab: list[str] | None = None  # a language model's output index -> character
 
 
 @dataclass(frozen=True)
@@ -91,8 +95,9 @@ def _training_manifest(out: Path, dataset: str, data_name: str, x: np.ndarray, y
                                                      "files": files})
 
 
-def export(name: str, out: str | Path) -> ExportResult:
-    """Train zoo model ``name`` (seconds, deterministic) and export it into folder ``out``."""
+def export(name: str, out: str | Path, *, size: str | None = None) -> ExportResult:
+    """Train zoo model ``name`` (seconds, deterministic; the GPT minutes) and export it into
+    folder ``out``; ``size``: one of the entry's named sizes (default: its first)."""
     import torch
 
     from .zoo import ZOO
@@ -100,16 +105,22 @@ def export(name: str, out: str | Path) -> ExportResult:
     if name not in ZOO:
         raise NotFoundError(f"no zoo model '{name}' — choose one of: {', '.join(ZOO)}")
     entry = ZOO[name]
+    if size is not None and size not in entry.sizes:
+        choices = f"choose one of: {', '.join(entry.sizes)}" if entry.sizes else "it has one size: leave size out"
+        raise UsageError(f"zoo model '{name}' has no size '{size}' — {choices}")
     torch.set_num_threads(1)
-    trained = entry.build()
+    trained = entry.build(size) if size is not None else entry.build()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
     sample = torch.from_numpy(trained.data.x_test[:1].reshape(entry.input_shape))
     buf = io.BytesIO()
-    torch.onnx.export(trained.module, (sample,), buf, opset_version=MAX_OPSET, dynamo=False,
-                      input_names=["input"], output_names=["output"], do_constant_folding=True,
-                      dynamic_axes={"input": {0: BATCH_AXIS}, "output": {0: BATCH_AXIS}})
+    with warnings.catch_warnings():  # the tracer's note on nanoGPT's size arithmetic: sizes are static
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(trained.module, (sample,), buf, opset_version=MAX_OPSET, dynamo=False,
+                          input_names=["input"], output_names=["output"], do_constant_folding=True,
+                          dynamic_axes={"input": {0: BATCH_AXIS}, "output": {0: BATCH_AXIS}}
+                          if entry.batch_axis else None)
     with torch.no_grad():
         sample_out = trained.module(sample)
     onnx_path = atomic_write_bytes(out / "model.onnx", _static_output_dims(buf.getvalue(), sample_out.shape))
@@ -140,6 +151,8 @@ def export(name: str, out: str | Path) -> ExportResult:
         input_shape=list(model.input_shape),
         output_shapes=[list(s) for s in model.output_shapes],
         max_abs_diff_torch_vs_onnxruntime=diff,
+        size=size or (entry.sizes[0] if entry.sizes else None),
+        vocab=trained.vocab,
     )
     atomic_write_bytes(out / "model.json", (json.dumps(asdict(result), indent=2) + "\n").encode())
     return result

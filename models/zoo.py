@@ -1,11 +1,14 @@
-"""The model zoo: small torch models trained in seconds on datasets scikit-learn ships.
+"""The model zoo: small torch models trained in seconds on datasets scikit-learn ships, and a
+character-level GPT trained in minutes on the docstrings of Python's standard library.
 
 Each entry trains deterministically (fixed seeds, single thread) so its ONNX bytes, and
-therefore its model id, are stable for a given torch version.
+therefore its model id, are stable for a given torch version (and, for the GPT, Python version:
+its text is the installed standard library's).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -32,7 +35,9 @@ class ZooEntry:
     task: str  # "classification" or "generation"
     dataset: str
     input_shape: tuple[int, ...]  # with the leading batch dimension of 1
-    build: Callable[[], "TrainedModel"]
+    build: Callable[..., "TrainedModel"]  # build(), or build(size) for a size in ``sizes``
+    sizes: tuple[str, ...] = ()  # named sizes, the default first (none: one size)
+    batch_axis: bool = True  # exported with a symbolic batch axis (the GPT: static, see CharGPT)
 
 
 @dataclass
@@ -41,6 +46,7 @@ class TrainedModel:
     data: Dataset
     metric_name: str
     metric: float
+    vocab: list[str] | None = None  # a language model's characters: output index -> character
 
 
 def _split(x: np.ndarray, y: np.ndarray, name: str) -> Dataset:
@@ -210,23 +216,264 @@ def _decoder_codes(images: np.ndarray, labels: np.ndarray, basis: np.ndarray,
     return np.concatenate([z, np.eye(10)[labels]], axis=1).astype(np.float32)
 
 
+def _pca(flat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, top-``k`` principal directions and their spreads of the rows of ``flat``."""
+    mean = flat.mean(0)
+    _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
+    basis = vt[:k].T
+    return mean, basis, ((flat - mean) @ basis).std(0)
+
+
+def _decoder(module: nn.Module, data: Dataset, epochs: int) -> TrainedModel:
+    """Train a decoder from codes to images; its metric is the held-out reconstruction error."""
+    m = _train(module, data.x_train, data.y_train, nn.functional.mse_loss, epochs)
+    with torch.no_grad():
+        mse = float(nn.functional.mse_loss(m(torch.from_numpy(data.x_test)),
+                                           torch.from_numpy(data.y_test)))
+    return TrainedModel(m, data, "reconstruction_mse", mse)
+
+
 def build_generator() -> TrainedModel:
     torch.manual_seed(SEED)
     d = _digits()
-    flat = d.x_train.reshape(len(d.x_train), -1)
-    mean = flat.mean(0)
-    _, _, vt = np.linalg.svd(flat - mean, full_matrices=False)
-    basis = vt[: DigitDecoder.latent].T
-    sd = ((flat - mean) @ basis).std(0)
-    x_train = _decoder_codes(d.x_train, d.y_train, basis, mean, sd)
-    x_test = _decoder_codes(d.x_test, d.y_test, basis, mean, sd)
+    mean, basis, sd = _pca(d.x_train.reshape(len(d.x_train), -1), DigitDecoder.latent)
     data = Dataset("scikit-learn digits, decoded from (PCA latent, class)",
-                   x_train, d.x_train, x_test, d.x_test)
-    m = _train(DigitDecoder(), x_train, d.x_train, nn.functional.mse_loss, 80)
-    with torch.no_grad():
-        mse = float(nn.functional.mse_loss(m(torch.from_numpy(x_test)),
-                                           torch.from_numpy(d.x_test)))
-    return TrainedModel(m, data, "reconstruction_mse", mse)
+                   _decoder_codes(d.x_train, d.y_train, basis, mean, sd), d.x_train,
+                   _decoder_codes(d.x_test, d.y_test, basis, mean, sd), d.x_test)
+    return _decoder(DigitDecoder(), data, 80)
+
+
+class DigitDecoder28(nn.Module):
+    """Conditional generator: (8-d latent ‖ one-hot class) -> 28x28 image in [0, 1], a DCGAN
+    generator's shape (EZKL's mnist_gan's) at small size: a dense layer to 16 maps of 7x7, then
+    two stride-2 transposed convolutions to 14x14 and 28x28, and a sigmoid. 17 k parameters;
+    366,494 rows at ezkl's gen_settings defaults: one circuit (logrows 19) fits this machine."""
+
+    latent = 8
+
+    def __init__(self):
+        super().__init__()
+        self.project = nn.Sequential(nn.Linear(self.latent + 10, 16 * 7 * 7), nn.ReLU())
+        self.up = nn.Sequential(nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1), nn.ReLU(),
+                                nn.ConvTranspose2d(8, 1, 4, stride=2, padding=1), nn.Sigmoid())
+
+    def forward(self, z):
+        return self.up(self.project(z).reshape(-1, 16, 7, 7))
+
+
+def build_generator28() -> TrainedModel:
+    """Latent = whitened top principal components of the image's deviation from its class's
+    mean image, so the class alone decides the digit: latent 0 draws the class's typical digit,
+    other latents its variations (the 8x8 generator's latent is the whole image's, which
+    leaves its class input little to do)."""
+    torch.manual_seed(SEED)
+    d = _digits_28()
+    class_means = np.stack([d.x_train[d.y_train == c].mean(0) for c in range(10)])
+    mean, basis, sd = _pca(d.x_train - class_means[d.y_train], DigitDecoder28.latent)
+
+    def codes(x, y):
+        return _decoder_codes(x - class_means[y], y, basis, mean, sd)
+
+    data = Dataset("scikit-learn digits resized to 28x28, decoded from (class-deviation PCA "
+                   "latent, class)", codes(d.x_train, d.y_train), d.x_train.reshape(-1, 1, 28, 28),
+                   codes(d.x_test, d.y_test), d.x_test.reshape(-1, 1, 28, 28))
+    return _decoder(DigitDecoder28(), data, 60)
+
+
+GPT_CONTEXT = 64  # characters in a prompt: nanoGPT's block_size
+GPT_WARMUP = 100  # steps of linear learning-rate warm-up
+
+
+@dataclass(frozen=True)
+class GPTSize:
+    d_model: int
+    layers: int
+    heads: int
+    steps: int  # AdamW steps, each on ``batch`` random windows of the training text
+    batch: int
+    lr: float  # the peak: linear warm-up, then cosine decay (nanoGPT's schedule)
+
+
+# Rows at ezkl's gen_settings defaults (public input and output, fixed params, batch 1) of the
+# graph after proofmint's rewrite of the -inf mask, 4 blocks of 4 heads, untrained weights:
+#   d_model  params   one circuit  attention half  MLP half   head (ln_f + lm_head)
+#   32        56,000  10,130,294   1,816,768         776,128  16,722
+#   48       120,864  11,709,238   1,930,368       1,088,384  22,289
+#   64       210,304  14,421,909   2,185,408       1,542,080  30,066
+# Trained, the default (48) is 12,355,510 rows; an attention half 2,010,240 (1,977,984 with
+# hashed ends, as a segment has), an MLP half 1,169,792, a whole block 3,132,418. Rows are
+# mostly structural (4 heads x 64 x 64 softmax entries per block: the attention core alone is
+# 1.6 M), so d_model moves them little. At 48 one circuit needs 2^24 rows (a ~64 GiB key, far
+# beyond this 24 GB machine) while each residual half of a block, where a segment can end,
+# stays under 2^21 rows (an 8 GiB key); at 64 the attention half passes 2^21.
+# "quick" is the same shape at toy width, for tests.
+GPT_SIZES = {
+    "default": GPTSize(d_model=48, layers=4, heads=4, steps=2000, batch=32, lr=3e-3),
+    "quick": GPTSize(d_model=16, layers=2, heads=4, steps=600, batch=32, lr=1e-2),
+}
+
+
+def stdlib_text() -> str:
+    """Every docstring (module, class, function) of the standard library's top-level
+    pure-Python modules, in module-name order, as printable ASCII and newlines: about 1 MB of
+    English about code that ships with every Python (PSF License). Read from the stdlib folder
+    with ast: nothing is imported, and no module of the same name elsewhere can stand in."""
+    import ast
+    import sys
+    import sysconfig
+    from pathlib import Path
+
+    root = Path(sysconfig.get_paths()["stdlib"])
+    docs = []
+    for name in sorted(sys.stdlib_module_names):
+        for path in (root / f"{name}.py", root / name / "__init__.py"):
+            if path.is_file():  # else built in or compiled: no source here
+                docs += [doc for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                              ast.AsyncFunctionDef))
+                         and (doc := ast.get_docstring(node))]
+    text = "\n\n".join(docs).replace("\t", "    ")
+    return "".join(ch for ch in text if ch == "\n" or " " <= ch <= "~")
+
+
+def stdlib_chars() -> tuple[Dataset, list[str]]:
+    """The GPT's data and vocabulary (index -> character). As nanoGPT splits its text, the last
+    10 % is held out; the test set is its consecutive 64-character windows, each with the
+    character that follows it; the training arrays are the training text's character ids and,
+    position for position, the next character's."""
+    import sys
+
+    text = stdlib_text()
+    vocab = sorted(set(text))
+    lookup = np.zeros(128, dtype=np.int64)
+    lookup[[ord(c) for c in vocab]] = np.arange(len(vocab))
+    ids = lookup[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
+    cut = int(0.9 * len(ids))
+    train, test = ids[:cut], ids[cut:]
+    starts = np.arange(0, len(test) - GPT_CONTEXT, GPT_CONTEXT)
+    name = (f"Python {sys.version.split()[0]} standard-library docstrings ({len(text):,} "
+            f"characters, {len(vocab)} symbols; last 10 % held out)")
+    return Dataset(name, train[:-1].astype(np.uint8), train[1:].astype(np.uint8),
+                   test[starts[:, None] + np.arange(GPT_CONTEXT)], test[starts + GPT_CONTEXT]), vocab
+
+
+class CausalSelfAttention(nn.Module):
+    """nanoGPT's attention as nanoGPT writes it: one projection to q, k, v, heads by view and
+    transpose, a causal mask by masked_fill(-inf) from a registered tril buffer, softmax."""
+
+    def __init__(self, size: GPTSize):
+        super().__init__()
+        self.c_attn = nn.Linear(size.d_model, 3 * size.d_model)
+        self.c_proj = nn.Linear(size.d_model, size.d_model)
+        self.n_head, self.n_embd = size.heads, size.d_model
+        self.register_buffer("bias", torch.tril(torch.ones(GPT_CONTEXT, GPT_CONTEXT))
+                             .view(1, 1, GPT_CONTEXT, GPT_CONTEXT))
+
+    def forward(self, x):
+        B, T, C = x.size()
+        q, k, v = self.c_attn(x).split(self.n_embd, dim=2)
+        k = k.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        q = q.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        v = v.view(B, T, self.n_head, C // self.n_head).transpose(1, 2)
+        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(k.size(-1)))
+        att = att.masked_fill(self.bias[:, :, :T, :T] == 0, float("-inf"))
+        att = torch.softmax(att, dim=-1)
+        y = (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+        return self.c_proj(y)
+
+
+class GPTMLP(nn.Module):
+    """nanoGPT's MLP: 4x as wide, GELU."""
+
+    def __init__(self, size: GPTSize):
+        super().__init__()
+        self.c_fc = nn.Linear(size.d_model, 4 * size.d_model)
+        self.gelu = nn.GELU()
+        self.c_proj = nn.Linear(4 * size.d_model, size.d_model)
+
+    def forward(self, x):
+        return self.c_proj(self.gelu(self.c_fc(x)))
+
+
+class GPTBlock(nn.Module):
+    """Pre-LayerNorm residual block: attention, then the MLP."""
+
+    def __init__(self, size: GPTSize):
+        super().__init__()
+        self.ln_1, self.attn = nn.LayerNorm(size.d_model), CausalSelfAttention(size)
+        self.ln_2, self.mlp = nn.LayerNorm(size.d_model), GPTMLP(size)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln_1(x))
+        return x + self.mlp(self.ln_2(x))
+
+
+class CharGPT(nn.Module):
+    """nanoGPT (its model.py) over characters: token + position embeddings, pre-LayerNorm
+    blocks, a final LayerNorm and a linear head tied to the token embedding, nanoGPT's
+    initialisation. ``forward`` gives the logits of the character after the last position only
+    (nanoGPT's generation path; the final norm is per position, so it is taken there alone):
+    one proof, one next-character distribution. ``logits`` gives every position's, to train.
+
+    Exported with batch 1 fixed: nanoGPT's view(B, T, ...) leaves every later tensor with an
+    anonymous batch dimension (torch names it unk__N), which ezkl cannot fix in a segment cut
+    there (its ``variables`` name only the graph input's axis)."""
+
+    def __init__(self, vocab: int, size: GPTSize):
+        super().__init__()
+        self.wte, self.wpe = nn.Embedding(vocab, size.d_model), nn.Embedding(GPT_CONTEXT, size.d_model)
+        self.h = nn.ModuleList(GPTBlock(size) for _ in range(size.layers))
+        self.ln_f = nn.LayerNorm(size.d_model)
+        self.lm_head = nn.Linear(size.d_model, vocab, bias=False)
+        self.wte.weight = self.lm_head.weight
+        for name, p in self.named_parameters():
+            if p.dim() == 2:  # residual projections scaled down with depth, as nanoGPT does
+                depth = math.sqrt(2 * size.layers) if name.endswith("c_proj.weight") else 1.0
+                nn.init.normal_(p, 0.0, 0.02 / depth)
+            elif name.endswith("bias"):
+                nn.init.zeros_(p)
+
+    def _blocks(self, idx):
+        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+        for block in self.h:
+            x = block(x)
+        return x
+
+    def logits(self, idx):
+        return self.lm_head(self.ln_f(self._blocks(idx)))
+
+    def forward(self, idx):
+        return self.lm_head(self.ln_f(self._blocks(idx)[:, -1, :]))
+
+
+def _train_gpt(module: CharGPT, x: np.ndarray, y: np.ndarray, size: GPTSize) -> CharGPT:
+    """nanoGPT's loop: random windows of the text, the next-character loss at every position,
+    AdamW with linear warm-up, then cosine decay."""
+    torch.manual_seed(SEED)
+    gen = torch.Generator().manual_seed(SEED)
+    xt, yt = torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64))
+    window = torch.arange(GPT_CONTEXT)
+    opt = torch.optim.AdamW(module.parameters(), lr=size.lr)
+    for step in range(size.steps):
+        for group in opt.param_groups:
+            group["lr"] = (size.lr * min(1.0, (step + 1) / GPT_WARMUP)
+                           * 0.5 * (1 + math.cos(math.pi * step / size.steps)))
+        at = torch.randint(len(xt) - GPT_CONTEXT, (size.batch, 1), generator=gen) + window
+        opt.zero_grad()
+        nn.functional.cross_entropy(module.logits(xt[at]).flatten(0, 1), yt[at].flatten()).backward()
+        opt.step()
+    return module.eval()
+
+
+def build_gpt(size: str = "default") -> TrainedModel:
+    """The character-level GPT (``size`` from GPT_SIZES). Metric: how often its most likely
+    next character is the held-out text's: 52 % for the default (3 minutes on one core), 26 %
+    for "quick" (20 s); always guessing the commonest character, a space, scores 17 %."""
+    torch.manual_seed(SEED)
+    data, vocab = stdlib_chars()
+    shape = GPT_SIZES[size]
+    m = _train_gpt(CharGPT(len(vocab), shape), data.x_train, data.y_train, shape)
+    return TrainedModel(m, data, "next_char_accuracy", _accuracy(m, data.x_test, data.y_test), vocab)
 
 
 ZOO: dict[str, ZooEntry] = {
@@ -242,5 +489,10 @@ ZOO: dict[str, ZooEntry] = {
                  "classification", "digits 28x28", (1, 784), build_mnist_mlp),
         ZooEntry("generator", "conditional decoder: latent + class -> 8x8 digit image",
                  "generation", "digits", (1, 14), build_generator),
+        ZooEntry("generator28", "conditional transposed-conv decoder: latent + class -> 28x28 digit image",
+                 "generation", "digits 28x28", (1, 18), build_generator28),
+        ZooEntry("gpt", "character-level nanoGPT (4 blocks, 64-char context): next-character logits",
+                 "classification", "python stdlib docstrings", (1, GPT_CONTEXT), build_gpt,
+                 sizes=tuple(GPT_SIZES), batch_axis=False),
     ]
 }
