@@ -30,10 +30,10 @@ from proofmint.models.zoo import ZOO
 from proofmint.prover import load_bundle
 from proofmint.prover.backends import gpu_name
 from proofmint.store import Workspace
-from proofmint.verifier.anvil import Anvil
-from proofmint.verifier.artifacts import verifier_artifact
-from proofmint.verifier.client import connect
-from proofmint.verifier.deploy import vka_for
+from proofmint.verifier.chain.anvil import Anvil
+from proofmint.verifier.evm import verifier_artifact
+from proofmint.verifier.chain.client import connect
+from proofmint.verifier.chain.deploy import vka_for
 
 from . import baseline, corpus as corpus_mod, segmented as segmented_mod, examples as examples_mod, node as node_mod, report, rewrites as rewrites_mod
 

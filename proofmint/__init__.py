@@ -22,7 +22,7 @@ _EXPORTS = {
     "License": "proofmint.verifier",
     "ExportResult": "proofmint.models",
     "InstanceLayout": "proofmint.encoding",
-    "JobView": "proofmint.node.client",
+    "JobView": "proofmint.verifier.node.client",
     "MintResult": "proofmint.verifier",
     "ProofBundle": "proofmint.prover",
     "ProofmintError": "proofmint.errors",

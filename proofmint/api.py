@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proofmint.circuits import compiler as _compiler
-from proofmint.node.client import jobs_status, jobs_submit, jobs_wait
-from proofmint.node.server import serve
+from proofmint.verifier.node.client import jobs_status, jobs_submit, jobs_wait
+from proofmint.verifier.node.server import serve
 from proofmint.prover import ProveResult
 from proofmint.prover import prove as _prove
 from proofmint.store import Workspace
 from proofmint.verifier import chain_down, chain_status, chain_up, doctor, show, verify, verify_asset
-from proofmint.verifier.archive import export_car
-from proofmint.verifier.deploy import deploy
-from proofmint.verifier.gateway import gateway
-from proofmint.verifier.mint import mint
+from proofmint.verifier.asset.archive import export_car
+from proofmint.verifier.chain.deploy import deploy
+from proofmint.verifier.content.gateway import gateway
+from proofmint.verifier.chain.mint import mint
 
 if TYPE_CHECKING:  # the zoo needs torch, which nothing else here does: loaded when used
     from proofmint.models import ExportResult, ZooModel

@@ -20,7 +20,7 @@
 Every message carries the offending values and what to do next. All errors
 pickle (they cross process boundaries from the proving worker). ezkl's own failures are
 mapped onto this tree in one place, :func:`proofmint.ezkl_layer.error`; web3's in
-:mod:`proofmint.verifier.client`.
+:mod:`proofmint.verifier.chain.client`.
 """
 
 from __future__ import annotations

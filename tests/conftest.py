@@ -11,6 +11,8 @@ import hashlib
 import json
 import os
 import shutil
+import time
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +23,7 @@ from eth_account import Account
 import proofmint
 from proofmint import config
 from proofmint.store import Workspace
-from proofmint.verifier.keys import dev_keys
+from proofmint.verifier.chain.keys import dev_keys
 
 ZOO_NAMES = ["mlp", "lenet", "transformer", "generator"]  # compiled and proven by the fixtures
 # mnist_mlp is exported in tests, measured in bench/; gpt (too big for one circuit) and
@@ -83,7 +85,7 @@ def proofs(zoo, circuits, ws, tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def anvil(tmp_path_factory):
-    from proofmint.verifier.anvil import Anvil
+    from proofmint.verifier.chain.anvil import Anvil
 
     with Anvil(tmp_path_factory.mktemp("chain") / "anvil-state.json") as node:
         yield node
@@ -160,3 +162,22 @@ def tree_digest(root: Path) -> str:
             if p.is_file():
                 h.update(p.read_bytes() if p.stat().st_size < 1 << 20 else str(p.stat().st_size).encode())
     return h.hexdigest()
+
+
+def spawn(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """The CLI in its own process group, so a kill takes its ezkl child with it."""
+    return subprocess.Popen([sys.executable, "-m", "proofmint", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env={**os.environ, **(env or {})})
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+
+
+def wait_for(predicate, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out waiting for the kill point"
+        time.sleep(0.05)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from proofmint.verifier.asset import schema_errors
+from proofmint.verifier.content.publish import schema_errors
 
 from .conftest import run_cli
 

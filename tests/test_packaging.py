@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from .node.conftest import free_port, get_json, tiny_inputs, write_tiny_model
-from .node.test_node import request
+from .verifier.node.conftest import free_port, get_json, tiny_inputs, write_tiny_model
+from .verifier.node.test_node import request
 from .test_structure import PACKAGES, ROOT
 
 pytestmark = pytest.mark.slow  # compiles, proves and starts a chain
@@ -86,8 +86,8 @@ def test_the_wheel_carries_everything_and_runs_from_a_fresh_venv(tmp_path):
     (site / "project-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     _run(sys.executable, "-m", "pip", "--python", py, "install", "--no-deps", "--no-index", "-q", wheel,
          cwd=tmp_path, env=env)
-    where = _run(py, "-c", "import proofmint.node.service, proofmint.verifier.keeper as k, proofmint.config as c; "
-                           "print(proofmint.node.service.__file__, k.__file__, c.toolchain_dir())",
+    where = _run(py, "-c", "import proofmint.verifier.node.service, proofmint.verifier.chain.keeper as k, proofmint.config as c; "
+                           "print(proofmint.verifier.node.service.__file__, k.__file__, c.toolchain_dir())",
                  cwd=tmp_path, env=env).stdout.split()
     assert all(Path(w).is_relative_to(site) for w in where), where  # the wheel's, not the checkout's
     installed_toolchain = Path(where[2])

@@ -1,24 +1,30 @@
-"""Verifier: local proof checks, the EVM verifier and our contracts on a chain, the asset client.
+"""Verifier: everything after the proof, by job, in the order the flow reaches it.
 
-By job: ``local`` (verify a bundle), ``anvil`` (the workspace's embedded chain; ``keeper``, the
-process that owns its anvil), ``client`` (a connected chain), ``keys`` (the signing account),
-``toolchain`` (solc, anvil, node);
-``artifacts`` (compiled contracts and verifiers), ``deploy``, ``mint``, ``records`` (what is
-on-chain, typed), ``inspect`` (show, verify-asset); the asset's content: ``content`` (CIDs, the
-content store, fetching by CID), ``render`` (outputs as images and cards), ``asset`` (what is
-published at deploy and mint, and checked back), ``gateway`` (a read-only HTTP gateway),
-``archive`` (export-car).
+- ``local`` (verify a bundle on this machine), ``evm`` (ezkl's Solidity verifiers and our
+  compiled contracts), ``toolchain`` (solc, anvil, node, and the one runner of the Node scripts);
+- ``content/``: the asset's content — ``store`` (IPFS CIDs, the content store, fetching by CID
+  and re-hashing), ``render`` (outputs as images and cards), ``publish`` (what deploy and mint
+  publish: the ERC-7007 metadata, and its checks), ``gateway`` (a read-only HTTP gateway);
+- ``chain/``: the chain — ``anvil`` and ``keeper`` (the workspace's embedded chain and the
+  process that owns it), ``client`` (a connected chain, web3's errors mapped), ``keys`` (the
+  signing account), ``records`` (what is on-chain, typed), ``deploy`` (verifier + registration),
+  ``mint`` (commit, reveal: where a token is minted);
+- ``asset/``: a minted token read back — ``inspect`` (show, verify-asset), ``archive``
+  (export-car);
+- ``node/``: the prover node (``proofmint serve``): queue, workers, minting, API, explorer.
+
+Each job imports only the core, the stages before verification, and the jobs above it here
+(``tests/test_structure.py``).
 """
 
-from .anvil import Anvil, ChainStatus, chain_down, chain_status, chain_up
-from .archive import CarExport
-from .deploy import DeployResult, License
-from .inspect import AssetVerdict, TokenView, show, verify_asset
-from .local import VerifyResult, verify
-from .mint import MintResult
-from .toolchain import Tool, doctor
+from proofmint.verifier.asset.archive import CarExport
+from proofmint.verifier.asset.inspect import AssetVerdict, TokenView, show, verify_asset
+from proofmint.verifier.chain.anvil import Anvil, ChainStatus, chain_down, chain_status, chain_up
+from proofmint.verifier.chain.deploy import DeployResult, License
+from proofmint.verifier.chain.mint import MintResult
+from proofmint.verifier.local import VerifyResult, verify
+from proofmint.verifier.toolchain import Tool, doctor
 
-# `deploy` and `mint` are modules here; their functions are proofmint.deploy and proofmint.mint.
 __all__ = ["Anvil", "AssetVerdict", "CarExport", "ChainStatus", "DeployResult", "License", "MintResult",
            "TokenView", "Tool",
            "VerifyResult", "chain_down", "chain_status", "chain_up", "doctor", "show", "verify",

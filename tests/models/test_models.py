@@ -199,8 +199,7 @@ def test_generator28_draws_a_28x28_image_of_the_class_it_is_given(tmp_path):
     """latent 0 + class c -> an image nearest to class c's mean digit, for every class; held-out
     reconstructions beat the mean image; the output renders as an upscaled PNG like the 8x8's."""
     from proofmint import ezkl_layer
-    from proofmint.verifier import render
-
+    from proofmint.verifier.content import render
     e = export("generator28", tmp_path / "g28")
     onnx.checker.check_model(onnx.load(e.onnx))
     model = load_onnx(e.onnx)

@@ -91,8 +91,8 @@ def _padding_is_not_a_token(minted, bundle_path, pkg, ws, anvil):
     from eth_abi import encode
 
     from proofmint.store import Workspace
-    from proofmint.verifier.client import connect
-    from proofmint.verifier.records import deployment
+    from proofmint.verifier.chain.client import connect
+    from proofmint.verifier.chain.records import deployment
 
     bundle = load_bundle(bundle_path)
     instances = bundle.instance_words

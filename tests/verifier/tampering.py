@@ -14,8 +14,8 @@ import proofmint
 from proofmint.circuits.package import CircuitPackage
 from proofmint.errors import ProofmintError
 from proofmint.prover import load_bundle
-from proofmint.verifier.artifacts import verifier_artifact
-from proofmint.verifier.client import connect
+from proofmint.verifier.evm import verifier_artifact
+from proofmint.verifier.chain.client import connect
 
 FIELD_P = 0x30644E72E131A029B85045B68181585D2833E84879B9709143E1F593F0000001
 

@@ -17,11 +17,11 @@ from proofmint.circuits import package
 from proofmint.errors import TransactionRevertedError
 from proofmint.prover import load_bundle
 from proofmint.store import Workspace
-from proofmint.verifier import artifacts
-from proofmint.verifier.client import connect
-from proofmint.verifier.deploy import vka_for
+from proofmint.verifier import evm as artifacts
+from proofmint.verifier.chain.client import connect
+from proofmint.verifier.chain.deploy import vka_for
 
-from ..onchain.test_onchain import model_id
+from .chain.test_onchain import model_id
 
 FIELD_P = 0x30644E72E131A029B85045B68181585D2833E84879B9709143E1F593F0000001
 

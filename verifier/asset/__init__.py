@@ -1,0 +1,2 @@
+"""A minted token read back from the chain and its content: ``show``, ``verify-asset`` (every
+claim re-derived and checked) and ``export-car``."""

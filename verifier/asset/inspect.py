@@ -1,0 +1,272 @@
+"""``proofmint show`` and ``proofmint verify-asset``: read a token back, and re-check it from its id.
+
+Both read the chain, then fetch by CID (from the workspace's content store, or any IPFS
+gateway): so ``verify-asset`` works in an empty workspace on another machine, given the RPC
+URL, a gateway and the token contract's address. Both name the token's registration, its
+owner, and any earlier registration by someone else of the same circuit, model, key or
+verifier (an alias or a squat: the chain can't tell which is the original).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from eth_utils import keccak
+
+from proofmint import encoding
+from proofmint.circuits import package as package_mod
+from proofmint.circuits.package import CircuitPackage
+from proofmint.circuits.witness import split_items
+from proofmint.errors import ChainError, ContentError, InvalidInputError, ProofmintError
+from proofmint.models.onnx_model import load_onnx
+from proofmint.prover.bundle import load_bundle
+from proofmint.store import Workspace, atomic_write_bytes, read_json, sha256_bytes, sha256_file
+
+from proofmint.verifier.evm import build_contracts, derived_vk, verifier_artifact, vka_digest, vka_words
+from proofmint.verifier.content.publish import content_matches, fetch_circuit, packed_outputs, schema_errors
+from proofmint.verifier.chain.client import Chain, connect
+from proofmint.verifier.content.store import Source, raw_cid, uri
+from proofmint.verifier.chain.deploy import registration
+from proofmint.verifier.local import check_bundle
+from proofmint.verifier.chain.mint import item_commitments
+from proofmint.verifier.chain.records import Deployment, deployment
+
+NO_VKA = "0x" + "00" * 32
+
+
+@dataclass
+class TokenView:
+    token_id: int
+    chain_id: int
+    owner: str
+    record: dict  # ProvenanceToken.record, by field name
+    token_uri: str
+    metadata: dict  # the ERC-7007 metadata tokenURI names ({} when it couldn't be fetched)
+    royalty: dict  # receiver, basis points, and the receiver's split ([] for an account)
+    metadata_error: str | None = None
+    # the registration minted under: id, owner, and `alias_of` (Deployment.registration)
+    registration: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def split_of(d: Deployment, address: str, depth: int = 0) -> list[dict]:
+    """Who a RoyaltySplit pays, and what share; a payee that is itself a split is opened. An
+    account, or a contract that answers no split's calls, is paid whole: no rows."""
+    c = d.chain
+    abi = build_contracts(c.ws)["RoyaltySplit"]["abi"]
+    if not c.has_code(address):
+        return []
+    split = c.contract(address, abi)
+    try:
+        payees = c.call(split.functions.payees(), abi)
+        shares = [c.call(split.functions.shares(payee), abi) for payee in payees]
+    except ChainError:  # not a RoyaltySplit (web3 can't decode its answer, or it reverts)
+        return []
+    rows = []
+    for payee, bps in zip(payees, shares):
+        row = {"payee": payee, "bps": bps}
+        if depth == 0 and c.has_code(payee):
+            row["split"] = split_of(d, payee, depth + 1)
+        rows.append(row)
+    return rows
+
+
+def show(token_id: int, *, rpc_url: str | None = None, gateway: str | None = None,
+         token: str | None = None, workspace: str | Path | Workspace | None = None) -> TokenView:
+    """The on-chain record, metadata, owner and royalty split of a token, and the registration
+    it was minted under (with any earlier registration it may be an alias of)."""
+    ws = Workspace.resolve(workspace)
+    with connect(rpc_url=rpc_url, workspace=ws) as c:
+        d = deployment(c, token)
+        rec = d.token_record(token_id)
+        token_uri = c.call(d.token.functions.tokenURI(token_id), d.abi)
+        receiver, amount = c.call(d.token.functions.royaltyInfo(token_id, 10_000), d.abi)
+        royalty = {"receiver": receiver, "bps": amount, "split": split_of(d, receiver)}
+        try:
+            metadata, error = Source.of(ws, gateway).fetch_json(token_uri), None
+        except ContentError as exc:
+            metadata, error = {}, str(exc)
+        return TokenView(token_id, c.chain_id, c.call(d.token.functions.ownerOf(token_id), d.abi),
+                         rec, token_uri, metadata, royalty, error, d.registration(rec["modelId"]))
+
+
+@dataclass
+class Check:
+    ok: bool
+    detail: str
+
+
+@dataclass
+class AssetVerdict:
+    token_id: int
+    valid: bool
+    checks: dict[str, Check] = field(default_factory=dict)
+    # the registration minted under: id, owner, and `alias_of` (Deployment.registration)
+    registration: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def registration_checks(reg: dict, pkg: CircuitPackage, model: Path, c: Chain) -> dict[str, Check]:
+    """The registry entry against the model's own artifacts: whoever registered it chose every
+    field, so each is re-derived here (circuit id, verifying key — from the registered model
+    file ``model`` itself —, the verifier's code as rendered from that key, the instance
+    layout from the settings)."""
+    kind = "reusable" if reg["vkaDigest"] != NO_VKA else "dedicated"
+    art = verifier_artifact(pkg, reusable=kind == "reusable")
+    code = bytes(c.w3.eth.get_code(reg["verifier"]))
+    expected = registration(pkg, reg["verifier"], art)
+    onnx_hash = reg["onnxHash"][2:]
+    derived = package_mod.circuit_id_of(onnx_hash, read_json(pkg.settings), sha256_file(pkg.srs))
+    same_model = sha256_file(pkg.onnx) == onnx_hash
+    try:
+        vk = derived_vk(pkg, model)
+        compiled = "give" if vk == reg["vkHash"][2:] else "do not give"
+        derivation = f"{compiled} the registered verifying key (they give sha256 {vk[:16]}…)"
+    except ProofmintError as exc:  # a model ezkl can't compile with these settings
+        vk, derivation = None, f"failed: {exc}"
+    return {
+        "circuit": Check(derived == reg["circuitHash"][2:] == pkg.circuit_id and same_model,
+                         "the circuit id derived from the registered ONNX hash and the published settings "
+                         f"and SRS {'equals' if derived == reg['circuitHash'][2:] else 'differs from'} the "
+                         "registered one; the published circuit's model "
+                         f"{'is' if same_model else 'is not'} the registered model"),
+        "verifying key": Check(sha256_file(pkg.vk) == reg["vkHash"][2:],
+                               "sha256 of the published verifying key vs the registered vk hash"),
+        "model compiles to the key": Check(
+            vk == reg["vkHash"][2:],
+            f"ezkl compile_circuit + setup of the registered model with the published settings and SRS {derivation}"),
+        "verifier code": Check(bool(code) and keccak(code) == keccak(hexstr=art["runtime"])
+                               and "0x" + keccak(code).hex() == reg["verifierCodeHash"]
+                               and reg["vkaDigest"] == "0x" + vka_digest(art["vka"]).hex(),
+                               f"the {kind} verifier at {reg['verifier']} is the code ezkl renders from the "
+                               "registered key" + (" (and its VKA digest)" if kind == "reusable" else "")),
+        "layout": Check(all(reg[k] == v for k, v in expected.items() if k in pkg.layout.solidity()),
+                        "the registered instance layout is the one the circuit's settings give"),
+    }
+
+
+def _metadata_checks(meta: dict, rec: dict, reg: dict, d: Deployment, outputs_hash: str) -> dict[str, Check]:
+    errors = schema_errors(meta)
+    chain = meta.get("chain") or {}
+    said = {"input commitment": (meta.get("input_commitment"), rec["inputCommitment"]),
+            "outputs hash": (meta.get("outputs_hash"), outputs_hash),
+            "proof hash": ((meta.get("proof") or {}).get("hash"), rec["proofHash"]),
+            "registration": ((meta.get("model") or {}).get("registration"), rec["modelId"]),
+            "model URI": ((meta.get("model") or {}).get("uri"), reg["modelURI"]),
+            "parent": (meta.get("parent"), rec["parent"]), "creator": (meta.get("creator"), rec["creator"]),
+            "chain id": (chain.get("chain_id"), d.chain.chain_id),
+            "token contract": (chain.get("token_contract"), d.token.address)}
+    wrong = [name for name, (claimed, actual) in said.items() if claimed != actual]
+    return {
+        "metadata schema": Check(not errors, "validates against ERC-7007's metadata schema" if not errors
+                                 else f"breaks ERC-7007's metadata schema: {errors[0]}"),
+        "metadata matches record": Check(not wrong, "input commitment, outputs hash, proof, model, "
+                                         "parent, creator and chain equal the on-chain record" if not wrong
+                                         else f"metadata disagrees with the chain on: {', '.join(wrong)}"),
+    }
+
+
+def _rerun(model: Path, bundle, pkg: CircuitPackage, index: int) -> Check:
+    """The registered model, in float, on the revealed input, against the proven outputs."""
+    item = np.array(bundle.input).reshape(pkg.batch_size, -1)[index]
+    try:
+        ref = np.concatenate([o.ravel() for o in load_onnx(model).run(item)])
+    except ProofmintError as exc:  # the registered file is no model this input runs through
+        return Check(False, f"the registered model can't be run on the revealed input: {exc}")
+    out = split_items([np.asarray(o) for o in bundle.outputs], pkg.batch_size)[index]
+    diff = float(np.abs(ref - out).max())
+    tol = max(2 * pkg.quantization.get("max_abs_error", 0.0), 1e-6)
+    return Check(diff <= tol, f"the registered model ({pkg.reference}) on the revealed input: max abs diff "
+                              f"{diff:.4g} (tolerance {tol:.4g})")
+
+
+def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | None = None,
+                 token: str | None = None,
+                 workspace: str | Path | Workspace | None = None) -> AssetVerdict:
+    """Re-check a token from its id alone: fetch its metadata, model, circuit, proof and content
+    by CID, and check each against the chain (registration, record, on-chain and local proof
+    verification, a re-run of the model, the content against the proof's outputs).
+
+    The first check that can't get what it needs stops the rest; each says what it found."""
+    ws = Workspace.resolve(workspace)
+    source = Source.of(ws, gateway)
+    verdict = AssetVerdict(token_id, False)
+    checks = verdict.checks
+
+    def done() -> AssetVerdict:
+        verdict.valid = bool(checks) and all(v.ok for v in checks.values())
+        return verdict
+
+    def fetched(name: str, fn: Callable):
+        try:
+            return fn()
+        except (ContentError, InvalidInputError) as exc:
+            checks[name] = Check(False, str(exc))
+            return None
+
+    with connect(rpc_url=rpc_url, workspace=ws) as c:
+        d = deployment(c, token)
+        rec = d.token_record(token_id)
+        reg = d.model(rec["modelId"])
+        verdict.registration = d.registration(rec["modelId"])
+        token_uri = c.call(d.token.functions.tokenURI(token_id), d.abi)
+        expected_uri = uri(raw_cid(bytes.fromhex(rec["metadataDigest"][2:])))
+        meta = fetched("metadata", lambda: source.fetch_json(token_uri))
+        if meta is None:
+            return done()
+        checks["metadata"] = Check(token_uri == expected_uri, f"{token_uri} fetched from {source.where}, "
+                                   "its bytes hash to the digest the mint recorded")
+        onnx = fetched("model file", lambda: source.fetch(reg["modelURI"]))
+        if onnx is None:
+            return done()
+        onnx_ok = sha256_bytes(onnx) == reg["onnxHash"][2:]
+        checks["model file"] = Check(onnx_ok, f"the ONNX at the registered {reg['modelURI']} "
+                                     f"{'hashes' if onnx_ok else 'does not hash'} to the registered ONNX hash")
+        pkg = fetched("circuit", lambda: fetch_circuit(source, reg["metadataURI"], ws.fetched_circuits(), ws))
+        if pkg is None:
+            return done()
+        model = atomic_write_bytes(pkg.path / "registered-model.onnx", onnx)
+        checks.update(registration_checks(reg, pkg, model, c))
+        bundle_file = ws.fetched_bundle(rec["proofHash"])
+        if fetched("proof bundle", lambda: source.fetch_to(rec["proofURI"], bundle_file)) is None:
+            return done()
+        bundle = fetched("proof bundle", lambda: load_bundle(bundle_file))
+        if bundle is None:
+            return done()
+        index = rec["batchIndex"]
+        outputs = packed_outputs(bundle, pkg, index)
+        checks["bundle matches record"] = Check(
+            "0x" + keccak(bundle.proof_bytes).hex() == rec["proofHash"]
+            and bundle.circuit_id == pkg.circuit_id
+            and "0x" + keccak(outputs).hex() == rec["outputsHash"],
+            f"the bundle at {rec['proofURI']}: proof hash, circuit and outputs hash equal the on-chain record")
+        checks.update(_metadata_checks(meta, rec, reg, d, "0x" + keccak(outputs).hex()))
+        prompt = encoding.prompt(bytes.fromhex(rec["modelId"][2:]), bytes.fromhex(rec["inputCommitment"][2:]))
+        vka = vka_words(verifier_artifact(pkg, reusable=True)) if reg["vkaDigest"] != NO_VKA else []
+        packed = encoding.aigc_proof(bundle.proof_bytes, bundle.instance_words, vka, index)
+        onchain = c.call(d.token.functions.verify(prompt, outputs, packed), d.abi)
+        checks["on-chain verify"] = Check(onchain, "ERC-7007 verify() under the token's own registration, "
+                                          "via its registered EZKL verifier")
+    local = check_bundle(bundle, pkg)
+    checks["local verify"] = Check(local.valid, "; ".join(local.checks.values()) or local.reason)
+    claimed = item_commitments(bundle, pkg)
+    checks["input commitment"] = Check(index < len(claimed) and "0x" + claimed[index].hex() == rec["inputCommitment"],
+                                       "the bundle's input commits to the recorded input commitment")
+    if bundle.input is not None:
+        checks["re-run model"] = _rerun(model, bundle, pkg, index)
+    else:
+        checks["re-run model"] = Check(True, "input is private: not re-run")
+    try:
+        ok, detail = content_matches(meta, source, bundle, pkg, index) if local.valid else \
+            (False, "not compared: the proof's outputs are not proven")
+    except (ContentError, KeyError, TypeError) as exc:
+        ok, detail = False, f"content could not be fetched or read: {exc}"
+    checks["content"] = Check(ok, detail)
+    return done()
