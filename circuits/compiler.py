@@ -124,7 +124,7 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
         pkg, timings = run_in_child(
             _compile_job, str(ws.root), str(onnx_model.path), samples, target, visibility,
             user_srs.path if user_srs else None, _task(onnx_model, meta), batch, tolerance, budget,
-            key_budget, split, what="compile", nests=True, memory=config.memory_bytes())
+            key_budget, split, meta.get("vocab"), what="compile", nests=True, memory=config.memory_bytes())
         atomic_write_json(ws.compile_entry(key), {"circuit_id": pkg.circuit_id})
     timings["total"] = round(time.perf_counter() - started, 3)
     return _result(pkg, False, timings)
@@ -225,7 +225,8 @@ class Split:
 
 def _segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples, visibility: Visibility, task: str,
                tolerance: float, budget: float, key_budget: int, split: Split, srs_path: str | None,
-               scratch: Path, rows: int, key: int, batch: int, target: str, timings: dict):
+               scratch: Path, rows: int, key: int, batch: int, target: str, timings: dict,
+               vocab: list[str] | None):
     if batch > 1:
         raise UsageError(f"{model.path.name} is compiled as linked segments ({rows:,} rows at ezkl's defaults); "
                          "--batch is for single circuits — prove one inference per proof chain")
@@ -239,7 +240,7 @@ def _segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples, visib
     pkg = segmented.compile_segmented(
         ws, model, graph, samples, visibility=visibility, task=task, tolerance=tolerance, budget=budget,
         budget_bytes=key_budget, count=split.count, link=split.link, srs_path=srs_path,
-        work=scratch / "segments", timings=timings)
+        work=scratch / "segments", timings=timings, vocab=vocab)
     return pkg, timings
 
 
@@ -249,11 +250,12 @@ def _result(pkg: CircuitPackage | SegmentedPackage, cached: bool, timings: dict)
 
 def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, target: str,
                  visibility: Visibility, srs_path: str | None, task: str, batch: int,
-                 tolerance: float, budget: float, key_budget: int, split: Split
+                 tolerance: float, budget: float, key_budget: int, split: Split, vocab: list[str] | None = None
                  ) -> tuple[CircuitPackage | SegmentedPackage, dict]:
     """Runs in a child process: calibrate, compile, SRS, setup. Returns the saved package: one
     circuit, or linked segments when one circuit's key would not fit ``key_budget`` (or
-    ``split`` asks for them)."""
+    ``split`` asks for them). ``vocab``: what each output position names (a text model's
+    characters, from its model.json), kept so the asset can show text, not class numbers."""
     ws = Workspace(Path(ws_root))
     model = load_onnx(onnx_path)
     timings: dict = {}
@@ -277,7 +279,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
             rows, key = calibrate.size(graph, visibility, scratch, batch)
             if split.count or key > key_budget:
                 return _segmented(ws, model, graph, samples, visibility, task, tolerance, budget, key_budget,
-                                  split, srs_path, scratch, rows, key, batch, target, timings)
+                                  split, srs_path, scratch, rows, key, batch, target, timings, vocab)
             with progress.step("choose settings") as t:
                 chosen, report = calibrate.choose(target, model, graph, calib_file, probe_file,
                                                   samples.heldout, task, visibility, scratch, tolerance,
@@ -302,7 +304,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
             if (dest / "package.json").is_file():
                 return package.load(ws, circuit_id), timings | {"setup": 0.0, "reused_keys": True}
             pkg, timings["setup"] = package.create(ws, dest, model, graph, chosen, report, samples.accepted,
-                                                   target, visibility, task, srs, circuit_id, batch)
+                                                   target, visibility, task, srs, circuit_id, batch, vocab)
         return pkg, timings
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

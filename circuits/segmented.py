@@ -60,6 +60,7 @@ class SegmentedPackage:
     calibration_report: CompileReport | None = None
     srs_kind: str = "development"
     batch_size: int = 1
+    vocab: list[str] | None = None  # what each output position names (a text model's characters)
     dir: str = ""
 
     @property
@@ -124,7 +125,7 @@ class _Segment:
 def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples: Samples, *,
                       visibility: Visibility, task: str, tolerance: float, budget: float,
                       budget_bytes: int, count: int | None, link: str, srs_path: str | None,
-                      work: Path, timings: dict) -> SegmentedPackage:
+                      work: Path, timings: dict, vocab: list[str] | None = None) -> SegmentedPackage:
     """Plan the cuts, search one scale for the whole chain (the cheapest that keeps the
     model's outputs end to end), set each segment up, and save the segmented package."""
     if link not in segments_mod.LINKS:
@@ -163,7 +164,7 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
         input_shape=list(model.input_shape), input_shapes=[list(s) for s in model.input_shapes],
         output_shapes=[list(s) for s in model.output_shapes], task=task, scale=chosen[0].scale,
         input_range=samples.accepted, quantization=quality, plan=plan.to_dict(),
-        calibration_report=report, srs_kind=srs_kind, dir=str(ws.circuit_dir(sid)))
+        calibration_report=report, srs_kind=srs_kind, vocab=vocab, dir=str(ws.circuit_dir(sid)))
     pkg.path.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(pkg.path / "model.onnx", model.data)  # the float reference, and what the id names
     pkg.save()
