@@ -13,15 +13,14 @@ is measured on the rest (held out) and on every given sample, which is judged fi
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from proofmint import ezkl_layer
-from proofmint.errors import InvalidInputError, InvalidModelError
-from proofmint.models.onnx_model import OnnxModel, check_input, index_tables
+from proofmint import inputs
+from proofmint.errors import InvalidModelError
+from proofmint.models.onnx_model import OnnxModel, index_tables
 
 MIN_SAMPLES = 64
 CALIBRATION = 16  # ezkl's calibration runs the model on each: 16 bound its time
@@ -75,21 +74,14 @@ class Samples:
 
 
 def load_samples(path: Path, model: OnnxModel) -> np.ndarray:
-    """ezkl's ``{"input_data": [[...]]}`` holding one or more inputs back to back (one list
-    per graph input, in graph order, for a model with several)."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise InvalidInputError(f"no calibration file at {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(
-            f"calibration file {path} is not ezkl input JSON ({type(exc).__name__}) — expected "
-            '{"input_data": [[v1, v2, ...]]} with one or more inputs back to back'
-        ) from None
-    samples = ezkl_layer.parse_input(doc, model.input_sizes, f"calibration file {path}", many=True)
+    """Every sample in a calibration file, read as ``prove`` reads inputs (:mod:`proofmint.inputs`):
+    ezkl's ``{"input_data": [[...]]}`` holding one or more inputs back to back (one list per graph
+    input, in graph order, for a model with several), JSONL or ``.npy``."""
+    samples = [s for where, doc in inputs.documents(path, model.input_size, what="calibration file")
+               for s in inputs.values(doc, model.input_sizes, f"calibration file {where}", many=True)]
     for i, s in enumerate(samples):
-        check_input(model.input_shape, s, f"calibration sample {i} in {path}")
-    return samples
+        inputs.check_input(model.input_shape, s, f"calibration sample {i} in {path}")
+    return np.stack(samples)
 
 
 def around(given: np.ndarray, n: int, seed: int = SEED) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from proofmint.errors import InvalidInputError, InvalidModelError, NotFoundError, UsageError
+from proofmint.errors import InvalidModelError, NotFoundError, UsageError
 from proofmint.store import sha256_bytes
 
 MAX_OPSET = 18  # tract, inside ezkl, is tested with opsets 9-18
@@ -420,25 +420,6 @@ def _batch_axis(value_info) -> str | None:
     if not dims or dims[0].HasField("dim_value"):
         return None
     return dims[0].dim_param or None
-
-
-def check_input(model_input_shape: tuple[int, ...], x: np.ndarray, where: str) -> np.ndarray:
-    """Reshape one input to the model's shape, refusing wrong counts and non-finite values."""
-    x = np.asarray(x, dtype=np.float64)
-    expected = int(np.prod(model_input_shape))
-    if x.size != expected:
-        shape = "x".join(map(str, model_input_shape))
-        raise InvalidInputError(
-            f"{where} has {x.size} values, the circuit expects {expected} (shape {shape})"
-        )
-    bad = ~np.isfinite(x)
-    if bad.any():
-        i = int(np.flatnonzero(bad.ravel())[0])
-        raise InvalidInputError(
-            f"{where} holds {int(bad.sum())} non-finite value(s) (first at flat index {i}: "
-            f"{x.ravel()[i]}) — inputs must be finite numbers"
-        )
-    return x.reshape(model_input_shape)
 
 
 # Operators that can't become fixed circuit constraints: control flow, randomness, sequences

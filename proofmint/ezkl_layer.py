@@ -16,12 +16,11 @@ import inspect
 import json
 from importlib.metadata import version as _dist_version
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from .errors import (EzklPanicError, InvalidInputError, InvalidModelError, ProofmintError, ProvingError,
-                     WorkspaceError)
+from .errors import EzklPanicError, InvalidModelError, ProofmintError, ProvingError, WorkspaceError
 
 
 def _ezkl():
@@ -67,7 +66,7 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
     return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 
-# ---- input JSON ({"input_data": [[...], ...]}: one list per graph input) ----
+# ---- input JSON ({"input_data": [[...], ...]}: one list per graph input; read by proofmint.inputs) ----
 
 def input_json(rows: np.ndarray, sizes: Sequence[int] | None = None) -> dict:
     """ezkl's input JSON for one or more flat inputs (rows of ``rows``): one list per graph
@@ -83,47 +82,6 @@ def input_json(rows: np.ndarray, sizes: Sequence[int] | None = None) -> dict:
 def write_input(path: Path, rows: np.ndarray, sizes: Sequence[int] | None = None) -> Path:
     Path(path).write_text(json.dumps(input_json(rows, sizes)))
     return Path(path)
-
-
-def parse_input(doc: Any, sizes: Sequence[int], where: str, *, many: bool = False) -> np.ndarray:
-    """Samples from an ezkl input document: ``{"input_data": [[...], ...]}`` with one list per
-    graph input (``many``: each holding one or more samples back to back); a bare list of
-    numbers is accepted for a single-input model. Returns an array of shape
-    (samples, sum(sizes)); a single-input sample's count is left to the caller's shape check,
-    whose message names the shape."""
-    sizes = list(sizes)
-    if isinstance(doc, dict):
-        if "input_data" not in doc:
-            raise InvalidInputError(f'{where} has no "input_data" key — expected {{"input_data": [[...]]}}')
-        lists = doc["input_data"]
-        if not isinstance(lists, list) or len(lists) != len(sizes) or \
-                (len(sizes) > 1 and not all(isinstance(v, list) for v in lists)):
-            want = "exactly one list of numbers" if len(sizes) == 1 else \
-                f"{len(sizes)} lists of numbers, one per model input ({', '.join(map(str, sizes))} values)"
-            raise InvalidInputError(f'{where}: "input_data" must hold {want}')
-    elif isinstance(doc, list) and len(sizes) == 1:
-        lists = [doc]
-    else:
-        raise InvalidInputError(f'{where} is not ezkl input JSON — expected {{"input_data": [[...]]}}')
-    try:
-        arrays = [np.asarray(v, dtype=np.float64) for v in lists]
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"{where} holds something other than numbers (strings, ragged lists "
-                                "or null) — inputs must be numbers") from None
-    if len(sizes) == 1:
-        (arr,) = arrays
-        if many and arr.ndim == 1 and arr.size and arr.size % sizes[0] == 0:
-            return arr.reshape(-1, sizes[0])
-        return arr.reshape(1, -1)
-    for k, (arr, n) in enumerate(zip(arrays, sizes)):
-        if arr.ndim != 1 or arr.size == 0 or arr.size % n or (not many and arr.size != n):
-            raise InvalidInputError(f"{where}: input {k} has {arr.size} values, the model's input {k} "
-                                    f"takes {n}" + (" (one or more samples back to back)" if many else ""))
-    counts = {arr.size // n for arr, n in zip(arrays, sizes)}
-    if len(counts) != 1:
-        raise InvalidInputError(f"{where} holds a different number of samples per input "
-                                f"({sorted(counts)}) — give every input the same number")
-    return np.concatenate([arr.reshape(-1, n) for arr, n in zip(arrays, sizes)], axis=1)
 
 
 # ---- settings and circuits ----

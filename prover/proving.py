@@ -19,10 +19,10 @@ from proofmint.circuits import package as package_mod, segmented as segmented_mo
 from proofmint.circuits.package import CircuitPackage
 from proofmint.circuits.samples import batches
 from proofmint.errors import InputOutOfRangeError, UsageError
+from proofmint.inputs import check_range, read_inputs
 from proofmint.store import Workspace
 
 from .backends import WorkerStats, make_backend
-from .inputs import check_range, read_inputs
 from .outputs import Failure, output_paths
 from .segmented import prove_segmented
 

@@ -26,13 +26,13 @@ from proofmint.circuits import segmented as segmented_mod
 from proofmint.circuits.package import CircuitPackage
 from proofmint.circuits.segmented import SegmentedPackage
 from proofmint.errors import InvalidInputError, NotFoundError, ProofmintError, ProvingError, UsageError
+from proofmint.inputs import check_range, read_inputs
 from proofmint.jobs import run_in_child
 from proofmint.models.onnx_model import load_onnx
 from proofmint.store import Workspace, atomic_write_json, canonical_json, sha256_bytes
 
 from .backends import WorkerStats, threads_per_worker
 from .bundle import ProofBundle, load_bundle
-from .inputs import check_range, read_inputs
 from .outputs import Failure, output_paths
 
 FORMAT = "proofmint.segmented-bundle/1"

@@ -2,8 +2,8 @@
 
 Submitting work costs money (proving time, gas), so it needs the bearer token; reading (job
 status, explorer, ``/ipfs/<CID>``) needs none and changes nothing. Bad requests get a 4xx with
-the CLI's one-line message, never a traceback. Input values are numbers in the strict JSON
-sense (``true`` is not 1.0); malformed JSON is answered with where it breaks.
+the CLI's one-line message, never a traceback. Inputs are read by :mod:`proofmint.inputs`, as
+``prove`` reads them (``true`` is not 1.0); malformed JSON is answered with where it breaks.
 """
 
 from __future__ import annotations
@@ -96,24 +96,6 @@ def invalid_message(exc) -> str:
     return f"bad request: {where}: {first.get('msg', 'invalid')} — see /openapi.json"
 
 
-def strict_numbers(doc: Any, where: str) -> None:
-    """Every input value is a JSON number: a string, a boolean, null or a nested list among
-    them is refused with the CLI's message (numpy would read ``true`` as 1.0, ``"1"`` as 1.0)."""
-    lists = doc.get("input_data") if isinstance(doc, dict) else [doc]
-    if not isinstance(lists, list):
-        return  # not the shape at all: parse_input says what is expected
-    for values in lists:
-        for k, v in enumerate(values if isinstance(values, list) else [values]):
-            if type(v) not in (int, float):
-                kind = {bool: "a boolean", str: "a string", list: "a nested list", dict: "an object"}.get(
-                    type(v), "null")
-                raise InvalidInputError(f"{where} holds something other than numbers ({kind} at position {k}) "
-                                        "— inputs must be numbers")
-            if type(v) is int and not -2**1023 < v < 2**1023:
-                raise InvalidInputError(f"{where} holds an integer too large for a float at position {k} — "
-                                        "inputs must be finite numbers")
-
-
 async def _too_large(send, limit: int) -> None:
     body = f'{{"error": "the request body is over {limit} bytes — send fewer inputs per job"}}'.encode()
     await send({"type": "http.response.start", "status": 413,
@@ -128,8 +110,7 @@ def create_app(node, token: str, *, max_queue: int = 1_000):
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    from proofmint.models.onnx_model import check_input
-    from proofmint.prover.inputs import check_range
+    from proofmint.inputs import check_range, parse
     from proofmint.verifier.content.gateway import add_routes
 
     from proofmint.verifier.node.explorer import Explorer, error_page, wants_page
@@ -167,8 +148,6 @@ def create_app(node, token: str, *, max_queue: int = 1_000):
                                          headers={"WWW-Authenticate": "Bearer"})
 
     def _inputs(req: JobRequest, pkg) -> list[list[float]]:
-        from proofmint import ezkl_layer
-
         raw = req.inputs if req.inputs is not None else ([req.input] if req.input is not None else [])
         if not raw:
             raise UsageError("a job needs `inputs` (a list) or `input`")
@@ -177,9 +156,7 @@ def create_app(node, token: str, *, max_queue: int = 1_000):
         out = []
         for i, doc in enumerate(raw):
             where = f"input {i}"
-            strict_numbers(doc, where)
-            values = ezkl_layer.parse_input(doc, pkg.input_sizes, where)[0] if isinstance(doc, dict) else doc
-            x = check_input(tuple(pkg.input_shape), values, where)
+            x = parse(doc, pkg.input_shape, pkg.input_sizes, where)
             check_range(x, pkg.input_range, where)
             out.append(x.ravel().tolist())
         return out
