@@ -15,6 +15,7 @@
     ├── ChainError (RuntimeError)             RPC unreachable, reverted transaction, wrong chain
     │   └── TransactionRevertedError           the reason is decoded when the contract gave one
     ├── ContentError (ValueError)             content fetched by CID that doesn't hash to it, or can't be fetched
+    ├── NodeError (ConnectionError)           the prover node can't be reached or refused the request
     └── UsageError (ValueError)               conflicting or missing options
 
 Every message carries the offending values and what to do next. All errors
@@ -96,6 +97,11 @@ class TransactionRevertedError(ChainError):
 
 class ContentError(ProofmintError, ValueError):
     """Content fetched by its CID is missing, unreachable, or not the bytes the CID names."""
+
+
+class NodeError(ProofmintError, ConnectionError):
+    """The prover node (``proofmint serve``) can't be reached, or refused the request (a full
+    queue, an error on its side)."""
 
 
 class UsageError(ProofmintError, ValueError):

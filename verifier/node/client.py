@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from proofmint import config, progress
-from proofmint.errors import ChainError, InvalidInputError, NotFoundError, ProofmintError, UsageError
+from proofmint import config, inputs, progress
+from proofmint.errors import InvalidInputError, NodeError, NotFoundError, ProofmintError, UsageError
 from proofmint.store import Workspace
 
 FINISHED = ("done", "failed", "partial")
@@ -52,29 +52,18 @@ def _call(url: str, body: dict | None = None, token: str | None = None) -> dict:
             message = json.loads(exc.read()).get("error", exc.reason)
         except (ValueError, AttributeError):
             message = exc.reason
-        kind = {400: InvalidInputError, 401: UsageError, 404: NotFoundError}.get(exc.code, ProofmintError)
+        kind = {400: InvalidInputError, 401: UsageError, 404: NotFoundError, 413: InvalidInputError}.get(
+            exc.code, NodeError)  # 429 (a full queue), 5xx: the node refused
         raise kind(f"the node answered {exc.code}: {message}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise ChainError(f"no prover node answered at {url} ({getattr(exc, 'reason', exc)}) — start one "
-                         "with `proofmint serve`, or pass --node URL") from None
+        raise NodeError(f"no prover node answered at {url} ({getattr(exc, 'reason', exc)}) — start one "
+                        "with `proofmint serve`, or pass --node URL") from None
 
 
 def _read_inputs(path: Path) -> list:
-    """The inputs of a file as the API takes them (the node checks them against the circuit)."""
-    if not path.is_file():
-        raise NotFoundError(f"no input file at {path}")
-    if path.suffix.lower() == ".npy":
-        arr = np.load(path, allow_pickle=False)
-        return [r.ravel().tolist() for r in (arr if arr.ndim >= 2 else arr[None])]
-    text = path.read_text()
-    try:
-        doc = json.loads(text)
-        return [doc] if isinstance(doc, dict) else doc if doc and isinstance(doc[0], list) else [doc]
-    except json.JSONDecodeError:
-        try:
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(f"{path} is neither JSON nor JSONL ({exc.msg})") from None
+    """The inputs of a file as the API takes them, read by the one reader's format layer: their
+    values are judged by the node, against the circuit (:mod:`proofmint.inputs`)."""
+    return [doc.tolist() if isinstance(doc, np.ndarray) else doc for _, doc in inputs.documents(path)]
 
 
 def jobs_submit(circuit: str, *, input: str | Path, node: str | None = None, token_file: str | Path | None = None,
