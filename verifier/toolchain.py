@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import asdict, dataclass
@@ -32,6 +33,28 @@ def node() -> str:
     if not exe:
         raise ToolchainError("node is not installed — install Node.js (>= 18), then `make setup`")
     return exe
+
+
+def run_script(script: str, *args: str, stdin: bytes | None = None, cwd: Path | None = None, what: str,
+               hint: str = "") -> str:
+    """Run one of the toolchain's Node scripts (``solc-json.js``, ``ipfs.mjs``, ``merkle.mjs``);
+    returns its stdout. A failure is a :class:`ToolchainError` saying ``what`` failed, the
+    script's own error line, and ``hint``."""
+    proc = subprocess.run([node(), str(toolchain_dir() / script), *args], input=stdin, capture_output=True,
+                          cwd=cwd)
+    if proc.returncode != 0:
+        raise ToolchainError(f"{what} failed: {_error_line(proc.stderr.decode(errors='replace'))}"
+                             + (f" — {hint}" if hint else ""))
+    return proc.stdout.decode()
+
+
+def _error_line(stderr: str) -> str:
+    """The line of a Node script's stderr that says what went wrong: an uncaught error's
+    ``Error: ...`` line (Node prints the source line before it and its version after), else
+    the last line."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    named = [ln for ln in lines if re.match(r"^[A-Za-z]*(Error|Exception)\b", ln)]
+    return (named or lines or ["no output"])[0 if named else -1][:400]
 
 
 def _module(rel: str) -> Path:
@@ -60,11 +83,8 @@ def compile_standard_json(sources: dict[str, str], version: str, via_ir: bool = 
             "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
         },
     }
-    proc = subprocess.run([node(), str(toolchain_dir() / "solc-json.js"), str(solc_package(version))],
-                          input=json.dumps(request).encode(), capture_output=True, cwd=toolchain_dir())
-    if proc.returncode != 0:
-        raise ToolchainError(f"solc {version} failed: {proc.stderr.decode()[-400:]}")
-    out = json.loads(proc.stdout)
+    out = json.loads(run_script("solc-json.js", str(solc_package(version)), stdin=json.dumps(request).encode(),
+                                cwd=toolchain_dir(), what=f"solc {version}"))  # imports resolve from there
     errors = [e for e in out.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise ToolchainError("solc: " + errors[0].get("formattedMessage", str(errors[0])))

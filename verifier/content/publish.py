@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from proofmint import encoding
 from proofmint.circuits import package as package_mod
 from proofmint.circuits.package import CircuitPackage
 from proofmint.circuits.witness import split_items
-from proofmint.errors import ContentError, ToolchainError, UsageError
+from proofmint.errors import ContentError, UsageError
 from proofmint.models.exporter import NO_ADDRESS, TRAINING_FORMAT
 from proofmint.prover.bundle import ProofBundle
 from proofmint.store import Workspace, read_json, sha256_file
@@ -91,12 +90,8 @@ class TrainingData:
 
 
 def _merkle_root(manifest: Path) -> bytes:
-    proc = subprocess.run([toolchain.node(), str(toolchain.toolchain_dir() / "merkle.mjs"), str(manifest)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ToolchainError(f"the Merkle tree of {manifest} failed: {last}")
-    return bytes.fromhex(json.loads(proc.stdout)["root"][2:])
+    out = toolchain.run_script("merkle.mjs", str(manifest), what=f"the Merkle tree of {manifest}")
+    return bytes.fromhex(json.loads(out)["root"][2:])
 
 
 def check_training_manifest(manifest: dict, where: str) -> list[str]:

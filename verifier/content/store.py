@@ -17,7 +17,6 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 import tempfile
 import urllib.error
 import urllib.request
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proofmint import config
-from proofmint.errors import ContentError, ToolchainError
+from proofmint.errors import ContentError
 from proofmint.store import Workspace, atomic_write_bytes, staged
 
 from proofmint.verifier import toolchain
@@ -37,12 +36,8 @@ MAX_FETCH = 1 << 30
 
 
 def _ipfs_js(*args: str) -> list[dict]:
-    proc = subprocess.run([toolchain.node(), str(toolchain.toolchain_dir() / "ipfs.mjs"), *args],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ToolchainError(f"the IPFS importer failed: {last} — run `make setup`")
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    out = toolchain.run_script("ipfs.mjs", *args, what="the IPFS importer", hint="run `make setup`")
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
 def cids_of(paths: list[Path]) -> list[str]:
