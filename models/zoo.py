@@ -167,6 +167,35 @@ class DigitDecoder(nn.Module):
         return self.net(z).reshape(-1, 1, 8, 8)
 
 
+class Upsampler(nn.Module):
+    """8x8 image in [0, 1] -> 16x16 image in [0, 1]: a learned upsampler whose input is what the
+    zoo ``generator`` outputs, so a token of it can prove it was made from a generator token's
+    image (lineage). A stride-2 transposed convolution, a 3x3 refinement, a sigmoid."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.ConvTranspose2d(1, 4, 4, stride=2, padding=1), nn.ReLU(),
+                                 nn.Conv2d(4, 1, 3, padding=1), nn.Sigmoid())
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def build_upsampler() -> TrainedModel:
+    """Trained to reproduce the digits resized to 16x16 (bicubic) from their 8x8 images; its
+    metric is the held-out mean squared error."""
+    torch.manual_seed(SEED)
+    d = _digits()
+
+    def big(x: np.ndarray) -> np.ndarray:
+        up = nn.functional.interpolate(torch.from_numpy(x), size=(16, 16), mode="bicubic", align_corners=False)
+        return up.clamp(0, 1).numpy().astype(np.float32)
+
+    data = Dataset("scikit-learn digits, 8x8 -> 16x16 (bicubic targets)", d.x_train, big(d.x_train),
+                   d.x_test, big(d.x_test))
+    return _decoder(Upsampler(), data, 60)
+
+
 def build_mlp() -> TrainedModel:
     torch.manual_seed(SEED)
     data = _wine()
@@ -489,6 +518,8 @@ ZOO: dict[str, ZooEntry] = {
                  "classification", "digits 28x28", (1, 784), build_mnist_mlp),
         ZooEntry("generator", "conditional decoder: latent + class -> 8x8 digit image",
                  "generation", "digits", (1, 14), build_generator),
+        ZooEntry("upsampler", "learned 2x upsampler: the generator's 8x8 image -> 16x16 (a lineage child)",
+                 "generation", "digits", (1, 1, 8, 8), build_upsampler),
         ZooEntry("generator28", "conditional transposed-conv decoder: latent + class -> 28x28 digit image",
                  "generation", "digits 28x28", (1, 18), build_generator28),
         ZooEntry("gpt", "character-level nanoGPT (4 blocks, 64-char context): next-character logits",

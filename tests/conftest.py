@@ -27,8 +27,8 @@ from proofmint.verifier.chain.keys import dev_keys
 
 ZOO_NAMES = ["mlp", "lenet", "transformer", "generator"]  # compiled and proven by the fixtures
 # mnist_mlp is exported in tests, measured in bench/; gpt (too big for one circuit) and
-# generator28 are exported by tests/models alone
-ALL_ZOO = [*ZOO_NAMES, "mnist_mlp", "gpt", "generator28"]
+# generator28 and upsampler (a lineage child of generator) are exported by tests/models alone
+ALL_ZOO = [*ZOO_NAMES, "mnist_mlp", "gpt", "generator28", "upsampler"]
 HEAVY = {"zoo", "circuits", "proofs", "anvil", "hashed_mlp", "deployed", "tiny", "tiny_circuit",
          "stream", "sequential", "asset", "segmented"}
 # The asset fixture's registration: owner / two data contributors (dev accounts 0, 8, 9), and

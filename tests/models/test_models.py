@@ -260,3 +260,16 @@ def test_a_folder_names_its_model_file(tmp_path):
     empty.mkdir()
     with pytest.raises(NotFoundError, match="no .onnx file in the folder"):
         load_onnx(empty)
+
+
+@pytest.mark.slow  # trains a model (about a minute)
+def test_upsampler_takes_the_generators_image_and_doubles_it(zoo, tmp_path):
+    """The lineage child: its input is exactly what the zoo generator outputs (an 8x8 image in
+    [0, 1]), its output a 16x16 image close to the bicubic enlargement it was trained on."""
+    e = proofmint.models_export("upsampler", out=tmp_path / "up")
+    gen, up = load_onnx(zoo["generator"].onnx), load_onnx(e.onnx)
+    assert gen.output_shapes[0] == up.input_shapes[0] == (1, 1, 8, 8)
+    assert up.output_shapes[0] == (1, 1, 16, 16) and e.metric < 0.01
+    image = gen.run(np.array(json.loads(open(zoo["generator"].input).read())["input_data"][0]))[0]
+    big = up.run(image.ravel())[0]
+    assert big.shape == (1, 1, 16, 16) and 0 <= big.min() and big.max() <= 1
