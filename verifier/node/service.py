@@ -1,7 +1,9 @@
-"""The prover node's engine: claims queued items, proves them on warm workers, mints them.
+"""The prover node's engine: claims queued items, proves them on its backend, mints them.
 
-One thread runs the loop; proofs run in the worker processes (or on Ray); mints are sent one
-at a time (one signer, one nonce sequence). Everything it does is a queue transition first.
+One thread runs the loop; proofs run on one :mod:`proofmint.prover.backends` backend for the
+node's life, as ``prove``'s do: warm local workers, or Ray (connected once, each circuit's
+package put into its object store once). Mints are sent one at a time (one signer, one nonce
+sequence). Everything it does is a queue transition first.
 Before its first mint it reconciles the queue with the chain: an item marked done whose token
 the chain does not hold for that item's proof (a chain restarted from an older state, another
 chain) is minted again — the contract's replay guard makes that safe.
@@ -12,15 +14,16 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 
+import numpy as np
+
 from proofmint.errors import ChainError, NotFoundError, ProofmintError, TransactionRevertedError
+from proofmint.prover.backends import WorkerLost, make_backend, threads_per_worker
 from proofmint.store import Workspace
 
 from proofmint.verifier.node.queue import Queue
-from proofmint.verifier.node.workers import ProofTask, WarmPool, job_input
 
 CHAIN_RETRY_S = 5.0
 PREFETCH = 2  # tasks handed to each worker at a time
@@ -31,14 +34,12 @@ class Node:
 
     def __init__(self, ws: Workspace, *, rpc_url: str | None, workers: int = 1, threads: int | None = None,
                  backend: str = "local", address: str | None = None):
-        from proofmint.prover.backends import threads_per_worker
-
         self.ws, self.rpc_url = ws, rpc_url  # None: the workspace's embedded chain
         self.queue = Queue(ws.node_queue())
         private_dir(ws.node_bundle("x").parent)
         self.workers = workers
         self.threads = threads_per_worker(workers, threads)
-        self.backend, self.address = backend, address
+        self.prover = make_backend(backend, workers, self.threads, address)  # started with the node
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="proofmint-node", daemon=True)
         self._packages: dict = {}
@@ -50,13 +51,19 @@ class Node:
     # ---- lifecycle ----
 
     def start(self) -> "Node":
+        from proofmint.verifier.chain.keeper import die_with_parent
+
         self.recovered = self.queue.recover()
+        # From the caller's thread (Ray is initialised from there); a kill -9 of the node
+        # leaves no local worker proving for nobody.
+        self.prover.start(worker_init=die_with_parent)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+        self.prover.close()
 
     def package(self, circuit: str):
         """A circuit's package, loaded once (the HTTP side checks submissions against it)."""
@@ -71,15 +78,12 @@ class Node:
 
     def _run(self) -> None:
         engine = _Engine(self)
-        try:
-            while not self._stop.is_set():
-                busy = engine.fill()
-                busy |= engine.collect()
-                busy |= self._mint_proved()
-                if not busy:
-                    self._stop.wait(0.2)
-        finally:
-            engine.close()
+        while not self._stop.is_set():
+            busy = engine.fill()
+            busy |= engine.collect()
+            busy |= self._mint_proved()
+            if not busy:
+                self._stop.wait(0.2)
 
     def _chain_down(self, exc: ProofmintError) -> None:
         self.last_error = str(exc)
@@ -145,25 +149,11 @@ class Node:
 
 
 class _Engine:
-    """Claims queued items while workers are free and records what they finish."""
+    """Claims queued items while the backend has room and records what it finishes."""
 
     def __init__(self, node: Node):
         self.node = node
-        self.inflight: dict[Future, list[tuple[str, int]]] = {}
-        self.pool = WarmPool(node.workers, node.threads) if node.backend == "local" else None
-        # Ray: the cluster holds the workers; these threads only wait on its tasks.
-        self.ray = ThreadPoolExecutor(node.workers) if node.backend == "ray" else None
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.close()
-        if self.ray is not None:
-            self.ray.shutdown(wait=False, cancel_futures=True)
-
-    def _submit(self, task: ProofTask) -> Future:
-        if self.pool is not None:
-            return self.pool.submit(task)
-        return self.ray.submit(_prove_on_ray, self.node, task)
+        self.inflight: dict[Future, tuple[list[tuple[str, int]], Path]] = {}  # -> (items, bundle path)
 
     def fill(self) -> bool:
         # One task waiting behind each running one: a worker never idles between two proofs
@@ -174,19 +164,23 @@ class _Engine:
             if circuit is None:
                 break
             try:
-                batch = self.node.package(circuit).batch_size
+                pkg = self.node.package(circuit)
             except ProofmintError as exc:
                 keys = [(job, idx) for _, job, idx in q.claim(1)]
                 q.failed(keys, str(exc))
                 continue
-            claimed = q.claim(batch, same_circuit=True)
+            claimed = q.claim(pkg.batch_size, same_circuit=True)
             if not claimed:
                 break
             keys = [(job, idx) for _, job, idx in claimed]
             job, idx = keys[0]
-            out = self.node.ws.node_bundle(f"{job}-{idx}")
-            task = ProofTask(str(self.node.ws.root), claimed[0][0], [q.input_of(j, i) for j, i in keys], str(out))
-            self.inflight[self._submit(task)] = keys
+            try:
+                x, padding = job_input(pkg, [q.input_of(j, i) for j, i in keys])
+                fut = self.node.prover.submit(pkg, x, padding)
+            except Exception as exc:  # noqa: BLE001 - the node must outlive one bad job
+                q.failed(keys, _why(exc))
+                continue
+            self.inflight[fut] = (keys, self.node.ws.node_bundle(f"{job}-{idx}"))
             did = True
         return did
 
@@ -195,33 +189,37 @@ class _Engine:
             return False
         done, _ = wait(list(self.inflight), timeout=0.2, return_when=FIRST_COMPLETED)
         for fut in done:
-            keys = self.inflight.pop(fut)
+            keys, out = self.inflight.pop(fut)
             try:
                 result = fut.result()
-            except ProofmintError as exc:
-                self.node.queue.failed(keys, str(exc))
-            except BrokenProcessPool:  # a worker died (killed, out of memory): prove them again
+                if result.bundle is not None:
+                    result.bundle.save(out)
+            except WorkerLost:  # a worker died (killed, out of memory): prove them again
                 self.node.queue.requeue(keys)
-                self.pool = WarmPool(self.node.workers, self.node.threads)
             except Exception as exc:  # noqa: BLE001 - the node must outlive one bad job
-                self.node.queue.failed(keys, f"internal error: {type(exc).__name__}: {exc}")
+                self.node.queue.failed(keys, _why(exc))
             else:
-                self.node.queue.proved(keys, result["bundle"])
+                if result.bundle is None:
+                    self.node.queue.failed(keys, result.error or "the proof failed")
+                else:
+                    self.node.queue.proved(keys, str(out))
         return bool(done)
 
 
-def _prove_on_ray(node: Node, task: ProofTask) -> dict:
-    import numpy as np
+def _why(exc: Exception) -> str:
+    """An item's failure as the queue records it: a user's error as it reads, anything else as
+    what it is."""
+    return str(exc) if isinstance(exc, ProofmintError) else f"internal error: {type(exc).__name__}: {exc}"
 
-    from proofmint.prover.backends import RayBackend
 
-    pkg = node.package(task.circuit)
-    x, padding = job_input(pkg, task.inputs)
-    results, _ = RayBackend(node.address, node.threads).run(pkg, np.stack([x]), [padding])
-    if results[0].bundle is None:
-        raise ProofmintError(results[0].error or "the proof failed on Ray")
-    results[0].bundle.save(Path(task.out))
-    return {"bundle": task.out}
+def job_input(pkg, inputs: list[list[float]]) -> tuple[np.ndarray, int]:
+    """One proof's input from queued items: one input, or a batch circuit's items with a short
+    batch padded as ``proofmint prove`` pads it; returns it with the padding count."""
+    from proofmint.circuits.samples import batches
+
+    items = np.stack([np.asarray(x, dtype=np.float64).reshape(pkg.input_shape) for x in inputs])
+    chunk = batches(items, pkg.batch_size)[0]
+    return (chunk.items if pkg.batch_size > 1 else chunk.items[0]), pkg.batch_size - chunk.real
 
 
 def private_dir(path: Path) -> Path:

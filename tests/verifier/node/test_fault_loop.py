@@ -196,7 +196,6 @@ def test_kill_minus_nine_anywhere_loses_nothing_and_mints_nothing_twice(deployed
     assert watcher.bad == [] and watcher.reads > 100
 
     # restarted from its state file: every token is there, each the proof of the item that holds it
-    bundles = {(j, i): b for j, i, b, _ in queue.minted_items()}
     with connect(workspace=ws) as c:
         d = deployment(c)
         total = c.call(d.token.functions.totalMinted(), d.abi)
