@@ -38,7 +38,9 @@ test: setup
 	$(PY) -m pytest -q
 
 # The fast layer: no zoo compiles, no proofs, no chain (a test that needs them is marked slow
-# by tests/conftest.py); under two minutes on 2 cores.
+# by tests/conftest.py); under two minutes on 2 cores. It holds the structure, the input reader's
+# refusals (tests/test_inputs.py), the node's HTTP API over an empty workspace
+# (tests/verifier/node/test_http.py) and the search walk on a fake engine.
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
