@@ -9,6 +9,7 @@ async calls, so the exit code alone is not trusted.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing as mp
 import os
 import resource
@@ -36,11 +37,26 @@ def _terminated(signum: int, _frame) -> None:
     raise SystemExit(128 + signum)
 
 
+PR_SET_PDEATHSIG = 1
 MIN_ADDRESS_SPACE = 4 * 2**30  # what Python, onnxruntime and ezkl map before any circuit
+
+
+def _die_with_parent() -> None:
+    """Linux's PR_SET_PDEATHSIG: this process is killed when the process that started it dies,
+    even by SIGKILL (a daemonic multiprocessing child otherwise outlives a killed parent for
+    ever, waiting on its pipe: `kill -9` of a node mid-mint left them behind)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parent's own cleanup is all there is
+        return
+    if os.getppid() == 1:  # the parent died before the signal was armed
+        os._exit(1)
 
 
 def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict, log: str, nests: bool,
            memory: int | None = None) -> None:
+    _die_with_parent()
     os.environ.update(env)
     if memory:  # an allocation past it fails (ezkl aborts) instead of the machine swapping to a halt
         cap = max(memory, MIN_ADDRESS_SPACE)
