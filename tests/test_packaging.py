@@ -69,12 +69,13 @@ def test_the_wheel_carries_everything_and_runs_from_a_fresh_venv(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = _expected(files) - names
     assert not missing, sorted(missing)
-    assert {"proofmint/node/service.py", "proofmint/verifier/keeper.py", "proofmint/toolchain/ipfs.mjs"} <= names
+    assert {"proofmint/verifier/node/service.py", "proofmint/verifier/chain/keeper.py",
+            "proofmint/verifier/content/erc7007_metadata.schema.json", "proofmint/toolchain/ipfs.mjs"} <= names
     assert not any("node_modules" in n or n.startswith(("tests/", "toolchain/")) for n in names)
     (sdist,) = (tmp_path / "dist").glob("*.tar.gz")
     in_sdist = {n.partition("/")[2] for n in tarfile.open(sdist).getnames()}
-    assert {"proofmint/node/service.py", "verifier/keeper.py", "toolchain/ipfs.mjs", "contracts/ProvenanceToken.sol",
-            "verifier/erc7007_metadata.schema.json", "pyproject.toml"} <= in_sdist
+    assert {"verifier/node/service.py", "verifier/chain/keeper.py", "toolchain/ipfs.mjs", "contracts/ProvenanceToken.sol",
+            "verifier/content/erc7007_metadata.schema.json", "pyproject.toml"} <= in_sdist
 
     # A fresh venv: the wheel installed into it, the project's dependencies seen through a .pth
     # (offline; that folder's own .pth files, the editable install's among them, are not run).
