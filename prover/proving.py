@@ -78,16 +78,7 @@ def prove(circuit: str | CircuitPackage, *, input: str | Path, out: str | Path |
     engine = make_backend(backend, workers, threads, address, device)
     pkg = circuit if isinstance(circuit, CircuitPackage) else package_mod.load(ws, str(circuit))
     inputs = read_inputs(input, pkg.input_shape, pkg.input_sizes)  # a malformed file fails here, whole
-    failures, todo = [], []
-    for i, x in enumerate(inputs):
-        try:
-            check_range(x, pkg.input_range, f"input {i}" if len(inputs) > 1 else f"input {input}")
-            todo.append(i)
-        except InputOutOfRangeError as exc:
-            if len(inputs) == 1:
-                raise
-            # In a stream, an unprovable input is reported and the others are proven.
-            failures.append(Failure(i, str(exc), type(exc).__name__))
+    todo, failures = _in_range(inputs, pkg.input_range, input)
     # A job is one input, or one batch of inputs (the last padded) for a batch circuit.
     groups = [todo[i:i + pkg.batch_size] for i in range(0, len(todo), pkg.batch_size)]
     chunks = batches(np.stack([inputs[i] for i in todo]), pkg.batch_size) if todo else []
@@ -112,3 +103,18 @@ def prove(circuit: str | CircuitPackage, *, input: str | Path, out: str | Path |
     failures.sort(key=lambda f: f.index)
     return ProveResult(pkg.circuit_id, bundles, failures, pkg.srs_warning, engine.name, worker_stats,
                        {"total": round(time.perf_counter() - started, 3)}, batch_info)
+
+
+def _in_range(inputs: list, input_range: list[float], source) -> tuple[list[int], list[Failure]]:
+    """The inputs within the calibrated range, and a failure for each far outside it: in a
+    stream one is reported and the others are proven; a single one is an error."""
+    todo, failures = [], []
+    for i, x in enumerate(inputs):
+        try:
+            check_range(x, input_range, f"input {i}" if len(inputs) > 1 else f"input {source}")
+            todo.append(i)
+        except InputOutOfRangeError as exc:
+            if len(inputs) == 1:
+                raise
+            failures.append(Failure(i, str(exc), type(exc).__name__))
+    return todo, failures
