@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from eth_account import Account
 
@@ -181,3 +182,29 @@ def wait_for(predicate, timeout: float = 300) -> None:
     while not predicate():
         assert time.monotonic() < deadline, "timed out waiting for the kill point"
         time.sleep(0.05)
+
+
+def write_tiny_model(d: Path) -> Path:
+    """Write the tiny model's model.onnx and a sample input.json into ``d``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    w1, b1 = rng.normal(0, 0.5, (6, 8)).astype(np.float32), rng.normal(0, 0.1, 8).astype(np.float32)
+    w2, b2 = rng.normal(0, 0.5, (8, 3)).astype(np.float32), rng.normal(0, 0.1, 3).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("Gemm", ["r", "w2", "b2"], ["y"])], "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))])
+    d.mkdir(parents=True, exist_ok=True)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), d / "model.onnx")
+    (d / "input.json").write_text(json.dumps({"input_data": [tiny_inputs(1, seed=0)[0]]}))
+    return d
+
+
+def tiny_inputs(n: int, seed: int) -> list[list[float]]:
+    """``n`` distinct inputs of the tiny model (each its own inference)."""
+    rng = np.random.default_rng(1_000 + seed)
+    return rng.uniform(-1, 1, (n, 6)).round(4).tolist()

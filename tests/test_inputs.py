@@ -18,7 +18,7 @@ from proofmint.errors import InputOutOfRangeError, InvalidInputError, NotFoundEr
 from proofmint.models.onnx_model import load_onnx
 from proofmint.verifier.node.client import _read_inputs
 
-from .verifier.node.conftest import write_tiny_model
+from .conftest import write_tiny_model
 
 SHAPE, SIZES = (1, 6), [6]  # the tiny model's input
 GOOD = [0.1, -0.2, 0.3, 0.4, -0.5, 0.6]

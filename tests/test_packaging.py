@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from .verifier.node.conftest import free_port, get_json, tiny_inputs, write_tiny_model
+from .conftest import tiny_inputs, write_tiny_model
+from .verifier.node.conftest import free_port, get_json
 from .verifier.node.test_node import request
 from .test_structure import PACKAGES, ROOT
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 import itertools
 import json
 
-import numpy as np
 import pytest
 
 import proofmint
 from proofmint.encoding import INPUT_VISIBILITIES, OUTPUT_VISIBILITIES, PARAM_VISIBILITIES
 from proofmint.errors import UsageError
 
+from ..conftest import write_tiny_model
 from .tampering import assert_rejects_tampering
 
 COMBOS = list(itertools.product(INPUT_VISIBILITIES, OUTPUT_VISIBILITIES, PARAM_VISIBILITIES))
@@ -21,23 +21,7 @@ COMBOS = list(itertools.product(INPUT_VISIBILITIES, OUTPUT_VISIBILITIES, PARAM_V
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A 6-8-3 Gemm-Relu-Gemm graph built by hand (not a zoo model), with one input.json."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(7)
-    w1, b1 = rng.normal(0, 0.5, (6, 8)).astype(np.float32), rng.normal(0, 0.1, 8).astype(np.float32)
-    w2, b2 = rng.normal(0, 0.5, (8, 3)).astype(np.float32), rng.normal(0, 0.1, 3).astype(np.float32)
-    graph = helper.make_graph(
-        [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["r"]),
-         helper.make_node("Gemm", ["r", "w2", "b2"], ["y"])], "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 6])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
-        [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"), (b2, "b2"))])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    d = tmp_path_factory.mktemp("tiny")
-    onnx.save(model, d / "model.onnx")
-    (d / "input.json").write_text(json.dumps({"input_data": [rng.uniform(-1, 1, 6).round(4).tolist()]}))
-    return d
+    return write_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.mark.parametrize("input_vis,output_vis,param_vis", COMBOS)

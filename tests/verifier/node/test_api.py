@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from ...conftest import run_cli
-from .conftest import Serve, copy_workspace, tiny_inputs
+from ...conftest import run_cli, tiny_inputs
+from .conftest import Serve, copy_workspace
 from .test_node import request
 
 FUZZ_REQUESTS = 1_000

@@ -20,8 +20,8 @@ from proofmint.verifier.chain.anvil import workspace_chain
 from proofmint.verifier.chain.client import connect
 from proofmint.verifier.chain.records import deployment
 
-from ...conftest import run_cli
-from .conftest import copy_workspace, tiny_inputs
+from ...conftest import run_cli, tiny_inputs
+from .conftest import copy_workspace
 
 
 def _alive(pid: int) -> bool:

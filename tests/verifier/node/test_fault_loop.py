@@ -29,7 +29,8 @@ from proofmint.verifier.chain import keeper
 from proofmint.verifier.chain.client import connect
 from proofmint.verifier.chain.records import deployment
 
-from .conftest import Serve, copy_workspace, get_json, tiny_inputs
+from ...conftest import tiny_inputs
+from .conftest import Serve, copy_workspace, get_json
 from .test_chain import _gone, chain_processes
 from .test_node import request
 

@@ -18,8 +18,8 @@ from proofmint.verifier.node.client import jobs_status, jobs_submit
 from proofmint.verifier.node.http import MAX_BODY, create_app
 from proofmint.verifier.node.service import Node
 
-from ...conftest import run_cli
-from .conftest import app_server, free_port, tiny_inputs
+from ...conftest import run_cli, tiny_inputs
+from .conftest import app_server, free_port
 from .test_node import request
 
 TOKEN = "test-token-" + "x" * 24

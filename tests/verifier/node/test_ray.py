@@ -13,7 +13,8 @@ from proofmint.store import Workspace
 from proofmint.verifier.node.http import create_app
 from proofmint.verifier.node.service import Node, running
 
-from .conftest import app_server, tiny_inputs
+from ...conftest import tiny_inputs
+from .conftest import app_server
 from .test_node import request
 
 TOKEN = "ray-token-" + "x" * 24
