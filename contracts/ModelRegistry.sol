@@ -32,9 +32,19 @@ import {RoyaltySplit} from "./RoyaltySplit.sol";
 ///   (an ownership transfer moves control of the model, not its royalty shares).
 /// - What the URIs point to is content, checked off-chain: `modelURI`'s bytes must hash to
 ///   `onnxHash`, the training manifest to `trainingDataRoot` (see SECURITY.md).
+/// - A model too big for one circuit is registered as linked segments
+///   (`registerSegmentedModel`): a verifier (or VKA) per segment, in order, and per link the
+///   instance positions of segment i that must equal those of segment i+1. Its proof is every
+///   segment's proof (ABI-encoded `bytes[]`), its instances theirs back to back (the input
+///   slice in the first segment's, the outputs in the last's), its VKA theirs back to back;
+///   `checkInference` accepts it only when every segment's verifier accepts its proof and
+///   every link holds. Its verifier key covers every segment's verifier and instance count,
+///   never the links a registration chooses.
 contract ModelRegistry {
     uint96 public constant MAX_ROYALTY_BPS = 2_500;
     uint16 public constant ALL_SHARES = 10_000;
+    /// Tags a segmented model's verifier key: no single verifier's key is ever one.
+    bytes32 private constant SEGMENTED_KEY = keccak256("proofmint.segmented");
 
     /// Structured license terms (in the spirit of Story Protocol's PIL); `licenseURI` is the text.
     struct License {
@@ -83,6 +93,41 @@ contract ModelRegistry {
         bytes32 vkDigest;
     }
 
+    /// One segment of a model registered as linked segments, in the chain's order.
+    struct Segment {
+        bytes32 circuitHash; // the segment circuit's id
+        bytes32 vkHash; // sha256 of its verifying key
+        address verifier;
+        uint32 instanceCount; // its verifier takes exactly this many
+        bytes32 vkaDigest; // keccak256 of its VKA words; zero for a dedicated verifier
+        uint32 vkaLength; // its words in a proof's VKA (the segments' VKAs back to back)
+    }
+
+    /// Between segment i and segment i+1: `outputs[k]` of segment i's instances must equal
+    /// `inputs[k]` of segment i+1's (the same hash of a cut tensor, or the same value).
+    struct Link {
+        uint32[] outputs;
+        uint32[] inputs;
+    }
+
+    /// A registered segment: as registered, with its verifier's code hash at registration and,
+    /// for a reusable verifier, its verifying key's digest (its VKA's first word).
+    struct SegmentRecord {
+        Segment segment;
+        bytes32 codeHash;
+        bytes32 vkDigest;
+    }
+
+    /// What `checkSegments` found (in the order it checks).
+    enum SegmentsVerdict {
+        Valid,
+        NotSegmented, // a single-circuit model
+        Malformed, // the proof is no `bytes[]`, or instances or VKA words don't fit the segments
+        SegmentCount, // not one proof per segment (index: how many were given)
+        LinkBroken, // index: the link (between segment index and index + 1)
+        SegmentRejected // index: the segment whose verifier rejected its proof
+    }
+
     /// The RoyaltySplit every split is a minimal clone of.
     address public immutable splitImplementation;
 
@@ -90,6 +135,9 @@ contract ModelRegistry {
     mapping(bytes32 modelId => address) public pendingOwner;
     /// The first registration of each circuit hash, ONNX hash, vk hash and verifier key (in that order).
     mapping(bytes32 key => bytes32 modelId)[4] private _first;
+    mapping(bytes32 modelId => SegmentRecord[]) private _segments;
+    mapping(bytes32 modelId => Link[]) private _links;
+    mapping(bytes32 modelId => bytes32) private _chainKey; // a segmented model's verifier key
 
     /// @notice A model was registered under `modelId` = keccak256(abi.encode(owner, circuitHash)).
     event ModelRegistered(bytes32 indexed modelId, bytes32 indexed circuitHash, address indexed owner, address verifier);
@@ -121,6 +169,16 @@ contract ModelRegistry {
     error ModelRegistryUnauthorized(bytes32 modelId, address caller);
     /// @notice The license's parent share is above ALL_SHARES.
     error ModelRegistryInvalidLicense(uint16 parentShareBps);
+    /// @notice A segmented registration doesn't describe its segments (see registerSegmentedModel).
+    error ModelRegistryInvalidSegments(bytes32 modelId);
+    /// @notice A link binds nothing, or names a position outside its segments.
+    error ModelRegistryInvalidLink(bytes32 modelId, uint256 link);
+    /// @notice A segmented proof must hold one proof per segment.
+    error ModelRegistrySegmentCount(bytes32 modelId, uint256 given, uint256 expected);
+    /// @notice A segment's verifier rejected its proof.
+    error ModelRegistrySegmentRejected(bytes32 modelId, uint256 segment);
+    /// @notice Segment `link`'s outputs are not segment `link` + 1's inputs.
+    error ModelRegistryLinkBroken(bytes32 modelId, uint256 link);
 
     constructor() {
         splitImplementation = address(new RoyaltySplit());
@@ -155,12 +213,106 @@ contract ModelRegistry {
         address[] calldata payees,
         uint16[] calldata shares
     ) external returns (bytes32 modelId) {
+        modelId = _newModelId(r, vka);
+        if (r.verifier.code.length == 0) revert ModelRegistryNoVerifierCode(r.verifier);
+        _register(modelId, r, vka.length == 0 ? bytes32(0) : vka[0], payees, shares);
+    }
+
+    /// @notice Register a model proven as linked segments (one inference, a proof per segment);
+    /// the caller becomes its owner. `r` describes the whole chain: its instances are the
+    /// segments' back to back, so the input slice lies in the first segment's and the output
+    /// slice in the last's. `links[i]` binds segment i to segment i + 1. `vka`: every
+    /// segment's VKA back to back, in order (none for a dedicated verifier). Returns its id.
+    /// Requirements:
+    /// - as registerModel's (the caller's first registration of `r.circuitHash`, `vka` hashing
+    ///   to `r.vkaDigest`, terms, payees), with `r.batchSize` 1;
+    /// - at least two segments, each with a verifier that holds code, at least one instance,
+    ///   and a slice of `vka` (its `vkaLength` words, in order, using all of `vka`) that hashes
+    ///   to its `vkaDigest`;
+    /// - `r.verifier` is the first segment's verifier, `r.vkHash` is keccak256 of the
+    ///   segments' vk hashes packed, `r.instanceCount` the sum of their instance counts;
+    /// - the input slice lies within the first segment's instances, the output slice within
+    ///   the last's;
+    /// - one link per pair of consecutive segments, each binding at least one pair of
+    ///   positions, every position within its segment's instances.
+    function registerSegmentedModel(
+        Registration calldata r,
+        Segment[] calldata segments,
+        Link[] calldata links,
+        bytes32[] calldata vka,
+        address[] calldata payees,
+        uint16[] calldata shares
+    ) external returns (bytes32 modelId) {
+        modelId = _newModelId(r, vka);
+        uint256 n = segments.length;
+        if (n < 2 || links.length != n - 1 || r.batchSize != 1 || r.verifier != segments[0].verifier) {
+            revert ModelRegistryInvalidSegments(modelId);
+        }
+        bytes32[] memory keys = new bytes32[](n);
+        uint32[] memory counts = new uint32[](n);
+        bytes32[] memory vkHashes = new bytes32[](n);
+        uint256 total;
+        uint256 words;
+        for (uint256 i = 0; i < n; ++i) {
+            Segment calldata s = segments[i];
+            if (s.verifier.code.length == 0) revert ModelRegistryNoVerifierCode(s.verifier);
+            if (s.instanceCount == 0 || words + s.vkaLength > vka.length) revert ModelRegistryInvalidSegments(modelId);
+            bytes32[] calldata own = vka[words:words + s.vkaLength];
+            bytes32 given = _digest(own);
+            if (given != s.vkaDigest) revert ModelRegistryWrongVka(modelId, s.vkaDigest, given);
+            SegmentRecord storage rec = _segments[modelId].push();
+            rec.segment = s;
+            rec.codeHash = s.verifier.codehash;
+            if (own.length != 0) rec.vkDigest = own[0];
+            (keys[i], counts[i], vkHashes[i]) = (_key(rec.codeHash, rec.vkDigest), s.instanceCount, s.vkHash);
+            total += s.instanceCount;
+            words += s.vkaLength;
+        }
+        uint256 lastStart = total - segments[n - 1].instanceCount;
+        if (
+            words != vka.length || r.instanceCount != total || r.vkHash != keccak256(abi.encodePacked(vkHashes))
+                || uint256(r.inputStart) + r.inputCount > segments[0].instanceCount || r.outputStart < lastStart
+        ) revert ModelRegistryInvalidSegments(modelId);
+        for (uint256 i = 0; i + 1 < n; ++i) {
+            _addLink(modelId, i, links[i], segments[i].instanceCount, segments[i + 1].instanceCount);
+        }
+        _chainKey[modelId] = keccak256(abi.encode(SEGMENTED_KEY, keys, counts));
+        _register(modelId, r, _segments[modelId][0].vkDigest, payees, shares);
+    }
+
+    function _addLink(bytes32 modelId, uint256 i, Link calldata l, uint32 fromCount, uint32 toCount) private {
+        if (l.outputs.length == 0 || l.outputs.length != l.inputs.length) revert ModelRegistryInvalidLink(modelId, i);
+        for (uint256 k = 0; k < l.outputs.length; ++k) {
+            if (l.outputs[k] >= fromCount || l.inputs[k] >= toCount) revert ModelRegistryInvalidLink(modelId, i);
+        }
+        Link storage stored = _links[modelId].push();
+        stored.outputs = l.outputs;
+        stored.inputs = l.inputs;
+    }
+
+    /// The id of the caller's registration of `r`, refusing a repeat and a VKA that doesn't
+    /// hash to `r.vkaDigest`.
+    function _newModelId(Registration calldata r, bytes32[] calldata vka) private view returns (bytes32 modelId) {
         modelId = modelIdOf(msg.sender, r.circuitHash);
         if (_models[modelId].registration.verifier != address(0)) revert ModelRegistryAlreadyRegistered(modelId);
-        bytes32 given = vka.length == 0 ? bytes32(0) : keccak256(abi.encodePacked(vka));
+        bytes32 given = _digest(vka);
         if (given != r.vkaDigest) revert ModelRegistryWrongVka(modelId, r.vkaDigest, given);
+    }
+
+    function _digest(bytes32[] calldata vka) private pure returns (bytes32) {
+        return vka.length == 0 ? bytes32(0) : keccak256(abi.encodePacked(vka));
+    }
+
+    /// Checks the terms and layout, stores the model (its verifier's code hash now) with a new
+    /// split, and records which registrations came first.
+    function _register(
+        bytes32 modelId,
+        Registration calldata r,
+        bytes32 vkDigest,
+        address[] calldata payees,
+        uint16[] calldata shares
+    ) private {
         if (r.royaltyBps > MAX_ROYALTY_BPS) revert ModelRegistryInvalidRoyalty(r.royaltyBps);
-        if (r.verifier.code.length == 0) revert ModelRegistryNoVerifierCode(r.verifier);
         if (r.parentModel != bytes32(0) && _models[r.parentModel].registration.verifier == address(0)) {
             revert ModelRegistryUnknownModel(r.parentModel);
         }
@@ -171,7 +323,7 @@ contract ModelRegistry {
         m.owner = msg.sender;
         m.verifierCodeHash = r.verifier.codehash;
         m.royaltyReceiver = newSplit(payees, shares);
-        if (vka.length != 0) m.vkDigest = vka[0];
+        m.vkDigest = vkDigest;
         bytes32[4] memory keys = _firstKeys(modelId);
         for (uint256 i = 0; i < 4; ++i) {
             if (_first[i][keys[i]] == bytes32(0)) _first[i][keys[i]] = modelId;
@@ -224,11 +376,23 @@ contract ModelRegistry {
     /// @notice What a proof for this model is checked against: the verifier's code, and for a
     /// reusable verifier the verifying key's digest (not the whole VKA: a word the verifier
     /// ignores makes another VKA, never another key). Registrations that share it share one
-    /// inference space.
+    /// inference space. A segmented model's key covers every segment's, with its instance
+    /// count (so the same instances split otherwise are another statement), not its links.
     function verifierKey(bytes32 modelId) public view returns (bytes32) {
         Model storage m = _models[modelId];
         if (m.registration.verifier == address(0)) revert ModelRegistryUnknownModel(modelId);
-        return m.vkDigest == bytes32(0) ? m.verifierCodeHash : keccak256(abi.encode(m.verifierCodeHash, m.vkDigest));
+        return _segments[modelId].length != 0 ? _chainKey[modelId] : _key(m.verifierCodeHash, m.vkDigest);
+    }
+
+    function _key(bytes32 codeHash, bytes32 vkDigest) private pure returns (bytes32) {
+        return vkDigest == bytes32(0) ? codeHash : keccak256(abi.encode(codeHash, vkDigest));
+    }
+
+    /// @notice A segmented model's segments, in order, and the links between them (both empty
+    /// for a single-circuit model).
+    function segmentsOf(bytes32 modelId) external view returns (SegmentRecord[] memory segments, Link[] memory links) {
+        model(modelId);
+        return (_segments[modelId], _links[modelId]);
     }
 
     // ---- ownership: two steps, so a typo can't hand a model (and its royalties) away ----
@@ -255,28 +419,99 @@ contract ModelRegistry {
     /// reverts on a bad proof. A staticcall: ezkl's verifyProof is not declared view but
     /// writes nothing. `vka` is the model's verifying-key artifact for a reusable verifier,
     /// empty otherwise. A verifier whose code changed since registration accepts nothing.
+    /// For a segmented model: `checkSegments` finds every proof and link valid.
     function checkInference(bytes32 modelId, bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
         public
         view
         returns (bool)
     {
         Model memory m = model(modelId);
+        if (_segments[modelId].length != 0) {
+            (SegmentsVerdict verdict,) = checkSegments(modelId, proof, instances, vka);
+            return verdict == SegmentsVerdict.Valid;
+        }
         Registration memory r = m.registration;
-        if (r.verifier.codehash != m.verifierCodeHash || instances.length != r.instanceCount) return false;
+        return instances.length == r.instanceCount
+            && _verifies(r.verifier, m.verifierCodeHash, r.vkaDigest, proof, instances, vka);
+    }
+
+    /// Whether `verifier`, with its registered code, accepts `proof` for `instances` (through
+    /// `vka` when `vkaDigest` is not zero: then `vka` must hash to it).
+    function _verifies(
+        address verifier,
+        bytes32 codeHash,
+        bytes32 vkaDigest,
+        bytes memory proof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka
+    ) private view returns (bool) {
+        if (verifier.codehash != codeHash) return false;
         bytes memory call;
-        if (r.vkaDigest == bytes32(0)) {
+        if (vkaDigest == bytes32(0)) {
             call = abi.encodeWithSignature("verifyProof(bytes,uint256[])", proof, instances);
         } else {
-            if (keccak256(abi.encodePacked(vka)) != r.vkaDigest) return false;
+            if (keccak256(abi.encodePacked(vka)) != vkaDigest) return false;
             call = abi.encodeWithSignature("verifyProof(bytes,uint256[],bytes32[])", proof, instances, vka);
         }
-        (bool ok, bytes memory ret) = r.verifier.staticcall(call);
+        (bool ok, bytes memory ret) = verifier.staticcall(call);
         // ezkl's verifiers return a bool first (the reusable one more words after it); anything
         // shorter, or any word other than exactly 1, is a rejection rather than a decode revert.
         return ok && ret.length >= 32 && uint256(bytes32(ret)) == 1;
     }
 
-    /// @notice Verify an inference on-chain; reverts with ModelRegistryProofRejected otherwise.
+    /// @notice Check a segmented model's proof without reverting: `proof` is abi.encode(bytes[]
+    /// one proof per segment), `instances` the segments' back to back, `vka` their VKAs back to
+    /// back. Links are checked before any proof (an equality is cheaper than a pairing); the
+    /// first failure is answered, with the link or segment it is in (see SegmentsVerdict).
+    function checkSegments(bytes32 modelId, bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+        public
+        view
+        returns (SegmentsVerdict verdict, uint256 index)
+    {
+        Registration storage r = _models[modelId].registration;
+        if (r.verifier == address(0)) revert ModelRegistryUnknownModel(modelId);
+        SegmentRecord[] storage segs = _segments[modelId];
+        if (segs.length == 0) return (SegmentsVerdict.NotSegmented, 0);
+        bytes[] memory proofs;
+        try this.decodeProofs(proof) returns (bytes[] memory decoded) {
+            proofs = decoded;
+        } catch {
+            return (SegmentsVerdict.Malformed, 0);
+        }
+        if (proofs.length != segs.length) return (SegmentsVerdict.SegmentCount, proofs.length);
+        if (r.instanceCount != instances.length) return (SegmentsVerdict.Malformed, 0);
+        Link[] storage links = _links[modelId];
+        uint256 at;
+        for (uint256 i = 0; i < links.length; ++i) {
+            uint256 next = at + segs[i].segment.instanceCount;
+            Link storage l = links[i];
+            for (uint256 k = 0; k < l.outputs.length; ++k) {
+                if (instances[at + l.outputs[k]] != instances[next + l.inputs[k]]) return (SegmentsVerdict.LinkBroken, i);
+            }
+            at = next;
+        }
+        at = 0;
+        uint256 words;
+        for (uint256 i = 0; i < segs.length; ++i) {
+            SegmentRecord storage s = segs[i];
+            (uint256 n, uint256 w) = (s.segment.instanceCount, s.segment.vkaLength);
+            if (words + w > vka.length) return (SegmentsVerdict.Malformed, i);
+            if (!_verifies(s.segment.verifier, s.codeHash, s.segment.vkaDigest, proofs[i], instances[at:at + n],
+                    vka[words:words + w])) return (SegmentsVerdict.SegmentRejected, i);
+            (at, words) = (at + n, words + w);
+        }
+        if (words != vka.length) return (SegmentsVerdict.Malformed, segs.length);
+        return (SegmentsVerdict.Valid, 0);
+    }
+
+    /// @notice A segmented proof's segments (abi.decode as bytes[]): external, so that
+    /// `checkSegments` can catch a blob that is no such encoding instead of reverting.
+    function decodeProofs(bytes calldata proof) external pure returns (bytes[] memory) {
+        return abi.decode(proof, (bytes[]));
+    }
+
+    /// @notice Verify an inference on-chain; reverts with ModelRegistryProofRejected otherwise
+    /// (for a segmented model, with the segment or link that failed where there is one).
     function verifyInference(bytes32 modelId, bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
         external
         returns (bool)
@@ -286,8 +521,20 @@ contract ModelRegistry {
         if (vkaDigest != bytes32(0) && keccak256(abi.encodePacked(vka)) != vkaDigest) {
             revert ModelRegistryWrongVka(modelId, vkaDigest, keccak256(abi.encodePacked(vka)));
         }
-        if (m.registration.verifier.codehash != m.verifierCodeHash) revert ModelRegistryVerifierChanged(modelId);
-        if (!checkInference(modelId, proof, instances, vka)) revert ModelRegistryProofRejected(modelId);
+        SegmentRecord[] storage segs = _segments[modelId];
+        if (segs.length == 0) {
+            if (m.registration.verifier.codehash != m.verifierCodeHash) revert ModelRegistryVerifierChanged(modelId);
+            if (!checkInference(modelId, proof, instances, vka)) revert ModelRegistryProofRejected(modelId);
+        } else {
+            for (uint256 i = 0; i < segs.length; ++i) {
+                if (segs[i].segment.verifier.codehash != segs[i].codeHash) revert ModelRegistryVerifierChanged(modelId);
+            }
+            (SegmentsVerdict verdict, uint256 index) = checkSegments(modelId, proof, instances, vka);
+            if (verdict == SegmentsVerdict.SegmentCount) revert ModelRegistrySegmentCount(modelId, index, segs.length);
+            if (verdict == SegmentsVerdict.LinkBroken) revert ModelRegistryLinkBroken(modelId, index);
+            if (verdict == SegmentsVerdict.SegmentRejected) revert ModelRegistrySegmentRejected(modelId, index);
+            if (verdict != SegmentsVerdict.Valid) revert ModelRegistryProofRejected(modelId);
+        }
         emit InferenceVerified(modelId, keccak256(abi.encodePacked(instances)), msg.sender);
         return true;
     }

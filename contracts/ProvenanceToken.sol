@@ -45,6 +45,12 @@ interface IERC7007 is IERC165, IERC721 {
 /// A mint publishes the proof once, in ProofPublished; each token's AigcData event carries
 /// abi.encode(proofHash, index) as its proof, pointing at that event.
 ///
+/// A model registered as linked segments (see ModelRegistry) mints like any other, one token
+/// per inference: zkProof = abi.encode(bytes[] its segments' proofs), instances = theirs back
+/// to back, vka = their VKAs back to back. The registry's verifyInference checks every segment
+/// on its verifier and every link in the same transaction; the input commitment comes from the
+/// first segment's instances, the outputs from the last's, and the replay key covers them all.
+///
 /// Input commitments: public input = keccak256 of the item's input instances; hashed input =
 /// the proof's Poseidon hash (batch size 1) or keccak256(abi.encode(hash, index)) (a batch
 /// shares one hash); private input = keccak256("").

@@ -4,7 +4,9 @@
   compiled contracts), ``toolchain`` (solc, anvil, node, and the one runner of the Node scripts);
 - ``content/``: the asset's content — ``store`` (IPFS CIDs, the content store, fetching by CID
   and re-hashing), ``render`` (outputs as images and cards), ``publish`` (what deploy and mint
-  publish: the ERC-7007 metadata, and its checks), ``gateway`` (a read-only HTTP gateway);
+  publish: the ERC-7007 metadata, and its checks), ``segmented`` (a segmented model's chain of
+  proofs as one token's statement, and its published segments), ``gateway`` (a read-only HTTP
+  gateway);
 - ``chain/``: the chain — ``anvil`` and ``keeper`` (the workspace's embedded chain and the
   process that owns it), ``client`` (a connected chain, web3's errors mapped), ``keys`` (the
   signing account), ``records`` (what is on-chain, typed), ``deploy`` (verifier + registration),

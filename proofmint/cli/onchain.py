@@ -89,9 +89,16 @@ def deploy_cmd(
 
     def human(d: dict) -> None:
         state = "already deployed" if d["already_deployed"] else "deployed"
-        stderr.print(f"[green]{state}[/] {d['verifier_kind']} verifier {d['verifier']} "
-                     f"({d['verifier_runtime_bytes']} bytes) "
-                     f"on chain {d['chain_id']}; registry {d['registry']}, token {d['token']}")
+        if d["segments"]:
+            stderr.print(f"[green]{state}[/] {len(d['segments'])} linked segments on chain {d['chain_id']}; "
+                         f"registry {d['registry']}, token {d['token']}")
+            for i, s in enumerate(d["segments"]):
+                stderr.print(f"  segment {i}: circuit {s['circuit_id'][:16]}, {s['kind']} verifier {s['address']} "
+                             f"({s['runtime_bytes']} bytes)")
+        else:
+            stderr.print(f"[green]{state}[/] {d['verifier_kind']} verifier {d['verifier']} "
+                         f"({d['verifier_runtime_bytes']} bytes) "
+                         f"on chain {d['chain_id']}; registry {d['registry']}, token {d['token']}")
         for k, v in d["gas"].items():
             stderr.print(f"  gas {k:<16} {v:>10,}")
 
@@ -122,6 +129,10 @@ def mint_cmd(
             stderr.print(f"  token {token_id}: {token_uri}  image {image}")
         if d["gas_used"]:
             stderr.print(f"  gas commit {d['gas_used']['commit']:,}, mint {d['gas_used']['mint']:,}")
+            alone = [v for k, v in d["gas_used"].items() if k.startswith("verify_segment_")]
+            if alone:
+                stderr.print(f"  (one transaction for {len(alone)} segment proofs; each one's verifier alone: "
+                             + ", ".join(f"{g:,}" for g in alone) + ")")
         print(" ".join(map(str, ids)))
 
     output(r.to_dict(), json_, human)
@@ -143,6 +154,10 @@ def show_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
     def human(d: dict) -> None:
         print(json.dumps(d, indent=2, default=str))
         _print_registration(d["registration"])
+        if d["segments"]:
+            segs = d["segments"]["segments"]
+            stderr.print(f"a segmented model's token: {len(segs)} segment proofs, each checked on its verifier "
+                         f"({', '.join(s['verifier'] for s in segs)}), and {len(d['segments']['links'])} links")
 
     output(r.to_dict(), json_, human)
 

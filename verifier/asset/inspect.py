@@ -5,6 +5,11 @@ gateway): so ``verify-asset`` works in an empty workspace on another machine, gi
 URL, a gateway and the token contract's address. Both name the token's registration, its
 owner, and any earlier registration by someone else of the same circuit, model, key or
 verifier (an alias or a squat: the chain can't tell which is the original).
+
+A token of a segmented model (linked segment proofs) is checked segment by segment: each
+segment's circuit re-derived (cut from the registered model, compiled to its key, its
+verifier rendered from it), every proof and link checked on-chain and locally, the model
+re-run on the revealed input; ``show`` lists the segments the registry holds.
 """
 
 from __future__ import annotations
@@ -19,18 +24,21 @@ from eth_utils import keccak
 from proofmint import encoding
 from proofmint.circuits import package as package_mod
 from proofmint.circuits.package import CircuitPackage
+from proofmint.circuits.segmented import segmented_id
 from proofmint.circuits.witness import split_items
 from proofmint.errors import ChainError, ContentError, InvalidInputError, ProofmintError
 from proofmint.models.onnx_model import load_onnx
-from proofmint.prover.bundle import load_bundle
+from proofmint.prover.bundle import ProofBundle
+from proofmint.prover.segmented import SegmentedBundle, load_any
 from proofmint.store import Workspace, atomic_write_bytes, read_json, sha256_bytes, sha256_file
 
 from proofmint.verifier.evm import build_contracts, derived_vk, verifier_artifact, vka_digest, vka_words
 from proofmint.verifier.content.publish import content_matches, fetch_circuit, packed_outputs, schema_errors
+from proofmint.verifier.content.segmented import SegmentedView, cut_from, fetch_segmented, statement
 from proofmint.verifier.chain.client import Chain, connect
 from proofmint.verifier.content.store import Source, raw_cid, uri
-from proofmint.verifier.chain.deploy import registration
-from proofmint.verifier.local import check_bundle
+from proofmint.verifier.chain.deploy import registration, vk_hash
+from proofmint.verifier.local import check_bundle, check_segmented
 from proofmint.verifier.chain.mint import item_commitments
 from proofmint.verifier.chain.records import Deployment, deployment
 
@@ -49,6 +57,8 @@ class TokenView:
     metadata_error: str | None = None
     # the registration minted under: id, owner, and `alias_of` (Deployment.registration)
     registration: dict = field(default_factory=dict)
+    # a segmented model's segments and links as the registry holds them (Deployment.segments)
+    segments: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,8 +101,10 @@ def show(token_id: int, *, rpc_url: str | None = None, gateway: str | None = Non
             metadata, error = Source.of(ws, gateway).fetch_json(token_uri), None
         except ContentError as exc:
             metadata, error = {}, str(exc)
+        segments = d.segments(rec["modelId"])
         return TokenView(token_id, c.chain_id, c.call(d.token.functions.ownerOf(token_id), d.abi),
-                         rec, token_uri, metadata, royalty, error, d.registration(rec["modelId"]))
+                         rec, token_uri, metadata, royalty, error, d.registration(rec["modelId"]),
+                         segments if segments["segments"] else {})
 
 
 @dataclass
@@ -152,7 +164,68 @@ def registration_checks(reg: dict, pkg: CircuitPackage, model: Path, c: Chain) -
     }
 
 
-def _metadata_checks(meta: dict, rec: dict, reg: dict, d: Deployment, outputs_hash: str) -> dict[str, Check]:
+def segmented_checks(reg: dict, chain: dict, view: SegmentedView, model: Path, c: Chain) -> dict[str, Check]:
+    """A segmented registration against the published segments: the chain's id and each
+    segment's re-derived, each segment cut from the registered model file ``model``, compiled
+    to the key registered for it, its verifier the code ezkl renders from that key; the
+    instance layout and every link the ones the segments' settings give."""
+    spkg, pkgs, segs = view.spkg, view.segments, chain["segments"]
+    ids = [p.circuit_id for p in pkgs]
+    registered = [s["circuitHash"][2:] for s in segs]
+    derived = [package_mod.circuit_id_of(p.model_id, read_json(p.settings), sha256_file(p.srs)) for p in pkgs]
+    chain_id = segmented_id(reg["onnxHash"][2:], ids, spkg.link)
+    try:
+        cut = cut_from(model, spkg) == [p.model_id for p in pkgs]
+        how = "give" if cut else "do not give"
+    except ProofmintError as exc:  # a file that is no model the plan's tensors cut
+        cut, how = False, f"can't be cut ({exc}), so do not give"
+    vks = [vk_hash(p).hex() for p in pkgs]
+    compiled = []
+    for p, vk in zip(pkgs, vks):
+        try:
+            compiled.append(derived_vk(p, p.onnx) == vk)
+        except ProofmintError:  # a segment ezkl can't compile with its settings
+            compiled.append(False)
+    same_keys = vks == [s["vkHash"][2:] for s in segs] and reg["vkHash"][2:] == vk_hash(view).hex()
+    verifiers = [_verifier_matches(s, p, c) for s, p in zip(segs, pkgs)]
+    links = [{"outputs": k.outputs, "inputs": k.inputs} for k in view.links]
+    layout = all(reg[k] == v for k, v in view.layout.solidity().items()) \
+        and [s["instanceCount"] for s in segs] == view.counts and chain["links"] == links
+    n = len(pkgs)
+    return {
+        "circuit": Check(chain_id == reg["circuitHash"][2:] == spkg.circuit_id and derived == ids == registered
+                         and spkg.model_id == reg["onnxHash"][2:] == sha256_file(spkg.path / "model.onnx"),
+                         f"the chain's id derived from the registered ONNX hash, its {n} segments' ids and its "
+                         f"{spkg.link} link {'equals' if chain_id == reg['circuitHash'][2:] else 'differs from'} the "
+                         "registered one; each segment's id, derived from its ONNX, settings and SRS, is the one "
+                         f"registered for it ({sum(a == b for a, b in zip(derived, registered))} of {len(segs)})"),
+        "segments cut from the model": Check(cut, f"the registered model, rewritten and cut at the {n - 1} cuts "
+                                                  f"segments.json records, {how} the {n} segments' ONNX files"),
+        "verifying key": Check(same_keys, "sha256 of each published segment key vs the key registered for it, "
+                                          "and the registered vk hash over them all"),
+        "model compiles to the key": Check(cut and all(compiled) and len(compiled) == len(segs) and same_keys,
+                                           f"the registered model's segments ({'cut from it' if cut else 'not cut from it'})"
+                                           ": ezkl compile_circuit + setup of each with its settings and SRS gives its "
+                                           f"registered key ({sum(compiled)} of {len(segs)})"),
+        "verifier code": Check(all(verifiers) and len(verifiers) == len(segs) and reg["verifier"] == segs[0]["verifier"],
+                               "each segment's verifier is the code ezkl renders from its registered key "
+                               f"({sum(verifiers)} of {len(segs)})"),
+        "layout": Check(layout, "the registered instance layout (input in the first segment's instances, outputs in "
+                                "the last's), each segment's instance count and every link are the ones the "
+                                "segments' settings give"),
+    }
+
+
+def _verifier_matches(seg: dict, pkg: CircuitPackage, c: Chain) -> bool:
+    """A registered segment's verifier holds the code ezkl renders from its key (and the VKA)."""
+    art = verifier_artifact(pkg, reusable=seg["vkaDigest"] != NO_VKA)
+    code = bytes(c.w3.eth.get_code(seg["verifier"]))
+    return bool(code) and keccak(code) == keccak(hexstr=art["runtime"]) == bytes.fromhex(seg["codeHash"][2:]) \
+        and seg["vkaDigest"] == "0x" + vka_digest(art["vka"]).hex()
+
+
+def _metadata_checks(meta: dict, rec: dict, reg: dict, d: Deployment, outputs_hash: str,
+                     segments: list[dict]) -> dict[str, Check]:
     errors = schema_errors(meta)
     chain = meta.get("chain") or {}
     said = {"input commitment": (meta.get("input_commitment"), rec["inputCommitment"]),
@@ -163,12 +236,14 @@ def _metadata_checks(meta: dict, rec: dict, reg: dict, d: Deployment, outputs_ha
             "parent": (meta.get("parent"), rec["parent"]), "creator": (meta.get("creator"), rec["creator"]),
             "chain id": (chain.get("chain_id"), d.chain.chain_id),
             "token contract": (chain.get("token_contract"), d.token.address)}
+    if segments:  # a segmented model's: its segment circuits, in the registry's order
+        said["segments"] = ((meta.get("segments") or {}).get("circuits"), [s["circuitHash"] for s in segments])
     wrong = [name for name, (claimed, actual) in said.items() if claimed != actual]
+    fields = "input commitment, outputs hash, proof, model, " + "segments, " * bool(segments) + "parent, creator and chain"
     return {
         "metadata schema": Check(not errors, "validates against ERC-7007's metadata schema" if not errors
                                  else f"breaks ERC-7007's metadata schema: {errors[0]}"),
-        "metadata matches record": Check(not wrong, "input commitment, outputs hash, proof, model, "
-                                         "parent, creator and chain equal the on-chain record" if not wrong
+        "metadata matches record": Check(not wrong, f"{fields} equal the on-chain record" if not wrong
                                          else f"metadata disagrees with the chain on: {', '.join(wrong)}"),
     }
 
@@ -181,6 +256,9 @@ def _rerun(model: Path, bundle, pkg: CircuitPackage, index: int) -> Check:
     except ProofmintError as exc:  # the registered file is no model this input runs through
         return Check(False, f"the registered model can't be run on the revealed input: {exc}")
     out = split_items([np.asarray(o) for o in bundle.outputs], pkg.batch_size)[index]
+    if ref.shape != out.shape:
+        return Check(False, f"the registered model ({pkg.reference}) gives {ref.size} outputs on the revealed "
+                            f"input; the proof has {out.size}")
     diff = float(np.abs(ref - out).max())
     tol = max(2 * pkg.quantization.get("max_abs_error", 0.0), 1e-6)
     return Check(diff <= tol, f"the registered model ({pkg.reference}) on the revealed input: max abs diff "
@@ -192,7 +270,8 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
                  workspace: str | Path | Workspace | None = None) -> AssetVerdict:
     """Re-check a token from its id alone: fetch its metadata, model, circuit, proof and content
     by CID, and check each against the chain (registration, record, on-chain and local proof
-    verification, a re-run of the model, the content against the proof's outputs).
+    verification, a re-run of the model, the content against the proof's outputs). A segmented
+    model's token: each segment and every link too.
 
     The first check that can't get what it needs stops the rest; each says what it found."""
     ws = Workspace.resolve(workspace)
@@ -215,6 +294,8 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
         d = deployment(c, token)
         rec = d.token_record(token_id)
         reg = d.model(rec["modelId"])
+        chain = d.segments(rec["modelId"])
+        segmented = bool(chain["segments"])
         verdict.registration = d.registration(rec["modelId"])
         token_uri = c.call(d.token.functions.tokenURI(token_id), d.abi)
         expected_uri = uri(raw_cid(bytes.fromhex(rec["metadataDigest"][2:])))
@@ -229,17 +310,20 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
         onnx_ok = sha256_bytes(onnx) == reg["onnxHash"][2:]
         checks["model file"] = Check(onnx_ok, f"the ONNX at the registered {reg['modelURI']} "
                                      f"{'hashes' if onnx_ok else 'does not hash'} to the registered ONNX hash")
-        pkg = fetched("circuit", lambda: fetch_circuit(source, reg["metadataURI"], ws.fetched_circuits(), ws))
+        fetch = fetch_segmented if segmented else fetch_circuit
+        pkg = fetched("circuit", lambda: fetch(source, reg["metadataURI"], ws.fetched_circuits(), ws))
         if pkg is None:
             return done()
         model = atomic_write_bytes(pkg.path / "registered-model.onnx", onnx)
-        checks.update(registration_checks(reg, pkg, model, c))
+        checks.update(segmented_checks(reg, chain, pkg, model, c) if segmented else
+                      registration_checks(reg, pkg, model, c))
         bundle_file = ws.fetched_bundle(rec["proofHash"])
         if fetched("proof bundle", lambda: source.fetch_to(rec["proofURI"], bundle_file)) is None:
             return done()
-        bundle = fetched("proof bundle", lambda: load_bundle(bundle_file))
-        if bundle is None:
+        loaded = fetched("proof bundle", lambda: _load_bundle(bundle_file, segmented))
+        if loaded is None:
             return done()
+        bundle = statement(loaded) if segmented else loaded
         index = rec["batchIndex"]
         outputs = packed_outputs(bundle, pkg, index)
         checks["bundle matches record"] = Check(
@@ -247,15 +331,11 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
             and bundle.circuit_id == pkg.circuit_id
             and "0x" + keccak(outputs).hex() == rec["outputsHash"],
             f"the bundle at {rec['proofURI']}: proof hash, circuit and outputs hash equal the on-chain record")
-        checks.update(_metadata_checks(meta, rec, reg, d, "0x" + keccak(outputs).hex()))
-        prompt = encoding.prompt(bytes.fromhex(rec["modelId"][2:]), bytes.fromhex(rec["inputCommitment"][2:]))
-        vka = vka_words(verifier_artifact(pkg, reusable=True)) if reg["vkaDigest"] != NO_VKA else []
-        packed = encoding.aigc_proof(bundle.proof_bytes, bundle.instance_words, vka, index)
-        onchain = c.call(d.token.functions.verify(prompt, outputs, packed), d.abi)
-        checks["on-chain verify"] = Check(onchain, "ERC-7007 verify() under the token's own registration, "
-                                          "via its registered EZKL verifier")
-    local = check_bundle(bundle, pkg)
-    checks["local verify"] = Check(local.valid, "; ".join(local.checks.values()) or local.reason)
+        checks.update(_metadata_checks(meta, rec, reg, d, "0x" + keccak(outputs).hex(), chain["segments"]))
+        checks.update(_onchain_checks(d, rec, reg, chain, pkg, bundle, outputs))
+    local = check_segmented(loaded, pkg.spkg, pkg.segments) if segmented else check_bundle(bundle, pkg)
+    checks["local verify"] = Check(local.valid, "; ".join(f"{k}: {v}" if segmented else v for k, v in local.checks.items())
+                                   or local.reason)
     claimed = item_commitments(bundle, pkg)
     checks["input commitment"] = Check(index < len(claimed) and "0x" + claimed[index].hex() == rec["inputCommitment"],
                                        "the bundle's input commits to the recorded input commitment")
@@ -270,3 +350,44 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
         ok, detail = False, f"content could not be fetched or read: {exc}"
     checks["content"] = Check(ok, detail)
     return done()
+
+
+def _load_bundle(path: Path, segmented: bool) -> ProofBundle | SegmentedBundle:
+    """The token's proof bundle, of the kind its registration proves."""
+    loaded = load_any(path)
+    if segmented != isinstance(loaded, SegmentedBundle):
+        raise InvalidInputError(f"the proof bundle is {'not ' * segmented}a segmented model's, but the token's "
+                                f"registration is {'not ' * (not segmented)}one")
+    if segmented:
+        try:
+            statement(loaded)
+        except (ValueError, TypeError) as exc:  # proof bytes that are not bytes
+            raise InvalidInputError(f"the segmented proof bundle was edited or damaged ({exc})") from None
+    return loaded
+
+
+def _onchain_checks(d: Deployment, rec: dict, reg: dict, chain: dict, pkg: CircuitPackage | SegmentedView,
+                    bundle: ProofBundle, outputs: bytes) -> dict[str, Check]:
+    """ERC-7007 verify() of the token; for a segmented model also the registry's verdict on
+    each segment and link."""
+    c = d.chain
+    if chain["segments"]:
+        vka = [w for p, s in zip(pkg.segments, chain["segments"]) if s["vkaDigest"] != NO_VKA
+               for w in vka_words(verifier_artifact(p, reusable=True))]
+    else:
+        vka = vka_words(verifier_artifact(pkg, reusable=True)) if reg["vkaDigest"] != NO_VKA else []
+    prompt = encoding.prompt(bytes.fromhex(rec["modelId"][2:]), bytes.fromhex(rec["inputCommitment"][2:]))
+    packed = encoding.aigc_proof(bundle.proof_bytes, bundle.instance_words, vka, rec["batchIndex"])
+    onchain = c.call(d.token.functions.verify(prompt, outputs, packed), d.abi)
+    out = {"on-chain verify": Check(onchain, "ERC-7007 verify() under the token's own registration, via its "
+                                              "registered EZKL verifier" + "s" * bool(chain["segments"]))}
+    if chain["segments"]:
+        found, index = c.call(d.registry.functions.checkSegments(
+            bytes.fromhex(rec["modelId"][2:]), bundle.proof_bytes, bundle.instance_words, vka), d.abi)
+        n = len(chain["segments"])
+        said = {0: f"each of the {n} segment proofs verifies on its registered verifier and all {n - 1} links hold",
+                2: "the proofs, instances or VKA words do not fit the registered segments",
+                3: f"{index} segment proofs for {n} segments", 4: f"link {index} -> {index + 1} is broken",
+                5: f"segment {index}'s verifier rejects its proof"}
+        out["on-chain segments"] = Check(found == 0, f"the registry's checkSegments: {said.get(found, found)}")
+    return out

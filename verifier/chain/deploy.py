@@ -4,6 +4,12 @@ The circuit's artifacts (ONNX, package, settings, verifying key, SRS) and the tr
 manifest are published to the content store first: the registration names them by CID, with
 the model's version, parent model, license terms and royalty split.
 
+A segmented model (one too big for one circuit, compiled as linked segments) gets a verifier
+per segment and one registration of the chain: the segments in order with their verifiers,
+keys and instance counts, and per cut the instance positions the registry checks equal
+(``ModelRegistry.registerSegmentedModel``); every segment's circuit and ``segments.json`` are
+published under one manifest.
+
 Addresses are recorded per chain id in the workspace (``chains/<id>/deployments.json``); a
 recorded contract whose code is gone (a chain reset) is deployed again, and a second deploy
 of the same circuit on the same chain is a no-op.
@@ -11,19 +17,20 @@ of the same circuit on the same chain is a no-op.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from eth_utils import is_address, to_checksum_address
+from eth_utils import is_address, keccak, to_checksum_address
 
 from proofmint import progress
-from proofmint.circuits import package as package_mod
+from proofmint.circuits import package as package_mod, segmented as segmented_mod
 from proofmint.circuits.package import CircuitPackage
 from proofmint.errors import ChainError, UsageError
 from proofmint.store import Workspace, atomic_write_json, read_json, sha256_file
 
 from proofmint.verifier.evm import build_contracts, verifier_artifact, vka_digest, vka_words
 from proofmint.verifier.content.publish import CircuitContent, TrainingData, publish_circuit, publish_training
+from proofmint.verifier.content.segmented import SegmentedView, publish_segmented
 from proofmint.verifier.chain.client import Chain, connect
 from proofmint.verifier.content.store import ContentStore
 
@@ -81,9 +88,11 @@ class DeployResult:
     registry: str
     token: str
     verifier_runtime_bytes: int
-    verifier_kind: str  # "dedicated" or "reusable"
+    verifier_kind: str  # "dedicated", "reusable", or "segmented" (each segment's in `segments`)
     already_deployed: bool
     gas: dict
+    # a segmented model's: per segment, its circuit id, verifier, kind and runtime bytes
+    segments: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,12 +117,14 @@ def ensure_core(c: Chain, built: dict) -> tuple[dict, dict]:
     return dep, gas
 
 
-def _deploy_verifier(c: Chain, dep: dict, art: dict, gas: dict) -> str:
-    """A dedicated verifier per circuit; a reusable one once per chain (per source), plus the VKA."""
+def _deploy_verifier(c: Chain, dep: dict, art: dict, gas: dict, segment: int | None = None) -> str:
+    """A dedicated verifier per circuit; a reusable one once per chain (per source), plus the
+    VKA. ``segment``: which segment of a segmented model (its gas figures say so)."""
+    tag, what = ("", "") if segment is None else (f"_{segment}", f" (segment {segment})")
     if art["kind"] == "dedicated":
-        with progress.step("deploy verifier"):
+        with progress.step(f"deploy verifier{what}"):
             addr, receipt = c.deploy_contract(art["abi"], art["bytecode"])
-        gas["deploy_verifier"] = receipt["gasUsed"]
+        gas[f"deploy_verifier{tag}"] = receipt["gasUsed"]
         return addr
     shared = dep.setdefault("reusable_verifiers", {})
     addr = shared.get(art["source_sha256"])
@@ -123,26 +134,59 @@ def _deploy_verifier(c: Chain, dep: dict, art: dict, gas: dict) -> str:
         gas["deploy_reusable_verifier"] = receipt["gasUsed"]
         shared[art["source_sha256"]] = addr
     verifier = c.w3.eth.contract(address=addr, abi=art["abi"])
-    with progress.step("register VKA"):
+    with progress.step(f"register VKA{what}"):
         receipt = c.transact(verifier.functions.registerVka(vka_words(art)), art["abi"])
-    gas["register_vka"] = receipt["gasUsed"]
+    gas[f"register_vka{tag}"] = receipt["gasUsed"]
     return addr
 
 
-def registration(pkg: CircuitPackage, verifier: str, art: dict, *, royalty_bps: int = DEFAULT_ROYALTY_BPS,
-                 content: CircuitContent | None = None, training: TrainingData | None = None,
-                 license: License = License(), license_uri: str = "", version: str = "1",
-                 parent_model: bytes = NO_PARENT) -> dict:
+def vk_hash(pkg: CircuitPackage | SegmentedView) -> bytes:
+    """The registry's ``vkHash``: sha256 of the verifying key; for a segmented model keccak256
+    of its segments' packed, in order (the registry requires it)."""
+    if isinstance(pkg, SegmentedView):
+        return keccak(b"".join(vk_hash(p) for p in pkg.segments))
+    return bytes.fromhex(sha256_file(pkg.vk))
+
+
+def registration(pkg: CircuitPackage | SegmentedView, verifier: str, art: dict | list[dict], *,
+                 royalty_bps: int = DEFAULT_ROYALTY_BPS, content: CircuitContent | None = None,
+                 training: TrainingData | None = None, license: License = License(), license_uri: str = "",
+                 version: str = "1", parent_model: bytes = NO_PARENT) -> dict:
     """The registry's ``Registration`` for a circuit, by its Solidity field names: the
-    circuit's fields derived from its artifacts, the rest as given."""
+    circuit's fields derived from its artifacts, the rest as given. For a segmented model
+    (``art``: each segment's verifier artifact) the chain's: its id, the model's ONNX, the
+    first segment's ``verifier``, the segments' instances back to back, their VKAs'."""
+    arts = art if isinstance(art, list) else [art]
     return {"circuitHash": bytes.fromhex(pkg.circuit_id), "onnxHash": bytes.fromhex(pkg.model_id),
-            "vkHash": bytes.fromhex(sha256_file(pkg.vk)), "verifier": verifier,
-            "royaltyBps": royalty_bps, **pkg.layout.solidity(), "vkaDigest": vka_digest(art["vka"]),
+            "vkHash": vk_hash(pkg), "verifier": verifier, "royaltyBps": royalty_bps, **pkg.layout.solidity(),
+            "vkaDigest": vka_digest([w for a in arts for w in a["vka"]]),
             "metadataURI": content.uri if content else "", "licenseURI": license_uri,
             "modelURI": content.model_uri if content else "",
             "trainingDataRoot": training.root if training else NO_PARENT,
             "trainingDataURI": training.uri if training else "", "version": version,
             "parentModel": parent_model, "license": license.solidity()}
+
+
+def segments_of(view: SegmentedView, verifiers: list[str], arts: list[dict]) -> list[dict]:
+    """The registry's ``Segment`` of each segment, in order, by its Solidity field names."""
+    return [{"circuitHash": bytes.fromhex(p.circuit_id), "vkHash": vk_hash(p), "verifier": v,
+             "instanceCount": p.layout.instance_count, "vkaDigest": vka_digest(a["vka"]), "vkaLength": len(a["vka"])}
+            for p, v, a in zip(view.segments, verifiers, arts)]
+
+
+def _artifact(pkg: CircuitPackage, reusable: bool) -> dict:
+    """The circuit's dedicated verifier, or ezkl's reusable one + its VKA when asked or when the
+    dedicated one is over the contract size limit."""
+    art = verifier_artifact(pkg)
+    if reusable or art["runtime_bytes"] > MAX_RUNTIME_BYTES:
+        if not reusable:
+            progress.note(f"the dedicated verifier of {pkg.circuit_id[:12]} is {art['runtime_bytes']} bytes, "
+                          f"over the {MAX_RUNTIME_BYTES}-byte limit: using ezkl's reusable verifier + VKA")
+        art = verifier_artifact(pkg, reusable=True)
+        if art["runtime_bytes"] > MAX_RUNTIME_BYTES:
+            raise ChainError(f"even ezkl's reusable verifier is {art['runtime_bytes']} bytes, over "
+                             f"the {MAX_RUNTIME_BYTES}-byte limit of most chains")
+    return art
 
 
 def deploy(circuit: str, *, reusable: bool = False, royalty_bps: int = DEFAULT_ROYALTY_BPS,
@@ -158,27 +202,22 @@ def deploy(circuit: str, *, reusable: bool = False, royalty_bps: int = DEFAULT_R
     tokens may then be parents of this model's, with the share that model's license asks).
 
     A verifier over the 24,576-byte contract limit (or ``reusable=True``) goes through ezkl's
-    reusable verifier, shared by every circuit on the chain, with this circuit's VKA.
+    reusable verifier, shared by every circuit on the chain, with this circuit's VKA. A
+    segmented circuit gets a verifier per segment (each chosen so) and one registration.
     """
     ws = Workspace.resolve(workspace)
-    pkg = package_mod.load(ws, circuit)
+    spkg = segmented_mod.load(ws, circuit)
+    pkg = SegmentedView(spkg, spkg.packages(ws, verify_only=True)) if spkg else package_mod.load(ws, circuit)
     license = license or License()
     if not 0 <= license.parent_share_bps <= ALL_SHARES:
         raise UsageError(f"the parent share {license.parent_share_bps} must be 0..{ALL_SHARES} basis points")
     parent = _model_id_bytes(parent_model) if parent_model else NO_PARENT
-    art = verifier_artifact(pkg)
-    if reusable or art["runtime_bytes"] > MAX_RUNTIME_BYTES:
-        if not reusable:
-            progress.note(f"the dedicated verifier is {art['runtime_bytes']} bytes, over the "
-                          f"{MAX_RUNTIME_BYTES}-byte limit: using ezkl's reusable verifier + VKA")
-        art = verifier_artifact(pkg, reusable=True)
-        if art["runtime_bytes"] > MAX_RUNTIME_BYTES:
-            raise ChainError(f"even ezkl's reusable verifier is {art['runtime_bytes']} bytes, over "
-                             f"the {MAX_RUNTIME_BYTES}-byte limit of most chains")
+    circuits = pkg.segments if spkg else [pkg]
+    arts = [_artifact(p, reusable) for p in circuits]
     built = build_contracts(ws)
     store = ContentStore(ws)
     with progress.step("publish circuit (content store)"):
-        content = publish_circuit(pkg, store)
+        content = publish_segmented(pkg, store) if spkg else publish_circuit(pkg, store)
         training = publish_training(Path(training_data), store) if training_data else None
     with connect(rpc_url=rpc_url, workspace=ws) as c:
         payees, shares = check_split(royalty_split or [(c.address, ALL_SHARES)])
@@ -187,26 +226,41 @@ def deploy(circuit: str, *, reusable: bool = False, royalty_bps: int = DEFAULT_R
         abi = built["ModelRegistry"]["abi"] + built["RoyaltySplit"]["abi"]  # a split's errors bubble up
         registry = c.contract(dep["registry"], abi)
         model_id = c.call(registry.functions.modelIdOf(c.address, bytes.fromhex(pkg.circuit_id)), abi)
-        already = bool(entry) and c.has_code(entry["address"]) and \
+        verifiers = [s["address"] for s in entry.get("segments", [entry])] if entry else []
+        already = bool(entry) and all(map(c.has_code, verifiers)) and \
             c.call(registry.functions.isRegistered(model_id), abi)
         if not already:
-            addr = _deploy_verifier(c, dep, art, gas)
+            verifiers = [_deploy_verifier(c, dep, art, gas, i if spkg else None) for i, art in enumerate(arts)]
+            reg = registration(pkg, verifiers[0], arts, royalty_bps=royalty_bps,
+                               content=content, training=training, license=license, license_uri=license_uri,
+                               version=version, parent_model=parent)
+            vka = [w for art in arts for w in vka_words(art)]
+            fn = registry.functions.registerSegmentedModel(
+                reg, segments_of(pkg, verifiers, arts), [link.solidity() for link in pkg.links], vka, payees,
+                shares) if spkg else registry.functions.registerModel(reg, vka, payees, shares)
             with progress.step("register model"):
-                receipt = c.transact(registry.functions.registerModel(registration(
-                    pkg, addr, art, royalty_bps=royalty_bps, content=content, training=training,
-                    license=license, license_uri=license_uri, version=version, parent_model=parent),
-                    vka_words(art), payees, shares), abi)
+                receipt = c.transact(fn, abi)
             gas["register_model"] = receipt["gasUsed"]
-            dep["verifiers"][pkg.circuit_id] = {
-                "address": addr, "kind": art["kind"], "runtime_bytes": art["runtime_bytes"],
-                "vka_digest": "0x" + vka_digest(art["vka"]).hex(), "owner": c.address,
-                "royalty_bps": royalty_bps, "model_id": "0x" + bytes(model_id).hex(),
-                "royalty_split": [[p, s] for p, s in zip(payees, shares)],
-                "model_uri": content.model_uri, "circuit_uri": content.uri}
+            dep["verifiers"][pkg.circuit_id] = _entry(
+                verifiers, arts, circuits, spkg is not None, owner=c.address, royalty_bps=royalty_bps,
+                model_id="0x" + bytes(model_id).hex(), royalty_split=[[p, s] for p, s in zip(payees, shares)],
+                model_uri=content.model_uri, circuit_uri=content.uri)
             atomic_write_json(c.deployments_file, dep)
         entry = dep["verifiers"][pkg.circuit_id]
         return DeployResult(pkg.circuit_id, c.chain_id, entry["address"], dep["registry"], dep["token"],
-                            entry["runtime_bytes"], entry.get("kind", "dedicated"), already, gas)
+                            entry["runtime_bytes"], entry.get("kind", "dedicated"), already, gas,
+                            entry.get("segments", []))
+
+
+def _entry(verifiers: list[str], arts: list[dict], circuits: list[CircuitPackage], segmented: bool,
+           **fields) -> dict:
+    """What deployments.json records of a registration; a segmented one lists its segments."""
+    one = [{"circuit_id": p.circuit_id, "address": v, "kind": a["kind"], "runtime_bytes": a["runtime_bytes"],
+            "vka_digest": "0x" + vka_digest(a["vka"]).hex()} for p, v, a in zip(circuits, verifiers, arts)]
+    if not segmented:
+        return {k: v for k, v in one[0].items() if k != "circuit_id"} | fields
+    return {"address": verifiers[0], "kind": "segmented", "runtime_bytes": sum(s["runtime_bytes"] for s in one),
+            "vka_digest": "0x" + vka_digest([w for a in arts for w in a["vka"]]).hex(), "segments": one} | fields
 
 
 def _model_id_bytes(value: str) -> bytes:
@@ -216,8 +270,11 @@ def _model_id_bytes(value: str) -> bytes:
     return bytes.fromhex(raw)
 
 
-def vka_for(pkg: CircuitPackage, entry: dict) -> list[bytes]:
-    """The VKA words a mint must pass for this deployment (none for a dedicated verifier)."""
+def vka_for(pkg: CircuitPackage | SegmentedView, entry: dict) -> list[bytes]:
+    """The VKA words a mint must pass for this deployment (none for a dedicated verifier; a
+    segmented model's segments' back to back)."""
+    if "segments" in entry:
+        return [w for p, s in zip(pkg.segments, entry["segments"]) for w in vka_for(p, s)]
     if entry.get("kind") != "reusable":
         return []
     return vka_words(verifier_artifact(pkg, reusable=True))

@@ -9,6 +9,10 @@ the token records on-chain) *before* the mint is sent, so a minted token can alw
 bundle even if proofmint is killed before it writes the token's record. So is each token's
 content (rendered output, ERC-7007 metadata) in the content store: the mint records the
 metadata's digest, and the token's URI is its CID.
+
+A segmented model's bundle mints the same way, as one statement (``content.segmented``): every
+segment's proof and instances in the one reveal, checked on their verifiers and links by the
+registry, one token; the gas each segment's verifier takes alone is reported beside the mint's.
 """
 
 from __future__ import annotations
@@ -23,15 +27,18 @@ from eth_utils import keccak
 from web3.logs import DISCARD
 
 from proofmint import encoding, progress
-from proofmint.circuits import package as package_mod
+from proofmint.circuits import package as package_mod, segmented as segmented_mod
 from proofmint.circuits.package import CircuitPackage
-from proofmint.errors import ChainError, NotFoundError, VerificationError
+from proofmint.errors import ChainError, NotFoundError, TransactionRevertedError, VerificationError
 from proofmint.faults import failpoint
-from proofmint.prover.bundle import ProofBundle, load_bundle
+from proofmint.prover.bundle import ProofBundle
+from proofmint.prover.segmented import SegmentedBundle, load_any
 from proofmint.store import Workspace, atomic_write_json, read_json
 
+from proofmint.verifier.evm import verifier_artifact
 from proofmint.verifier.content.publish import Provenance, TokenContent, token_content
-from proofmint.verifier.chain.client import connect
+from proofmint.verifier.content.segmented import SegmentedView, statement
+from proofmint.verifier.chain.client import Chain, chain_error, connect
 from proofmint.verifier.content.store import ContentStore, cid_from_uri, uri
 from proofmint.verifier.chain.deploy import vka_for
 from proofmint.verifier.chain.records import Deployment, deployment
@@ -54,7 +61,7 @@ class MintResult:
         return asdict(self)
 
 
-def item_commitments(bundle: ProofBundle, pkg: CircuitPackage) -> list[bytes]:
+def item_commitments(bundle: ProofBundle, pkg: CircuitPackage | SegmentedView) -> list[bytes]:
     """Each real inference's commitment to the input the bundle *claims*, computed the way the
     token computes it from the proven instances; a bundle whose input was edited gets others."""
     return encoding.item_commitments(bundle.input, pkg.visibility, pkg.input_scale, pkg.batch_size,
@@ -69,9 +76,8 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
     ``resume``: a mint this signer already made of this bundle answers with its tokens instead
     of refusing (the prover node re-running a mint interrupted by a kill)."""
     ws = Workspace.resolve(workspace)
-    bundle = load_bundle(proof)
-    pkg = package_mod.load(ws, bundle.circuit_id)
-    _check_fits(bundle, pkg)
+    loaded = load_any(proof)
+    bundle, pkg = statement_of(ws, loaded)
     proof_bytes, instances = bundle.proof_bytes, bundle.instance_words
     commitment = encoding.mint_commitment(item_commitments(bundle, pkg), pkg.batch_size)
     with connect(rpc_url=rpc_url, workspace=ws) as c, ws.lock(f"signer-{c.address}"):
@@ -85,10 +91,11 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
         inference_id = c.call(token.functions.inferenceIdOf(model_id, instances), d.abi)
         store = ws.minted_bundle(keccak(proof_bytes).hex(), inference_id.hex())
         if not store.exists():  # before any transaction: a minted token always finds its bundle
-            atomic_write_json(store, bundle.to_dict())
+            atomic_write_json(store, loaded.to_dict())
         existing = c.call(token.functions.tokenOfInference(inference_id), d.abi)
         if existing:
             return _recover_or_refuse(d, existing, bundle, store, commitment, resume)
+        alone = segment_gas(c, pkg, entry, loaded) if isinstance(loaded, SegmentedBundle) else []
         with progress.step("publish content (proof bundle, rendered outputs, metadata)"):
             proof_uri, tokens = publish_tokens(d, bundle, pkg, store, model_id=entry["model_id"],
                                                parent=parent, proof_uri=proof_uri)
@@ -107,8 +114,9 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
             r = c.transact(mint_fn, d.abi, fees=c.fees(age))
         failpoint("mint:before-record")
         ids = [e["args"]["tokenId"] for e in token.events.Minted().process_receipt(r, errors=DISCARD)]
-        result = MintResult(ids[0], "0x" + bytes(r["transactionHash"]).hex(),
-                            {"commit": c1["gasUsed"], "mint": r["gasUsed"]}, c.chain_id,
+        gas = {"commit": c1["gasUsed"], "mint": r["gasUsed"]}
+        gas |= {f"verify_segment_{i}": g for i, g in enumerate(alone)}
+        result = MintResult(ids[0], "0x" + bytes(r["transactionHash"]).hex(), gas, c.chain_id,
                             bundle.circuit_id, "0x" + commitment.hex(), request["to"], ids,
                             [uri(t.metadata_cid) for t in tokens],
                             [str(ContentStore(ws).path(cid_from_uri(t.metadata["image"]))) for t in tokens])
@@ -125,7 +133,53 @@ def await_commit_age(d: Deployment, commit_receipt: dict) -> int:
     return age
 
 
-def _check_fits(bundle: ProofBundle, pkg: CircuitPackage) -> None:
+def statement_of(ws: Workspace, loaded: ProofBundle | SegmentedBundle
+                 ) -> tuple[ProofBundle, CircuitPackage | SegmentedView]:
+    """What a bundle mints, and what it was proven with: a circuit's bundle and package, or a
+    segmented model's chain as one statement and its segmented package; refused before any
+    transaction when it does not fit that package."""
+    if not isinstance(loaded, SegmentedBundle):
+        pkg = package_mod.load(ws, loaded.circuit_id)
+        _check_fits(loaded, pkg)
+        return loaded, pkg
+    spkg = segmented_mod.load(ws, loaded.circuit_id)
+    if spkg is None:
+        raise NotFoundError(f"no segmented circuit {loaded.circuit_id[:16]} in {ws.root} — run `proofmint "
+                            "compile` there first (or pass the --workspace it was compiled in)")
+    view = SegmentedView(spkg, spkg.packages(ws, verify_only=True))
+    given = [(s.circuit_id, len(s.instances)) for s in loaded.segments]
+    expected = [(p.circuit_id, p.layout.instance_count) for p in view.segments]
+    if given != expected:
+        raise VerificationError(f"the bundle's {len(given)} segment proofs are not segmented circuit "
+                                f"{spkg.circuit_id[:16]}'s {len(expected)} segments, in its order, with their "
+                                "instance counts — it is not a proof of this model")
+    chain = statement(loaded)
+    _check_fits(chain, view)
+    return chain, view
+
+
+def segment_gas(c: Chain, view: SegmentedView, entry: dict, bundle: SegmentedBundle) -> list[int]:
+    """The gas each segment's verifier takes to verify its proof alone (a transaction of its
+    own: its calldata and base cost included); the mint pays for them all in one. Asked before
+    any transaction: a segment its verifier rejects is refused here, by its index."""
+    out = []
+    for i, (pkg, seg, proof) in enumerate(zip(view.segments, entry["segments"], bundle.segments)):
+        art = verifier_artifact(pkg, reusable=seg["kind"] == "reusable")
+        args = [bytes(proof.ezkl_proof["proof"]), encoding.uints(proof.instances)] + \
+            ([vka_for(pkg, seg)] if seg["kind"] == "reusable" else [])
+        fn = c.contract(seg["address"], art["abi"]).functions.verifyProof(*args)
+        try:
+            out.append(fn.estimate_gas({"from": c.address}))
+        except Exception as exc:  # web3 raises many types here: chain_error sorts them
+            error = chain_error(f"segment {i}'s verification", exc, art["abi"], c.rpc_url)
+            if isinstance(error, TransactionRevertedError):
+                raise VerificationError(f"segment {i}'s verifier {seg['address']} rejects its proof — the bundle "
+                                        "is not a valid proof of this model; nothing was sent") from None
+            raise error from None
+    return out
+
+
+def _check_fits(bundle: ProofBundle, pkg: CircuitPackage | SegmentedView) -> None:
     """A bundle whose instances or outputs are not the circuit's shape can't be rendered, nor
     verify: refused before any transaction. (Anything subtler is the chain's to refuse.)"""
     sizes = [math.prod(s) * pkg.batch_size for s in pkg.output_shapes]
@@ -135,8 +189,8 @@ def _check_fits(bundle: ProofBundle, pkg: CircuitPackage) -> None:
                                 f"{pkg.layout.instance_count} and {sizes}) — it is not a proof of this circuit")
 
 
-def publish_tokens(d: Deployment, bundle: ProofBundle, pkg: CircuitPackage, bundle_file: Path, *,
-                   model_id: str, parent: int = 0, proof_uri: str | None = None,
+def publish_tokens(d: Deployment, bundle: ProofBundle, pkg: CircuitPackage | SegmentedView, bundle_file: Path,
+                   *, model_id: str, parent: int = 0, proof_uri: str | None = None,
                    creator: str | None = None) -> tuple[str, list[TokenContent]]:
     """Publish a proof's bundle and each of its tokens' content (rendered outputs, ERC-7007
     metadata) to the content store; returns the proof URI and each token's content (whose
@@ -145,9 +199,11 @@ def publish_tokens(d: Deployment, bundle: ProofBundle, pkg: CircuitPackage, bund
     content = ContentStore(c.ws)
     proof_uri = proof_uri or uri(content.add_file(bundle_file))
     reg = d.model(model_id)
+    chain = {"segments": tuple(p.circuit_id for p in pkg.segments), "link": pkg.spkg.link} \
+        if isinstance(pkg, SegmentedView) else {}
     prov = Provenance(c.chain_id, d.token.address, d.registry.address, model_id, pkg.model_id,
                       reg["modelURI"], pkg.circuit_id, reg["metadataURI"], reg["verifier"],
-                      creator or c.address, parent, proof_uri, "0x" + keccak(bundle.proof_bytes).hex())
+                      creator or c.address, parent, proof_uri, "0x" + keccak(bundle.proof_bytes).hex(), **chain)
     items = ["0x" + x.hex() for x in item_commitments(bundle, pkg)]
     return proof_uri, [token_content(content, bundle, pkg, i, prov, items[i]) for i in range(bundle.count)]
 

@@ -23,11 +23,13 @@ ALIAS_KEYS = ("circuit hash", "ONNX hash", "vk hash", "verifier key")
 
 
 def _plain(value: Any) -> Any:
-    """A decoded struct as JSON-friendly values: bytes as 0x-hex, nested structs as dicts."""
+    """A decoded struct as JSON-friendly values: bytes as 0x-hex, nested structs as dicts, arrays as lists."""
     if isinstance(value, bytes):
         return "0x" + value.hex()
     if hasattr(value, "_asdict"):
         return {k: _plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     return value
 
 
@@ -57,6 +59,14 @@ class Deployment:
         fn = self._named(self.registry).functions.model(bytes.fromhex(model_id[2:]))
         m = _plain(self.chain.call(fn, self.abi))
         return {**m.pop("registration"), **m}
+
+    def segments(self, model_id: str) -> dict:
+        """``ModelRegistry.segmentsOf``: a segmented model's ``segments`` (each one's registered
+        fields, flat, with its verifier's ``codeHash`` and ``vkDigest``) and ``links`` (outputs
+        and inputs, by position); both empty for a single circuit."""
+        fn = self._named(self.registry).functions.segmentsOf(bytes.fromhex(model_id[2:]))
+        out = _plain(self.chain.call(fn, self.abi))  # named outputs: {"segments": ..., "links": ...}
+        return {"segments": [{**s.pop("segment"), **s} for s in out["segments"]], "links": out["links"]}
 
     def registration(self, model_id: str) -> dict:
         """Who registered ``model_id``, and the earlier registrations by other owners of the

@@ -138,6 +138,8 @@ class Provenance:
     parent: int
     proof_uri: str
     proof_hash: str  # keccak256 of the proof bytes, as the token records it
+    segments: tuple[str, ...] = ()  # a segmented model's segment circuits, in order
+    link: str = ""  # and how its cuts are linked ("hashed" or "public")
 
 
 @dataclass(frozen=True)
@@ -189,12 +191,14 @@ def token_content(store: ContentStore, bundle: ProofBundle, pkg: CircuitPackage,
                               outputs_json)
     outputs_cid, data_cid, image_cid = store.add_blobs([outputs_json, rendering.data, rendering.image])
     kind = rendering.aigc_type
+    checked = (f"checked on-chain as {len(prov.segments)} linked segment proofs (each by its registered "
+               "verifier, and every link between them)" if prov.segments else
+               "checked on-chain by the model's registered verifier")
     metadata = {
         "name": f"proofmint {kind} {outputs_hash[2:10]} from model {pkg.model_id[:8]}",
         "description": (f"A verified AI inference: the {kind} output of model {pkg.model_id[:12]} "
-                        f"(ONNX sha256), proven with EZKL (Halo2, KZG) and checked on-chain by the "
-                        f"model's registered verifier on chain {prov.chain_id} before this token was "
-                        f"minted. The proof's outputs decode to within "
+                        f"(ONNX sha256), proven with EZKL (Halo2, KZG) and {checked} on chain "
+                        f"{prov.chain_id} before this token was minted. The proof's outputs decode to within "
                         f"{pkg.quantization.get('max_abs_error', 0.0):.3g} of the float model's "
                         f"on held-out samples."),
         "image": uri(image_cid),
@@ -226,6 +230,9 @@ def token_content(store: ContentStore, bundle: ProofBundle, pkg: CircuitPackage,
         "creator": prov.creator,
         "format": ASSET_FORMAT,
     }
+    if prov.segments:
+        metadata["segments"] = {"count": len(prov.segments), "link": prov.link,
+                                "circuits": ["0x" + c for c in prov.segments]}
     data = _json_bytes(metadata)
     if len(data) > CHUNK:
         raise ContentError(f"token metadata is {len(data)} bytes, over one {CHUNK}-byte IPFS block "

@@ -306,6 +306,21 @@ def royalty_html(receiver: str, bps: int, split: list[dict]) -> str:
     return f"{bps / 100:.2f} % of a sale to {copyable(receiver)}{payees(split)}"
 
 
+def segments_html(held: dict, link: str, packages: list[dict]) -> str:
+    """A segmented model's token: its segments as the registry holds them (circuit, instances,
+    verifier), each one's logrows from its published package, and how they are linked."""
+    segs = held.get("segments") or []
+    if not segs:
+        return ""
+    logrows = [mapping(p).get("logrows", "?") for p in packages] + ["?"] * len(segs)
+    rows = [("segments", f"{len(segs)} linked segment proofs, {esc(link or '?')} links: the mint checked each on "
+                         "its registered verifier, and every link between them, in one transaction")]
+    rows += [(f"segment {i}", f"circuit {copyable(s['circuitHash'])} · logrows {esc(logrows[i])} · "
+                              f"{esc(s['instanceCount'])} instances · verifier {copyable(s['verifier'])}")
+             for i, s in enumerate(segs)]
+    return f"<div class=panel id=segments><h2>Segments</h2>{kv(rows)}</div>"
+
+
 def folded_html(meta: dict, outputs: dict) -> str:
     """The raw input, outputs and metadata, folded away."""
     values = listed(outputs.get("outputs"))
@@ -596,6 +611,7 @@ class Explorer:
             standards = [name for name, yes in zip(interfaces, supported) if yes]
             split = split_of(d, receiver)
             info = self._model_info(d, rec["modelId"])
+            held = d.segments(rec["modelId"])
             children = sorted(m.token_id for m in minted.values() if m.parent == tid)
             chain_id, contract = d.chain.chain_id, d.token.address
         meta = self._json(token_uri)
@@ -625,8 +641,19 @@ class Explorer:
                 f"<p class=sub>owned by {copyable(owner)}</p>{VERIFY_PANEL.format(url=f'/tokens/{tid}/verify')}"
                 f"<div class=panel><h2>Traits</h2>{traits_html(meta)}</div></div></div>"
                 f"<div class=panel><h2>Details</h2>{details}</div>"
-                f"<div class=panel><h2>Provenance</h2>{provenance}</div>{folded_html(meta, outputs)}")
+                f"<div class=panel><h2>Provenance</h2>{provenance}</div>{self._segments_html(info, held)}"
+                f"{folded_html(meta, outputs)}")
         return layout(title, body)
+
+    def _segments_html(self, info: ModelInfo, held: dict) -> str:
+        """The Segments block (empty for a single circuit): each segment's package is fetched
+        through the segmented manifest the registration names."""
+        if not held["segments"]:
+            return ""
+        manifest = self._json(info.reg.get("metadataURI"))
+        packages = [self._json(mapping(self._json(u).get("files")).get("package"))
+                    for u in listed(manifest.get("segments"))]
+        return segments_html(held, str(info.package.get("link") or ""), packages)
 
     @staticmethod
     def _interfaces(d) -> dict[str, str]:
