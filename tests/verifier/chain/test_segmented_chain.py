@@ -28,7 +28,7 @@ from proofmint.verifier.chain.records import deployment
 from proofmint.verifier.content.segmented import encode_proofs, statement
 from proofmint.verifier.evm import verifier_artifact
 
-OSCAR = Account.from_key(dev_keys()[6])  # registers what isn't his: rows no other test uses
+OSCAR = Account.from_key(dev_keys()[6])  # registers segments that are not his, under circuit hashes of his own
 SEGMENTED_KEY = keccak(text="proofmint.segmented")
 
 
@@ -110,12 +110,14 @@ def test_one_mint_verifies_every_segment_and_link_and_mints_one_token(chain, seg
         proofmint.mint(segmented["other"], rpc_url=anvil.url, workspace=ws)
 
 
-@pytest.mark.parametrize("edit,error", [
-    ("proof", "segment 1's verifier 0x[0-9a-fA-F]{40} rejects its proof"),
-    ("order", "not segmented circuit \\w+'s 3 segments, in its order"),
-])
-def test_mint_refuses_a_tampered_segmented_bundle_before_any_transaction(edit, error, chain, segmented, anvil,
-                                                                         tmp_path):
+# What mint says of a bundle whose segment 1 proof was edited, or whose segments were reordered.
+REFUSED = {"proof": "segment 1's verifier 0x[0-9a-fA-F]{40} rejects its proof",
+           "order": "not segmented circuit \\w+'s 3 segments, in its order"}
+
+
+@pytest.mark.parametrize("edit", REFUSED)
+def test_mint_refuses_a_tampered_segmented_bundle_before_any_transaction(edit, chain, segmented, anvil, tmp_path):
+    error = REFUSED[edit]
     data = json.loads(open(segmented["bundle"]).read())
     segs = data["segments"]
     if edit == "proof":
