@@ -220,10 +220,8 @@ def _search(segs: list[_Segment], model: OnnxModel, samples: Samples, task: str,
                 if cand is None:
                     why = f"segment {seg.index} does not calibrate at scale {scale}"
                     break
-                outs = cand.settings["model_output_scales"]
-                if cand.scale != scale or any(o != scale for o in outs):
-                    why = (f"segment {seg.index}'s outputs come out at scale(s) {outs}, not {scale}: "
-                           "its hash would not match the next segment's")
+                why = _unlinked(seg.index, len(segs), cand, scale)
+                if why:
                     break
                 cands.append(cand)
             if why:
@@ -247,6 +245,19 @@ def _search(segs: list[_Segment], model: OnnxModel, samples: Samples, task: str,
         f"no segmented circuit kept {model.path.name}'s outputs within {tolerance:.2%} of their span "
         f"end to end (best: {quality_line(best)}) — pass --tolerance {max(2 * best['relative_max_error'], 2 * tolerance):.2g} "
         "to accept that error, or calibration data closer to the inputs you will prove")
+
+
+def _unlinked(index: int, count: int, cand, scale: int) -> str | None:
+    """Why a segment's values would not link at ``scale``, or None: what it reads from the
+    previous segment and what it hands the next must both be at the chain's scale. (The first
+    segment's own input may be at another: token ids are whole numbers, scale 0.)"""
+    outs = cand.settings["model_output_scales"]
+    if index > 0 and cand.scale != scale:
+        return f"segment {index} reads its input at scale {cand.scale}, not {scale}: the hashes would differ"
+    if index < count - 1 and any(o != scale for o in outs):
+        return (f"segment {index}'s outputs come out at scale(s) {outs}, not {scale}: its hash would not "
+                "match the next segment's")
+    return None
 
 
 def chain_outputs(compiled: list[Path], scales: list[list[int]], sizes: list[list[int]], x: np.ndarray,
