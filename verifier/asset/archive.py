@@ -2,7 +2,8 @@
 
 A pinning service (or ``ipfs dag import``) takes a CARv1; its roots are the token's content
 (metadata, rendering, outputs, proof bundle) and its model's (ONNX, circuit manifest and
-files, training-data manifest), so pinning the one file keeps the whole asset fetchable.
+files — a segmented model's every segment —, training-data manifest), so pinning the one file
+keeps the whole asset fetchable.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from proofmint.store import Workspace
 
 from proofmint.verifier.content.publish import CIRCUIT_FILES
+from proofmint.verifier.content.segmented import is_segmented
 from proofmint.verifier.chain.client import connect
 from proofmint.verifier.content.store import ContentStore, Source, cid_from_uri
 from proofmint.verifier.chain.records import deployment
@@ -44,7 +46,11 @@ def export_car(token_id: int, *, out: str | Path, rpc_url: str | None = None, ga
     meta = source.fetch_json(uris[0])
     uris += [meta["image"], meta["aigc_data"], meta["outputs"]["uri"]]
     circuit = source.fetch_json(reg["metadataURI"])
-    uris += [circuit["files"][name] for name in CIRCUIT_FILES]
+    parts = [circuit]
+    if is_segmented(circuit):  # its segments.json and model, and every segment's circuit
+        uris += [*circuit["files"].values(), *circuit["segments"]]
+        parts = [source.fetch_json(u) for u in circuit["segments"]]
+    uris += [part["files"][name] for part in parts for name in CIRCUIT_FILES]
     cids = list(dict.fromkeys(cid_from_uri(u) for u in uris))
     for cid in cids:
         if not store.has(cid):

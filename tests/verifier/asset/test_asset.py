@@ -30,7 +30,7 @@ from proofmint.verifier.chain.records import deployment
 from ...conftest import ASSET_PARENT_SHARE as PARENT_SHARE
 from ...conftest import ASSET_SPLIT as SPLIT
 from ...conftest import run_cli
-from ..content.test_content import ipfs_car_cid
+from ..content.test_content import IPFS_CAR, ipfs_car_cid
 
 OWNER, CREATOR, BUYER = (Account.from_key(dev_keys()[i]) for i in (0, 3, 1))
 DATA_A, DATA_B = (Account.from_key(dev_keys()[i]) for i in (8, 9))
@@ -210,6 +210,5 @@ def test_export_car_holds_everything_the_token_refers_to(asset, anvil, tmp_path)
     for u in (asset["first"].token_uris[0], meta["image"], meta["aigc_data"], reg["modelURI"],
               reg["metadataURI"], reg["trainingDataURI"], meta["proof"]["uri"]):
         assert cid_from_uri(u) in car.roots
-    tool = Path(__file__).resolve().parents[2] / "toolchain" / "node_modules" / ".bin" / "ipfs-car"
-    roots = subprocess.run([str(tool), "roots", car.car], capture_output=True, text=True, check=True)
+    roots = subprocess.run([str(IPFS_CAR), "roots", car.car], capture_output=True, text=True, check=True)
     assert roots.stdout.split() == car.roots

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 
 import pytest
 from eth_account import Account
@@ -25,11 +26,12 @@ from proofmint.verifier.chain.records import deployment
 from proofmint.verifier.content.gateway import Gateway
 from proofmint.verifier.asset.inspect import segmented_checks
 from proofmint.verifier.content.segmented import encode_proofs, fetch_segmented
-from proofmint.verifier.content.store import ContentStore, Source, uri
+from proofmint.verifier.content.store import ContentStore, Source, cid_from_uri, uri
 from proofmint.verifier.evm import verifier_artifact
 from proofmint.verifier.node.explorer import Explorer
 
 from ...conftest import run_cli
+from ..content.test_content import IPFS_CAR
 
 OSCAR = Account.from_key(dev_keys()[7])  # registers the segments under another model
 SEGMENT_CHECKS = {"circuit", "segments cut from the model", "verifying key", "model compiles to the key",
@@ -155,3 +157,16 @@ def test_verify_asset_names_registered_links_the_segments_dont_give(token, anvil
         for links in ([held["links"][0], {"outputs": [0], "inputs": [0]}], held["links"][:1]):
             checks = segmented_checks(reg, {**held, "links": links}, view, model, c)
             assert not checks["layout"].ok and checks["verifier code"].ok and checks["circuit"].ok
+
+
+def test_export_car_of_a_segmented_token_holds_every_segment(token, segmented, anvil, tmp_path):
+    car = proofmint.export_car(token["id"], out=tmp_path / "t.car", rpc_url=anvil.url, workspace=token["ws"])
+    with connect(rpc_url=anvil.url, workspace=token["ws"]) as c:
+        reg = deployment(c).model(deployment(c).entry(token["sid"])["model_id"])
+    source = Source.of(token["ws"])
+    manifest = source.fetch_json(reg["metadataURI"])
+    wanted = [reg["metadataURI"], *manifest["files"].values(), *manifest["segments"]]
+    wanted += [u for m in manifest["segments"] for u in source.fetch_json(m)["files"].values()]
+    assert len(manifest["segments"]) == 3 and {cid_from_uri(u) for u in wanted} <= set(car.roots)
+    roots = subprocess.run([str(IPFS_CAR), "roots", car.car], capture_output=True, text=True, check=True)
+    assert roots.stdout.split() == car.roots
