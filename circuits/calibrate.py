@@ -105,13 +105,16 @@ def _gib(n: int) -> str:
 def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, probe: Path,
            heldout: np.ndarray, task: str, visibility: Visibility, work: Path,
            tolerance: float = DEFAULT_TOLERANCE, batch: int = 1,
-           budget: float = DEFAULT_BUDGET_S, *, rows: int) -> tuple[Candidate, CompileReport]:
+           budget: float = DEFAULT_BUDGET_S, *, rows: int,
+           scale: int | None = None) -> tuple[Candidate, CompileReport]:
     """Settings for ``target``; returns the chosen candidate and a report of the choice.
     ``model`` is the float reference, ``graph`` the ONNX ezkl compiles (``rows`` at ezkl's
-    defaults, from :func:`size`)."""
+    defaults, from :func:`size`); ``scale`` pins the scale (an input read at another circuit's
+    output scale, so the two commit to the same field elements)."""
     if target != "balanced":
         with progress.step(f"calibrate (ezkl {target})"):
-            base = make_candidate(target, graph, calibration, visibility, target, None, work, batch)
+            base = make_candidate(target, graph, calibration, visibility, target,
+                                  [scale] if scale is not None else None, work, batch)
         measure(base, model, heldout, task, work, batch, tolerance)
         if not acceptable(base.quality, tolerance):
             progress.note(f"ezkl's '{target}' settings miss the fidelity goal ({goal_text(task, tolerance)}): "
@@ -121,7 +124,8 @@ def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, p
     with progress.step("size the circuit at each rebase multiplier"):
         multipliers = useful_multipliers(graph, visibility, work, batch, rows)
     search = Search(SearchSpec(model, graph, calibration, probe, heldout, task, visibility, work, tolerance,
-                               batch, budget, rows=rows, multipliers=tuple(multipliers)))
+                               batch, budget, rows=rows, multipliers=tuple(multipliers),
+                               **({"scales": (scale,)} if scale is not None else {})))
     chosen = balanced(search)
     chosen, layouts = tune_layout(chosen, search)
     chosen, timed = time_finalists(chosen, search)

@@ -82,7 +82,8 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
             workspace: str | Path | Workspace | None = None, batch: int = 1,
             tolerance: float = DEFAULT_TOLERANCE,
             budget: float = calibrate.DEFAULT_BUDGET_S, segments: int | None = None,
-            max_key: int | str | None = None, link: str = "hashed") -> CompileResult:
+            max_key: int | str | None = None, link: str = "hashed",
+            input_from: str | None = None) -> CompileResult:
     """Compile an ONNX model into a proving circuit with keys, reusing any earlier compile.
 
     ``target="balanced"`` (the default) keeps the decoded outputs within ``tolerance`` of the
@@ -94,7 +95,12 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
     A model whose proving key would not fit ``max_key`` (bytes, or "256M"; default: half the
     memory to plan for) is compiled as linked segments, each key within it; ``segments``
     asks for that many. ``link`` binds each cut tensor across two proofs: "hashed" (a Poseidon
-    hash both proofs make public: the values stay private) or "public"."""
+    hash both proofs make public: the values stay private) or "public".
+
+    ``input_from`` (a circuit id in this workspace) declares that the model's input is that
+    circuit's output (an upsampler of a generator's image): the input is read at that circuit's
+    output scale and visibility, so a token of this model can prove it was made from a token of
+    that one (its proven input commitment is the parent's proven outputs')."""
     _check_numbers(tolerance, budget, target, segments, link)
     split = Split(segments, config.size_bytes(max_key, "--max-key") if max_key is not None else None, link)
     key_budget = split.max_key or config.memory_bytes() // KEY_SHARE
@@ -107,10 +113,12 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
     user_srs = srs_mod.SRS(str(srs), "user", srs_mod.read_k(Path(srs)), sha256_file(Path(srs))) \
         if srs else None
     samples, digests = _samples(onnx_model, calib_path)
+    lineage = _lineage(ws, input_from, onnx_model, visibility) if input_from else None
     key = sha256_bytes(canonical_json({
         "model": onnx_model.model_id, "target": target, "visibility": visibility.to_dict(),
         "srs": user_srs.sha256 if user_srs else "development", "batch": batch, "tolerance": tolerance,
         "samples": samples_mod.RECIPE, "split": [split.count, key_budget, split.link], **digests,
+        "input_from": lineage.to_dict() if lineage else None,
     }))
     started = time.perf_counter()
     cached = _cached(ws, key)
@@ -124,7 +132,7 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
         pkg, timings = run_in_child(
             _compile_job, str(ws.root), str(onnx_model.path), samples, target, visibility,
             user_srs.path if user_srs else None, _task(onnx_model, meta), batch, tolerance, budget,
-            key_budget, split, meta.get("vocab"), what="compile", nests=True, memory=config.memory_bytes())
+            key_budget, split, meta.get("vocab"), lineage, what="compile", nests=True, memory=config.memory_bytes())
         atomic_write_json(ws.compile_entry(key), {"circuit_id": pkg.circuit_id})
     timings["total"] = round(time.perf_counter() - started, 3)
     return _result(pkg, False, timings)
@@ -210,6 +218,41 @@ def _cached(ws: Workspace, key: str) -> CircuitPackage | SegmentedPackage | None
         return None  # a stale entry is recompiled, never trusted
 
 
+@dataclass(frozen=True)
+class Lineage:
+    """A model whose input is another circuit's output: that circuit, and the scale its output
+    is at (the input is read there, so both proofs hold the same field elements)."""
+
+    parent: str
+    scale: int
+    visibility: str
+
+    def to_dict(self) -> dict:
+        return {"parent": self.parent, "scale": self.scale, "visibility": self.visibility}
+
+
+def _lineage(ws: Workspace, parent_id: str, model: OnnxModel, visibility: Visibility) -> Lineage:
+    """The parent circuit ``--input-from`` names, checked against the model's input."""
+    chain = segmented.load(ws, parent_id)
+    if chain is not None:
+        last = chain.packages(ws, verify_only=True)[-1]
+        parent, scales, shapes, out_vis = chain.circuit_id, last.output_scales, chain.output_shapes, chain.visibility.output
+    else:
+        pkg = package.load(ws, parent_id, verify_only=True)
+        parent, scales, shapes, out_vis = pkg.circuit_id, pkg.output_scales, pkg.output_shapes, pkg.visibility.output
+    if len(shapes) != 1 or len(model.input_shapes) != 1:
+        raise UsageError(f"--input-from links one output tensor to one input: circuit {parent[:12]} has "
+                         f"{len(shapes)} outputs, {model.path.name} {len(model.input_shapes)} inputs")
+    size = int(np.prod(shapes[0]))
+    if size != model.input_size:
+        raise UsageError(f"circuit {parent[:12]} outputs {size} values (shape {'x'.join(map(str, shapes[0]))}); "
+                         f"{model.path.name} takes {model.input_size} — it can't read that output as its input")
+    if visibility.input != out_vis:
+        raise UsageError(f"circuit {parent[:12]}'s output is {out_vis}: pass --input-visibility {out_vis} so "
+                         "both proofs commit to the input the same way")
+    return Lineage(parent, scales[0], out_vis)
+
+
 KEY_SHARE = 2  # a single circuit's key may take half the memory to plan for; more is split
 
 
@@ -250,8 +293,8 @@ def _result(pkg: CircuitPackage | SegmentedPackage, cached: bool, timings: dict)
 
 def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, target: str,
                  visibility: Visibility, srs_path: str | None, task: str, batch: int,
-                 tolerance: float, budget: float, key_budget: int, split: Split, vocab: list[str] | None = None
-                 ) -> tuple[CircuitPackage | SegmentedPackage, dict]:
+                 tolerance: float, budget: float, key_budget: int, split: Split, vocab: list[str] | None = None,
+                 lineage: Lineage | None = None) -> tuple[CircuitPackage | SegmentedPackage, dict]:
     """Runs in a child process: calibrate, compile, SRS, setup. Returns the saved package: one
     circuit, or linked segments when one circuit's key would not fit ``key_budget`` (or
     ``split`` asks for them). ``vocab``: what each output position names (a text model's
@@ -278,12 +321,16 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         try:
             rows, key = calibrate.size(graph, visibility, scratch, batch)
             if split.count or key > key_budget:
+                if lineage is not None:
+                    raise UsageError(f"{model.path.name} would be proven as linked segments, and --input-from "
+                                     "is for a single circuit — drop --input-from, or raise --max-key")
                 return _segmented(ws, model, graph, samples, visibility, task, tolerance, budget, key_budget,
                                   split, srs_path, scratch, rows, key, batch, target, timings, vocab)
             with progress.step("choose settings") as t:
                 chosen, report = calibrate.choose(target, model, graph, calib_file, probe_file,
                                                   samples.heldout, task, visibility, scratch, tolerance,
-                                                  batch, budget, rows=rows)
+                                                  batch, budget, rows=rows,
+                                                  scale=lineage.scale if lineage else None)
         except EzklPanicError as exc:  # ezkl names no layer: find the node it fails on
             with progress.step("find the node ezkl fails on"):
                 raise locate.explain(exc, graph, visibility, scratch / "locate") from None
@@ -304,7 +351,8 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
             if (dest / "package.json").is_file():
                 return package.load(ws, circuit_id), timings | {"setup": 0.0, "reused_keys": True}
             pkg, timings["setup"] = package.create(ws, dest, model, graph, chosen, report, samples.accepted,
-                                                   target, visibility, task, srs, circuit_id, batch, vocab)
+                                                   target, visibility, task, srs, circuit_id, batch, vocab,
+                                                   lineage.parent if lineage else None)
         return pkg, timings
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

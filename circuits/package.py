@@ -67,6 +67,7 @@ class CircuitPackage:
     reference: str = "onnxruntime"  # the float engine the fidelity figures come from
     srs_file: str | None = None  # a user's SRS: relative to the workspace when inside it
     vocab: list[str] | None = None  # what each output position names (a text model's characters)
+    input_from: str | None = None  # the circuit whose output this one's input is (--input-from)
     dir: str = ""
     srs_path: str = ""
 
@@ -180,7 +181,8 @@ def circuit_id_of(model_id: str, settings: dict, srs_sha256: str) -> str:
 
 def create(ws: Workspace, dest: Path, model: "OnnxModel", graph: "OnnxModel", chosen, report: CompileReport,
            input_range: list[float], target: str, visibility: Visibility, task: str, srs: "srs_mod.SRS",
-           circuit_id: str, batch: int, vocab: list[str] | None = None) -> tuple[CircuitPackage, float]:
+           circuit_id: str, batch: int, vocab: list[str] | None = None,
+           input_from: str | None = None) -> tuple[CircuitPackage, float]:
     """Copy the chosen circuit (a candidate.Candidate) into ``dest``, run setup, and write
     package.json last. Returns the package and setup's seconds."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -219,7 +221,7 @@ def create(ws: Workspace, dest: Path, model: "OnnxModel", graph: "OnnxModel", ch
         digests={name: sha256_file(dest / name) for name in DIGESTED
                  if (dest / name).is_file()},
         batch_size=batch, input_shapes=[list(x) for x in model.input_shapes],
-        input_names=list(model.input_names), reference=model.reference, vocab=vocab,
+        input_names=list(model.input_names), reference=model.reference, vocab=vocab, input_from=input_from,
     )
     pkg.save()
     return pkg, t["seconds"]

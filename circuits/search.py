@@ -77,6 +77,7 @@ class SearchSpec:
     budget: float
     rows: int = 0  # the circuit's rows at ezkl's defaults (calibrate.size)
     multipliers: tuple[int, ...] = tuple(REBASE_MULTIPLIERS)
+    scales: tuple[int, ...] = SCALES  # one, where the input must be read at another circuit's output scale
 
 
 class Engine(Protocol):

@@ -13,7 +13,7 @@ from proofmint.errors import InvalidModelError, ProvingError
 from .candidate import Candidate, Hint, decomposition, walk_key
 from .fidelity import acceptable
 from .search import (CLOSE_CALL, DECOMP_MARGIN_BITS, DEFAULT_DECOMP_LOGROWS, FINALISTS, MAX_DECOMP_BITS,
-                     MEASURE_MAX_LOGROWS, MEASURE_MIN_LOGROWS, SCALES, TABLE_BITS, TIMING_NOISE, Search)
+                     MEASURE_MAX_LOGROWS, MEASURE_MIN_LOGROWS, TABLE_BITS, TIMING_NOISE, Search)
 
 def fit_scale(search: Search, scale: int, hint: Hint | None) -> tuple[Candidate | None, Hint | None]:
     """The cheapest range-check decomposition that calibrates at ``scale``, probed on a few
@@ -147,8 +147,9 @@ def balanced(search: Search) -> Candidate:
     outputs, it is the level's choice and the scales between are never fitted. A slow model
     (minutes per calibration) measures each scale as it comes rather than fit one more."""
     walk = _Levels(search)
-    with progress.step("balanced: search scales", total=len(SCALES)):
-        for scale in SCALES:
+    scales = search.spec.scales
+    with progress.step("balanced: search scales", total=len(scales)):
+        for scale in scales:
             chosen = walk.step(scale)
             if chosen is not None:
                 return chosen
@@ -190,8 +191,9 @@ class _Levels:
     def finest_if_same_cost(self, scale: int, cand: Candidate) -> Candidate | None:
         """Two scales at one cost: fit the finest next (unless its tables, doubling with each
         scale, would outgrow the circuit); costing the same too, and faithful, it is the choice."""
-        search, level, finest = self.search, self.level, SCALES[-1]
-        if not (len(level) >= 2 and level[-1].cost[0] == level[0].cost[0] and scale < SCALES[-3]
+        search, level, scales = self.search, self.level, self.search.spec.scales
+        finest = scales[-1]
+        if not (len(level) >= 2 and level[-1].cost[0] == level[0].cost[0] and len(scales) >= 3 and scale < scales[-3]
                 and cand.lookup_rows * 2 ** (finest - scale) < 2 ** cand.logrows and not search.over_budget):
             return None
         self.ahead[finest] = fit_scale(search, finest, self.hint)
@@ -216,7 +218,7 @@ def no_circuit(search: Search) -> InvalidModelError:
     if best is None:
         why = search.failed[-1]["why"] if search.failed else "no setting calibrated"
         return InvalidModelError(
-            f"ezkl could not calibrate {spec.model.path.name} at any scale in {list(SCALES)} "
+            f"ezkl could not calibrate {spec.model.path.name} at any scale in {list(spec.scales)} "
             f"({len(search.failed)} settings tried; last: {why}) — check the model's ops and "
             "calibration data, or try --target resources")
     agree = [a for a in (c.quality.get("argmax_agreement") for c in measured) if a is not None]

@@ -54,6 +54,10 @@ def compile_cmd(
     link: Annotated[str, typer.Option(
         help="How a segment's outputs bind the next one's inputs: hashed (a Poseidon hash both "
              "proofs make public; the values stay private) | public.")] = "hashed",
+    input_from: Annotated[str | None, typer.Option(
+        "--input-from", help="Circuit id whose output this model takes as its input (an upsampler of "
+             "a generator's image): the input is read at that output's scale and visibility, so a "
+             "token can prove it was made from a token of that model.")] = None,
     json_: JsonOpt = False,
 ):
     """Compile an ONNX model into an EZKL circuit with proving and verifying keys.
@@ -61,6 +65,7 @@ def compile_cmd(
     Example: proofmint compile m/model.onnx --target balanced
              proofmint compile m/model.onnx --batch 16 --input-visibility hashed
              proofmint compile gpt/ --max-key 4G          # linked segments, each key <= 4 GB
+             proofmint compile up/ --input-from 09a4e304   # its input is that circuit's output
     """
     import proofmint
 
@@ -68,7 +73,7 @@ def compile_cmd(
         model, calibration=calibration, target=target, input_visibility=input_visibility,
         output_visibility=output_visibility, param_visibility=param_visibility, srs=srs,
         workspace=workspace, batch=batch, tolerance=tolerance, budget=budget, segments=segments,
-        max_key=max_key, link=link))
+        max_key=max_key, link=link, input_from=input_from))
 
     def human(r: dict) -> None:
         p = r["package"]
