@@ -291,7 +291,7 @@ def measure_chain(cands: list, segs: list[_Segment], model: OnnxModel, heldout: 
     quant, rejected = [], False
     wdir = work / "chain"
     wdir.mkdir(parents=True, exist_ok=True)
-    name = f"measure the chain at scale {cands[0].scale} on {len(heldout)} held-out samples"
+    name = f"measure the chain at scale {cands[-1].scale} on {len(heldout)} held-out samples"
     begun = time.monotonic()
     with progress.step(name, total=len(heldout)):
         for x in heldout:
