@@ -95,8 +95,11 @@ def _failed(verdict: dict) -> set[str]:
     return {name for name, check in verdict["checks"].items() if not check["ok"]}
 
 
-def _aliases(view: dict) -> dict[str, list[str]]:
-    return {a["id"]: a["same"] for a in view["registration"]["alias_of"]}
+def _aliased(view: dict) -> set[str]:
+    """What the registration shares with earlier registrations by other owners. Other tests
+    register the same zoo circuits on the session's chain, so which registration came first
+    depends on the order the suite runs in: the union is what each attack must show."""
+    return {same for a in view["registration"]["alias_of"] for same in a["same"]}
 
 
 # ---- 1. model substitution ----
@@ -144,7 +147,7 @@ def test_a_model_substitution_is_invalid_in_verify_asset(deployed, circuits, zoo
     assert _failed(verdict) == {"circuit", "model compiles to the key", "re-run model"}, verdict["checks"]
     assert verdict["checks"]["model file"]["ok"] and verdict["checks"]["verifier code"]["ok"]  # B's own, genuine
     assert verdict["registration"]["owner"] == eve.address
-    assert "ONNX hash" in _aliases(verdict)[genuine]  # the victim registered that model first
+    assert "ONNX hash" in _aliased(verdict)  # the victim registered that model first
 
 
 # ---- 2. royalty redirect ----
@@ -418,13 +421,12 @@ def test_an_alias_through_a_forwarding_contract_is_flagged(deployed, circuits, z
         forwarder = c.transact(c.w3.eth.contract(abi=fwd["abi"], bytecode=fwd["evm"]["bytecode"]["object"])
                                .constructor(deployed["mlp"].verifier), fwd["abi"], account=fred)["contractAddress"]
         token_id = _mint_through(c, registry, token, abi, fred, _registration(pkg, forwarder), bundle, pkg, ws)
-    genuine = "0x" + model_id(ws, pkg.circuit_id).hex()
     shown = _third_party("show", token_id, anvil.url, deployed["mlp"].token, ws, tmp_path)
     assert shown["registration"]["owner"] == fred.address
-    assert set(_aliases(shown)[genuine]) >= {"circuit hash", "ONNX hash", "vk hash"}
+    assert _aliased(shown) >= {"circuit hash", "ONNX hash", "vk hash"}
     verdict = _third_party("verify-asset", token_id, anvil.url, deployed["mlp"].token, ws, tmp_path)
     assert not verdict["valid"] and _failed(verdict) == {"verifier code"}, verdict["checks"]
-    assert genuine in _aliases(verdict)
+    assert _aliased(verdict) >= {"circuit hash", "ONNX hash", "vk hash"}
 
 
 def test_an_alias_with_an_ignored_vka_word_changed_cannot_mint_a_statement_again(
@@ -462,4 +464,4 @@ def test_an_alias_with_an_ignored_vka_word_changed_cannot_mint_a_statement_again
         with pytest.raises(TransactionRevertedError, match="ProvenanceTokenAlreadyMinted"):
             c.transact(token.functions.mint(request, bundle.proof_bytes, instances, altered), abi, account=trudy)
     shown = proofmint.show(victors, rpc_url=anvil.url, workspace=ws).to_dict()
-    assert "circuit hash" in _aliases(shown)["0x" + model_id(ws, pkg.circuit_id).hex()]
+    assert "circuit hash" in _aliased(shown)
