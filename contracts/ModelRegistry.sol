@@ -2,7 +2,26 @@
 pragma solidity ^0.8.24;
 
 import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
+import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
 import {RoyaltySplit} from "./RoyaltySplit.sol";
+
+/// @notice ERC-7992 (Draft, "Verifiable ML Model Inference (ZKML)"): its verifier interface,
+/// as the draft writes it (`IERCZKMLVerifier`; ERC-165 id: these three functions' selectors
+/// XORed). Only the errors this registry raises are declared.
+interface IERCZKMLVerifier {
+    event InferenceVerified(uint256 indexed modelId, bytes32 indexed inputCommitment, bytes output, address indexed caller);
+
+    error InvalidProof();
+    error InputCommitmentMismatch();
+    error OutputMismatch();
+
+    function verifyInference(uint256 modelId, bytes32 inputCommitment, bytes calldata output, bytes calldata proof)
+        external;
+
+    function proofSystemOf(uint256 modelId) external view returns (bytes4);
+
+    function registry() external view returns (address registryAddress);
+}
 
 /// @title ModelRegistry
 /// @notice Registers proven models (after ERC-7992): which circuit, verifying key and EZKL
@@ -40,11 +59,26 @@ import {RoyaltySplit} from "./RoyaltySplit.sol";
 ///   `checkInference` accepts it only when every segment's verifier accepts its proof and
 ///   every link holds. Its verifier key covers every segment's verifier and instance count,
 ///   never the links a registration chooses.
-contract ModelRegistry {
+/// - Lineage: a registration may declare that its input is another registration's output
+///   (`inputFrom`): its input slice then has exactly that model's output count, one inference
+///   a proof, and a token of it that names a token of that model as its parent mints only if
+///   its proven inputs are that token's proven outputs (ProvenanceToken: lineage proven).
+/// - Fidelity (`fidelity`) is the registrant's statement of the circuit's measured error: the
+///   chain can't measure it; `proofmint verify-asset` compares it with the published package.
+/// - ERC-7992 (draft): the registry is also its verifier (`IERCZKMLVerifier`: `verifyInference`
+///   of one inference, `proofSystemOf`, `registry`) and answers its registry's `getModel` view
+///   with a `ModelCommitment`. Its write side (`registerModel(ModelCommitment)`, `updateModel`,
+///   `deprecateModel`) is not offered: a commitment names no verifier or instance layout, and a
+///   registration never changes (a new model is a new id), so no model is ever deprecated.
+contract ModelRegistry is IERCZKMLVerifier, IERC165 {
     uint96 public constant MAX_ROYALTY_BPS = 2_500;
     uint16 public constant ALL_SHARES = 10_000;
     /// Tags a segmented model's verifier key: no single verifier's key is ever one.
     bytes32 private constant SEGMENTED_KEY = keccak256("proofmint.segmented");
+    /// ERC-7992's proofSystemId of every model here: EZKL's Halo2 (KZG, BN254) verifiers, as ezkl 23 renders them.
+    bytes4 public constant PROOF_SYSTEM_ID = bytes4(keccak256("ezkl-halo2-kzg-bn254-v23"));
+    /// A Fidelity's argmaxBps for a model that is no classifier.
+    uint16 public constant NO_ARGMAX = type(uint16).max;
 
     /// Structured license terms (in the spirit of Story Protocol's PIL); `licenseURI` is the text.
     struct License {
@@ -52,6 +86,25 @@ contract ModelRegistry {
         bool derivativesAllowed; // may a token name another token of this model as its parent
         bool attributionRequired;
         uint16 parentShareBps; // of a derivative's royalty, to the parent token's creator
+    }
+
+    /// The circuit's measured fidelity to the float model, as compile measured it on held-out
+    /// samples (the registrant's statement: see the contract's notes).
+    struct Fidelity {
+        uint32 errorPpm; // max |circuit - float| in millionths of the float outputs' span, rounded up
+        uint32 samples; // held-out samples it was measured on; 0: no statement
+        uint16 argmaxBps; // argmax agreement in basis points, rounded down; NO_ARGMAX for no classifier
+        bytes32 referenceEngine; // the float engine measured against, as a short string ("onnxruntime")
+        bytes32 samplesDigest; // sha256 of the held-out samples; zero when compile recorded none
+    }
+
+    /// ERC-7992's model commitment (its registry's `getModel` answers with one).
+    struct ModelCommitment {
+        bytes32 modelHash; // sha256 of the ONNX file: weights and architecture
+        bytes32 circuitHash;
+        bytes32 vkHash;
+        bytes4 proofSystemId;
+        string uri; // the circuit's published artifacts (metadataURI)
     }
 
     /// What a registrant supplies. Where the input and output instances sit in the verifier's
@@ -80,6 +133,8 @@ contract ModelRegistry {
         string version;
         bytes32 parentModel; // the registration it was fine-tuned from; zero for none
         License license;
+        bytes32 inputFrom; // the registration whose outputs are this model's inputs (lineage); zero for none
+        Fidelity fidelity;
     }
 
     /// A registered model: the registration, its owner, the verifier's code hash at
@@ -141,8 +196,8 @@ contract ModelRegistry {
 
     /// @notice A model was registered under `modelId` = keccak256(abi.encode(owner, circuitHash)).
     event ModelRegistered(bytes32 indexed modelId, bytes32 indexed circuitHash, address indexed owner, address verifier);
-    /// @notice `verifyInference` accepted a proof for `modelId`.
-    event InferenceVerified(bytes32 indexed modelId, bytes32 indexed instancesHash, address indexed caller);
+    /// @notice `verifyInference` accepted a proof (all its inferences) for `modelId`.
+    event ProofVerified(bytes32 indexed modelId, bytes32 indexed instancesHash, address indexed caller);
     /// @notice The owner offered the model to `newOwner`, who must accept.
     event OwnershipTransferStarted(bytes32 indexed modelId, address indexed previousOwner, address indexed newOwner);
     /// @notice The model changed owner (its royalty split stays as registered).
@@ -169,6 +224,11 @@ contract ModelRegistry {
     error ModelRegistryUnauthorized(bytes32 modelId, address caller);
     /// @notice The license's parent share is above ALL_SHARES.
     error ModelRegistryInvalidLicense(uint16 parentShareBps);
+    /// @notice The argmax agreement is neither basis points (<= ALL_SHARES) nor NO_ARGMAX.
+    error ModelRegistryInvalidFidelity(uint16 argmaxBps);
+    /// @notice A lineage child must take one inference a proof, with a bound input exactly as
+    /// long as `inputFrom`'s outputs.
+    error ModelRegistryInvalidLineage(bytes32 modelId, bytes32 inputFrom);
     /// @notice A segmented registration doesn't describe its segments (see registerSegmentedModel).
     error ModelRegistryInvalidSegments(bytes32 modelId);
     /// @notice A link binds nothing, or names a position outside its segments.
@@ -206,6 +266,9 @@ contract ModelRegistry {
     /// - outputs are bound (`outputCount` >= 1), input and output slices don't overlap, and
     ///   both fit in `instanceCount`;
     /// - `parentModel` is zero or registered; the license's parent share <= ALL_SHARES;
+    /// - `inputFrom` is zero or registered, and then `batchSize` is 1 and `inputCount` is
+    ///   `inputFrom`'s `outputCount` (not zero);
+    /// - the fidelity's `argmaxBps` is <= ALL_SHARES or NO_ARGMAX;
     /// - `shares` sum to ALL_SHARES over distinct, non-zero payees.
     function registerModel(
         Registration calldata r,
@@ -248,6 +311,17 @@ contract ModelRegistry {
         if (n < 2 || links.length != n - 1 || r.batchSize != 1 || r.verifier != segments[0].verifier) {
             revert ModelRegistryInvalidSegments(modelId);
         }
+        _chainKey[modelId] = _addSegments(modelId, r, segments, vka);
+        for (uint256 i = 0; i + 1 < n; ++i) {
+            _addLink(modelId, i, links[i], segments[i].instanceCount, segments[i + 1].instanceCount);
+        }
+        _register(modelId, r, _segments[modelId][0].vkDigest, payees, shares);
+    }
+
+    /// Stores the segments, checking each and how `r` spans them; returns the chain's verifier key.
+    function _addSegments(bytes32 modelId, Registration calldata r, Segment[] calldata segments,
+        bytes32[] calldata vka) private returns (bytes32) {
+        uint256 n = segments.length;
         bytes32[] memory keys = new bytes32[](n);
         uint32[] memory counts = new uint32[](n);
         bytes32[] memory vkHashes = new bytes32[](n);
@@ -257,14 +331,8 @@ contract ModelRegistry {
             Segment calldata s = segments[i];
             if (s.verifier.code.length == 0) revert ModelRegistryNoVerifierCode(s.verifier);
             if (s.instanceCount == 0 || words + s.vkaLength > vka.length) revert ModelRegistryInvalidSegments(modelId);
-            bytes32[] calldata own = vka[words:words + s.vkaLength];
-            bytes32 given = _digest(own);
-            if (given != s.vkaDigest) revert ModelRegistryWrongVka(modelId, s.vkaDigest, given);
-            SegmentRecord storage rec = _segments[modelId].push();
-            rec.segment = s;
-            rec.codeHash = s.verifier.codehash;
-            if (own.length != 0) rec.vkDigest = own[0];
-            (keys[i], counts[i], vkHashes[i]) = (_key(rec.codeHash, rec.vkDigest), s.instanceCount, s.vkHash);
+            (keys[i], counts[i], vkHashes[i]) = (_addSegment(modelId, s, vka[words:words + s.vkaLength]),
+                s.instanceCount, s.vkHash);
             total += s.instanceCount;
             words += s.vkaLength;
         }
@@ -273,11 +341,18 @@ contract ModelRegistry {
             words != vka.length || r.instanceCount != total || r.vkHash != keccak256(abi.encodePacked(vkHashes))
                 || uint256(r.inputStart) + r.inputCount > segments[0].instanceCount || r.outputStart < lastStart
         ) revert ModelRegistryInvalidSegments(modelId);
-        for (uint256 i = 0; i + 1 < n; ++i) {
-            _addLink(modelId, i, links[i], segments[i].instanceCount, segments[i + 1].instanceCount);
-        }
-        _chainKey[modelId] = keccak256(abi.encode(SEGMENTED_KEY, keys, counts));
-        _register(modelId, r, _segments[modelId][0].vkDigest, payees, shares);
+        return keccak256(abi.encode(SEGMENTED_KEY, keys, counts));
+    }
+
+    /// Stores a segment (its VKA slice checked against its digest); returns its verifier key.
+    function _addSegment(bytes32 modelId, Segment calldata s, bytes32[] calldata own) private returns (bytes32) {
+        bytes32 given = _digest(own);
+        if (given != s.vkaDigest) revert ModelRegistryWrongVka(modelId, s.vkaDigest, given);
+        SegmentRecord storage rec = _segments[modelId].push();
+        rec.segment = s;
+        rec.codeHash = s.verifier.codehash;
+        if (own.length != 0) rec.vkDigest = own[0];
+        return _key(rec.codeHash, rec.vkDigest);
     }
 
     function _addLink(bytes32 modelId, uint256 i, Link calldata l, uint32 fromCount, uint32 toCount) private {
@@ -317,7 +392,10 @@ contract ModelRegistry {
             revert ModelRegistryUnknownModel(r.parentModel);
         }
         if (r.license.parentShareBps > ALL_SHARES) revert ModelRegistryInvalidLicense(r.license.parentShareBps);
+        uint16 argmax = r.fidelity.argmaxBps;
+        if (argmax > ALL_SHARES && argmax != NO_ARGMAX) revert ModelRegistryInvalidFidelity(argmax);
         _checkLayout(r);
+        if (r.inputFrom != bytes32(0)) _checkLineage(modelId, r);
         Model storage m = _models[modelId];
         m.registration = r;
         m.owner = msg.sender;
@@ -344,6 +422,15 @@ contract ModelRegistry {
         model(modelId);
         bytes32[4] memory keys = _firstKeys(modelId);
         for (uint256 i = 0; i < 4; ++i) ids[i] = _first[i][keys[i]];
+    }
+
+    /// A lineage child's input is its parent model's output, compared whole (one inference a proof).
+    function _checkLineage(bytes32 modelId, Registration calldata r) private view {
+        Registration storage parent = _models[r.inputFrom].registration;
+        if (parent.verifier == address(0)) revert ModelRegistryUnknownModel(r.inputFrom);
+        if (r.batchSize != 1 || r.inputCount == 0 || r.inputCount != parent.outputCount) {
+            revert ModelRegistryInvalidLineage(modelId, r.inputFrom);
+        }
     }
 
     function _checkLayout(Registration calldata r) private pure {
@@ -510,8 +597,9 @@ contract ModelRegistry {
         return abi.decode(proof, (bytes[]));
     }
 
-    /// @notice Verify an inference on-chain; reverts with ModelRegistryProofRejected otherwise
-    /// (for a segmented model, with the segment or link that failed where there is one).
+    /// @notice Verify a proof on-chain (every inference of a batch); reverts with
+    /// ModelRegistryProofRejected otherwise (for a segmented model, with the segment or link
+    /// that failed where there is one). ERC-7992's one-inference form is the overload below.
     function verifyInference(bytes32 modelId, bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
         external
         returns (bool)
@@ -535,7 +623,101 @@ contract ModelRegistry {
             if (verdict == SegmentsVerdict.SegmentRejected) revert ModelRegistrySegmentRejected(modelId, index);
             if (verdict != SegmentsVerdict.Valid) revert ModelRegistryProofRejected(modelId);
         }
-        emit InferenceVerified(modelId, keccak256(abi.encodePacked(instances)), msg.sender);
+        emit ProofVerified(modelId, keccak256(abi.encodePacked(instances)), msg.sender);
         return true;
+    }
+
+    // ---- ERC-7992 (draft): the verifier interface and the registry's model commitment ----
+
+    /// @notice ERC-7992: verify one inference of `modelId` (the registration id as a uint256).
+    /// `proof` = abi.encode(bytes zkProof, uint256[] instances, bytes32[] vka, uint256 index),
+    /// the token's ERC-7007 proof encoding: `index` names the inference in a batch proof.
+    /// `inputCommitment` and `output` are the token's for it (ProvenanceToken's notes:
+    /// abi.encodePacked of the output instances). Reverts on any failure (an unknown model:
+    /// ModelRegistryUnknownModel); emits InferenceVerified. Stateless: it mints nothing and
+    /// guards no replay.
+    function verifyInference(uint256 modelId, bytes32 inputCommitment, bytes calldata output, bytes calldata proof)
+        external
+    {
+        Registration memory r = model(bytes32(modelId)).registration;
+        (bytes memory zkProof, uint256[] memory instances, bytes32[] memory vka, uint256 index) =
+            abi.decode(proof, (bytes, uint256[], bytes32[], uint256));
+        if (index >= r.batchSize || instances.length != r.instanceCount) revert InvalidProof();
+        if (Inference.inputCommitment(r, instances, index) != inputCommitment) revert InputCommitmentMismatch();
+        if (keccak256(Inference.outputs(r, instances, index)) != keccak256(output)) revert OutputMismatch();
+        if (!this.checkInference(bytes32(modelId), zkProof, instances, vka)) revert InvalidProof();
+        emit InferenceVerified(modelId, inputCommitment, output, msg.sender);
+    }
+
+    /// @notice ERC-7992: every model here is proven with PROOF_SYSTEM_ID.
+    function proofSystemOf(uint256 modelId) external view returns (bytes4) {
+        model(bytes32(modelId));
+        return PROOF_SYSTEM_ID;
+    }
+
+    /// @notice ERC-7992: the registry this verifier reads: itself.
+    function registry() external view returns (address) {
+        return address(this);
+    }
+
+    /// @notice ERC-7992's registry view: the model's commitment, never deprecated (a
+    /// registration does not change), and its owner.
+    function getModel(uint256 modelId)
+        external
+        view
+        returns (ModelCommitment memory commitment, bool deprecated, address owner)
+    {
+        Model memory m = model(bytes32(modelId));
+        Registration memory r = m.registration;
+        return (ModelCommitment(r.onnxHash, r.circuitHash, r.vkHash, PROOF_SYSTEM_ID, r.metadataURI), false, m.owner);
+    }
+
+    function supportsInterface(bytes4 interfaceId) external pure returns (bool) {
+        return interfaceId == type(IERCZKMLVerifier).interfaceId || interfaceId == type(IERC165).interfaceId;
+    }
+}
+
+/// @title Inference
+/// @notice How one inference is read from a proof's instances, by the token and by ERC-7992's
+/// verifyInference alike (see ProvenanceToken's notes on input commitments).
+library Inference {
+    /// Public input: keccak256 of the item's input instances; hashed input: the proof's
+    /// Poseidon hash (batch size 1) or keccak256(abi.encode(hash, index)) (a batch shares one
+    /// hash); private input: keccak256("").
+    function inputCommitment(ModelRegistry.Registration memory m, uint256[] memory instances, uint256 index)
+        internal
+        pure
+        returns (bytes32)
+    {
+        if (m.inputHashed) {
+            bytes32 hash = bytes32(instances[m.inputStart]);
+            return m.batchSize == 1 ? hash : keccak256(abi.encode(hash, index));
+        }
+        return keccak256(abi.encodePacked(slice(instances, m.inputStart + index * m.inputCount, m.inputCount)));
+    }
+
+    /// abi.encodePacked of the item's output instances (the token's aigcData; keccak: its outputs hash).
+    function outputs(ModelRegistry.Registration memory m, uint256[] memory instances, uint256 index)
+        internal
+        pure
+        returns (bytes memory)
+    {
+        return abi.encodePacked(slice(instances, m.outputStart + index * m.outputCount, m.outputCount));
+    }
+
+    /// keccak256 of a one-inference proof's input instances packed: the form of an outputs
+    /// hash, so a lineage child's inputs compare with its parent's outputs (the same values,
+    /// or under hashed visibility the same Poseidon hash).
+    function inputsHash(ModelRegistry.Registration memory m, uint256[] memory instances)
+        internal
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encodePacked(slice(instances, m.inputStart, m.inputCount)));
+    }
+
+    function slice(uint256[] memory a, uint256 start, uint256 count) internal pure returns (uint256[] memory out) {
+        out = new uint256[](count);
+        for (uint256 i = 0; i < count; ++i) out[i] = a[start + i];
     }
 }

@@ -6,7 +6,7 @@ import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
 import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Utils.sol";
 import {ERC2981} from "@openzeppelin/contracts/token/common/ERC2981.sol";
 import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
-import {ModelRegistry} from "./ModelRegistry.sol";
+import {Inference, ModelRegistry} from "./ModelRegistry.sol";
 
 /// @notice ERC-7007 (Final): verifiable AI-generated content token.
 interface IERC7007 is IERC165, IERC721 {
@@ -85,6 +85,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         uint32 batchCount;
         bytes32 metadataDigest; // sha256 of the metadata JSON: tokenURI's CID
         address royaltyReceiver;
+        bool lineageProven; // its parent is a token of the model its model's input is from (see mint)
     }
 
     struct Proven {
@@ -158,6 +159,9 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     /// @notice The parent's license asks a share of the royalty, and the child's model never
     /// agreed to pay its parent model (it is neither that model nor registered as its child).
     error ProvenanceTokenParentShareNotAgreed(uint256 parent, bytes32 parentModel, bytes32 model);
+    /// @notice The child's proven input is not the parent token's proven output, though its
+    /// model's input is from the parent's model (a forged lineage).
+    error ProvenanceTokenLineageMismatch(uint256 parent, bytes32 parentOutputs, bytes32 childInputs);
     /// @notice A commitment must age at least one block.
     error ProvenanceTokenBadCommitAge(uint256 minCommitAge);
 
@@ -201,7 +205,11 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     /// - `r.inputCommitment` equals the commitment of the proven input instances;
     /// - `parent` is 0 or an existing token the caller owns or is approved for, whose model's
     ///   license allows derivatives; if that license gives the parent's creator a share of the
-    ///   royalty, the parent's model is this model or the one this model registered as its parent;
+    ///   royalty, the parent's model is this model, the one this model registered as its parent,
+    ///   or the one its input is from (`inputFrom`);
+    /// - lineage: where the parent is a token of the model this model's input is from, the
+    ///   proven input instances (one inference) are exactly the parent token's proven output
+    ///   instances (keccak256 of them packed equals its outputs hash);
     /// - one non-zero metadata digest per token;
     /// - `proofURI` holds only URI-safe characters.
     function mint(MintRequest calldata r, bytes calldata zkProof, uint256[] calldata instances, bytes32[] calldata vka)
@@ -224,7 +232,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         registry.verifyInference(r.modelId, zkProof, instances, vka);
         ModelRegistry.Registration memory m = registry.registration(r.modelId);
         if (r.count == 0 || r.count > m.batchSize) revert ProvenanceTokenBadCount(r.count, m.batchSize);
-        address receiver = r.parent == 0 ? address(0) : _derivativeSplit(r.parent, r.modelId, m.parentModel);
+        address receiver = r.parent == 0 ? address(0) : _derivativeSplit(r.parent, r.modelId, m, instances);
         delete commitments[c];
 
         firstToken = totalMinted + 1;
@@ -262,9 +270,9 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     ) private returns (bytes32) {
         bytes memory commitmentsPacked;
         for (uint256 i = 0; i < r.count; ++i) {
-            bytes32 input = _inputCommitment(m, instances, i);
+            bytes32 input = Inference.inputCommitment(m, instances, i);
             commitmentsPacked = abi.encodePacked(commitmentsPacked, input);
-            bytes memory outputs = _outputs(m, instances, i);
+            bytes memory outputs = Inference.outputs(m, instances, i);
             uint256 tokenId = firstToken + i;
             if (r.metadata[i] == bytes32(0)) revert ProvenanceTokenBadMetadata(i, r.count);
             _items[tokenId] = Item(input, keccak256(outputs), r.metadata[i]);
@@ -293,24 +301,39 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
             batchIndex: uint32(tokenId - p.firstToken),
             batchCount: p.count,
             metadataDigest: it.metadataDigest,
-            royaltyReceiver: _royaltyReceiver(p)
+            royaltyReceiver: _royaltyReceiver(p),
+            lineageProven: p.parent != 0
+                && registry.registration(p.modelId).inputFrom == _proofs[_proofIndex(p.parent)].modelId
         });
     }
 
     /// A derivative's royalty receiver: a split between the model's split and the parent's
     /// creator, by the parent model's license, and only where the child's model agreed to pay
-    /// that parent model (it is that model, or registered it as its parent): a third party's
-    /// license never takes a model's royalty. Checks the parent may be named at all.
-    function _derivativeSplit(uint256 parent, bytes32 modelId, bytes32 lineage) private returns (address) {
+    /// that parent model (it is that model, registered it as its parent, or takes its input
+    /// from it): a third party's
+    /// license never takes a model's royalty. Checks the parent may be named at all, and a
+    /// proven lineage (see mint).
+    function _derivativeSplit(
+        uint256 parent,
+        bytes32 modelId,
+        ModelRegistry.Registration memory m,
+        uint256[] calldata instances
+    ) private returns (address) {
         address parentOwner = _ownerOf(parent);
         if (parentOwner == address(0)) revert ProvenanceTokenUnknownParent(parent);
         if (!_isAuthorized(parentOwner, msg.sender, parent)) revert ProvenanceTokenParentNotAuthorized(parent, msg.sender);
         Proven storage pp = _proofs[_proofIndex(parent)];
+        if (m.inputFrom != bytes32(0) && pp.modelId == m.inputFrom) {
+            // the registry fixed this model's batch size at 1 and its input count at the parent's output count
+            bytes32 inputs = Inference.inputsHash(m, instances);
+            bytes32 outputs = _items[parent].outputsHash;
+            if (inputs != outputs) revert ProvenanceTokenLineageMismatch(parent, outputs, inputs);
+        }
         ModelRegistry.License memory license = registry.registration(pp.modelId).license;
         if (!license.derivativesAllowed) revert ProvenanceTokenDerivativesNotAllowed(parent, pp.modelId);
         address modelSplit = registry.model(modelId).royaltyReceiver;
         if (license.parentShareBps == 0) return modelSplit;
-        if (pp.modelId != modelId && pp.modelId != lineage) {
+        if (pp.modelId != modelId && pp.modelId != m.parentModel && pp.modelId != m.inputFrom) {
             revert ProvenanceTokenParentShareNotAgreed(parent, pp.modelId, modelId);
         }
         if (license.parentShareBps == registry.ALL_SHARES()) return pp.creator;
@@ -364,8 +387,8 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         if (first == 0) return false;
         Proven storage p = _proofs[_proofIndex(first)];
         if (p.modelId != modelId || index >= p.count) return false;
-        return _inputCommitment(m, instances, index) == inputCommitment
-            && keccak256(_outputs(m, instances, index)) == keccak256(aigcData)
+        return Inference.inputCommitment(m, instances, index) == inputCommitment
+            && keccak256(Inference.outputs(m, instances, index)) == keccak256(aigcData)
             && registry.checkInference(modelId, zkProof, instances, vka);
     }
 
@@ -437,30 +460,5 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
                 || c == ";" || c == "=" || c == "%" || c == "[" || c == "]";
             if (!ok) revert ProvenanceTokenUnsafeURI(i);
         }
-    }
-
-    function _inputCommitment(ModelRegistry.Registration memory m, uint256[] memory instances, uint256 index)
-        internal
-        pure
-        returns (bytes32)
-    {
-        if (m.inputHashed) {
-            bytes32 hash = bytes32(instances[m.inputStart]);
-            return m.batchSize == 1 ? hash : keccak256(abi.encode(hash, index));
-        }
-        return keccak256(abi.encodePacked(_slice(instances, m.inputStart + index * m.inputCount, m.inputCount)));
-    }
-
-    function _outputs(ModelRegistry.Registration memory m, uint256[] memory instances, uint256 index)
-        internal
-        pure
-        returns (bytes memory)
-    {
-        return abi.encodePacked(_slice(instances, m.outputStart + index * m.outputCount, m.outputCount));
-    }
-
-    function _slice(uint256[] memory a, uint256 start, uint256 count) private pure returns (uint256[] memory out) {
-        out = new uint256[](count);
-        for (uint256 i = 0; i < count; ++i) out[i] = a[start + i];
     }
 }

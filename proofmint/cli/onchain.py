@@ -154,6 +154,8 @@ def show_cmd(token_id: Annotated[int, typer.Argument(help="Token id.")],
     def human(d: dict) -> None:
         print(json.dumps(d, indent=2, default=str))
         _print_registration(d["registration"])
+        if d["lineage"]:
+            stderr.print(f"parent token {d['record']['parent']}: {d['lineage']}")
         if d["segments"]:
             segs = d["segments"]["segments"]
             stderr.print(f"a segmented model's token: {len(segs)} segment proofs, each checked on its verifier "

@@ -33,13 +33,14 @@ from proofmint.prover.segmented import SegmentedBundle, load_any
 from proofmint.store import Workspace, atomic_write_bytes, read_json, sha256_bytes, sha256_file
 
 from proofmint.verifier.evm import build_contracts, derived_vk, verifier_artifact, vka_digest, vka_words
-from proofmint.verifier.content.publish import content_matches, fetch_circuit, packed_outputs, schema_errors
+from proofmint.verifier.content.publish import (content_matches, fetch_circuit, fidelity_attributes, packed_outputs,
+                                                schema_errors)
 from proofmint.verifier.content.segmented import SegmentedView, cut_from, fetch_segmented, statement
 from proofmint.verifier.chain.client import Chain, connect
 from proofmint.verifier.content.store import Source, raw_cid, uri
-from proofmint.verifier.chain.deploy import registration, vk_hash
+from proofmint.verifier.chain.deploy import NO_ARGMAX, fidelity, registration, vk_hash
 from proofmint.verifier.local import check_bundle, check_segmented
-from proofmint.verifier.chain.mint import item_commitments
+from proofmint.verifier.chain.mint import inputs_hash, item_commitments
 from proofmint.verifier.chain.records import Deployment, deployment
 
 NO_VKA = "0x" + "00" * 32
@@ -59,9 +60,21 @@ class TokenView:
     registration: dict = field(default_factory=dict)
     # a segmented model's segments and links as the registry holds them (Deployment.segments)
     segments: dict = field(default_factory=dict)
+    lineage: str = ""  # LINEAGE_PROVEN, LINEAGE_DECLARED, or "" without a parent
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+LINEAGE_PROVEN = "lineage proven"  # its input is its parent token's output, checked by the mint
+LINEAGE_DECLARED = "lineage declared"  # a parent named, nothing proven about how it was used
+
+
+def lineage_of(rec: dict) -> str:
+    """What a token's parent link is worth (see ProvenanceToken.record's lineageProven)."""
+    if not rec["parent"]:
+        return ""
+    return LINEAGE_PROVEN if rec["lineageProven"] else LINEAGE_DECLARED
 
 
 def split_of(d: Deployment, address: str, depth: int = 0) -> list[dict]:
@@ -104,7 +117,7 @@ def show(token_id: int, *, rpc_url: str | None = None, gateway: str | None = Non
         segments = d.segments(rec["modelId"])
         return TokenView(token_id, c.chain_id, c.call(d.token.functions.ownerOf(token_id), d.abi),
                          rec, token_uri, metadata, royalty, error, d.registration(rec["modelId"]),
-                         segments if segments["segments"] else {})
+                         segments if segments["segments"] else {}, lineage_of(rec))
 
 
 @dataclass
@@ -248,21 +261,22 @@ def _metadata_checks(meta: dict, rec: dict, reg: dict, d: Deployment, outputs_ha
     }
 
 
-def _rerun(model: Path, bundle, pkg: CircuitPackage, index: int) -> Check:
-    """The registered model, in float, on the revealed input, against the proven outputs."""
+def _rerun(model: Path, bundle, pkg: CircuitPackage, index: int) -> tuple[Check, float | None]:
+    """The registered model, in float, on the revealed input, against the proven outputs; and
+    the max abs difference measured (None where it couldn't be)."""
     item = np.array(bundle.input).reshape(pkg.batch_size, -1)[index]
     try:
         ref = np.concatenate([o.ravel() for o in load_onnx(model).run(item)])
     except ProofmintError as exc:  # the registered file is no model this input runs through
-        return Check(False, f"the registered model can't be run on the revealed input: {exc}")
+        return Check(False, f"the registered model can't be run on the revealed input: {exc}"), None
     out = split_items([np.asarray(o) for o in bundle.outputs], pkg.batch_size)[index]
     if ref.shape != out.shape:
         return Check(False, f"the registered model ({pkg.reference}) gives {ref.size} outputs on the revealed "
-                            f"input; the proof has {out.size}")
+                            f"input; the proof has {out.size}"), None
     diff = float(np.abs(ref - out).max())
     tol = max(2 * pkg.quantization.get("max_abs_error", 0.0), 1e-6)
     return Check(diff <= tol, f"the registered model ({pkg.reference}) on the revealed input: max abs diff "
-                              f"{diff:.4g} (tolerance {tol:.4g})")
+                              f"{diff:.4g} (tolerance {tol:.4g})"), diff
 
 
 def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | None = None,
@@ -333,16 +347,21 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
             f"the bundle at {rec['proofURI']}: proof hash, circuit and outputs hash equal the on-chain record")
         checks.update(_metadata_checks(meta, rec, reg, d, "0x" + keccak(outputs).hex(), chain["segments"]))
         checks.update(_onchain_checks(d, rec, reg, chain, pkg, bundle, outputs))
+        if rec["parent"]:
+            checks["lineage"] = _lineage_check(d, rec, reg, pkg, bundle)
     local = check_segmented(loaded, pkg.spkg, pkg.segments) if segmented else check_bundle(bundle, pkg)
     checks["local verify"] = Check(local.valid, "; ".join(f"{k}: {v}" if segmented else v for k, v in local.checks.items())
                                    or local.reason)
     claimed = item_commitments(bundle, pkg)
     checks["input commitment"] = Check(index < len(claimed) and "0x" + claimed[index].hex() == rec["inputCommitment"],
                                        "the bundle's input commits to the recorded input commitment")
+    measured = None
     if bundle.input is not None:
-        checks["re-run model"] = _rerun(model, bundle, pkg, index)
+        checks["re-run model"], measured = _rerun(model, bundle, pkg, index)
     else:
         checks["re-run model"] = Check(True, "input is private: not re-run")
+    checks["accuracy attestation"] = _attestation_check(reg, meta, pkg, bundle, index,
+                                                        measured if checks["re-run model"].ok else None)
     try:
         ok, detail = content_matches(meta, source, bundle, pkg, index) if local.valid else \
             (False, "not compared: the proof's outputs are not proven")
@@ -350,6 +369,58 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
         ok, detail = False, f"content could not be fetched or read: {exc}"
     checks["content"] = Check(ok, detail)
     return done()
+
+
+def _attestation_check(reg: dict, meta: dict, pkg: CircuitPackage | SegmentedView, bundle: ProofBundle,
+                       index: int, measured: float | None) -> Check:
+    """The accuracy attestation: the registered fidelity against the published circuit's own
+    measurement (compile's), the metadata's attributes against those recomputed from the
+    package and bundle, and the token's own error against a re-measure (the registered float
+    model re-run on the revealed input; ``measured`` is None where that re-run failed its own
+    check, which names it)."""
+    wrong = []
+    figures = fidelity(pkg)
+    if reg["fidelity"] != {k: "0x" + v.hex() if isinstance(v, bytes) else v for k, v in figures.items()}:
+        wrong.append(f"the registered fidelity {_fid_text(reg['fidelity'])} is not the published circuit's "
+                     f"measurement {_fid_text(figures)}")
+    said = {a.get("trait_type"): a.get("value") for a in meta.get("attributes") or [] if isinstance(a, dict)}
+    expected = {a["trait_type"]: a["value"] for a in fidelity_attributes(bundle, pkg, index)}
+    edited = sorted(k for k, v in expected.items() if said.get(k) != v)
+    if edited:
+        wrong.append(f"the metadata's {', '.join(edited)} differ from the package's and bundle's")
+    claimed = said.get("proof max error")
+    if measured is not None and isinstance(claimed, (int, float)) and abs(measured - claimed) > 1e-6 + 1e-3 * measured:
+        wrong.append(f"the token's stated error {claimed:.4g} is not the re-measured {measured:.4g}")
+    if wrong:
+        return Check(False, "; ".join(wrong))
+    return Check(True, f"registered fidelity {_fid_text(figures)} is the published circuit's measurement; this "
+                       f"proof's max error {expected['proof max error']:.4g}" +
+                       (" re-measured against the float model" if measured is not None else ""))
+
+
+def _fid_text(f: dict) -> str:
+    argmax = "" if f["argmaxBps"] == NO_ARGMAX else f", argmax {f['argmaxBps'] / 100:.2f} %"
+    ref = f["referenceEngine"]
+    ref = (bytes.fromhex(ref[2:]) if isinstance(ref, str) else ref).rstrip(bytes(1)).decode(errors="replace")
+    return f"({f['errorPpm'] / 10_000:.4f} % of span on {f['samples']} held-out samples{argmax}, vs {ref})"
+
+
+def _lineage_check(d: Deployment, rec: dict, reg: dict, pkg: CircuitPackage | SegmentedView,
+                   bundle: ProofBundle) -> Check:
+    """A parent named: proven when the token's model takes its input from the parent's model
+    (the bundle's proven inputs are re-hashed here and compared with the parent's outputs hash),
+    declared otherwise."""
+    parent = rec["parent"]
+    prec = d.token_record(parent)
+    if prec["modelId"] != reg["inputFrom"]:
+        return Check(not rec["lineageProven"], f"{LINEAGE_DECLARED}: token {parent} is named as its parent; its "
+                                               "model does not take its input from the parent's, so nothing "
+                                               "proves it was made from it")
+    same = "0x" + inputs_hash(bundle, pkg).hex() == prec["outputsHash"]
+    return Check(same and rec["lineageProven"],
+                 f"{LINEAGE_PROVEN if same else 'lineage broken'}: the proof's input instances "
+                 f"{'are' if same else 'are not'} token {parent}'s proven outputs (its model's input is "
+                 "registered as the parent model's output; the mint checked it on-chain)")
 
 
 def _load_bundle(path: Path, segmented: bool) -> ProofBundle | SegmentedBundle:

@@ -17,6 +17,7 @@ of the same circuit on the same chain is a no-op.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,22 @@ class License:
     def solidity(self) -> dict:
         return {"commercialUse": self.commercial_use, "derivativesAllowed": self.derivatives_allowed,
                 "attributionRequired": self.attribution_required, "parentShareBps": self.parent_share_bps}
+
+
+NO_ARGMAX = 2**16 - 1  # the registry's Fidelity.argmaxBps of a model that is no classifier
+
+
+def fidelity(pkg: CircuitPackage | SegmentedView) -> dict:
+    """The registry's ``Fidelity``: compile's measured fidelity of the circuit to the float model
+    (max error in millionths of the output span, rounded up; argmax agreement in basis points,
+    rounded down; held-out sample count; the reference engine). Compile keeps no digest of its
+    held-out samples, so ``samplesDigest`` is zero (the registry's "none recorded")."""
+    q = pkg.quantization
+    argmax = q.get("argmax_agreement")
+    return {"errorPpm": math.ceil(q.get("relative_max_error", 0.0) * 1_000_000 - 1e-9),
+            "samples": int(q.get("samples", 0)),
+            "argmaxBps": NO_ARGMAX if argmax is None else math.floor(argmax * ALL_SHARES + 1e-9),
+            "referenceEngine": pkg.reference.encode()[:32].ljust(32, b"\0"), "samplesDigest": NO_PARENT}
 
 
 def check_split(split: list[tuple[str, int]]) -> tuple[list[str], list[int]]:
@@ -151,11 +168,12 @@ def vk_hash(pkg: CircuitPackage | SegmentedView) -> bytes:
 def registration(pkg: CircuitPackage | SegmentedView, verifier: str, art: dict | list[dict], *,
                  royalty_bps: int = DEFAULT_ROYALTY_BPS, content: CircuitContent | None = None,
                  training: TrainingData | None = None, license: License = License(), license_uri: str = "",
-                 version: str = "1", parent_model: bytes = NO_PARENT) -> dict:
+                 version: str = "1", parent_model: bytes = NO_PARENT, input_from: bytes = NO_PARENT) -> dict:
     """The registry's ``Registration`` for a circuit, by its Solidity field names: the
     circuit's fields derived from its artifacts, the rest as given. For a segmented model
     (``art``: each segment's verifier artifact) the chain's: its id, the model's ONNX, the
-    first segment's ``verifier``, the segments' instances back to back, their VKAs'."""
+    first segment's ``verifier``, the segments' instances back to back, their VKAs'.
+    ``input_from``: the registration whose outputs are this model's inputs (lineage)."""
     arts = art if isinstance(art, list) else [art]
     return {"circuitHash": bytes.fromhex(pkg.circuit_id), "onnxHash": bytes.fromhex(pkg.model_id),
             "vkHash": vk_hash(pkg), "verifier": verifier, "royaltyBps": royalty_bps, **pkg.layout.solidity(),
@@ -164,7 +182,8 @@ def registration(pkg: CircuitPackage | SegmentedView, verifier: str, art: dict |
             "modelURI": content.model_uri if content else "",
             "trainingDataRoot": training.root if training else NO_PARENT,
             "trainingDataURI": training.uri if training else "", "version": version,
-            "parentModel": parent_model, "license": license.solidity()}
+            "parentModel": parent_model, "license": license.solidity(), "inputFrom": input_from,
+            "fidelity": fidelity(pkg)}
 
 
 def segments_of(view: SegmentedView, verifiers: list[str], arts: list[dict]) -> list[dict]:
@@ -200,6 +219,9 @@ def deploy(circuit: str, *, reusable: bool = False, royalty_bps: int = DEFAULT_R
     (default: all to the deployer). ``training_data``: a training-data manifest, registered as
     its Merkle root and CID. ``parent_model``: the registration id it was fine-tuned from (its
     tokens may then be parents of this model's, with the share that model's license asks).
+    A circuit compiled ``--input-from`` a parent circuit is registered with that circuit's
+    registration on this chain as its ``inputFrom``: a token of it naming a token of the parent
+    as its parent must then prove its input is that token's output (lineage proven on-chain).
 
     A verifier over the 24,576-byte contract limit (or ``reusable=True``) goes through ezkl's
     reusable verifier, shared by every circuit on the chain, with this circuit's VKA. A
@@ -230,10 +252,11 @@ def deploy(circuit: str, *, reusable: bool = False, royalty_bps: int = DEFAULT_R
         already = bool(entry) and all(map(c.has_code, verifiers)) and \
             c.call(registry.functions.isRegistered(model_id), abi)
         if not already:
+            input_from = _input_from(dep, pkg)
             verifiers = [_deploy_verifier(c, dep, art, gas, i if spkg else None) for i, art in enumerate(arts)]
             reg = registration(pkg, verifiers[0], arts, royalty_bps=royalty_bps,
                                content=content, training=training, license=license, license_uri=license_uri,
-                               version=version, parent_model=parent)
+                               version=version, parent_model=parent, input_from=input_from)
             vka = [w for art in arts for w in vka_words(art)]
             fn = registry.functions.registerSegmentedModel(
                 reg, segments_of(pkg, verifiers, arts), [link.solidity() for link in pkg.links], vka, payees,
@@ -261,6 +284,19 @@ def _entry(verifiers: list[str], arts: list[dict], circuits: list[CircuitPackage
         return {k: v for k, v in one[0].items() if k != "circuit_id"} | fields
     return {"address": verifiers[0], "kind": "segmented", "runtime_bytes": sum(s["runtime_bytes"] for s in one),
             "vka_digest": "0x" + vka_digest([w for a in arts for w in a["vka"]]).hex(), "segments": one} | fields
+
+
+def _input_from(dep: dict, pkg: CircuitPackage | SegmentedView) -> bytes:
+    """The registration id of the circuit this one's input is from (compile --input-from): it
+    must be deployed on this chain first."""
+    parent = getattr(pkg, "input_from", None)
+    if not parent:
+        return NO_PARENT
+    entry = dep["verifiers"].get(parent)
+    if entry is None:
+        raise UsageError(f"circuit {pkg.circuit_id[:16]} takes circuit {parent[:16]}'s output as its input, "
+                         f"which is not deployed on this chain — run `proofmint deploy {parent[:16]}` first")
+    return bytes.fromhex(entry["model_id"][2:])
 
 
 def _model_id_bytes(value: str) -> bytes:

@@ -95,6 +95,8 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
         existing = c.call(token.functions.tokenOfInference(inference_id), d.abi)
         if existing:
             return _recover_or_refuse(d, existing, bundle, store, commitment, resume)
+        if parent:
+            check_lineage(d, entry["model_id"], parent, bundle, pkg)
         alone = segment_gas(c, pkg, entry, loaded) if isinstance(loaded, SegmentedBundle) else []
         with progress.step("publish content (proof bundle, rendered outputs, metadata)"):
             proof_uri, tokens = publish_tokens(d, bundle, pkg, store, model_id=entry["model_id"],
@@ -122,6 +124,36 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
                             [str(ContentStore(ws).path(cid_from_uri(t.metadata["image"]))) for t in tokens])
         _write_record(d, result, store)
         return result
+
+
+def inputs_hash(bundle: ProofBundle, pkg: CircuitPackage | SegmentedView) -> bytes:
+    """keccak256 of the proof's input instances packed: a lineage child's, compared with its
+    parent token's outputs hash (the registry fixes a child's batch size at 1)."""
+    start, count = pkg.layout.input_start, pkg.layout.input_count
+    return keccak(b"".join(w.to_bytes(32, "big") for w in bundle.instance_words[start:start + count]))
+
+
+def check_lineage(d: Deployment, model_id: str, parent: int, bundle: ProofBundle,
+                  pkg: CircuitPackage | SegmentedView) -> None:
+    """Refuse, before any transaction, a child whose model's input is from the parent token's
+    model but whose proven input is not that token's proven output (the mint would revert
+    with ProvenanceTokenLineageMismatch). A parent the chain refuses for another reason is
+    left to the chain's own error."""
+    reg = d.model(model_id)
+    if int(reg["inputFrom"], 16) == 0:
+        return
+    try:
+        prec = d.token_record(parent)
+    except TransactionRevertedError:  # no such token: the mint names it
+        return
+    if prec["modelId"] != reg["inputFrom"]:
+        return
+    mine = "0x" + inputs_hash(bundle, pkg).hex()
+    if mine != prec["outputsHash"]:
+        raise VerificationError(f"this proof's input is not token {parent}'s output (its proven inputs hash to "
+                                f"{mine[:18]}…, the parent's proven outputs to {prec['outputsHash'][:18]}…) — it "
+                                f"was not made from token {parent}: prove this model on that token's output, or "
+                                "mint without --parent")
 
 
 def await_commit_age(d: Deployment, commit_receipt: dict) -> int:

@@ -158,6 +158,29 @@ def item_outputs(bundle: ProofBundle, pkg: CircuitPackage, index: int) -> list[n
             zip(np.split(flat, np.cumsum(sizes)[:-1]), pkg.output_shapes)]
 
 
+def token_error(bundle: ProofBundle, pkg: CircuitPackage, index: int) -> float:
+    """This proof's own error: max |proven output - the float model's| of item ``index`` (the
+    bundle's reference outputs: the reference engine's on the same input)."""
+    out, ref = (split_items([np.asarray(o, dtype=np.float64) for o in outs], pkg.batch_size)[index]
+                for outs in (bundle.outputs, bundle.reference_outputs))
+    return float(np.abs(out - ref).max())
+
+
+def fidelity_attributes(bundle: ProofBundle, pkg: CircuitPackage, index: int) -> list[dict]:
+    """The accuracy attestation as ERC-7007 metadata attributes: the circuit's measured fidelity
+    (compile's, on held-out samples; the registration carries the same figures) and this
+    token's own proof's error against the float model."""
+    q = pkg.quantization
+    span = q.get("output_range") or 1.0
+    err = token_error(bundle, pkg, index)
+    rows = [("circuit max error (% of span)", round(100 * q.get("relative_max_error", 0.0), 6)),
+            ("circuit held-out samples", int(q.get("samples", 0))), ("fidelity reference", pkg.reference),
+            ("proof max error", round(err, 9)), ("proof max error (% of span)", round(100 * err / span, 6))]
+    if "argmax_agreement" in q:
+        rows.insert(1, ("circuit argmax agreement (%)", round(100 * q["argmax_agreement"], 4)))
+    return [{"trait_type": k, "value": v} for k, v in rows]
+
+
 def packed_outputs(bundle: ProofBundle, pkg: CircuitPackage, index: int) -> bytes:
     """Item ``index``'s output instances as the token packs them (keccak: its outputs hash)."""
     return b"".join(encoding.word(v) for v in pkg.layout.outputs_of(bundle.instance_words, index))
@@ -209,7 +232,8 @@ def token_content(store: ContentStore, bundle: ProofBundle, pkg: CircuitPackage,
         "attributes": [{"trait_type": "model", "value": pkg.model_id[:12]},
                        {"trait_type": "task", "value": pkg.task},
                        {"trait_type": "proof system", "value": "EZKL / Halo2 KZG"},
-                       {"trait_type": "parent", "value": prov.parent}],
+                       {"trait_type": "parent", "value": prov.parent},
+                       *fidelity_attributes(bundle, pkg, index)],
         "model": {"registration": prov.model_id, "onnx_sha256": "0x" + prov.onnx_sha256,
                   "uri": prov.model_uri},
         "circuit": {"id": "0x" + prov.circuit_id, "uri": prov.circuit_uri,

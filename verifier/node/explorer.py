@@ -593,7 +593,7 @@ class Explorer:
                              f"<nav class=pager>{''.join(links)}</nav>")
 
     def token(self, token_id: str) -> str:
-        from proofmint.verifier.asset.inspect import split_of
+        from proofmint.verifier.asset.inspect import lineage_of, split_of
 
         tid = token_number(token_id)
         with self._chain() as d:
@@ -632,7 +632,8 @@ class Explorer:
             ("outputs hash", copyable(rec["outputsHash"])),
             ("proof", f"{ipfs_link(rec['proofURI'])} hash {copyable(rec['proofHash'])}"),
             ("batch", f"item {rec['batchIndex'] + 1} of {rec['batchCount']} in its proof"),
-            ("parent", token_links([rec["parent"]] if rec["parent"] else [])),
+            ("parent", token_links([rec["parent"]] if rec["parent"] else [])
+             + (f" <span class=muted>{esc(lineage_of(rec))}</span>" if rec["parent"] else "")),
             ("children", token_links(children)),
         ])
         body = (f"<div class=token><div><a class=frame href='{gateway_path(meta.get('image')) or '#'}'>"

@@ -1,0 +1,51 @@
+"""The accuracy attestation on a real anvil: a registration carries the circuit's measured
+fidelity (readable by any contract), each token's metadata the circuit's figures and its own
+proof's error; ``verify-asset`` compares them with the published package, the bundle and a
+re-run of the float model, and names an edited one."""
+
+from __future__ import annotations
+
+import proofmint
+from eth_account import Account
+
+from proofmint.prover import load_bundle
+from proofmint.verifier.chain.client import connect
+from proofmint.verifier.chain.deploy import NO_ARGMAX, fidelity
+
+from .test_onchain import model_id
+from .test_trust import _contracts, _fresh_mlp_proof, _mint_through, _model, _registration
+
+
+def test_the_registration_carries_the_circuits_measured_fidelity(deployed, circuits, ws, anvil):
+    pkg = circuits["mlp"].package
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        registered = _model(c, model_id(ws, pkg.circuit_id))["fidelity"]
+    print(f"\ngas: register the wine MLP (fidelity, no inputFrom) {deployed['mlp'].gas['register_model']:,}")
+    q = pkg.quantization
+    assert registered["samples"] == q["samples"] > 0
+    assert registered["errorPpm"] / 1e6 >= q["relative_max_error"] > (registered["errorPpm"] - 1) / 1e6
+    assert registered["argmaxBps"] == (NO_ARGMAX if "argmax_agreement" not in q else int(q["argmax_agreement"] * 1e4))
+    assert bytes.fromhex(registered["referenceEngine"][2:]).rstrip(b"\0") == pkg.reference.encode()
+
+
+def test_an_edited_accuracy_attestation_is_flagged(deployed, circuits, zoo, ws, anvil, tmp_path):
+    """Fiona registers the genuine MLP circuit and verifier with a better error than compile
+    measured (1 ppm of the span) and mints a genuine proof through it: the chain accepts the
+    proof; verify-asset names the attestation."""
+    pkg = circuits["mlp"].package
+    bundle = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 33))
+    fiona = Account.create()
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        registry, token, abi = _contracts(c, deployed["mlp"])
+        c.w3.eth.send_transaction({"from": c.address, "to": fiona.address, "value": 10**18})
+        genuine = _registration(pkg, deployed["mlp"].verifier)
+        assert genuine["fidelity"] == fidelity(pkg)
+        edited = {**genuine, "fidelity": {**genuine["fidelity"], "errorPpm": 1}}
+        tid = _mint_through(c, registry, token, abi, fiona, edited, bundle, pkg, ws)
+    verdict = proofmint.verify_asset(tid, rpc_url=anvil.url, workspace=ws)
+    check = verdict.checks["accuracy attestation"]
+    assert not check.ok and not verdict.valid
+    assert "the registered fidelity (0.0001 % of span" in check.detail
+    assert "is not the published circuit's measurement" in check.detail
+    others = {k for k, v in verdict.checks.items() if not v.ok}
+    assert others == {"accuracy attestation"}, others  # the proof, model and content are genuine

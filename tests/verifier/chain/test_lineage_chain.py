@@ -1,0 +1,106 @@
+"""Proof-backed lineage on a real anvil: the upsampler (compiled --input-from the generator)
+is registered with the generator's registration as its ``inputFrom``; a token of it naming a
+generator token as its parent mints only when its proven input is that token's proven output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import proofmint
+from proofmint.errors import TransactionRevertedError, VerificationError
+from proofmint.prover import load_bundle
+from proofmint.store import Workspace
+from proofmint.verifier.chain.client import connect
+from proofmint.verifier.chain.records import deployment
+
+from ...conftest import run_cli
+from .test_onchain import commit_by_hand, model_id
+
+
+@pytest.fixture(scope="module")
+def lineage(zoo, circuits, anvil, tmp_path_factory):
+    """A workspace of its own on the session's anvil (its own registry and token): the
+    generator and the upsampler (compiled --input-from it) deployed; a fresh generator token
+    (the parent); a child proof made from its output and a forged one made from another image
+    (the parent's pixels reversed: as valid an input, not the parent's output)."""
+    root = tmp_path_factory.mktemp("lineage")
+    ws = Workspace.resolve(root / "ws")
+    gen = circuits["generator"]
+    shutil.copytree(Path(gen.package.dir), ws.circuit_dir(gen.circuit_id))  # keys made once per session
+    up = proofmint.models_export("upsampler", out=root / "up")
+    child = proofmint.compile(up.onnx, input_from=gen.circuit_id, workspace=ws)
+    gen_dep = proofmint.deploy(gen.circuit_id, rpc_url=anvil.url, workspace=ws)
+    child_dep = proofmint.deploy(child.circuit_id, rpc_url=anvil.url, workspace=ws)
+    calib = json.loads(open(zoo["generator"].calibration).read())["input_data"][0]
+    seed = root / "seed.json"
+    seed.write_text(json.dumps({"input_data": [calib[14 * 7:14 * 8]]}))
+    parent_proof = proofmint.prove(gen.circuit_id, input=seed, out=root / "parent.json", workspace=ws).bundles[0]
+    parent = proofmint.mint(parent_proof, rpc_url=anvil.url, workspace=ws)
+    image = load_bundle(parent_proof).outputs[0]
+    proofs = {}
+    for name, pixels in (("genuine", image), ("forged", image[::-1])):
+        (root / f"{name}-in.json").write_text(json.dumps({"input_data": [pixels]}))
+        proofs[name] = proofmint.prove(child.circuit_id, input=root / f"{name}-in.json", out=root / f"{name}.json",
+                                       workspace=ws).bundles[0]
+    return {"ws": ws, "child": child, "gen_dep": gen_dep, "child_dep": child_dep, "parent": parent, **proofs}
+
+
+def test_the_registration_names_the_model_its_input_is_from(lineage, anvil):
+    ws = lineage["ws"]
+    gen_id = "0x" + model_id(ws, lineage["gen_dep"].circuit_id).hex()
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        d = deployment(c)
+        reg = d.model("0x" + model_id(ws, lineage["child"].circuit_id).hex())
+        outputs = d.model(gen_id)["outputCount"]
+    assert reg["inputFrom"] == gen_id
+    print(f"\ngas: register the upsampler (inputFrom set) {lineage['child_dep'].gas['register_model']:,}")
+    assert (reg["batchSize"], reg["inputCount"]) == (1, outputs)
+
+
+def test_a_child_made_from_its_parents_output_mints_with_lineage_proven(lineage, anvil):
+    parent, ws = lineage["parent"], lineage["ws"]
+    minted = proofmint.mint(lineage["genuine"], parent=parent.token_id, rpc_url=anvil.url, workspace=ws)
+    print(f"\ngas: generator mint (no parent) {parent.gas_used['mint']:,}; "
+          f"upsampler mint with proven lineage {minted.gas_used['mint']:,}")
+    view = proofmint.show(minted.token_id, rpc_url=anvil.url, workspace=ws)
+    assert view.record["parent"] == parent.token_id and view.record["lineageProven"]
+    assert view.lineage == "lineage proven"
+    assert proofmint.show(parent.token_id, rpc_url=anvil.url, workspace=ws).lineage == ""
+    verdict = proofmint.verify_asset(minted.token_id, rpc_url=anvil.url, workspace=ws)
+    assert verdict.checks["lineage"].ok and verdict.checks["lineage"].detail.startswith("lineage proven")
+    assert verdict.checks["accuracy attestation"].ok  # the attestation of a genuine token holds
+    assert verdict.valid, {k: v.detail for k, v in verdict.checks.items() if not v.ok}
+    shown = run_cli("show", str(minted.token_id), "--rpc-url", anvil.url, "--workspace", str(ws.root))
+    assert shown.returncode == 0 and f"parent token {parent.token_id}: lineage proven" in shown.stderr
+
+
+def test_a_forged_lineage_is_refused_before_any_transaction_in_one_line(lineage, anvil):
+    parent, ws = lineage["parent"].token_id, lineage["ws"]
+    with pytest.raises(VerificationError, match=f"input is not token {parent}'s output"):
+        proofmint.mint(lineage["forged"], parent=parent, rpc_url=anvil.url, workspace=ws)
+    r = run_cli("mint", str(lineage["forged"]), "--parent", str(parent), "--rpc-url", anvil.url,
+                "--workspace", str(ws.root))
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert len(lines) == 1 and f"is not token {parent}'s output" in lines[0], r.stderr
+
+
+def test_a_forged_lineage_is_refused_on_chain(lineage, anvil):
+    """Past the CLI's check, by hand: the mint transaction itself reverts."""
+    parent, ws = lineage["parent"].token_id, lineage["ws"]
+    bundle, pkg = load_bundle(lineage["forged"]), lineage["child"].package
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        d = deployment(c)
+        mid = model_id(ws, pkg.circuit_id)
+        request, instances = commit_by_hand(c, d.token, d.abi, bundle, pkg, mid, parent=parent)
+        with pytest.raises(TransactionRevertedError, match=rf"ProvenanceTokenLineageMismatch\({parent},"):
+            c.transact(d.token.functions.mint(request, bundle.proof_bytes, instances, []), d.abi)
+        request["parent"] = 0  # the same proof without the parent: an upsampling of its own input
+        receipt = c.transact(d.token.functions.mint(request, bundle.proof_bytes, instances, []), d.abi)
+        print(f"\ngas: upsampler mint without a parent {receipt['gasUsed']:,}")
+        tid = d.token.functions.totalMinted().call()
+        assert d.token_record(tid)["parent"] == 0
