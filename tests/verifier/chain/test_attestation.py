@@ -33,7 +33,7 @@ def test_an_edited_accuracy_attestation_is_flagged(deployed, circuits, zoo, ws, 
     measured (1 ppm of the span) and mints a genuine proof through it: the chain accepts the
     proof; verify-asset names the attestation."""
     pkg = circuits["mlp"].package
-    bundle = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 33))
+    bundle = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 42))
     fiona = Account.create()
     with connect(rpc_url=anvil.url, workspace=ws) as c:
         registry, token, abi = _contracts(c, deployed["mlp"])
