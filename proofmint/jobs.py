@@ -41,22 +41,24 @@ PR_SET_PDEATHSIG = 1
 MIN_ADDRESS_SPACE = 4 * 2**30  # what Python, onnxruntime and ezkl map before any circuit
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Linux's PR_SET_PDEATHSIG: this process is killed when the process that started it dies,
     even by SIGKILL (a daemonic multiprocessing child otherwise outlives a killed parent for
-    ever, waiting on its pipe: `kill -9` of a node mid-mint left them behind)."""
+    ever, waiting on its pipe: `kill -9` of a node mid-mint left them behind). ``parent``: the
+    starter's pid as the starter read it; one read here, after a start-up of a second or more,
+    may already be a reaper's."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):  # not Linux: the parent's own cleanup is all there is
         return
-    if os.getppid() == 1:  # the parent died before the signal was armed
+    if os.getppid() != parent:  # the parent died before the signal was armed
         os._exit(1)
 
 
 def _child(conn, fn: Callable, args: tuple, kwargs: dict, env: dict, log: str, nests: bool,
-           memory: int | None = None) -> None:
-    _die_with_parent()
+           memory: int | None, parent: int) -> None:
+    _die_with_parent(parent)
     os.environ.update(env)
     if memory:  # an allocation past it fails (ezkl aborts) instead of the machine swapping to a halt
         cap = max(memory, MIN_ADDRESS_SPACE)
@@ -119,7 +121,7 @@ def run_in_child(fn: Callable, *args: Any, env: dict | None = None,
     parent, child = _CTX.Pipe(duplex=False)
     fd, log = tempfile.mkstemp(prefix="proofmint-child-", suffix=".log")
     os.close(fd)
-    proc = _CTX.Process(target=_child, args=(child, fn, args, kwargs, env or {}, log, nests, memory),
+    proc = _CTX.Process(target=_child, args=(child, fn, args, kwargs, env or {}, log, nests, memory, os.getpid()),
                         daemon=not nests)
     deadline = None if timeout is None else time.monotonic() + timeout
     current = "starting"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import signal
@@ -101,7 +102,7 @@ class Anvil:
         self._proc = subprocess.Popen(
             [str(toolchain.anvil_path()), "--host", "127.0.0.1", "--port", str(self.port),
              "--chain-id", str(self.chain_id), "--silent", *load],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, preexec_fn=keeper.die_with_parent)
+            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, preexec_fn=functools.partial(keeper.die_with_parent, os.getpid()))
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:

@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import ctypes
 import fcntl
+import functools
 import gzip
 import json
 import os
@@ -70,10 +71,12 @@ def dump(url: str) -> bytes:
     return gzip.decompress(bytes.fromhex(rpc(url, "anvil_dumpState", timeout=60).removeprefix("0x")))
 
 
-def die_with_parent() -> None:
-    """In a child between fork and exec: the kernel SIGKILLs it when its parent dies."""
+def die_with_parent(parent: int) -> None:
+    """In a child (between fork and exec, or first thing in a spawned worker): the kernel
+    SIGKILLs it when its parent dies. ``parent``: the starter's pid as the starter read it; a
+    spawned worker reading it itself, a second or more into its start-up, can read a reaper's
+    and live on as an orphan (seen: a node SIGKILLed 4 s after starting its pool)."""
     libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getppid()
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
         os._exit(70)  # the parent died before the request took: never run as an orphan
 
@@ -143,7 +146,7 @@ class Keeper:
                 "--silent", *(["--load-state", str(state)] if state.exists() else [])]
         with open(self.folder / LOG, "ab") as log:
             self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         preexec_fn=die_with_parent)
+                                         preexec_fn=functools.partial(die_with_parent, os.getpid()))
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -12,6 +12,8 @@ chain) is minted again — the contract's replay guard makes that safe.
 from __future__ import annotations
 
 import contextlib
+import functools
+import os
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -56,7 +58,7 @@ class Node:
         self.recovered = self.queue.recover()
         # From the caller's thread (Ray is initialised from there); a kill -9 of the node
         # leaves no local worker proving for nobody.
-        self.prover.start(worker_init=die_with_parent)
+        self.prover.start(worker_init=functools.partial(die_with_parent, os.getpid()))
         self._thread.start()
         return self
 
