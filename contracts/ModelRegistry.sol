@@ -86,6 +86,7 @@ contract ModelRegistry is IERCZKMLVerifier, IERC165 {
         bool derivativesAllowed; // may a token name another token of this model as its parent
         bool attributionRequired;
         uint16 parentShareBps; // of a derivative's royalty, to the parent token's creator
+        uint16 proverShareBps; // of a token's royalty, to whoever proved it (a prover-signed mint)
     }
 
     /// The circuit's measured fidelity to the float model, as compile measured it on held-out
@@ -222,8 +223,8 @@ contract ModelRegistry is IERCZKMLVerifier, IERC165 {
     error ModelRegistryVerifierChanged(bytes32 modelId);
     /// @notice Only the model's owner (or the offered new owner) may do this.
     error ModelRegistryUnauthorized(bytes32 modelId, address caller);
-    /// @notice The license's parent share is above ALL_SHARES.
-    error ModelRegistryInvalidLicense(uint16 parentShareBps);
+    /// @notice The license's parent or prover share is above ALL_SHARES.
+    error ModelRegistryInvalidLicense(uint16 parentShareBps, uint16 proverShareBps);
     /// @notice The argmax agreement is neither basis points (<= ALL_SHARES) nor NO_ARGMAX.
     error ModelRegistryInvalidFidelity(uint16 argmaxBps);
     /// @notice A lineage child must take one inference a proof, with a bound input exactly as
@@ -265,7 +266,7 @@ contract ModelRegistry is IERCZKMLVerifier, IERC165 {
     /// - `verifier` holds code; `royaltyBps` <= MAX_ROYALTY_BPS; `batchSize` >= 1;
     /// - outputs are bound (`outputCount` >= 1), input and output slices don't overlap, and
     ///   both fit in `instanceCount`;
-    /// - `parentModel` is zero or registered; the license's parent share <= ALL_SHARES;
+    /// - `parentModel` is zero or registered; the license's parent and prover shares <= ALL_SHARES;
     /// - `inputFrom` is zero or registered, and then `batchSize` is 1 and `inputCount` is
     ///   `inputFrom`'s `outputCount` (not zero);
     /// - the fidelity's `argmaxBps` is <= ALL_SHARES or NO_ARGMAX;
@@ -391,7 +392,10 @@ contract ModelRegistry is IERCZKMLVerifier, IERC165 {
         if (r.parentModel != bytes32(0) && _models[r.parentModel].registration.verifier == address(0)) {
             revert ModelRegistryUnknownModel(r.parentModel);
         }
-        if (r.license.parentShareBps > ALL_SHARES) revert ModelRegistryInvalidLicense(r.license.parentShareBps);
+        License calldata l = r.license;
+        if (l.parentShareBps > ALL_SHARES || l.proverShareBps > ALL_SHARES) {
+            revert ModelRegistryInvalidLicense(l.parentShareBps, l.proverShareBps);
+        }
         uint16 argmax = r.fidelity.argmaxBps;
         if (argmax > ALL_SHARES && argmax != NO_ARGMAX) revert ModelRegistryInvalidFidelity(argmax);
         _checkLayout(r);

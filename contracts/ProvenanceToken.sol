@@ -6,6 +6,8 @@ import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
 import {ERC721Utils} from "@openzeppelin/contracts/token/ERC721/utils/ERC721Utils.sol";
 import {ERC2981} from "@openzeppelin/contracts/token/common/ERC2981.sol";
 import {IERC165} from "@openzeppelin/contracts/utils/introspection/IERC165.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {Inference, ModelRegistry} from "./ModelRegistry.sol";
 
 /// @notice ERC-7007 (Final): verifiable AI-generated content token.
@@ -62,6 +64,11 @@ interface IERC7007 is IERC165, IERC721 {
 /// outputs alone: one token per distinct output, whichever input gave it. A different
 /// verifier contract is a different key: see ModelRegistry's notes and SECURITY.md.
 ///
+/// Prover's share: `mintWithProver` names who proved and carries their signature (EIP-191)
+/// over `proverStatement(keccak256(zkProof), keccak256(abi.encodePacked(instances)))`, so the
+/// prover can't be swapped; where the model's license reserves `proverShareBps`, the tokens'
+/// royalty is split between the model's (or a derivative's) receiver and the prover.
+///
 /// Front-running: mint is the reveal of a commit of keccak256(abi.encode(minter, inferenceId,
 /// salt)) made at least `minCommitAge` blocks earlier. A proof copied from a pending reveal
 /// is useless to an account without such a commitment; making one and letting it age means
@@ -69,6 +76,8 @@ interface IERC7007 is IERC165, IERC721 {
 /// SECURITY.md measures its cost).
 contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     bytes private constant BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
+    /// Tags a prover's statement (see proverStatement).
+    bytes32 public constant PROVER_TAG = keccak256("proofmint.prover");
 
     /// What a token's view returns: its proof's shared fields and its own.
     struct Record {
@@ -85,6 +94,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         uint32 batchCount;
         bytes32 metadataDigest; // sha256 of the metadata JSON: tokenURI's CID
         address royaltyReceiver;
+        address prover; // who proved it (a prover-signed mint); zero when unnamed
         bool lineageProven; // its parent is a token of the model its model's input is from (see mint)
     }
 
@@ -98,7 +108,8 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         uint256 firstToken;
         uint256 parent;
         string proofURI;
-        address royaltyReceiver; // a derivative's own split; zero: the model's
+        address royaltyReceiver; // a derivative's or prover's split; zero: the model's
+        address prover;
     }
 
     struct Item {
@@ -162,6 +173,8 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     /// @notice The child's proven input is not the parent token's proven output, though its
     /// model's input is from the parent's model (a forged lineage).
     error ProvenanceTokenLineageMismatch(uint256 parent, bytes32 parentOutputs, bytes32 childInputs);
+    /// @notice The prover signature over the proof's statement is not `prover`'s (it is `signer`'s).
+    error ProvenanceTokenBadProverSignature(address prover, address signer);
     /// @notice A commitment must age at least one block.
     error ProvenanceTokenBadCommitAge(uint256 minCommitAge);
 
@@ -214,8 +227,39 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     /// - `proofURI` holds only URI-safe characters.
     function mint(MintRequest calldata r, bytes calldata zkProof, uint256[] calldata instances, bytes32[] calldata vka)
         external
-        returns (uint256 firstToken)
+        returns (uint256)
     {
+        return _mint(r, zkProof, instances, vka, address(0));
+    }
+
+    /// @notice The statement a prover signs (EIP-191) to be named, and paid, as a proof's prover.
+    function proverStatement(bytes32 proofHash, bytes32 instancesHash) public pure returns (bytes32) {
+        return keccak256(abi.encode(PROVER_TAG, proofHash, instancesHash));
+    }
+
+    /// @notice `mint`, naming `prover` as whoever proved: `signature` must be theirs over the
+    /// proof's statement (see the contract's notes); the license's prover share is theirs.
+    function mintWithProver(
+        MintRequest calldata r,
+        bytes calldata zkProof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka,
+        address prover,
+        bytes calldata signature
+    ) external returns (uint256) {
+        bytes32 statement = proverStatement(keccak256(zkProof), keccak256(abi.encodePacked(instances)));
+        (address signer,,) = ECDSA.tryRecover(MessageHashUtils.toEthSignedMessageHash(statement), signature);
+        if (prover == address(0) || signer != prover) revert ProvenanceTokenBadProverSignature(prover, signer);
+        return _mint(r, zkProof, instances, vka, prover);
+    }
+
+    function _mint(
+        MintRequest calldata r,
+        bytes calldata zkProof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka,
+        address prover
+    ) private returns (uint256 firstToken) {
         bytes32 inferenceId = inferenceIdOf(r.modelId, instances);
         if (tokenOfInference[inferenceId] != 0) {
             revert ProvenanceTokenAlreadyMinted(inferenceId, tokenOfInference[inferenceId]);
@@ -233,6 +277,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         ModelRegistry.Registration memory m = registry.registration(r.modelId);
         if (r.count == 0 || r.count > m.batchSize) revert ProvenanceTokenBadCount(r.count, m.batchSize);
         address receiver = r.parent == 0 ? address(0) : _derivativeSplit(r.parent, r.modelId, m, instances);
+        if (prover != address(0) && m.license.proverShareBps != 0) receiver = _proverSplit(receiver, r.modelId, m, prover);
         delete commitments[c];
 
         firstToken = totalMinted + 1;
@@ -249,7 +294,8 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
             firstToken: firstToken,
             parent: r.parent,
             proofURI: r.proofURI,
-            royaltyReceiver: receiver
+            royaltyReceiver: receiver,
+            prover: prover
         }));
         emit ProofPublished(firstToken, proofHash, zkProof, instances, vka);
         bytes32 claimed = _mintItems(r, m, instances, inferenceId, firstToken, proofHash);
@@ -302,6 +348,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
             batchCount: p.count,
             metadataDigest: it.metadataDigest,
             royaltyReceiver: _royaltyReceiver(p),
+            prover: p.prover,
             lineageProven: p.parent != 0
                 && registry.registration(p.modelId).inputFrom == _proofs[_proofIndex(p.parent)].modelId
         });
@@ -341,6 +388,22 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         uint16[] memory shares = new uint16[](2);
         (payees[0], shares[0]) = (modelSplit, registry.ALL_SHARES() - license.parentShareBps);
         (payees[1], shares[1]) = (pp.creator, license.parentShareBps);
+        return registry.newSplit(payees, shares);
+    }
+
+    /// The prover's split: the license's prover share to the prover, the rest to what the
+    /// token would pay without one (a derivative's split, or the model's).
+    function _proverSplit(address receiver, bytes32 modelId, ModelRegistry.Registration memory m, address prover)
+        private
+        returns (address)
+    {
+        address[] memory payees = new address[](2);
+        uint16[] memory shares = new uint16[](2);
+        uint16 share = m.license.proverShareBps;
+        address rest = receiver != address(0) ? receiver : registry.model(modelId).royaltyReceiver;
+        if (share == registry.ALL_SHARES()) return prover;
+        (payees[0], shares[0]) = (rest, registry.ALL_SHARES() - share);
+        (payees[1], shares[1]) = (prover, share);
         return registry.newSplit(payees, shares);
     }
 

@@ -70,6 +70,10 @@ def deploy_cmd(
              "basis points; paid by derivatives of this model's own tokens and by models "
              "registered with this one as --parent-model (a model never pays another's "
              "license unless its owner named it).")] = 0,
+    prover_share_bps: Annotated[int, typer.Option(
+        help="License: share of a token's royalty paid to whoever proved it, basis points, "
+             "where its bundle names the prover (signed by their key; `proofmint serve` names "
+             "its operator).")] = 0,
     license_uri: Annotated[str, typer.Option(help="The license's full text (a URI).")] = "",
     rpc_url: RpcOpt = None, workspace: WorkspaceOpt = None, json_: JsonOpt = False,
 ):
@@ -83,7 +87,7 @@ def deploy_cmd(
 
     r = run(lambda: proofmint.deploy(
         circuit, reusable=reusable, royalty_bps=royalty_bps, royalty_split=_split(royalty_split),
-        license=proofmint.License(commercial, derivatives, attribution, parent_share_bps),
+        license=proofmint.License(commercial, derivatives, attribution, parent_share_bps, prover_share_bps),
         license_uri=license_uri, training_data=training_data, version=version,
         parent_model=parent_model, rpc_url=rpc_url, workspace=workspace))
 

@@ -26,7 +26,7 @@ from proofmint.circuits import package as package_mod
 from proofmint.circuits.package import CircuitPackage
 from proofmint.circuits.segmented import segmented_id
 from proofmint.circuits.witness import split_items
-from proofmint.errors import ChainError, ContentError, InvalidInputError, ProofmintError
+from proofmint.errors import ChainError, ContentError, InvalidInputError, ProofmintError, VerificationError
 from proofmint.models.onnx_model import load_onnx
 from proofmint.prover.bundle import ProofBundle
 from proofmint.prover.segmented import SegmentedBundle, load_any
@@ -41,6 +41,7 @@ from proofmint.verifier.content.store import Source, raw_cid, uri
 from proofmint.verifier.chain.deploy import NO_ARGMAX, fidelity, registration, vk_hash
 from proofmint.verifier.local import check_bundle, check_segmented
 from proofmint.verifier.chain.mint import inputs_hash, item_commitments
+from proofmint.verifier.chain.prover_sign import signed_prover
 from proofmint.verifier.chain.records import Deployment, deployment
 
 NO_VKA = "0x" + "00" * 32
@@ -349,6 +350,8 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
         checks.update(_onchain_checks(d, rec, reg, chain, pkg, bundle, outputs))
         if rec["parent"]:
             checks["lineage"] = _lineage_check(d, rec, reg, pkg, bundle)
+        if int(rec["prover"], 16):
+            checks["prover"] = _prover_check(rec, loaded.prover, bundle)
     local = check_segmented(loaded, pkg.spkg, pkg.segments) if segmented else check_bundle(bundle, pkg)
     checks["local verify"] = Check(local.valid, "; ".join(f"{k}: {v}" if segmented else v for k, v in local.checks.items())
                                    or local.reason)
@@ -403,6 +406,18 @@ def _fid_text(f: dict) -> str:
     ref = f["referenceEngine"]
     ref = (bytes.fromhex(ref[2:]) if isinstance(ref, str) else ref).rstrip(bytes(1)).decode(errors="replace")
     return f"({f['errorPpm'] / 10_000:.4f} % of span on {f['samples']} held-out samples{argmax}, vs {ref})"
+
+
+def _prover_check(rec: dict, prover: dict, bundle: ProofBundle) -> Check:
+    """The prover the token names (and pays) signed the bundle's proof statement."""
+    try:
+        signed = signed_prover(prover, bundle)
+    except VerificationError as exc:
+        return Check(False, str(exc))
+    ok = signed is not None and signed[0] == rec["prover"]
+    return Check(ok, f"the bundle's prover signature is {rec['prover']}'s, the prover the token names" if ok
+                 else f"the token names prover {rec['prover']}; the bundle's signature names "
+                      f"{signed[0] if signed else 'no one'}")
 
 
 def _lineage_check(d: Deployment, rec: dict, reg: dict, pkg: CircuitPackage | SegmentedView,

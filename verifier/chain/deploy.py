@@ -54,10 +54,13 @@ class License:
     # of a derivative token's royalty, to its parent token's creator, where the derivative's model
     # is this one or registered this one as its parent (the child's owner agreed to it)
     parent_share_bps: int = 0
+    # of a token's royalty, to whoever proved it, where the mint names them (signed by their key)
+    prover_share_bps: int = 0
 
     def solidity(self) -> dict:
         return {"commercialUse": self.commercial_use, "derivativesAllowed": self.derivatives_allowed,
-                "attributionRequired": self.attribution_required, "parentShareBps": self.parent_share_bps}
+                "attributionRequired": self.attribution_required, "parentShareBps": self.parent_share_bps,
+                "proverShareBps": self.prover_share_bps}
 
 
 NO_ARGMAX = 2**16 - 1  # the registry's Fidelity.argmaxBps of a model that is no classifier
@@ -231,8 +234,9 @@ def deploy(circuit: str, *, reusable: bool = False, royalty_bps: int = DEFAULT_R
     spkg = segmented_mod.load(ws, circuit)
     pkg = SegmentedView(spkg, spkg.packages(ws, verify_only=True)) if spkg else package_mod.load(ws, circuit)
     license = license or License()
-    if not 0 <= license.parent_share_bps <= ALL_SHARES:
-        raise UsageError(f"the parent share {license.parent_share_bps} must be 0..{ALL_SHARES} basis points")
+    for what, bps in (("parent", license.parent_share_bps), ("prover", license.prover_share_bps)):
+        if not 0 <= bps <= ALL_SHARES:
+            raise UsageError(f"the {what} share {bps} must be 0..{ALL_SHARES} basis points")
     parent = _model_id_bytes(parent_model) if parent_model else NO_PARENT
     circuits = pkg.segments if spkg else [pkg]
     arts = [_artifact(p, reusable) for p in circuits]

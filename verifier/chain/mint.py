@@ -41,6 +41,7 @@ from proofmint.verifier.content.segmented import SegmentedView, statement
 from proofmint.verifier.chain.client import Chain, chain_error, connect
 from proofmint.verifier.content.store import ContentStore, cid_from_uri, uri
 from proofmint.verifier.chain.deploy import vka_for
+from proofmint.verifier.chain.prover_sign import sign, signed_prover
 from proofmint.verifier.chain.records import Deployment, deployment
 
 
@@ -70,17 +71,23 @@ def item_commitments(bundle: ProofBundle, pkg: CircuitPackage | SegmentedView) -
 
 def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri: str | None = None,
          rpc_url: str | None = None, workspace: str | Path | Workspace | None = None,
-         resume: bool = False) -> MintResult:
+         resume: bool = False, as_prover: bool = False) -> MintResult:
     """Mint the token of a proven inference: commit, then reveal with the proof (two txs).
 
     ``resume``: a mint this signer already made of this bundle answers with its tokens instead
-    of refusing (the prover node re-running a mint interrupted by a kill)."""
+    of refusing (the prover node re-running a mint interrupted by a kill). A bundle that names
+    its prover (signed: ``prover_sign``) mints naming them, and pays them the share the model's
+    license reserves; ``as_prover``: the signer proved it (the node), and signs a bundle that
+    names no prover."""
     ws = Workspace.resolve(workspace)
     loaded = load_any(proof)
     bundle, pkg = statement_of(ws, loaded)
     proof_bytes, instances = bundle.proof_bytes, bundle.instance_words
     commitment = encoding.mint_commitment(item_commitments(bundle, pkg), pkg.batch_size)
     with connect(rpc_url=rpc_url, workspace=ws) as c, ws.lock(f"signer-{c.address}"):
+        if as_prover and not loaded.prover.get("signature"):
+            loaded.prover = sign(loaded.prover, bundle, c.account)
+        prover = signed_prover(loaded.prover, bundle)  # a swapped prover: refused before any transaction
         d = deployment(c)
         entry = d.entry(bundle.circuit_id)
         if entry is None:
@@ -105,7 +112,9 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
         request = {"modelId": model_id, "to": to or c.address, "parent": parent,
                    "inputCommitment": commitment, "salt": salt, "proofURI": proof_uri,
                    "count": bundle.count, "metadata": [t.digest for t in tokens]}
-        mint_fn = token.functions.mint(request, proof_bytes, instances, vka_for(pkg, entry))
+        vka = vka_for(pkg, entry)
+        mint_fn = token.functions.mintWithProver(request, proof_bytes, instances, vka, *prover) if prover \
+            else token.functions.mint(request, proof_bytes, instances, vka)
         with progress.step("commit"):
             c1 = c.transact(token.functions.commit(
                 c.call(token.functions.commitmentFor(c.address, inference_id, salt), d.abi)), d.abi)

@@ -635,6 +635,7 @@ class Explorer:
             ("parent", token_links([rec["parent"]] if rec["parent"] else [])
              + (f" <span class=muted>{esc(lineage_of(rec))}</span>" if rec["parent"] else "")),
             ("children", token_links(children)),
+            ("prover", copyable(rec["prover"]) if int(rec["prover"], 16) else "<span class=muted>not named</span>"),
         ])
         body = (f"<div class=token><div><a class=frame href='{gateway_path(meta.get('image')) or '#'}'>"
                 f"{img(meta.get('image'), title)}</a></div>"
@@ -722,7 +723,8 @@ class Explorer:
         terms = [f"commercial use {'allowed' if lic['commercialUse'] else 'not allowed'}",
                  f"derivatives {'allowed' if lic['derivativesAllowed'] else 'not allowed'}",
                  f"attribution {'required' if lic['attributionRequired'] else 'not required'}",
-                 f"a derivative's parent gets {lic['parentShareBps'] / 100:.2f} % of its royalty"]
+                 f"a derivative's parent gets {lic['parentShareBps'] / 100:.2f} % of its royalty",
+                 f"a token's prover gets {lic['proverShareBps'] / 100:.2f} % of its royalty"]
         details = kv([
             ("registration", copyable(mid)), ("version", esc(m["version"] or "—")), ("owner", copyable(m["owner"])),
             ("registered", f"block {ev.blockNumber}, transaction {copyable(_hex(ev.transactionHash))}"),

@@ -135,7 +135,8 @@ class Node:
                 break
             self.queue.minting(keys)
             try:
-                m = mint(bundle, to=creator, rpc_url=self.rpc_url, workspace=self.ws, resume=True)
+                m = mint(bundle, to=creator, rpc_url=self.rpc_url, workspace=self.ws, resume=True,
+                         as_prover=True)  # the operator proved it: named, and paid a license's prover share
             except TransactionRevertedError as exc:
                 self.queue.failed(keys, str(exc))
             except ChainError as exc:  # unreachable, or its block lost: keep the items, try again

@@ -198,7 +198,7 @@ def test_the_registration_carries_the_models_terms(asset, zoo, anvil):
     assert reg["trainingDataURI"].startswith("ipfs://") and reg["trainingDataRoot"] != "0x" + "00" * 32
     assert reg["version"] == "1.0.0" and reg["parentModel"] == "0x" + "00" * 32
     assert reg["license"] == {"commercialUse": True, "derivativesAllowed": True, "attributionRequired": True,
-                              "parentShareBps": PARENT_SHARE}
+                              "parentShareBps": PARENT_SHARE, "proverShareBps": 0}
     manifest = json.loads(ContentStore(asset["ws"]).path(cid_from_uri(reg["trainingDataURI"])).read_text())
     assert manifest == json.loads(Path(zoo["generator"].training).read_text())
 

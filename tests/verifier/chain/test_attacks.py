@@ -152,7 +152,7 @@ def test_a_model_substitution_is_invalid_in_verify_asset(deployed, circuits, zoo
 
 # ---- 2. royalty redirect ----
 
-LICENSE = {"commercialUse": True, "derivativesAllowed": True, "attributionRequired": True}
+LICENSE = {"commercialUse": True, "derivativesAllowed": True, "attributionRequired": True, "proverShareBps": 0}
 
 
 def test_a_third_partys_license_cannot_take_a_models_royalty(deployed, circuits, zoo, ws, anvil, tmp_path):

@@ -162,7 +162,9 @@ def test_registrations_are_bound_to_their_registrant_so_nothing_can_be_squatted(
     ({"royaltyBps": 10_000}, "ModelRegistryInvalidRoyalty"),  # over the 25 % cap
     ({"parentModel": b"\x77" * 32}, "ModelRegistryUnknownModel"),  # fine-tuned from nothing registered
     ({"license": {"commercialUse": True, "derivativesAllowed": True, "attributionRequired": True,
-                  "parentShareBps": 10_001}}, "ModelRegistryInvalidLicense"),  # over 100 % to the parent
+                  "parentShareBps": 10_001, "proverShareBps": 0}}, "ModelRegistryInvalidLicense"),  # over 100 % to the parent
+    ({"license": {"commercialUse": True, "derivativesAllowed": True, "attributionRequired": True,
+                  "parentShareBps": 0, "proverShareBps": 10_001}}, "ModelRegistryInvalidLicense"),  # ... to the prover
 ])
 def test_unsound_layouts_royalties_and_terms_are_refused(change, error, deployed, circuits, ws, anvil):
     pkg = circuits["mlp"].package
@@ -331,7 +333,7 @@ def test_a_license_without_derivatives_refuses_a_child_token(deployed, circuits,
     child = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 27))
     olga = Account.from_key(dev_keys()[7])
     closed = {"commercialUse": False, "derivativesAllowed": False, "attributionRequired": True,
-              "parentShareBps": 0}
+              "parentShareBps": 0, "proverShareBps": 0}
     with connect(rpc_url=anvil.url, workspace=ws) as c:
         registry, token, abi = _contracts(c, deployed["mlp"])
         c.w3.eth.send_transaction({"from": c.address, "to": olga.address, "value": 10**18})
