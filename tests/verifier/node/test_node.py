@@ -145,7 +145,9 @@ def test_eight_inputs_over_http_survive_a_kill_with_no_lost_job_and_no_duplicate
         d = deployment(c)
         assert d.token.functions.totalMinted().call() == before + 8  # nothing minted twice
         inferences = {d.token_record(t)["inferenceId"] for t in tokens}
+        provers = {d.token_record(t)["prover"] for t in tokens}
     assert len(inferences) == 8
+    assert provers == {c.address}  # the node names its operator (its signing key) as every token's prover
     for item in view["items"]:
         status, _, bundle = request(node.url + item["bundle_url"])
         assert status == 200 and bundle["circuit_id"] == circuit
