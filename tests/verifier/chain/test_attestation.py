@@ -5,14 +5,20 @@ re-run of the float model, and names an edited one."""
 
 from __future__ import annotations
 
+import json
+
 import proofmint
 from eth_account import Account
 
 from proofmint.prover import load_bundle
+from proofmint.store import atomic_write_json
 from proofmint.verifier.chain.client import connect
 from proofmint.verifier.chain.deploy import NO_ARGMAX, fidelity
+from proofmint.verifier.chain.mint import publish_tokens
+from proofmint.verifier.chain.records import deployment
+from proofmint.verifier.content.store import ContentStore, raw_digest
 
-from .test_onchain import model_id
+from .test_onchain import commit_by_hand, model_id
 from .test_trust import _contracts, _fresh_mlp_proof, _mint_through, _model, _registration
 
 
@@ -49,3 +55,30 @@ def test_an_edited_accuracy_attestation_is_flagged(deployed, circuits, zoo, ws, 
     assert "is not the published circuit's measurement" in check.detail
     others = {k for k, v in verdict.checks.items() if not v.ok}
     assert others == {"accuracy attestation"}, others  # the proof, model and content are genuine
+
+
+def test_a_token_whose_metadata_states_a_smaller_error_is_flagged(deployed, circuits, zoo, ws, anvil, tmp_path):
+    """A minter publishes metadata stating a tenth of its proof's error, and mints with it (the
+    chain records whichever metadata digest the minter gives): verify-asset names the edit."""
+    pkg = circuits["mlp"].package
+    bundle = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 43))
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        d = deployment(c)
+        mid = model_id(ws, pkg.circuit_id)
+        bundle_file = atomic_write_json(c.ws.path("hand-minted", f"{bundle.proof_hash}.json"), bundle.to_dict())
+        proof_uri, (content,) = publish_tokens(d, bundle, pkg, bundle_file, model_id="0x" + mid.hex())
+        meta = content.metadata
+        stated = {a["trait_type"]: a["value"] for a in meta["attributes"]}
+        assert stated["proof max error"] > 0
+        meta["attributes"] = [{**a, "value": a["value"] / 10} if a["trait_type"].startswith("proof max error") else a
+                              for a in meta["attributes"]]
+        digest = raw_digest(ContentStore(c.ws).add_bytes(json.dumps(meta).encode()))
+        request, instances = commit_by_hand(c, d.token, d.abi, bundle, pkg, mid, metadata=[digest])
+        request["proofURI"] = proof_uri
+        c.transact(d.token.functions.mint(request, bundle.proof_bytes, instances, []), d.abi)
+        tid = d.token.functions.totalMinted().call()
+    verdict = proofmint.verify_asset(tid, rpc_url=anvil.url, workspace=ws)
+    check = verdict.checks["accuracy attestation"]
+    assert "proof max error, proof max error (% of span) differ from the package's and bundle's" in check.detail
+    assert "the token's stated error" in check.detail  # and the re-run measures the real one
+    assert {k for k, v in verdict.checks.items() if not v.ok} == {"accuracy attestation"}
