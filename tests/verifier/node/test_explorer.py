@@ -252,6 +252,9 @@ def test_the_token_page_reads_like_a_collectors_page_and_verifies_in_place(tab, 
         f"{site['token'][:6]}…{site['token'][-4:]}"
     copy.click()
     assert page.evaluate("navigator.clipboard.readText()") == site["token"]
+    assert "not named" in page.locator("dl.kv").nth(1).inner_text()  # prover: minted by the CLI, naming none
+    tab.goto(f"/tokens/{site['child']}")  # a parent of the same model: named, nothing proves how it was used
+    assert "lineage declared" in page.locator("dl.kv").nth(1).inner_text()
     tab.close()
 
 
