@@ -16,6 +16,7 @@ import resource
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from typing import Any, Callable, Iterator
@@ -25,6 +26,7 @@ from .errors import ProofmintError, ProvingError, TimedOutError
 from .store import workspace_error
 
 _CTX = mp.get_context("spawn")
+_HIDING = threading.Lock()
 
 
 def unwind_on_sigterm() -> None:
@@ -94,17 +96,22 @@ def _caller_script_hidden() -> Iterator[None]:
     """The child needs proofmint's own functions only. A spawned child re-runs the caller's
     script (``__main__``) first, so a library user's script without an
     ``if __name__ == "__main__"`` guard would run again in every child and wait on the locks
-    its parent holds: for as long as the child starts, the script has no path or name to find."""
+    its parent holds: for as long as the child starts, the script has no path or name to find.
+    One thread at a time: two threads starting children at once (a segmented proof's workers)
+    would each save what the other had hidden, and leave ``__main__`` without its spec for good
+    — every later child then re-ran the CLI itself ("start a new process before the current
+    process has finished its bootstrapping phase")."""
     main = sys.modules.get("__main__")
-    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
-    try:
-        main.__dict__.pop("__file__", None)
-        if "__spec__" in saved:
-            main.__spec__ = None
-        yield
-    finally:
-        if main is not None:
-            main.__dict__.update(saved)
+    with _HIDING:
+        saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main is not None and k in main.__dict__}
+        try:
+            main.__dict__.pop("__file__", None)
+            if "__spec__" in saved:
+                main.__spec__ = None
+            yield
+        finally:
+            if main is not None:
+                main.__dict__.update(saved)
 
 
 def run_in_child(fn: Callable, *args: Any, env: dict | None = None,

@@ -42,6 +42,32 @@ def test_a_child_whose_starter_died_during_its_start_up_exits():
                               capture_output=True, text=True, timeout=120)
         assert mine.returncode == 0 and "ran on" in mine.stdout, (guard, mine.stderr[-300:])
 
+
+SCRIPT = """
+import os, sys
+from concurrent.futures import ThreadPoolExecutor
+from proofmint.jobs import run_in_child
+
+if __name__ == "__main__":
+    spec, file = sys.modules["__main__"].__spec__, sys.modules["__main__"].__file__
+    for _ in range(3):
+        with ThreadPoolExecutor(6) as pool:
+            pids = list(pool.map(lambda _: run_in_child(os.getpid, what="pid"), range(6)))
+    main = sys.modules["__main__"]
+    print(len(set(pids)), main.__spec__ is spec, getattr(main, "__file__", None) == file)
+"""
+
+
+def test_children_started_from_many_threads_at_once_leave_main_as_it_was(tmp_path):
+    """A segmented proof starts its segments' children from one thread each. Hiding the
+    caller's script while a child starts must not race: a thread that saved what another had
+    hidden left ``__main__`` without its spec, and every later child re-ran the CLI."""
+    (tmp_path / "many_children.py").write_text(SCRIPT)
+    done = subprocess.run([sys.executable, "-m", "many_children"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["6", "True", "True"]
+
 def _cmd(pid: str) -> str:
     try:
         return open(f"/proc/{pid}/cmdline").read()
