@@ -11,7 +11,6 @@ import pytest
 from eth_account import Account
 
 import proofmint
-from proofmint import config
 from proofmint.errors import TransactionRevertedError, VerificationError
 from proofmint.prover import load_bundle
 from proofmint.store import Workspace
