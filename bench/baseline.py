@@ -29,52 +29,53 @@ def bare_ezkl(onnx: str, calibration: str, samples: np.ndarray, repeat: int,
     from proofmint.circuits.fidelity import agreement
     from proofmint.models.onnx_model import load_onnx
 
-    work = Path(tempfile.mkdtemp(prefix="bare-ezkl-"))
-    timings: dict = {}
+    with tempfile.TemporaryDirectory(prefix="bare-ezkl-") as tmp:  # its keys are hundreds of MB: never left behind
+        work = Path(tmp)
+        timings: dict = {}
 
-    def timed(name: str, fn, *args, **kwargs):
+        def timed(name: str, fn, *args, **kwargs):
+            t = time.perf_counter()
+            out = fn(*args, **kwargs)
+            timings.setdefault(name, []).append(time.perf_counter() - t)
+            return out
+
+        settings, compiled = work / "settings.json", work / "model.compiled"
+        timed("gen_settings", ezkl_layer.gen_settings, Path(onnx), settings)  # ezkl's default run args
+        timed("calibrate", ezkl_layer.calibrate_settings, Path(calibration), Path(onnx), settings, "resources")
+        timed("compile_circuit", ezkl_layer.compile_circuit, Path(onnx), compiled, settings)
+        s = json.loads(settings.read_text())
+        k = s["run_args"]["logrows"]
         t = time.perf_counter()
-        out = fn(*args, **kwargs)
-        timings.setdefault(name, []).append(time.perf_counter() - t)
-        return out
+        srs = Path(srs_mod.development(k).path)  # the machine's development SRS, as proofmint uses
+        timings["srs"] = [time.perf_counter() - t]
+        vk, pk = work / "vk.key", work / "pk.key"
+        timed("setup", ezkl_layer.setup, compiled, vk, pk, srs)
+        model = load_onnx(onnx)
+        inp = ezkl_layer.write_input(work / "input.json", samples[0], model.input_sizes)
+        for _ in range(repeat):
+            timed("witness", ezkl_layer.gen_witness, inp, compiled, work / "w.json", vk=vk, srs=srs)
+            timed("prove", ezkl_layer.prove, work / "w.json", compiled, pk, work / "proof.json", srs)
+        timed("verify", ezkl_layer.verify, work / "proof.json", settings, vk, srs)
 
-    settings, compiled = work / "settings.json", work / "model.compiled"
-    timed("gen_settings", ezkl_layer.gen_settings, Path(onnx), settings)  # ezkl's default run args
-    timed("calibrate", ezkl_layer.calibrate_settings, Path(calibration), Path(onnx), settings, "resources")
-    timed("compile_circuit", ezkl_layer.compile_circuit, Path(onnx), compiled, settings)
-    s = json.loads(settings.read_text())
-    k = s["run_args"]["logrows"]
-    t = time.perf_counter()
-    srs = Path(srs_mod.development(k).path)  # the machine's development SRS, as proofmint uses
-    timings["srs"] = [time.perf_counter() - t]
-    vk, pk = work / "vk.key", work / "pk.key"
-    timed("setup", ezkl_layer.setup, compiled, vk, pk, srs)
-    model = load_onnx(onnx)
-    inp = ezkl_layer.write_input(work / "input.json", samples[0], model.input_sizes)
-    for _ in range(repeat):
-        timed("witness", ezkl_layer.gen_witness, inp, compiled, work / "w.json", vk=vk, srs=srs)
-        timed("prove", ezkl_layer.prove, work / "w.json", compiled, pk, work / "proof.json", srs)
-    timed("verify", ezkl_layer.verify, work / "proof.json", settings, vk, srs)
-
-    # Agreement on the held-out set: the quantized circuit vs the float model (measurement only).
-    ref, quant, failed = [], [], 0
-    for x in samples:
-        try:
-            w = ezkl_layer.gen_witness(ezkl_layer.write_input(inp, x, model.input_sizes), compiled,
-                                       work / "w.json")
-        except ProofmintError:  # outside what ezkl calibrated on
-            failed += 1
-            continue
-        quant.append(np.concatenate(ezkl_layer.decode_outputs(w, s["model_output_scales"])))
-        ref.append(np.concatenate([o.ravel() for o in model.run(x)]))
-    quality = agreement(ref, quant, task) if ref else {}
-    return {
-        "logrows": k, "num_rows": s["num_rows"], "input_scale": s["run_args"]["input_scale"],
-        "pk_bytes": pk.stat().st_size,
-        "times": {n: summarize(v) for n, v in timings.items()},
-        "argmax_agreement": quality.get("argmax_agreement"), "max_abs_error": quality.get("max_abs_error"),
-        "relative_max_error": quality.get("relative_max_error"), "witness_failures": failed,
-    }
+        # Agreement on the held-out set: the quantized circuit vs the float model (measurement only).
+        ref, quant, failed = [], [], 0
+        for x in samples:
+            try:
+                w = ezkl_layer.gen_witness(ezkl_layer.write_input(inp, x, model.input_sizes), compiled,
+                                           work / "w.json")
+            except ProofmintError:  # outside what ezkl calibrated on
+                failed += 1
+                continue
+            quant.append(np.concatenate(ezkl_layer.decode_outputs(w, s["model_output_scales"])))
+            ref.append(np.concatenate([o.ravel() for o in model.run(x)]))
+        quality = agreement(ref, quant, task) if ref else {}
+        return {
+            "logrows": k, "num_rows": s["num_rows"], "input_scale": s["run_args"]["input_scale"],
+            "pk_bytes": pk.stat().st_size,
+            "times": {n: summarize(v) for n, v in timings.items()},
+            "argmax_agreement": quality.get("argmax_agreement"), "max_abs_error": quality.get("max_abs_error"),
+            "relative_max_error": quality.get("relative_max_error"), "witness_failures": failed,
+        }
 
 
 def bare_compile_s(bare: dict) -> float:
