@@ -371,13 +371,21 @@ def _unprovable(proto) -> list:
 def extract(src: Path, dest: Path, inputs: list[str], outputs: list[str]) -> Path:
     """The part of the graph at ``src`` from ``inputs`` to ``outputs``, written to ``dest`` as
     ezkl can read it: without the value_info onnx.utils infers, which trips tract's translator
-    on a graph ezkl reads whole ("Translating node #1 ... Source ToTypedTranslator")."""
+    on a graph ezkl reads whole ("Translating node #1 ... Source ToTypedTranslator"), and with
+    the model's batch symbol on every symbolic leading dim (shape inference names the batch of
+    a Reshape's output afresh, ``unk__0``, a symbol ezkl's ``variables`` never fix)."""
     import onnx
     import onnx.utils
 
     onnx.utils.extract_model(str(src), str(dest), inputs, outputs)
     cut = onnx.load(dest)
     del cut.graph.value_info[:]
+    source_inputs = onnx.load(src, load_external_data=False).graph.input
+    batch = _batch_axis(source_inputs[0]) if source_inputs else None
+    for v in [*cut.graph.input, *cut.graph.output] if batch else []:
+        dims = v.type.tensor_type.shape.dim
+        if dims and not dims[0].HasField("dim_value"):
+            dims[0].dim_param = batch
     onnx.save(cut, dest)
     return dest
 

@@ -67,6 +67,33 @@ def test_the_plan_cuts_at_block_boundaries_and_keeps_every_key_within_the_budget
     assert json.loads(json.dumps(q.to_dict()))["segments"][0]["rows"] == q.segments[0].rows
 
 
+class Decoder(nn.Module):
+    """The zoo's generator28 in miniature: a dense layer to 2 maps of 4x4, a transposed conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.project, self.up = nn.Linear(4, 2 * 4 * 4), nn.ConvTranspose2d(2, 1, 4, stride=2, padding=1)
+
+    def forward(self, z):
+        return torch.sigmoid(self.up(torch.relu(self.project(z)).view(-1, 2, 4, 4)))
+
+
+def test_a_cut_after_a_reshape_of_a_batched_model_is_a_place_to_cut(tmp_path):
+    """A DCGAN-shaped decoder with a symbolic batch: shape inference names the batch of the
+    Reshape's output afresh (``unk__0``); each segment keeps the model's batch symbol, which
+    ezkl's ``variables`` fix, so every segment after the Reshape is measured (it used to be
+    unreadable: "Undetermined symbol in expression")."""
+    torch.manual_seed(0)
+    path = tmp_path / "decoder.onnx"
+    torch.onnx.export(Decoder().eval(), (torch.rand(1, 4),), str(path), opset_version=18, dynamo=False,
+                      input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+    model = load_onnx(path)
+    assert model.batch_axis == "batch"
+    planner = segments.Planner(model, Visibility(), "hashed", tmp_path / "plan")
+    (reshaped,) = [c for c in planner.cuts if any("Reshape" in t for t in c.tensors)]
+    assert planner.segment_rows(reshaped, None) > 0, getattr(planner, "failed", None)
+
+
 def test_a_budget_no_cut_can_meet_is_refused_in_one_line(tmp_path):
     model = _residual(tmp_path)
     with pytest.raises(InvalidModelError, match=r"can't be cut into any number of segments whose keys each fit 1 MiB"):
