@@ -97,7 +97,7 @@ def useful_multipliers(graph: OnnxModel, visibility: Visibility, work: Path, bat
     return kept
 
 
-def _gib(n: int) -> str:
+def gib(n: int) -> str:
     gib = n / 2**30
     return f"{gib:,.0f} GiB" if gib >= 100 else f"{gib:.3g} GiB" if gib >= 1 else f"{n / 2**20:.3g} MiB"
 

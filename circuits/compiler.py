@@ -18,7 +18,7 @@ import numpy as np
 
 from proofmint import config, ezkl_layer, progress
 from proofmint.encoding import Visibility
-from proofmint.errors import EzklPanicError, UsageError
+from proofmint.errors import EzklPanicError, InvalidModelError, UsageError
 from proofmint.jobs import run_in_child
 from proofmint.models.onnx_model import OnnxModel, load_onnx
 from proofmint.store import Workspace, atomic_write_json, canonical_json, read_json, sha256_bytes, sha256_file
@@ -145,8 +145,8 @@ def _check_numbers(tolerance, budget, target: str, segments, link: str) -> None:
         raise UsageError(f"--budget must be a number of seconds > 0, not {budget}")
     if target not in calibrate.TARGETS:
         raise UsageError(f"unknown target '{target}' — choose one of {', '.join(calibrate.TARGETS)}")
-    if segments is not None and (not isinstance(segments, int) or isinstance(segments, bool) or segments < 2):
-        raise UsageError(f"--segments must be a whole number >= 2, not {segments}")
+    if segments is not None and (not isinstance(segments, int) or isinstance(segments, bool) or segments < 1):
+        raise UsageError(f"--segments must be a whole number >= 1 (1: one circuit, never cut), not {segments}")
     if link not in segmented.segments_mod.LINKS:
         raise UsageError(f"--link {link} — choose one of {', '.join(segmented.segments_mod.LINKS)}")
 
@@ -277,7 +277,7 @@ def _segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples, visib
         raise UsageError(f"--target {target} is ezkl's calibration of one circuit; a segmented model "
                          "takes the default, balanced")
     why = ("--segments" if split.count else
-           f"its key (about {calibrate._gib(key)}) is over the {calibrate._gib(key_budget)} "
+           f"its key (about {calibrate.gib(key)}) is over the {calibrate.gib(key_budget)} "
            + ("--max-key" if split.max_key else "memory budget (PROOFMINT_MEMORY, or this machine's)"))
     progress.note(f"{model.path.name}: {rows:,} rows at ezkl's defaults — proven as linked segments ({why})")
     pkg = segmented.compile_segmented(
@@ -320,7 +320,12 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
             ezkl_layer.write_input(path, padded, model.input_sizes)
         try:
             rows, key = calibrate.size(graph, visibility, scratch, batch)
-            if split.count or key > key_budget:
+            if split.count == 1 and key > key_budget:
+                raise InvalidModelError(
+                    f"{model.path.name}: one circuit of {rows:,} rows needs a proving key of about "
+                    f"{calibrate.gib(key)}, over the {calibrate.gib(key_budget)} budget — leave out --segments 1 to "
+                    "prove it as linked segments, or raise --max-key (or PROOFMINT_MEMORY)")
+            if (split.count or 0) > 1 or key > key_budget and split.count is None:
                 if lineage is not None:
                     raise UsageError(f"{model.path.name} would be proven as linked segments, and --input-from "
                                      "is for a single circuit — drop --input-from, or raise --max-key")

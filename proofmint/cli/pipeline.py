@@ -47,7 +47,8 @@ def compile_cmd(
     ] = DEFAULT_BUDGET_S,
     segments: Annotated[int | None, typer.Option(
         help="Prove one inference as this many linked segment proofs (cut where the largest "
-             "segment is smallest) [default: one circuit, or as few segments as --max-key needs].")] = None,
+             "segment is smallest); 1: one circuit, refused in seconds if its key is over --max-key "
+             "[default: one circuit, or as few segments as --max-key needs].")] = None,
     max_key: Annotated[str | None, typer.Option(
         "--max-key", help="The largest proving key one circuit may need (bytes, or 256M, 4G); a model "
              "over it is cut into linked segments [default: half the memory to plan for].")] = None,

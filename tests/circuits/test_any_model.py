@@ -294,6 +294,11 @@ def test_a_circuit_too_big_for_the_machine_is_refused_before_any_calibration(tmp
     assert not list(ws.glob("circuits/*/package.json"))
     bad = run_cli("compile", onnx_path, "--workspace", ws, env={"PROOFMINT_MEMORY": "lots"})
     assert bad.returncode == 2 and "not an amount of memory" in bad.stderr, bad.stderr
+    # --segments 1: one circuit or nothing, refused in one line with the way on
+    one = run_cli("compile", onnx_path, "--workspace", ws, "--segments", "1", "--max-key", "1M")
+    assert one.returncode == 2 and "Traceback" not in one.stderr, one.stderr
+    assert "over the 1 MiB budget — leave out --segments 1 to prove it as linked segments" in one.stderr, one.stderr
+    assert "calibrate" not in one.stderr and not list(ws.glob("circuits/*/package.json"))
 
 
 def test_scales_between_two_of_one_cost_and_the_finest_are_not_fitted(ws, tmp_path):
