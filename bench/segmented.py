@@ -26,9 +26,10 @@ DEFAULT = [("zoo:lenet", {"segments": 3})]
 
 
 def _source(spec: str, out: Path) -> tuple[str, Path, Path]:
-    """``zoo:NAME`` (exported here) or a folder: its name, ONNX file and input."""
+    """``zoo:NAME`` or ``zoo:NAME/SIZE`` (exported here) or a folder: its name, ONNX file and input."""
     if spec.startswith("zoo:"):
-        e = api.models_export(spec[4:], out=out / "models" / spec[4:])
+        name, _, size = spec[4:].partition("/")
+        e = api.models_export(name, out=out / "models" / spec[4:], size=size or None)
         return spec[4:], Path(e.onnx), Path(e.input)
     folder = Path(spec)
     if not folder.is_dir():
@@ -58,12 +59,15 @@ def _ray_two_nodes():
 
 
 def one(spec: str, options: dict, out: Path, ws: Workspace, ray: bool) -> dict:
+    options = dict(options)
+    provers = options.pop("provers", (1, 2))
+    ray = ray and len(provers) > 1
     name, onnx, inp = _source(spec, out)
     row: dict = {"model": name, "options": options}
     with progress.step(f"{name}: single circuit"):
         try:
             t = time.perf_counter()
-            single = api.compile(onnx, workspace=ws)
+            single = api.compile(onnx, workspace=ws, segments=1)  # over the machine's budget: refused
             p = single.package
             row["single"] = {"compile_s": round(time.perf_counter() - t, 1), "logrows": p.logrows,
                              "rows": p.num_rows, "pk_bytes": p.pk_bytes,
@@ -83,10 +87,10 @@ def one(spec: str, options: dict, out: Path, ws: Workspace, ray: bool) -> dict:
             "logrows": [p.logrows for p in parts], "rows": [p.num_rows for p in parts],
             "pk_bytes": [p.pk_bytes for p in parts], "error": spkg.quantization["relative_max_error"],
             "why": spkg.plan["why"]}
-        for workers in (1, 2):
+        for workers in provers:
             row["segmented"][f"prove_{workers}"] = _prove(seg.circuit_id, inp, out / f"{name}-w{workers}.json", ws,
                                                           workers=workers)
-        b = load_any(out / f"{name}-w2.json")
+        b = load_any(out / f"{name}-w{provers[-1]}.json")
         row["segmented"]["per_segment_prove_s"] = [s.timings.get("prove") for s in b.segments]
         if ray:
             cluster = _ray_two_nodes()
@@ -102,16 +106,25 @@ def one(spec: str, options: dict, out: Path, ws: Workspace, ray: bool) -> dict:
 
 
 def parse(item: str) -> tuple[str, dict]:
-    """``zoo:lenet`` (three segments), ``zoo:lenet@segments=4`` or ``DIR@max-key=1G``."""
-    spec, _, option = item.partition("@")
-    if not option:
-        return spec, {"segments": 3}
-    key, _, value = option.partition("=")
-    if key == "segments" and value.isdigit():
-        return spec, {"segments": int(value)}
-    if key in ("max-key", "max_key") and value:
-        return spec, {"max_key": value}
-    raise UsageError(f"--only {item}: write MODEL, MODEL@segments=N or MODEL@max-key=SIZE")
+    """``zoo:lenet`` (three segments), ``zoo:lenet@segments=4``, ``DIR@max-key=1G``, and after a
+    comma ``workers=1`` to prove once, on one worker (a model whose one proof takes most of a
+    session: the zoo GPT on 2 cores)."""
+    spec, _, rest = item.partition("@")
+    options: dict = {}
+    for option in filter(None, rest.split(",")):
+        key, _, value = option.partition("=")
+        if key == "segments" and value.isdigit():
+            options["segments"] = int(value)
+        elif key in ("max-key", "max_key") and value:
+            options["max_key"] = value
+        elif key == "workers" and value == "1":
+            options["provers"] = (1,)
+        else:
+            raise UsageError(f"--only {item}: write MODEL, MODEL@segments=N or MODEL@max-key=SIZE, "
+                             "optionally followed by ,workers=1")
+    if "segments" not in options and "max_key" not in options:
+        options["segments"] = 3
+    return spec, options
 
 
 def run(out: Path, ws: Workspace, models: list[str] | None, ray: bool = True) -> dict:
@@ -140,15 +153,11 @@ def markdown(res: dict, machine: str) -> str:
             lines.append(f"| {r['model']} | one circuit | {s['logrows']} | {s['rows']:,} | {s['pk_bytes'] / 1e6:.0f} | "
                          f"{s['error']:.2%} | {s['prove']['wall_s']:.1f} | — | — | {max(s['prove']['peak_rss_mb']):.0f} |")
         g = r["segmented"]
-        ray = g.get("prove_ray2")
+        wall = [f"{g[k]['wall_s']:.1f}" if k in g else "—" for k in ("prove_1", "prove_2", "prove_ray2")]
+        peak = max(m for k in ("prove_1", "prove_2") if k in g for m in g[k]["peak_rss_mb"])
         lines.append(
             f"| {r['model']} | {g['segments']} segments ({g['link']}) | {', '.join(map(str, g['logrows']))} | "
             f"{', '.join(f'{x:,}' for x in g['rows'])} | {', '.join(f'{x / 1e6:.0f}' for x in g['pk_bytes'])} | "
-            f"{g['error']:.2%} | {g['prove_1']['wall_s']:.1f} | {g['prove_2']['wall_s']:.1f} | "
-            f"{ray['wall_s']:.1f} | {max(g['prove_2']['peak_rss_mb']):.0f} |" if ray else
-            f"| {r['model']} | {g['segments']} segments ({g['link']}) | {', '.join(map(str, g['logrows']))} | "
-            f"{', '.join(f'{x:,}' for x in g['rows'])} | {', '.join(f'{x / 1e6:.0f}' for x in g['pk_bytes'])} | "
-            f"{g['error']:.2%} | {g['prove_1']['wall_s']:.1f} | {g['prove_2']['wall_s']:.1f} | — | "
-            f"{max(g['prove_2']['peak_rss_mb']):.0f} |")
+            f"{g['error']:.2%} | {' | '.join(wall)} | {peak:.0f} |")
     lines += ["", "Cuts: " + "; ".join(f"{r['model']}: {r['segmented']['why']}" for r in res["segmented"]), ""]
     return "\n".join(lines)

@@ -46,11 +46,11 @@ def models_list() -> list[ZooModel]:
     return list_models()
 
 
-def models_export(name: str, *, out: str | Path) -> ExportResult:
-    """Train a zoo model and export it (``proofmint models export NAME --out DIR``)."""
+def models_export(name: str, *, out: str | Path, size: str | None = None) -> ExportResult:
+    """Train a zoo model and export it (``proofmint models export NAME --out DIR [--size S]``)."""
     from proofmint.models import export
 
-    return export(name, out)
+    return export(name, out, size=size)
 
 
 __all__ = ["chain_down", "chain_status", "chain_up", "compile", "deploy", "doctor", "export_car", "gateway",

@@ -37,15 +37,18 @@ def export_cmd(
     name: Annotated[str, typer.Argument(help="Zoo model name (see `proofmint models list`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for model.onnx, input.json, "
                                       "calibration.json and model.json.")],
+    size: Annotated[str | None, typer.Option(help="One of the model's named sizes (the GPT: default, "
+                                             "quick, small); `models list` shows them.")] = None,
     json_: JsonOpt = False,
 ):
     """Train a zoo model and export it to ONNX with a sample input and calibration set.
 
     Example: proofmint models export lenet --out m
+    Example: proofmint models export gpt --size small --out gpt
     """
     import proofmint
 
-    result = run(lambda: proofmint.models_export(name, out=out))
+    result = run(lambda: proofmint.models_export(name, out=out, size=size))
 
     def human(r: dict) -> None:
         stderr.print(f"[green]exported[/] {r['name']} ({r['dataset']}): {r['metric_name']} "
