@@ -7,6 +7,8 @@ held-out samples (recorded in the package), and again for every proof (recorded 
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 MIN_ARGMAX_AGREEMENT = 0.99
@@ -30,6 +32,7 @@ def agreement(reference: list[np.ndarray], quantized: list[np.ndarray], task: st
         "mean_abs_error": float(err.mean()),
         "output_range": span,
         "relative_max_error": float(err.max()) / _scale(ref),
+        "judged_on": _scale(ref),  # what relative errors are fractions of
     }
     if task == "classification":
         same = ref.argmax(1) == q.argmax(1)
@@ -38,6 +41,27 @@ def agreement(reference: list[np.ndarray], quantized: list[np.ndarray], task: st
         report["decisive_samples"] = int(decisive.sum())
         report["argmax_agreement_decisive"] = float(same[decisive].mean()) if decisive.any() else 1.0
     return report
+
+
+def measured(reference: list[np.ndarray], quantized: list[np.ndarray], samples: np.ndarray, task: str,
+             tolerance: float, engine: str, rejected: bool) -> dict:
+    """A circuit's recorded fidelity: :func:`agreement` over the first ``len(quantized)`` of
+    ``samples`` (a measurement stops early once the goal is out of reach, or on a slow model),
+    the float engine it was judged against, and the digest of exactly the inputs judged (the
+    registry's ``samplesDigest``)."""
+    n = len(quantized)
+    quality = agreement(reference[:n], quantized, task, tolerance) | {
+        "reference": engine, "samples_digest": samples_digest(samples[:n])}
+    if rejected and n < len(samples):
+        quality["rejected_after"] = n  # the rest could not have made it acceptable
+    return quality
+
+
+def samples_digest(samples: np.ndarray) -> str:
+    """sha256 of the samples as float32 values, row after row (little-endian): the same bytes
+    whatever the array's dtype or memory layout."""
+    rows = np.ascontiguousarray(np.asarray(samples, dtype="<f4").reshape(len(samples), -1))
+    return hashlib.sha256(rows.tobytes()).hexdigest()
 
 
 def _scale(ref: np.ndarray) -> float:

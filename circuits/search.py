@@ -25,7 +25,7 @@ from proofmint.models.onnx_model import OnnxModel
 
 from . import srs as srs_mod, witness as witness_mod
 from .candidate import Candidate, make_candidate
-from .fidelity import DEFAULT_TOLERANCE, agreement, out_of_reach
+from .fidelity import DEFAULT_TOLERANCE, measured, out_of_reach
 from .samples import CALIBRATION, PROBE, batches
 
 SCALES = (5, 7, 9, 11, 13)  # tried in order (and one between where cost jumps): the cheapest faithful wins
@@ -119,11 +119,8 @@ def measure(c: Candidate, model: OnnxModel, samples: np.ndarray, task: str, work
             rejected = out_of_reach(ref, quant, task, tolerance)
             if rejected or (len(quant) >= MIN_HELDOUT and time.monotonic() - started > SLOW_MEASURE_S):
                 break  # a slow model is judged on MIN_HELDOUT samples, not fewer
-    ref = ref[:len(quant)]
     shutil.rmtree(wdir, ignore_errors=True)
-    c.quality = agreement(ref, quant, task, tolerance) | {"reference": model.reference}
-    if rejected and len(quant) < len(samples):
-        c.quality["rejected_after"] = len(quant)  # the rest could not have made it acceptable
+    c.quality = measured(ref, quant, samples, task, tolerance, model.reference, rejected)
     return c.quality
 
 

@@ -30,7 +30,7 @@ from proofmint.models.onnx_model import OnnxModel, extract, load_onnx
 from proofmint.store import Workspace, atomic_write_bytes, atomic_write_json, canonical_json, read_json, sha256_bytes
 
 from . import segments as segments_mod, srs as srs_mod, witness as witness_mod
-from .fidelity import acceptable, agreement, goal_text, out_of_reach, quality_line
+from .fidelity import acceptable, goal_text, measured, out_of_reach, quality_line
 from .report import CompileReport
 from .package import CircuitPackage, circuit_id_of, create, load as load_package
 from .samples import PROBE, Samples
@@ -303,7 +303,4 @@ def measure_chain(cands: list, segs: list[_Segment], model: OnnxModel, heldout: 
             rejected = out_of_reach(ref, quant, task, tolerance)
             if rejected or (len(quant) >= MIN_HELDOUT and time.monotonic() - begun > SLOW_MEASURE_S):
                 break  # a slow chain is judged on MIN_HELDOUT samples, not fewer
-    quality = agreement(ref[:len(quant)], quant, task, tolerance) | {"reference": model.reference}
-    if rejected and len(quant) < len(heldout):
-        quality["rejected_after"] = len(quant)
-    return quality
+    return measured(ref, quant, heldout, task, tolerance, model.reference, rejected)

@@ -93,6 +93,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         uint32 batchIndex;
         uint32 batchCount;
         bytes32 metadataDigest; // sha256 of the metadata JSON: tokenURI's CID
+        uint32 errorPpm; // the minter's statement of its proof's error (see MintRequest)
         address royaltyReceiver;
         address prover; // who proved it (a prover-signed mint); zero when unnamed
         bool lineageProven; // its parent is a token of the model its model's input is from (see mint)
@@ -116,6 +117,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         bytes32 inputCommitment;
         bytes32 outputsHash;
         bytes32 metadataDigest;
+        uint32 errorPpm;
     }
 
     struct MintRequest {
@@ -127,6 +129,10 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         string proofURI; // characters a URI needs (ipfs://CID of the proof bundle)
         uint32 count; // real inferences in the proof: 1 .. batchSize, padding after them
         bytes32[] metadata; // per token: sha256 of its metadata JSON (its raw-block CID's digest)
+        // per token: its proof's max |decoded output - the float model's| in millionths of the
+        // scale compile judged the circuit on, rounded up; the minter's statement, as the
+        // metadata's attributes are (a float model can't run here): verify-asset re-measures it
+        uint32[] errorPpm;
     }
 
     ModelRegistry public immutable registry;
@@ -163,7 +169,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     error ProvenanceTokenDataMismatch(uint256 tokenId);
     /// @notice A mint must make between 1 and the model's batch size tokens.
     error ProvenanceTokenBadCount(uint32 count, uint32 batchSize);
-    /// @notice A mint needs one non-zero metadata digest per token.
+    /// @notice A mint needs one non-zero metadata digest and one error statement per token.
     error ProvenanceTokenBadMetadata(uint256 given, uint32 count);
     /// @notice The parent token's model license does not allow derivatives.
     error ProvenanceTokenDerivativesNotAllowed(uint256 parent, bytes32 parentModel);
@@ -223,7 +229,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     /// - lineage: where the parent is a token of the model this model's input is from, the
     ///   proven input instances (one inference) are exactly the parent token's proven output
     ///   instances (keccak256 of them packed equals its outputs hash);
-    /// - one non-zero metadata digest per token;
+    /// - one non-zero metadata digest and one error statement (`errorPpm`) per token;
     /// - `proofURI` holds only URI-safe characters.
     function mint(MintRequest calldata r, bytes calldata zkProof, uint256[] calldata instances, bytes32[] calldata vka)
         external
@@ -270,7 +276,9 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         if (block.number < committedAt + minCommitAge) {
             revert ProvenanceTokenCommitTooRecent(c, committedAt, committedAt + minCommitAge);
         }
-        if (r.metadata.length != r.count) revert ProvenanceTokenBadMetadata(r.metadata.length, r.count);
+        if (r.metadata.length != r.count || r.errorPpm.length != r.count) {
+            revert ProvenanceTokenBadMetadata(r.metadata.length, r.count);
+        }
         _checkURI(r.proofURI);
 
         registry.verifyInference(r.modelId, zkProof, instances, vka);
@@ -321,7 +329,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
             bytes memory outputs = Inference.outputs(m, instances, i);
             uint256 tokenId = firstToken + i;
             if (r.metadata[i] == bytes32(0)) revert ProvenanceTokenBadMetadata(i, r.count);
-            _items[tokenId] = Item(input, keccak256(outputs), r.metadata[i]);
+            _items[tokenId] = Item(input, keccak256(outputs), r.metadata[i], r.errorPpm[i]);
             _mint(r.to, tokenId);
             emit Minted(tokenId, r.modelId, inferenceId, msg.sender, r.parent);
             emit AigcData(tokenId, abi.encode(r.modelId, input), outputs, abi.encode(proofHash, i));
@@ -347,6 +355,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
             batchIndex: uint32(tokenId - p.firstToken),
             batchCount: p.count,
             metadataDigest: it.metadataDigest,
+            errorPpm: it.errorPpm,
             royaltyReceiver: _royaltyReceiver(p),
             prover: p.prover,
             lineageProven: p.parent != 0

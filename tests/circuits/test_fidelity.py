@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from proofmint.circuits.fidelity import acceptable, agreement, out_of_reach
+from proofmint.circuits.fidelity import acceptable, agreement, measured, out_of_reach, samples_digest
 
 
 def test_an_error_beyond_the_tolerance_of_the_whole_sets_span_stops_the_measurement():
@@ -29,3 +29,16 @@ def test_a_record_stopped_early_is_never_acceptable():
     ref = [np.array([0.0, 1.0])] * 2
     quality = agreement(ref, ref, "regression", 0.01) | {"rejected_after": 2}
     assert not acceptable(quality, 0.01)
+
+
+def test_the_record_names_exactly_the_samples_judged():
+    """A measurement stopped after two of three samples records the digest of those two: the
+    registry's samplesDigest names what the figures were measured on, not what was offered."""
+    samples = np.arange(12, dtype=np.float64).reshape(3, 4)
+    ref = [np.array([0.0, 1.0]), np.array([1.0, 0.0]), np.array([5.0, 0.0])]
+    quality = measured(ref, ref[:2], samples, "regression", 0.01, "onnxruntime", rejected=False)
+    assert quality["samples"] == 2 and "rejected_after" not in quality
+    assert quality["samples_digest"] == samples_digest(samples[:2]) != samples_digest(samples)
+    # the digest is of float32 values row after row, whatever the array's dtype or layout
+    assert samples_digest(np.asfortranarray(samples.astype(np.float32))) == samples_digest(samples)
+    assert measured(ref, ref[:1], samples, "regression", 0.01, "onnxruntime", rejected=True)["rejected_after"] == 1

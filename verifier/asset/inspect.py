@@ -34,7 +34,7 @@ from proofmint.store import Workspace, atomic_write_bytes, read_json, sha256_byt
 
 from proofmint.verifier.evm import build_contracts, derived_vk, verifier_artifact, vka_digest, vka_words
 from proofmint.verifier.content.publish import (content_matches, fetch_circuit, fidelity_attributes, packed_outputs,
-                                                schema_errors)
+                                                schema_errors, token_error_ppm)
 from proofmint.verifier.content.segmented import SegmentedView, cut_from, fetch_segmented, statement
 from proofmint.verifier.chain.client import Chain, connect
 from proofmint.verifier.content.store import Source, raw_cid, uri
@@ -363,7 +363,7 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
         checks["re-run model"], measured = _rerun(model, bundle, pkg, index)
     else:
         checks["re-run model"] = Check(True, "input is private: not re-run")
-    checks["accuracy attestation"] = _attestation_check(reg, meta, pkg, bundle, index,
+    checks["accuracy attestation"] = _attestation_check(reg, rec, meta, pkg, bundle, index,
                                                         measured if checks["re-run model"].ok else None)
     try:
         ok, detail = content_matches(meta, source, bundle, pkg, index) if local.valid else \
@@ -374,13 +374,13 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
     return done()
 
 
-def _attestation_check(reg: dict, meta: dict, pkg: CircuitPackage | SegmentedView, bundle: ProofBundle,
-                       index: int, measured: float | None) -> Check:
+def _attestation_check(reg: dict, rec: dict, meta: dict, pkg: CircuitPackage | SegmentedView,
+                       bundle: ProofBundle, index: int, measured: float | None) -> Check:
     """The accuracy attestation: the registered fidelity against the published circuit's own
-    measurement (compile's), the metadata's attributes against those recomputed from the
-    package and bundle, and the token's own error against a re-measure (the registered float
-    model re-run on the revealed input; ``measured`` is None where that re-run failed its own
-    check, which names it)."""
+    measurement (compile's), the metadata's attributes and the token's recorded error against
+    those recomputed from the package and bundle, and the token's own error against a
+    re-measure (the registered float model re-run on the revealed input; ``measured`` is None
+    where that re-run failed its own check, which names it)."""
     wrong = []
     figures = fidelity(pkg)
     if reg["fidelity"] != {k: "0x" + v.hex() if isinstance(v, bytes) else v for k, v in figures.items()}:
@@ -391,6 +391,9 @@ def _attestation_check(reg: dict, meta: dict, pkg: CircuitPackage | SegmentedVie
     edited = sorted(k for k, v in expected.items() if said.get(k) != v)
     if edited:
         wrong.append(f"the metadata's {', '.join(edited)} differ from the package's and bundle's")
+    if rec["errorPpm"] != token_error_ppm(bundle, pkg, index):
+        wrong.append(f"the token's recorded error ({rec['errorPpm'] / 10_000:.4f} % of span) is not its "
+                     f"proof's ({token_error_ppm(bundle, pkg, index) / 10_000:.4f} %)")
     claimed = said.get("proof max error")
     if measured is not None and isinstance(claimed, (int, float)) and abs(measured - claimed) > 1e-6 + 1e-3 * measured:
         wrong.append(f"the token's stated error {claimed:.4g} is not the re-measured {measured:.4g}")

@@ -69,14 +69,15 @@ NO_ARGMAX = 2**16 - 1  # the registry's Fidelity.argmaxBps of a model that is no
 def fidelity(pkg: CircuitPackage | SegmentedView) -> dict:
     """The registry's ``Fidelity``: compile's measured fidelity of the circuit to the float model
     (max error in millionths of the output span, rounded up; argmax agreement in basis points,
-    rounded down; held-out sample count; the reference engine). Compile keeps no digest of its
-    held-out samples, so ``samplesDigest`` is zero (the registry's "none recorded")."""
+    rounded down; held-out sample count; the reference engine; the sha256 of exactly the samples
+    judged, zero for a package compiled before compile recorded it)."""
     q = pkg.quantization
     argmax = q.get("argmax_agreement")
     return {"errorPpm": math.ceil(q.get("relative_max_error", 0.0) * 1_000_000 - 1e-9),
             "samples": int(q.get("samples", 0)),
             "argmaxBps": NO_ARGMAX if argmax is None else math.floor(argmax * ALL_SHARES + 1e-9),
-            "referenceEngine": pkg.reference.encode()[:32].ljust(32, b"\0"), "samplesDigest": NO_PARENT}
+            "referenceEngine": pkg.reference.encode()[:32].ljust(32, b"\0"),
+            "samplesDigest": bytes.fromhex(q["samples_digest"]) if "samples_digest" in q else NO_PARENT}
 
 
 def check_split(split: list[tuple[str, int]]) -> tuple[list[str], list[int]]:

@@ -36,7 +36,7 @@ from proofmint.prover.segmented import SegmentedBundle, load_any
 from proofmint.store import Workspace, atomic_write_json, read_json
 
 from proofmint.verifier.evm import verifier_artifact
-from proofmint.verifier.content.publish import Provenance, TokenContent, token_content
+from proofmint.verifier.content.publish import Provenance, TokenContent, token_content, token_error_ppm
 from proofmint.verifier.content.segmented import SegmentedView, statement
 from proofmint.verifier.chain.client import Chain, chain_error, connect
 from proofmint.verifier.content.store import ContentStore, cid_from_uri, uri
@@ -111,7 +111,8 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
         salt = os.urandom(32)
         request = {"modelId": model_id, "to": to or c.address, "parent": parent,
                    "inputCommitment": commitment, "salt": salt, "proofURI": proof_uri,
-                   "count": bundle.count, "metadata": [t.digest for t in tokens]}
+                   "count": bundle.count, "metadata": [t.digest for t in tokens],
+                   "errorPpm": [token_error_ppm(bundle, pkg, i) for i in range(bundle.count)]}
         vka = vka_for(pkg, entry)
         mint_fn = token.functions.mintWithProver(request, proof_bytes, instances, vka, *prover) if prover \
             else token.functions.mint(request, proof_bytes, instances, vka)

@@ -166,16 +166,27 @@ def token_error(bundle: ProofBundle, pkg: CircuitPackage, index: int) -> float:
     return float(np.abs(out - ref).max())
 
 
+def token_error_ppm(bundle: ProofBundle, pkg: CircuitPackage, index: int) -> int:
+    """:func:`token_error` in millionths of the scale compile judged the circuit on (the
+    registration's ``errorPpm`` is on the same scale), rounded up: the token's on-chain figure."""
+    return math.ceil(token_error(bundle, pkg, index) / _judged_on(pkg) * 1_000_000 - 1e-9)
+
+
+def _judged_on(pkg: CircuitPackage) -> float:
+    q = pkg.quantization
+    return q.get("judged_on") or q.get("output_range") or 1.0  # older packages: the span
+
+
 def fidelity_attributes(bundle: ProofBundle, pkg: CircuitPackage, index: int) -> list[dict]:
     """The accuracy attestation as ERC-7007 metadata attributes: the circuit's measured fidelity
     (compile's, on held-out samples; the registration carries the same figures) and this
     token's own proof's error against the float model."""
     q = pkg.quantization
-    span = q.get("output_range") or 1.0
     err = token_error(bundle, pkg, index)
     rows = [("circuit max error (% of span)", round(100 * q.get("relative_max_error", 0.0), 6)),
             ("circuit held-out samples", int(q.get("samples", 0))), ("fidelity reference", pkg.reference),
-            ("proof max error", round(err, 9)), ("proof max error (% of span)", round(100 * err / span, 6))]
+            ("circuit held-out samples sha256", q.get("samples_digest", "not recorded")),
+            ("proof max error", round(err, 9)), ("proof max error (% of span)", round(100 * err / _judged_on(pkg), 6))]
     if "argmax_agreement" in q:
         rows.insert(1, ("circuit argmax agreement (%)", round(100 * q["argmax_agreement"], 4)))
     return [{"trait_type": k, "value": v} for k, v in rows]

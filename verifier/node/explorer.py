@@ -636,6 +636,8 @@ class Explorer:
              + (f" <span class=muted>{esc(lineage_of(rec))}</span>" if rec["parent"] else "")),
             ("children", token_links(children)),
             ("prover", copyable(rec["prover"]) if int(rec["prover"], 16) else "<span class=muted>not named</span>"),
+            ("proof error", f"{rec['errorPpm'] / 10_000:.4f} % of span <span class=muted>(the minter's statement, "
+                            "recorded on-chain; Verify re-measures it)</span>"),
         ])
         body = (f"<div class=token><div><a class=frame href='{gateway_path(meta.get('image')) or '#'}'>"
                 f"{img(meta.get('image'), title)}</a></div>"

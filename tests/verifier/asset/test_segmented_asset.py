@@ -25,6 +25,7 @@ from proofmint.verifier.chain.mint import await_commit_age, item_commitments, pu
 from proofmint.verifier.chain.records import deployment
 from proofmint.verifier.content.gateway import Gateway
 from proofmint.verifier.asset.inspect import segmented_checks
+from proofmint.verifier.content.publish import token_error_ppm
 from proofmint.verifier.content.segmented import encode_proofs, fetch_segmented
 from proofmint.verifier.content.store import ContentStore, Source, cid_from_uri, uri
 from proofmint.verifier.evm import verifier_artifact
@@ -130,7 +131,8 @@ def test_genuine_segments_registered_under_another_model_verify_on_chain_but_not
         proof_uri, contents = publish_tokens(d, chained, view, bundle_file, model_id="0x" + bytes(mid).hex(),
                                              creator=OSCAR.address)
         request = {"modelId": mid, "to": OSCAR.address, "parent": 0, "inputCommitment": item_commitments(chained, view)[0],
-                   "salt": salt, "proofURI": proof_uri, "count": 1, "metadata": [t.digest for t in contents]}
+                   "salt": salt, "proofURI": proof_uri, "count": 1, "metadata": [t.digest for t in contents],
+                   "errorPpm": [token_error_ppm(chained, view, 0)]}
         c.transact(d.token.functions.mint(request, encode_proofs(loaded), words, []), d.abi, account=OSCAR)
         token_id = d.token.functions.totalMinted().call()
         assert d.token_record(token_id)["modelId"] == "0x" + bytes(mid).hex()

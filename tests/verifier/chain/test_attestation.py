@@ -16,6 +16,7 @@ from proofmint.verifier.chain.client import connect
 from proofmint.verifier.chain.deploy import NO_ARGMAX, fidelity
 from proofmint.verifier.chain.mint import publish_tokens
 from proofmint.verifier.chain.records import deployment
+from proofmint.verifier.content.publish import token_error_ppm
 from proofmint.verifier.content.store import ContentStore, raw_digest
 
 from .test_onchain import commit_by_hand, model_id
@@ -32,6 +33,8 @@ def test_the_registration_carries_the_circuits_measured_fidelity(deployed, circu
     assert registered["errorPpm"] / 1e6 >= q["relative_max_error"] > (registered["errorPpm"] - 1) / 1e6
     assert registered["argmaxBps"] == (NO_ARGMAX if "argmax_agreement" not in q else int(q["argmax_agreement"] * 1e4))
     assert bytes.fromhex(registered["referenceEngine"][2:]).rstrip(b"\0") == pkg.reference.encode()
+    # the samples judged are named: their digest, which any contract reads beside the figures
+    assert registered["samplesDigest"] == "0x" + q["samples_digest"] != "0x" + "00" * 32
 
 
 def test_an_edited_accuracy_attestation_is_flagged(deployed, circuits, zoo, ws, anvil, tmp_path):
@@ -81,4 +84,25 @@ def test_a_token_whose_metadata_states_a_smaller_error_is_flagged(deployed, circ
     check = verdict.checks["accuracy attestation"]
     assert "proof max error, proof max error (% of span) differ from the package's and bundle's" in check.detail
     assert "the token's stated error" in check.detail  # and the re-run measures the real one
+    assert {k for k, v in verdict.checks.items() if not v.ok} == {"accuracy attestation"}
+
+
+def test_a_token_recording_a_smaller_error_on_chain_is_flagged(deployed, circuits, zoo, ws, anvil, tmp_path):
+    """A minter publishes the genuine metadata but records a perfect proof (no error) in the
+    token, the figure a contract reads: the chain takes the statement, verify-asset names it."""
+    pkg = circuits["mlp"].package
+    bundle = load_bundle(_fresh_mlp_proof(zoo, circuits, ws, tmp_path, 44))
+    genuine = token_error_ppm(bundle, pkg, 0)
+    assert genuine > 0  # a few millionths of the span: the wine MLP is proven closely
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        d = deployment(c)
+        request, instances = commit_by_hand(c, d.token, d.abi, bundle, pkg, model_id(ws, pkg.circuit_id))
+        assert request["errorPpm"] == [genuine]
+        c.transact(d.token.functions.mint({**request, "errorPpm": [0]}, bundle.proof_bytes,
+                                          instances, []), d.abi)
+        tid = d.token.functions.totalMinted().call()
+        assert d.token_record(tid)["errorPpm"] == 0
+    verdict = proofmint.verify_asset(tid, rpc_url=anvil.url, workspace=ws)
+    check = verdict.checks["accuracy attestation"]
+    assert "the token's recorded error (0.0000 % of span) is not its proof's" in check.detail
     assert {k for k, v in verdict.checks.items() if not v.ok} == {"accuracy attestation"}

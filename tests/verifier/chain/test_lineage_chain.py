@@ -16,6 +16,7 @@ from proofmint.prover import load_bundle
 from proofmint.store import Workspace
 from proofmint.verifier.chain.client import connect
 from proofmint.verifier.chain.records import deployment
+from proofmint.verifier.node.explorer import Explorer
 
 from ...conftest import run_cli
 from .test_onchain import commit_by_hand, model_id
@@ -76,6 +77,11 @@ def test_a_child_made_from_its_parents_output_mints_with_lineage_proven(lineage,
     assert verdict.valid, {k: v.detail for k, v in verdict.checks.items() if not v.ok}
     shown = run_cli("show", str(minted.token_id), "--rpc-url", anvil.url, "--workspace", str(ws.root))
     assert shown.returncode == 0 and f"parent token {parent.token_id}: lineage proven" in shown.stderr
+    # the explorer's token page says the same, in its Provenance block, beside the recorded error
+    page = Explorer(ws, anvil.url, None).token(str(minted.token_id))
+    provenance = page[page.index("<h2>Provenance</h2>"):]
+    assert "lineage proven" in provenance and "lineage declared" not in provenance
+    assert f"{view.record['errorPpm'] / 10_000:.4f} % of span" in provenance
 
 
 def test_a_forged_lineage_is_refused_before_any_transaction_in_one_line(lineage, anvil):

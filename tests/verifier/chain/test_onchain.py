@@ -18,6 +18,7 @@ from proofmint.verifier.chain.deploy import vka_for
 from proofmint.verifier.chain.keys import DEV_KEYS_REFUSED, dev_keys
 from proofmint.verifier.chain.mint import await_commit_age, item_commitments, publish_tokens
 from proofmint.verifier.chain.records import deployment
+from proofmint.verifier.content.publish import token_error_ppm
 
 from ...conftest import run_cli, tree_digest
 
@@ -61,7 +62,8 @@ def commit_by_hand(c, token, abi, bundle, pkg, mid: bytes, account=None, metadat
         metadata = [t.digest for t in tokens]
     request = {"modelId": mid, "to": account.address, "parent": parent,
                "inputCommitment": encoding.mint_commitment(item_commitments(bundle, pkg), pkg.batch_size),
-               "salt": salt, "proofURI": proof_uri, "count": bundle.count, "metadata": metadata}
+               "salt": salt, "proofURI": proof_uri, "count": bundle.count, "metadata": metadata,
+               "errorPpm": [token_error_ppm(bundle, pkg, i) for i in range(bundle.count)]}
     return request, instances
 
 

@@ -182,7 +182,8 @@ def test_the_chain_refuses_every_tampering_of_the_segment_proofs(kind, chain, se
                              abi)
         await_commit_age(d, receipt)
         request = {"modelId": mid, "to": c.address, "parent": 0, "inputCommitment": item_commitments(chained, view)[0],
-                   "salt": salt, "proofURI": "", "count": 1, "metadata": [b"\x01" * 32]}
+                   "salt": salt, "proofURI": "", "count": 1, "metadata": [b"\x01" * 32],
+                   "errorPpm": [0]}
         before = token.functions.totalMinted().call()
         with pytest.raises(TransactionRevertedError, match=error):
             c.transact(token.functions.mint(request, proof, instances, []), abi)
@@ -288,7 +289,8 @@ def test_an_alias_of_the_segments_cannot_mint_the_inference_again_and_is_flagged
             d.token.functions.commitmentFor(OSCAR.address, inference, salt).call()), d.abi, account=OSCAR)
         await_commit_age(d, receipt)
         request = {"modelId": mid, "to": OSCAR.address, "parent": 0, "inputCommitment": item_commitments(chained, view)[0],
-                   "salt": salt, "proofURI": "", "count": 1, "metadata": [b"\x01" * 32]}
+                   "salt": salt, "proofURI": "", "count": 1, "metadata": [b"\x01" * 32],
+                   "errorPpm": [0]}
         with pytest.raises(TransactionRevertedError, match="ProvenanceTokenAlreadyMinted"):
             c.transact(d.token.functions.mint(request, encode_proofs(bundle), words, []), d.abi, account=OSCAR)
         alias = d.registration("0x" + bytes(mid).hex())["alias_of"]
