@@ -269,7 +269,7 @@ class Split:
 def _segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples, visibility: Visibility, task: str,
                tolerance: float, budget: float, key_budget: int, split: Split, srs_path: str | None,
                scratch: Path, rows: int, key: int, batch: int, target: str, timings: dict,
-               vocab: list[str] | None):
+               vocab: list[str] | None, rewrites: list):
     if batch > 1:
         raise UsageError(f"{model.path.name} is compiled as linked segments ({rows:,} rows at ezkl's defaults); "
                          "--batch is for single circuits — prove one inference per proof chain")
@@ -283,7 +283,7 @@ def _segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples, visib
     pkg = segmented.compile_segmented(
         ws, model, graph, samples, visibility=visibility, task=task, tolerance=tolerance, budget=budget,
         budget_bytes=key_budget, count=split.count, link=split.link, srs_path=srs_path,
-        work=scratch / "segments", timings=timings, vocab=vocab)
+        work=scratch / "segments", timings=timings, vocab=vocab, rewrites=[r.to_dict() for r in rewrites])
     return pkg, timings
 
 
@@ -330,7 +330,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
                     raise UsageError(f"{model.path.name} would be proven as linked segments, and --input-from "
                                      "is for a single circuit — drop --input-from, or raise --max-key")
                 return _segmented(ws, model, graph, samples, visibility, task, tolerance, budget, key_budget,
-                                  split, srs_path, scratch, rows, key, batch, target, timings, vocab)
+                                  split, srs_path, scratch, rows, key, batch, target, timings, vocab, rewrites)
             with progress.step("choose settings") as t:
                 chosen, report = calibrate.choose(target, model, graph, calib_file, probe_file,
                                                   samples.heldout, task, visibility, scratch, tolerance,

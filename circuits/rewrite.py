@@ -52,23 +52,35 @@ class Applied:
     node: str  # its node name
     into: str  # what it became
     span: tuple[str, str] | None = None  # the tensors its subgraph runs from and to
+    # a constant chosen from the calibration samples (a mask's fill), by the tensor it makes:
+    # recorded so the graph can be rebuilt without them (verify-asset, derived_vk)
+    chosen: dict[str, float] | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("span")
+        if d["chosen"] is None:
+            d.pop("chosen")
         return d
+
+
+def chosen_constants(rewrites: list[dict]) -> dict[str, float]:
+    """The constants a compile chose from its samples, from its report's ``rewrites``."""
+    return {k: v for r in rewrites for k, v in (r.get("chosen") or {}).items()}
 
 
 class _Editor:
     """One graph being rewritten, with helpers that make fresh, named tensors."""
 
-    def __init__(self, graph, data: bytes = b"", feeds: list[dict] | None = None):
+    def __init__(self, graph, data: bytes = b"", feeds: list[dict] | None = None,
+                 chosen: dict[str, float] | None = None):
         import onnx_graphsurgeon as gs
 
         self.gs = gs
         self.graph = graph
         self.count = 0
         self.applied: list[Applied] = []
+        self.chosen = chosen or {}  # constants an earlier compile chose: used, not re-derived
         self._data, self._feeds, self._ranges = data, feeds or [], None
 
     def magnitude(self, tensor: str) -> float | None:
@@ -110,11 +122,11 @@ class _Editor:
             node.outputs.clear()
         node.inputs.clear()
 
-    def done(self, node, into: str, x=None, y=None) -> None:
+    def done(self, node, into: str, x=None, y=None, chosen: dict[str, float] | None = None) -> None:
         """Record a rewrite; ``x`` -> ``y`` spans the ops it put in the graph (none for a
         changed attribute), whose rows the compile measures."""
         span = (x.name, y.name) if x is not None and y is not None else None
-        self.applied.append(Applied(node.op, node.name or "(unnamed)", into, span))
+        self.applied.append(Applied(node.op, node.name or "(unnamed)", into, span, chosen))
 
 
 def _value(tensor) -> np.ndarray | None:
@@ -422,13 +434,17 @@ def mask_fill(ed: _Editor, node) -> None:
             break
     else:
         return
-    bound = ed.magnitude(other.name)
-    if bound is None:
-        return
-    fill = -(2 * bound + MASK_MARGIN)
+    key = node.outputs[0].name
+    if key in ed.chosen:
+        fill = ed.chosen[key]
+    else:
+        bound = ed.magnitude(other.name)
+        if bound is None:
+            return
+        fill = -(2 * bound + MASK_MARGIN)
     node.inputs[k] = ed.const("mask_fill", np.where(v <= MASK_FILL, fill, v).astype(v.dtype))
     ed.done(node, f"masked with {fill:.3g} (2 x the largest |value| seen + {MASK_MARGIN:g}) instead of "
-                  f"{float(v.min()):g}", node.outputs[0], node.outputs[0])
+                  f"{float(v.min()):g}", node.outputs[0], node.outputs[0], {key: fill})
 
 
 SPATIAL_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool")
@@ -437,9 +453,12 @@ REWRITES = {"Pad": pad, "MaxPool": maxpool, "Conv": conv, "PRelu": prelu, "Pow":
 AFTER = {"Where": mask_fill}  # on what the rewrites above leave (a ScatterND becomes a Where)
 
 
-def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray) -> tuple[OnnxModel, list[Applied]]:
+def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray,
+            chosen: dict[str, float] | None = None) -> tuple[OnnxModel, list[Applied]]:
     """The graph ezkl should compile for ``model``, and what was rewritten (empty: ``model``
-    itself). Refuses, naming the op, if a rewrite changes the float outputs."""
+    itself). Refuses, naming the op, if a rewrite changes the float outputs. ``chosen``: the
+    constants an earlier compile chose from its samples (:func:`chosen_constants`), to build
+    the same graph without them."""
     import onnx
     import onnx_graphsurgeon as gs
 
@@ -449,12 +468,12 @@ def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray) -> tuple[OnnxMode
         proto, how = _to_opset(proto, model)
         applied.append(Applied("opset", f"{model.opset}", f"opset {MAX_OPSET} ({how})"))
     feeds = [dict(zip(model.input_names, model.split(x))) for x in samples[:CHECK_SAMPLES]]
-    graph, ed = _edit(proto, feeds)
+    graph, ed = _edit(proto, feeds, chosen)
     if MIN_OPSET <= model.opset < EMIT_OPSET and any(a.span for a in ed.applied):
         # the rewrites write Slice and Pad in their tensor-input forms: the graph goes to 18 first
         proto, how = _to_opset(proto, model)
         applied.append(Applied("opset", f"{model.opset}", f"opset {MAX_OPSET} ({how}) for the rewrites' ops"))
-        graph, ed = _edit(proto, feeds)
+        graph, ed = _edit(proto, feeds, chosen)
     applied += ed.applied
     if model.external_data:
         applied.append(Applied("external data", model.path.name, "weights embedded in one file"))
@@ -477,9 +496,10 @@ def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray) -> tuple[OnnxMode
     return graph_model, applied
 
 
-def _edit(proto, feeds: list[dict]):
+def _edit(proto, feeds: list[dict], chosen: dict[str, float] | None = None):
     """``proto`` as a graph with the rewrites applied, and the editor that applied them;
-    ``feeds`` (the calibration samples) size what depends on the values."""
+    ``feeds`` (the calibration samples) size what depends on the values, unless ``chosen``
+    already gives it."""
     import onnx
     import onnx_graphsurgeon as gs
 
@@ -493,7 +513,7 @@ def _edit(proto, feeds: list[dict]):
         graph.fold_constants(error_ok=True).cleanup()
     except Exception:
         pass  # nothing folded: the rewrites that need a constant say so
-    ed = _Editor(graph, proto.SerializeToString(), feeds)
+    ed = _Editor(graph, proto.SerializeToString(), feeds, chosen)
     left = {(n.op, n.name) for n in graph.nodes}
     for op, name in before:  # a causal mask's NonZero over constants: folded, so ezkl never sees it
         if (op, name) not in left:

@@ -125,9 +125,11 @@ class _Segment:
 def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples: Samples, *,
                       visibility: Visibility, task: str, tolerance: float, budget: float,
                       budget_bytes: int, count: int | None, link: str, srs_path: str | None,
-                      work: Path, timings: dict, vocab: list[str] | None = None) -> SegmentedPackage:
+                      work: Path, timings: dict, vocab: list[str] | None = None,
+                      rewrites: list[dict] | None = None) -> SegmentedPackage:
     """Plan the cuts, search one scale for the whole chain (the cheapest that keeps the
-    model's outputs end to end), set each segment up, and save the segmented package."""
+    model's outputs end to end), set each segment up, and save the segmented package
+    (``rewrites``: what compile rewrote in ``model`` to make ``graph``, recorded in its report)."""
     if link not in segments_mod.LINKS:
         raise InvalidModelError(f"unknown link '{link}' — choose one of {', '.join(segments_mod.LINKS)}")
     started = time.monotonic()
@@ -139,7 +141,7 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
     chosen, quality, tried = _search(segs, model, samples, task, tolerance, budget, started, work)
     report = CompileReport("balanced", goal_text(task, tolerance), tolerance=tolerance, plan=plan.to_dict(),
                            scales_tried=tried, link=link, search_seconds=round(time.monotonic() - started, 2),
-                           samples=samples.report())
+                           samples=samples.report(), rewrites=rewrites or [])
     timings["settings"] = round(time.monotonic() - started, 3)
     ids, srs_kind = [], "development"
     t = time.monotonic()

@@ -120,3 +120,24 @@ def test_nonmaxsuppression_is_refused_naming_the_node_and_an_alternative(tmp_pat
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
     with pytest.raises(InvalidModelError, match=r"NonMaxSuppression \(node 'nms'\).*run NMS after the model"):
         load_onnx(path)
+
+
+@pytest.mark.slow  # compiles a model of its own and re-derives its key
+def test_a_mask_fill_chosen_from_the_samples_is_rebuilt_without_them(ws, tmp_path):
+    """nanoGPT's masked_fill(-inf) is rewritten with a fill chosen from the calibration samples
+    (2 x the largest |score| + 16). The report records it, so what verify-asset runs without
+    any samples (the registered model -> the circuit's verifying key) builds the same graph;
+    without the record the mask would stay -inf and the key would differ."""
+    from proofmint.models import corpus
+    from proofmint.verifier.chain.deploy import vk_hash
+    from proofmint.verifier.evm import derived_vk
+
+    onnx_path = corpus.export("gpt_masked_fill", "o18", tmp_path / "m").folder / "model.onnx"
+    pkg = proofmint.compile(onnx_path, workspace=ws).package
+    chosen = rewrite.chosen_constants(pkg.calibration_report.rewrites)
+    assert len(chosen) == 1 and all(v < -16 for v in chosen.values()), pkg.calibration_report.rewrites
+    assert derived_vk(pkg, onnx_path) == vk_hash(pkg).hex()
+    circuit = (pkg.path / "circuit.onnx").read_bytes()
+    replayed, _ = rewrite.rewrite(load_onnx(onnx_path), tmp_path / "replayed.onnx", np.empty((0, 0)), chosen)
+    unrecorded, _ = rewrite.rewrite(load_onnx(onnx_path), tmp_path / "bare.onnx", np.empty((0, 0)))
+    assert replayed.data == circuit != unrecorded.data

@@ -162,9 +162,10 @@ def fetch_segmented(source: Source, manifest_uri: str, root: Path, ws: Workspace
 
 
 def cut_from(model: Path, spkg: SegmentedPackage) -> list[str]:
-    """The sha256 of each segment ``model`` gives when rewritten and cut at the tensors the
-    package's plan records, as compile cut it: equal to the segments' model ids when the
-    segments are that model's."""
+    """The sha256 of each segment ``model`` gives when rewritten (with the constants compile
+    chose from its samples, as its report records them) and cut at the tensors the package's
+    plan records, as compile cut it: equal to the segments' model ids when the segments are
+    that model's."""
     import onnx
 
     from proofmint.circuits import rewrite
@@ -172,7 +173,8 @@ def cut_from(model: Path, spkg: SegmentedPackage) -> list[str]:
 
     with tempfile.TemporaryDirectory(prefix="proofmint-cut-") as tmp:
         work = Path(tmp)
-        graph, _ = rewrite.rewrite(load_onnx(model), work / "rewritten.onnx", np.empty((0, 0)))
+        chosen = rewrite.chosen_constants(spkg.calibration_report.rewrites)
+        graph, _ = rewrite.rewrite(load_onnx(model), work / "rewritten.onnx", np.empty((0, 0)), chosen)
         outputs = [o.name for o in onnx.load(graph.path).graph.output]
         cuts = [(s["inputs"] or list(graph.input_names), s["outputs"] or outputs) for s in spkg.plan["segments"]]
         try:
