@@ -65,8 +65,11 @@ class Applied:
 
 
 def chosen_constants(rewrites: list[dict]) -> dict[str, float]:
-    """The constants a compile chose from its samples, from its report's ``rewrites``."""
-    return {k: v for r in rewrites for k, v in (r.get("chosen") or {}).items()}
+    """The constants a compile chose from its samples, from its report's ``rewrites`` (a
+    published report: anything else in it is not a constant, and rebuilds no graph)."""
+    chosen = [r.get("chosen") for r in rewrites if isinstance(r, dict)] if isinstance(rewrites, list) else []
+    return {str(k): float(v) for c in chosen if isinstance(c, dict) for k, v in c.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 class _Editor:

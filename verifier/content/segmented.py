@@ -24,6 +24,7 @@ import numpy as np
 from eth_abi import encode
 
 from proofmint.circuits.package import CircuitPackage
+from proofmint.circuits.report import CompileReport
 from proofmint.circuits.segmented import MANIFEST, SegmentedPackage
 from proofmint.encoding import InstanceLayout, Visibility
 from proofmint.errors import ContentError, InvalidModelError, ProofmintError, WorkspaceError
@@ -149,7 +150,8 @@ def fetch_segmented(source: Source, manifest_uri: str, root: Path, ws: Workspace
     source.fetch_to(files["onnx"], dest / "model.onnx")
     try:
         data = read_json(dest / MANIFEST)
-        data.update(visibility=Visibility.of(data["visibility"]), calibration_report=None)
+        data.update(visibility=Visibility.of(data["visibility"]),  # the report: the rewrites' chosen constants
+                    calibration_report=CompileReport.from_dict(data.get("calibration_report") or {"target": "unknown"}))
         spkg = SegmentedPackage(**data)
     except (TypeError, KeyError, AttributeError, ProofmintError) as exc:
         raise ContentError(f"the segments.json {manifest_uri} publishes is not a segmented package ({exc})") from None
