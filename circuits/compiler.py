@@ -325,7 +325,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
                     f"{model.path.name}: one circuit of {rows:,} rows needs a proving key of about "
                     f"{calibrate.gib(key)}, over the {calibrate.gib(key_budget)} budget — leave out --segments 1 to "
                     "prove it as linked segments, or raise --max-key (or PROOFMINT_MEMORY)")
-            if (split.count or 0) > 1 or key > key_budget and split.count is None:
+            if split.count != 1 and (split.count or key > key_budget):
                 if lineage is not None:
                     raise UsageError(f"{model.path.name} would be proven as linked segments, and --input-from "
                                      "is for a single circuit — drop --input-from, or raise --max-key")

@@ -391,9 +391,10 @@ def _attestation_check(reg: dict, rec: dict, meta: dict, pkg: CircuitPackage | S
     edited = sorted(k for k, v in expected.items() if said.get(k) != v)
     if edited:
         wrong.append(f"the metadata's {', '.join(edited)} differ from the package's and bundle's")
-    if rec["errorPpm"] != token_error_ppm(bundle, pkg, index):
+    proof_ppm = token_error_ppm(bundle, pkg, index)
+    if rec["errorPpm"] != proof_ppm:
         wrong.append(f"the token's recorded error ({rec['errorPpm'] / 10_000:.4f} % of span) is not its "
-                     f"proof's ({token_error_ppm(bundle, pkg, index) / 10_000:.4f} %)")
+                     f"proof's ({proof_ppm / 10_000:.4f} %)")
     claimed = said.get("proof max error")
     if measured is not None and isinstance(claimed, (int, float)) and abs(measured - claimed) > 1e-6 + 1e-3 * measured:
         wrong.append(f"the token's stated error {claimed:.4g} is not the re-measured {measured:.4g}")
