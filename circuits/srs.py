@@ -100,17 +100,13 @@ def _estimate_s(logrows: int) -> float:
     return 240.0 * 2.0 ** (logrows - 20)
 
 
-EXACT_UP_TO = 18  # generating an SRS this size takes about a minute or less on 2 cores
-
-
 def development(logrows: int) -> SRS:
-    """The machine's development SRS for ``logrows``, generated once and cached.
+    """The machine's development SRS of exactly ``logrows``, generated once and cached.
 
-    An SRS of exactly this size is preferred up to EXACT_UP_TO: ezkl reads (and checks) the
-    whole file on every prove and verify, so a larger one costs every proof — a logrows-13
-    LeNet verified in 35 s from a k=17 file, against well under a second from its own. Beyond
-    that, a larger one already there serves (ezkl downsizes it) rather than minutes of
-    generation."""
+    Never a larger one: ezkl reads the whole file on every setup and prove and rebuilds the
+    Lagrange basis down to the circuit's size, which costs every proof more than generating
+    the right size once (a logrows-13 LeNet proved in 14 s from a k=22 file, 2 s from its
+    own; at logrows 19 that rebuild alone is minutes)."""
     root = cache_dir()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -119,15 +115,12 @@ def development(logrows: int) -> SRS:
     # one lock per size: a compile waits only for the SRS it needs (a machine-wide lock held
     # a small compile for minutes behind another's large SRS)
     with FileLock(str(root / f".lock-k{logrows}")):
-        usable = [(k, p) for k, p in _cached() if k == logrows or (k > logrows > EXACT_UP_TO)]
-        if usable:
-            k, path = usable[0]
-        else:
-            k, path = logrows, root / f"dev-k{logrows}.srs"
+        path = root / f"dev-k{logrows}.srs"
+        if not (path.is_file() and path.with_suffix(".sha256").is_file()):
             progress.note(f"generating a {DEV_WARNING} for logrows {logrows}, once per machine "
                           f"(about {max(_estimate_s(logrows), 1):.0f} s on 2 cores)")
             with progress.step(f"generate dev SRS k={logrows}"), staged(path) as tmp:
                 ezkl_layer.gen_srs(tmp, logrows)
             read_k(path)
             atomic_write_bytes(path.with_suffix(".sha256"), sha256_file(path).encode())
-    return SRS(str(path), "development", k, path.with_suffix(".sha256").read_text().strip())
+    return SRS(str(path), "development", logrows, path.with_suffix(".sha256").read_text().strip())

@@ -154,9 +154,13 @@ def prove(witness: Path, compiled: Path, pk: Path, out: Path, srs: Path, hint: s
 
 
 def verify(proof: Path, settings: Path, vk: Path, srs: Path) -> tuple[bool, str]:
-    """(valid, why): ezkl raises on malformed proofs, which is a rejection, not an error."""
+    """(valid, why): ezkl raises on malformed proofs, which is a rejection, not an error.
+
+    ``reduced_srs``: the SHPLONK verifier needs only the SRS's first G1 point and its G2 pair;
+    without it ezkl rebuilds the Lagrange basis of every point up to logrows (an FFT over the
+    curve), which for an SRS larger than the circuit took minutes at logrows 19."""
     try:
-        ok = _ezkl().verify(str(proof), str(settings), str(vk), srs_path=str(srs))
+        ok = _ezkl().verify(str(proof), str(settings), str(vk), srs_path=str(srs), reduced_srs=True)
     except Exception as exc:
         return False, f"ezkl rejected the proof: {first_line(exc)}"
     return bool(ok), "proof verifies" if ok else "proof does not verify"

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 import proofmint
+from proofmint import ezkl_layer
 from proofmint.prover import load_bundle
 from proofmint.circuits.search import TIMING_NOISE
 from proofmint.circuits.fidelity import acceptable
 
 from ..conftest import ZOO_NAMES, run_cli
+from ..verifier.tampering import tampered
 
 
 @pytest.mark.parametrize("name", ZOO_NAMES)
@@ -94,6 +96,22 @@ def test_false_output_claim_is_rejected(proofs, ws, tmp_path):
     p.write_text(json.dumps(data))
     result = proofmint.verify(p, workspace=ws)
     assert not result.valid and "claimed output" in result.reason
+
+
+def test_an_srs_larger_than_the_circuit_verifies_from_its_first_points_only(zoo, tmp_path):
+    """verify reads only what a KZG verifier uses (ezkl's reduced SRS): a ceremony file larger
+    than the circuit still verifies a genuine proof and rejects every tampered one."""
+    big = tmp_path / "k12.srs"
+    ezkl_layer.gen_srs(big, 12)
+    ws = tmp_path / "ws"
+    c = proofmint.compile(zoo["mlp"].onnx, srs=big, workspace=ws)
+    assert c.package.logrows < 12 and c.srs_warning is None
+    bundle = proofmint.prove(c.circuit_id, input=zoo["mlp"].input, out=tmp_path / "p.json", workspace=ws).bundles[0]
+    assert proofmint.verify(bundle, workspace=ws).valid
+    for name, data in tampered(bundle).items():
+        p = tmp_path / "t.json"
+        p.write_text(json.dumps(data))
+        assert not proofmint.verify(p, workspace=ws).valid, name
 
 
 def test_proof_fails_against_another_circuits_vk(zoo, proofs, ws):
