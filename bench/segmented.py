@@ -4,9 +4,11 @@ same run on the same machine.
 Per model (a zoo model, or a folder with an ONNX file and an input.json): the single circuit
 (where it fits) and the segmented one are compiled cold, then one inference is proven with 1
 and 2 local workers and on Ray with 2 nodes (two raylets on this machine, ``ray.cluster_utils``,
-one CPU each), and verified. Reported: rows, logrows and proving-key bytes per circuit, the
-peak memory of each prover process, wall time of the one inference, and the end-to-end error.
-The time of ONE inference falling as workers rise is the point of cutting.
+one CPU each), and verified; each is then deployed on an embedded anvil and its proof minted
+as one token. Reported: rows, logrows and proving-key bytes per circuit, the peak memory of
+each prover process, wall time of the one inference, the end-to-end error, and the mint's gas
+(with each segment's verifier alone). The time of ONE inference falling as workers rise is the
+point of cutting.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from proofmint.errors import ProofmintError, UsageError
 from proofmint.models.onnx_model import model_file
 from proofmint.prover.segmented import load_any
 from proofmint.store import Workspace
+from proofmint.verifier.chain.anvil import Anvil
 
 DEFAULT = [("zoo:lenet", {"segments": 3})]
 
@@ -47,6 +50,14 @@ def _prove(circuit: str, inp: Path, out: Path, ws: Workspace, **kw) -> dict:
             "workers": len(r.workers)}
 
 
+def _mint(circuit: str, bundle: Path, ws: Workspace, rpc_url: str) -> dict:
+    """Deploy the circuit and mint the proof: one transaction, one token, whatever the segments."""
+    api.deploy(circuit, rpc_url=rpc_url, workspace=ws)
+    m = api.mint(bundle, rpc_url=rpc_url, workspace=ws)
+    return {"tokens": len(m.token_ids), "gas": m.gas_used["mint"],
+            "segment_verify_gas": [g for k, g in sorted(m.gas_used.items()) if k.startswith("verify_segment_")]}
+
+
 def _ray_two_nodes():
     """Two Ray nodes on this machine, one CPU each: one inference across 'machines'."""
     import ray
@@ -58,7 +69,7 @@ def _ray_two_nodes():
     return cluster
 
 
-def one(spec: str, options: dict, out: Path, ws: Workspace, ray: bool) -> dict:
+def one(spec: str, options: dict, out: Path, ws: Workspace, ray: bool, rpc_url: str) -> dict:
     options = dict(options)
     provers = options.pop("provers", (1, 2))
     ray = ray and len(provers) > 1
@@ -73,6 +84,7 @@ def one(spec: str, options: dict, out: Path, ws: Workspace, ray: bool) -> dict:
                              "rows": p.num_rows, "pk_bytes": p.pk_bytes,
                              "error": p.quantization["relative_max_error"]}
             row["single"]["prove"] = _prove(single.circuit_id, inp, out / f"{name}-single.json", ws)
+            row["single"]["mint"] = _mint(single.circuit_id, out / f"{name}-single.json", ws, rpc_url)
         except ProofmintError as exc:
             row["single"] = {"refused": str(exc)[:300]}
     with progress.step(f"{name}: segmented"):
@@ -92,6 +104,7 @@ def one(spec: str, options: dict, out: Path, ws: Workspace, ray: bool) -> dict:
                                                           workers=workers)
         b = load_any(out / f"{name}-w{provers[-1]}.json")
         row["segmented"]["per_segment_prove_s"] = [s.timings.get("prove") for s in b.segments]
+        row["segmented"]["mint"] = _mint(seg.circuit_id, out / f"{name}-w{provers[-1]}.json", ws, rpc_url)
         if ray:
             cluster = _ray_two_nodes()
             try:
@@ -130,34 +143,44 @@ def parse(item: str) -> tuple[str, dict]:
 def run(out: Path, ws: Workspace, models: list[str] | None, ray: bool = True) -> dict:
     specs = [parse(m) for m in models] if models else DEFAULT
     rows = []
-    with progress.step("segmented", total=len(specs)):
+    with progress.step("segmented", total=len(specs)), Anvil(ws.anvil_dir() / "bench-anvil.json") as anvil:
         for spec, options in specs:
-            rows.append(one(spec, options, out, ws, ray))
+            rows.append(one(spec, options, out, ws, ray, anvil.url))
             progress.advance("segmented")
             (out / "segmented.json").write_text(json.dumps({"segmented": rows}, indent=2) + "\n")
     return {"segmented": rows}
+
+
+def _gas(circuit: dict) -> str:
+    m = circuit.get("mint")
+    if not m:
+        return "—"
+    alone = f" ({', '.join(f'{g:,}' for g in m['segment_verify_gas'])})" if m["segment_verify_gas"] else ""
+    return f"{m['gas']:,}{alone}"
 
 
 def markdown(res: dict, machine: str) -> str:
     lines = ["# One circuit vs linked segments", "", machine, "",
              "One inference each; prove = wall time of `proofmint prove` (witness chain + proofs), "
              "verified; peak = each prover process's peak memory. Ray: two nodes on this machine "
-             "(one CPU each), one segment per task.", "",
-             "| model | circuit | logrows | rows | pk MB | error | prove 1 worker | prove 2 workers | Ray 2 nodes | peak MB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "(one CPU each), one segment per task. mint gas: the one transaction that verifies every "
+             "proof and link and mints the token (in brackets: each segment's verifier alone).", "",
+             "| model | circuit | logrows | rows | pk MB | error | prove 1 worker | prove 2 workers | Ray 2 nodes | peak MB | mint gas |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in res["segmented"]:
         s = r["single"]
         if "refused" in s:
-            lines.append(f"| {r['model']} | one circuit | — | — | — | — | refused: {s['refused'][:80]} | | | |")
+            lines.append(f"| {r['model']} | one circuit | — | — | — | — | refused: {s['refused'][:80]} | | | | |")
         else:
             lines.append(f"| {r['model']} | one circuit | {s['logrows']} | {s['rows']:,} | {s['pk_bytes'] / 1e6:.0f} | "
-                         f"{s['error']:.2%} | {s['prove']['wall_s']:.1f} | — | — | {max(s['prove']['peak_rss_mb']):.0f} |")
+                         f"{s['error']:.2%} | {s['prove']['wall_s']:.1f} | — | — | {max(s['prove']['peak_rss_mb']):.0f} | "
+                         f"{_gas(s)} |")
         g = r["segmented"]
         wall = [f"{g[k]['wall_s']:.1f}" if k in g else "—" for k in ("prove_1", "prove_2", "prove_ray2")]
         peak = max(m for k in ("prove_1", "prove_2") if k in g for m in g[k]["peak_rss_mb"])
         lines.append(
             f"| {r['model']} | {g['segments']} segments ({g['link']}) | {', '.join(map(str, g['logrows']))} | "
             f"{', '.join(f'{x:,}' for x in g['rows'])} | {', '.join(f'{x / 1e6:.0f}' for x in g['pk_bytes'])} | "
-            f"{g['error']:.2%} | {' | '.join(wall)} | {peak:.0f} |")
+            f"{g['error']:.2%} | {' | '.join(wall)} | {peak:.0f} | {_gas(g)} |")
     lines += ["", "Cuts: " + "; ".join(f"{r['model']}: {r['segmented']['why']}" for r in res["segmented"]), ""]
     return "\n".join(lines)

@@ -66,3 +66,17 @@ def test_quick_bench_writes_a_complete_report(tmp_path):
     for heading in ("## Per configuration", "## Baselines in the same run", "## Gas: hashed vs public input",
                     "## Batch proofs", "## Goals"):
         assert heading in md
+
+
+@pytest.mark.slow  # compiles, proves, deploys and mints (no HEAVY fixture marks it)
+def test_segmented_bench_mints_each_form_as_one_token(tmp_path):
+    out = tmp_path / "bench"
+    r = proofmint.bench(segmented=True, only=["zoo:mlp@segments=2,workers=1"], out=out)
+    row = r.results["segmented"][0]
+    single, seg = row["single"], row["segmented"]
+    assert single["mint"]["tokens"] == 1 and single["mint"]["segment_verify_gas"] == []
+    assert seg["segments"] == 2 and seg["mint"]["tokens"] == 1
+    alone = seg["mint"]["segment_verify_gas"]
+    assert len(alone) == 2 and seg["mint"]["gas"] > sum(alone) > 0  # both checked in the one mint
+    table = (out / "segmented.md").read_text()
+    assert "mint gas" in table and f"{seg['mint']['gas']:,}" in table
