@@ -9,12 +9,14 @@ same compile again is a cache hit that runs neither calibration nor setup.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import onnx
 
 from proofmint import config, ezkl_layer, progress
 from proofmint.encoding import Visibility
@@ -220,37 +222,69 @@ def _cached(ws: Workspace, key: str) -> CircuitPackage | SegmentedPackage | None
 
 @dataclass(frozen=True)
 class Lineage:
-    """A model whose input is another circuit's output: that circuit, and the scale its output
-    is at (the input is read there, so both proofs hold the same field elements)."""
+    """A model whose input is another circuit's output, whole or a named slice of it: that
+    circuit, the scale its output is at (the input is read there, so both proofs hold the same
+    field elements), and where the input lies among one inference's output instances
+    (``start``, ``count``: the registry's ``inputFromStart`` and the input's instance count)."""
 
     parent: str
     scale: int
     visibility: str
+    start: int = 0
+    count: int = 0
+    named: str = ""  # what the user named: an output tensor, and a range of it
 
     def to_dict(self) -> dict:
-        return {"parent": self.parent, "scale": self.scale, "visibility": self.visibility}
+        return {"parent": self.parent, "scale": self.scale, "visibility": self.visibility,
+                "start": self.start, "count": self.count, "named": self.named}
 
 
-def _lineage(ws: Workspace, parent_id: str, model: OnnxModel, visibility: Visibility) -> Lineage:
-    """The parent circuit ``--input-from`` names, checked against the model's input."""
-    chain = segmented.load(ws, parent_id)
+_SLICE = re.compile(r"^(?P<id>[0-9a-fA-F]{8,64})(?::(?P<name>[^\[\]]+))?(?:\[(?P<a>\d*):(?P<b>\d*)\])?$")
+
+
+def _lineage(ws: Workspace, spec: str, model: OnnxModel, visibility: Visibility) -> Lineage:
+    """The parent output ``--input-from`` names (``ID``, ``ID:OUTPUT``, ``ID:OUTPUT[A:B]`` or
+    ``ID[A:B]``), checked against the model's input."""
+    m = _SLICE.match(spec.strip())
+    if m is None:
+        raise UsageError(f"--input-from {spec}: write CIRCUIT, CIRCUIT:OUTPUT (one of its output tensors) or "
+                         "CIRCUIT:OUTPUT[A:B] (values A to B-1 of it, flattened)")
+    chain = segmented.load(ws, m["id"])
     if chain is not None:
         last = chain.packages(ws, verify_only=True)[-1]
         parent, scales, shapes, out_vis = chain.circuit_id, last.output_scales, chain.output_shapes, chain.visibility.output
     else:
-        pkg = package.load(ws, parent_id, verify_only=True)
+        pkg = package.load(ws, m["id"], verify_only=True)
         parent, scales, shapes, out_vis = pkg.circuit_id, pkg.output_scales, pkg.output_shapes, pkg.visibility.output
-    if len(shapes) != 1 or len(model.input_shapes) != 1:
-        raise UsageError(f"--input-from links one output tensor to one input: circuit {parent[:12]} has "
-                         f"{len(shapes)} outputs, {model.path.name} {len(model.input_shapes)} inputs")
-    size = int(np.prod(shapes[0]))
-    if size != model.input_size:
-        raise UsageError(f"circuit {parent[:12]} outputs {size} values (shape {'x'.join(map(str, shapes[0]))}); "
-                         f"{model.path.name} takes {model.input_size} — it can't read that output as its input")
+    sizes = [int(np.prod(s)) for s in shapes]
+    names = [o.name for o in onnx.load((chain or pkg).path / "model.onnx", load_external_data=False).graph.output]
+    if len(model.input_shapes) != 1:
+        raise UsageError(f"--input-from links a parent's output to one input: {model.path.name} has "
+                         f"{len(model.input_shapes)} inputs")
+    if m["name"] is None and len(shapes) != 1:
+        raise UsageError(f"circuit {parent[:12]} has {len(shapes)} outputs ({', '.join(names)}): name the one "
+                         f"this model reads, --input-from {parent[:12]}:{names[0]}")
+    if m["name"] is not None and m["name"] not in names:
+        raise UsageError(f"circuit {parent[:12]} has no output {m['name']!r}; its outputs: {', '.join(names)}")
+    k = 0 if m["name"] is None else names.index(m["name"])
+    ranged = m["a"] is not None
+    a, b = (int(m["a"] or 0), int(m["b"] or sizes[k])) if ranged else (0, sizes[k])
+    if not 0 <= a < b <= sizes[k]:
+        raise UsageError(f"--input-from {spec}: [{a}:{b}] is not a range within output {names[k]!r}'s "
+                         f"{sizes[k]} values")
+    if ranged and (a, b) != (0, sizes[k]) and out_vis == "hashed":
+        raise UsageError(f"circuit {parent[:12]}'s outputs are hashed: a proof commits to each output tensor "
+                         "whole, so a range of one can't be checked against it — take the whole output, or "
+                         "compile that model with --output-visibility public")
+    if b - a != model.input_size:
+        raise UsageError(f"circuit {parent[:12]}'s output {names[k]!r}{f'[{a}:{b}]' if ranged else ''} is "
+                         f"{b - a} values; {model.path.name} takes {model.input_size} — it can't read that as its input")
     if visibility.input != out_vis:
         raise UsageError(f"circuit {parent[:12]}'s output is {out_vis}: pass --input-visibility {out_vis} so "
                          "both proofs commit to the input the same way")
-    return Lineage(parent, scales[0], out_vis)
+    start, count = (k, 1) if out_vis == "hashed" else (sum(sizes[:k]) + a, b - a)
+    named = (names[k] if m["name"] is not None else "") + (f"[{a}:{b}]" if ranged else "")
+    return Lineage(parent, scales[k], out_vis, start, count, named)
 
 
 KEY_SHARE = 2  # a single circuit's key may take half the memory to plan for; more is split
@@ -349,7 +383,8 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         with progress.step("SRS") as t:
             srs = srs_mod.resolve(logrows, srs_path)
         timings["srs"] = t["seconds"]
-        circuit_id = package.circuit_id_of(model.model_id, settings, srs.sha256)
+        input_from = (lineage.parent, lineage.start) if lineage else None
+        circuit_id = package.circuit_id_of(model.model_id, settings, srs.sha256, input_from)
         dest = ws.circuit_dir(circuit_id)
         # Two compile options can choose the same circuit: one setup, under a lock.
         with ws.lock(f"circuit-{circuit_id[:32]}"):
@@ -357,7 +392,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
                 return package.load(ws, circuit_id), timings | {"setup": 0.0, "reused_keys": True}
             pkg, timings["setup"] = package.create(ws, dest, model, graph, chosen, report, samples.accepted,
                                                    target, visibility, task, srs, circuit_id, batch, vocab,
-                                                   lineage.parent if lineage else None)
+                                                   input_from)
         return pkg, timings
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

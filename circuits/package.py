@@ -68,6 +68,7 @@ class CircuitPackage:
     srs_file: str | None = None  # a user's SRS: relative to the workspace when inside it
     vocab: list[str] | None = None  # what each output position names (a text model's characters)
     input_from: str | None = None  # the circuit whose output this one's input is (--input-from)
+    input_from_start: int = 0  # where among one inference's output instances of it the input begins
     dir: str = ""
     srs_path: str = ""
 
@@ -172,17 +173,27 @@ def settings_digest_source(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k != "timestamp"}
 
 
-def circuit_id_of(model_id: str, settings: dict, srs_sha256: str) -> str:
+def circuit_id_of(model_id: str, settings: dict, srs_sha256: str,
+                  input_from: tuple[str, int] | None = None) -> str:
     """A circuit's id: its model, its settings (ezkl's variables, so the batch size too) and
-    the SRS its keys come from. Anyone holding the three files derives the same id."""
-    return sha256_bytes(canonical_json({"model": model_id, "settings": settings_digest_source(settings),
-                                        "srs": srs_sha256}))
+    the SRS its keys come from, and for a model whose input is another circuit's output that
+    circuit and where in its outputs the input begins (one model, two lineages: two ids).
+    Anyone holding the files (and the published package) derives the same id."""
+    fields = {"model": model_id, "settings": settings_digest_source(settings), "srs": srs_sha256}
+    if input_from is not None:
+        fields["input_from"] = list(input_from)
+    return sha256_bytes(canonical_json(fields))
+
+
+def lineage_of(pkg: CircuitPackage) -> tuple[str, int] | None:
+    """What a package's circuit id binds of its lineage (``circuit_id_of``'s ``input_from``)."""
+    return (pkg.input_from, pkg.input_from_start) if pkg.input_from else None
 
 
 def create(ws: Workspace, dest: Path, model: "OnnxModel", graph: "OnnxModel", chosen, report: CompileReport,
            input_range: list[float], target: str, visibility: Visibility, task: str, srs: "srs_mod.SRS",
            circuit_id: str, batch: int, vocab: list[str] | None = None,
-           input_from: str | None = None) -> tuple[CircuitPackage, float]:
+           input_from: tuple[str, int] | None = None) -> tuple[CircuitPackage, float]:
     """Copy the chosen circuit (a candidate.Candidate) into ``dest``, run setup, and write
     package.json last. Returns the package and setup's seconds."""
     dest.mkdir(parents=True, exist_ok=True)
@@ -221,7 +232,8 @@ def create(ws: Workspace, dest: Path, model: "OnnxModel", graph: "OnnxModel", ch
         digests={name: sha256_file(dest / name) for name in DIGESTED
                  if (dest / name).is_file()},
         batch_size=batch, input_shapes=[list(x) for x in model.input_shapes],
-        input_names=list(model.input_names), reference=model.reference, vocab=vocab, input_from=input_from,
+        input_names=list(model.input_names), reference=model.reference, vocab=vocab,
+        input_from=input_from[0] if input_from else None, input_from_start=input_from[1] if input_from else 0,
     )
     pkg.save()
     return pkg, t["seconds"]

@@ -60,9 +60,10 @@ interface IERCZKMLVerifier {
 ///   every link holds. Its verifier key covers every segment's verifier and instance count,
 ///   never the links a registration chooses.
 /// - Lineage: a registration may declare that its input is another registration's output
-///   (`inputFrom`): its input slice then has exactly that model's output count, one inference
-///   a proof, and a token of it that names a token of that model as its parent mints only if
-///   its proven inputs are that token's proven outputs (ProvenanceToken: lineage proven).
+///   (`inputFrom`), whole or a slice of it (`inputFromStart`, `inputCount` instances: one
+///   output tensor of several, or a range of one public tensor): one inference a proof, and a
+///   token of it that names a token of that model as its parent mints only if its proven
+///   inputs are that token's proven outputs there (ProvenanceToken: lineage proven).
 /// - Fidelity (`fidelity`) is the registrant's statement of the circuit's measured error: the
 ///   chain can't measure it; `proofmint verify-asset` compares it with the published package.
 /// - ERC-7992 (draft): the registry is also its verifier (`IERCZKMLVerifier`: `verifyInference`
@@ -135,6 +136,9 @@ contract ModelRegistry is IERCZKMLVerifier, IERC165 {
         bytes32 parentModel; // the registration it was fine-tuned from; zero for none
         License license;
         bytes32 inputFrom; // the registration whose outputs are this model's inputs (lineage); zero for none
+        // where in one inference's output instances of `inputFrom` this model's input begins: a
+        // named slice of them (`inputCount` long); zero, with `inputCount` their count: all of them
+        uint32 inputFromStart;
         Fidelity fidelity;
     }
 
@@ -227,8 +231,8 @@ contract ModelRegistry is IERCZKMLVerifier, IERC165 {
     error ModelRegistryInvalidLicense(uint16 parentShareBps, uint16 proverShareBps);
     /// @notice The argmax agreement is neither basis points (<= ALL_SHARES) nor NO_ARGMAX.
     error ModelRegistryInvalidFidelity(uint16 argmaxBps);
-    /// @notice A lineage child must take one inference a proof, with a bound input exactly as
-    /// long as `inputFrom`'s outputs.
+    /// @notice A lineage child must take one inference a proof, with a bound input that lies
+    /// within `inputFrom`'s outputs from `inputFromStart` (no start without an `inputFrom`).
     error ModelRegistryInvalidLineage(bytes32 modelId, bytes32 inputFrom);
     /// @notice A segmented registration doesn't describe its segments (see registerSegmentedModel).
     error ModelRegistryInvalidSegments(bytes32 modelId);
@@ -267,8 +271,9 @@ contract ModelRegistry is IERCZKMLVerifier, IERC165 {
     /// - outputs are bound (`outputCount` >= 1), input and output slices don't overlap, and
     ///   both fit in `instanceCount`;
     /// - `parentModel` is zero or registered; the license's parent and prover shares <= ALL_SHARES;
-    /// - `inputFrom` is zero or registered, and then `batchSize` is 1 and `inputCount` is
-    ///   `inputFrom`'s `outputCount` (not zero);
+    /// - `inputFrom` is zero (and `inputFromStart` too) or registered, and then `batchSize` is 1
+    ///   and the input (`inputCount`, not zero) lies within `inputFrom`'s `outputCount` output
+    ///   instances from `inputFromStart`;
     /// - the fidelity's `argmaxBps` is <= ALL_SHARES or NO_ARGMAX;
     /// - `shares` sum to ALL_SHARES over distinct, non-zero payees.
     function registerModel(
@@ -400,6 +405,7 @@ contract ModelRegistry is IERCZKMLVerifier, IERC165 {
         if (argmax > ALL_SHARES && argmax != NO_ARGMAX) revert ModelRegistryInvalidFidelity(argmax);
         _checkLayout(r);
         if (r.inputFrom != bytes32(0)) _checkLineage(modelId, r);
+        else if (r.inputFromStart != 0) revert ModelRegistryInvalidLineage(modelId, r.inputFrom);
         Model storage m = _models[modelId];
         m.registration = r;
         m.owner = msg.sender;
@@ -428,11 +434,11 @@ contract ModelRegistry is IERCZKMLVerifier, IERC165 {
         for (uint256 i = 0; i < 4; ++i) ids[i] = _first[i][keys[i]];
     }
 
-    /// A lineage child's input is its parent model's output, compared whole (one inference a proof).
+    /// A lineage child's input is its parent model's output, whole or a slice of it (one inference a proof).
     function _checkLineage(bytes32 modelId, Registration calldata r) private view {
         Registration storage parent = _models[r.inputFrom].registration;
         if (parent.verifier == address(0)) revert ModelRegistryUnknownModel(r.inputFrom);
-        if (r.batchSize != 1 || r.inputCount == 0 || r.inputCount != parent.outputCount) {
+        if (r.batchSize != 1 || r.inputCount == 0 || uint256(r.inputFromStart) + r.inputCount > parent.outputCount) {
             revert ModelRegistryInvalidLineage(modelId, r.inputFrom);
         }
     }

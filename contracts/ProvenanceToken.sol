@@ -133,6 +133,9 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         // scale compile judged the circuit on, rounded up; the minter's statement, as the
         // metadata's attributes are (a float model can't run here): verify-asset re-measures it
         uint32[] errorPpm;
+        // a lineage child whose input is a slice of its parent's outputs: the parent token's
+        // output instances, all of them (they must hash to its outputs hash); empty otherwise
+        uint256[] parentOutputs;
     }
 
     ModelRegistry public immutable registry;
@@ -179,6 +182,9 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     /// @notice The child's proven input is not the parent token's proven output, though its
     /// model's input is from the parent's model (a forged lineage).
     error ProvenanceTokenLineageMismatch(uint256 parent, bytes32 parentOutputs, bytes32 childInputs);
+    /// @notice The parent outputs given for a sliced lineage are not the parent token's proven
+    /// outputs (they don't hash to its outputs hash).
+    error ProvenanceTokenParentOutputsMismatch(uint256 parent, bytes32 outputsHash, bytes32 given);
     /// @notice The prover signature over the proof's statement is not `prover`'s (it is `signer`'s).
     error ProvenanceTokenBadProverSignature(address prover, address signer);
     /// @notice A commitment must age at least one block.
@@ -228,7 +234,9 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
     ///   or the one its input is from (`inputFrom`);
     /// - lineage: where the parent is a token of the model this model's input is from, the
     ///   proven input instances (one inference) are exactly the parent token's proven output
-    ///   instances (keccak256 of them packed equals its outputs hash);
+    ///   instances (keccak256 of them packed equals its outputs hash), or for a model that takes
+    ///   a slice of them (`inputFromStart`), that slice of `r.parentOutputs`, which must hash to
+    ///   the parent's outputs hash;
     /// - one non-zero metadata digest and one error statement (`errorPpm`) per token;
     /// - `proofURI` holds only URI-safe characters.
     function mint(MintRequest calldata r, bytes calldata zkProof, uint256[] calldata instances, bytes32[] calldata vka)
@@ -284,7 +292,7 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         registry.verifyInference(r.modelId, zkProof, instances, vka);
         ModelRegistry.Registration memory m = registry.registration(r.modelId);
         if (r.count == 0 || r.count > m.batchSize) revert ProvenanceTokenBadCount(r.count, m.batchSize);
-        address receiver = r.parent == 0 ? address(0) : _derivativeSplit(r.parent, r.modelId, m, instances);
+        address receiver = r.parent == 0 ? address(0) : _derivativeSplit(r, m, instances);
         if (prover != address(0) && m.license.proverShareBps != 0) receiver = _proverSplit(receiver, r.modelId, m, prover);
         delete commitments[c];
 
@@ -363,29 +371,45 @@ contract ProvenanceToken is ERC721, ERC2981, IERC7007 {
         });
     }
 
+    /// A proven lineage: the child's input instances are the parent token's output instances,
+    /// all of them, or the registered slice of them (the registry fixed the child's batch size
+    /// at 1 and its slice within the parent's `outputCount`).
+    function _checkLineage(
+        MintRequest calldata r,
+        ModelRegistry.Registration memory m,
+        uint32 parentOutputCount,
+        uint256[] calldata instances
+    ) private view {
+        bytes32 outputs = _items[r.parent].outputsHash;
+        bytes32 inputs = Inference.inputsHash(m, instances);
+        if (m.inputFromStart == 0 && m.inputCount == parentOutputCount) {
+            if (inputs != outputs) revert ProvenanceTokenLineageMismatch(r.parent, outputs, inputs);
+            return;
+        }
+        bytes32 given = keccak256(abi.encodePacked(r.parentOutputs));
+        if (given != outputs) revert ProvenanceTokenParentOutputsMismatch(r.parent, outputs, given);
+        bytes32 slice = keccak256(abi.encodePacked(Inference.slice(r.parentOutputs, m.inputFromStart, m.inputCount)));
+        if (inputs != slice) revert ProvenanceTokenLineageMismatch(r.parent, slice, inputs);
+    }
+
     /// A derivative's royalty receiver: a split between the model's split and the parent's
     /// creator, by the parent model's license, and only where the child's model agreed to pay
     /// that parent model (it is that model, registered it as its parent, or takes its input
     /// from it): a third party's
     /// license never takes a model's royalty. Checks the parent may be named at all, and a
     /// proven lineage (see mint).
-    function _derivativeSplit(
-        uint256 parent,
-        bytes32 modelId,
-        ModelRegistry.Registration memory m,
-        uint256[] calldata instances
-    ) private returns (address) {
+    function _derivativeSplit(MintRequest calldata r, ModelRegistry.Registration memory m, uint256[] calldata instances)
+        private
+        returns (address)
+    {
+        (uint256 parent, bytes32 modelId) = (r.parent, r.modelId);
         address parentOwner = _ownerOf(parent);
         if (parentOwner == address(0)) revert ProvenanceTokenUnknownParent(parent);
         if (!_isAuthorized(parentOwner, msg.sender, parent)) revert ProvenanceTokenParentNotAuthorized(parent, msg.sender);
         Proven storage pp = _proofs[_proofIndex(parent)];
-        if (m.inputFrom != bytes32(0) && pp.modelId == m.inputFrom) {
-            // the registry fixed this model's batch size at 1 and its input count at the parent's output count
-            bytes32 inputs = Inference.inputsHash(m, instances);
-            bytes32 outputs = _items[parent].outputsHash;
-            if (inputs != outputs) revert ProvenanceTokenLineageMismatch(parent, outputs, inputs);
-        }
-        ModelRegistry.License memory license = registry.registration(pp.modelId).license;
+        ModelRegistry.Registration memory pm = registry.registration(pp.modelId);
+        if (m.inputFrom != bytes32(0) && pp.modelId == m.inputFrom) _checkLineage(r, m, pm.outputCount, instances);
+        ModelRegistry.License memory license = pm.license;
         if (!license.derivativesAllowed) revert ProvenanceTokenDerivativesNotAllowed(parent, pp.modelId);
         address modelSplit = registry.model(modelId).royaltyReceiver;
         if (license.parentShareBps == 0) return modelSplit;

@@ -57,8 +57,10 @@ def compile_cmd(
              "proofs make public; the values stay private) | public.")] = "hashed",
     input_from: Annotated[str | None, typer.Option(
         "--input-from", help="Circuit id whose output this model takes as its input (an upsampler of "
-             "a generator's image): the input is read at that output's scale and visibility, so a "
-             "token can prove it was made from a token of that model.")] = None,
+             "a generator's image), or a named slice of it: ID:OUTPUT (one of its output tensors), "
+             "ID:OUTPUT[A:B] or ID[A:B] (values A to B-1, flattened; public outputs only). The input is "
+             "read at that output's scale and visibility, so a token can prove it was made from a token "
+             "of that model.")] = None,
     json_: JsonOpt = False,
 ):
     """Compile an ONNX model into an EZKL circuit with proving and verifying keys.

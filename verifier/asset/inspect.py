@@ -40,7 +40,8 @@ from proofmint.verifier.chain.client import Chain, connect
 from proofmint.verifier.content.store import Source, raw_cid, uri
 from proofmint.verifier.chain.deploy import NO_ARGMAX, fidelity, registration, vk_hash
 from proofmint.verifier.local import check_bundle, check_segmented
-from proofmint.verifier.chain.mint import inputs_hash, item_commitments
+from proofmint.verifier.chain import lineage
+from proofmint.verifier.chain.mint import item_commitments
 from proofmint.verifier.chain.prover_sign import signed_prover
 from proofmint.verifier.chain.records import Deployment, deployment
 
@@ -149,7 +150,8 @@ def registration_checks(reg: dict, pkg: CircuitPackage, model: Path, c: Chain) -
     code = bytes(c.w3.eth.get_code(reg["verifier"]))
     expected = registration(pkg, reg["verifier"], art)
     onnx_hash = reg["onnxHash"][2:]
-    derived = package_mod.circuit_id_of(onnx_hash, read_json(pkg.settings), sha256_file(pkg.srs))
+    derived = package_mod.circuit_id_of(onnx_hash, read_json(pkg.settings), sha256_file(pkg.srs),
+                                        package_mod.lineage_of(pkg))
     same_model = sha256_file(pkg.onnx) == onnx_hash
     try:
         vk = derived_vk(pkg, model)
@@ -349,7 +351,7 @@ def verify_asset(token_id: int, *, rpc_url: str | None = None, gateway: str | No
         checks.update(_metadata_checks(meta, rec, reg, d, "0x" + keccak(outputs).hex(), chain["segments"]))
         checks.update(_onchain_checks(d, rec, reg, chain, pkg, bundle, outputs))
         if rec["parent"]:
-            checks["lineage"] = _lineage_check(d, rec, reg, pkg, bundle)
+            checks["lineage"] = _lineage_check(d, rec, reg, pkg, bundle, source, ws)
         if int(rec["prover"], 16):
             checks["prover"] = _prover_check(rec, loaded.prover, bundle)
     local = check_segmented(loaded, pkg.spkg, pkg.segments) if segmented else check_bundle(bundle, pkg)
@@ -425,21 +427,26 @@ def _prover_check(rec: dict, prover: dict, bundle: ProofBundle) -> Check:
 
 
 def _lineage_check(d: Deployment, rec: dict, reg: dict, pkg: CircuitPackage | SegmentedView,
-                   bundle: ProofBundle) -> Check:
+                   bundle: ProofBundle, source: Source, ws: Workspace) -> Check:
     """A parent named: proven when the token's model takes its input from the parent's model
-    (the bundle's proven inputs are re-hashed here and compared with the parent's outputs hash),
-    declared otherwise."""
+    (the bundle's proven inputs are compared here with the parent's proven outputs, or the
+    registered slice of them), declared otherwise."""
     parent = rec["parent"]
-    prec = d.token_record(parent)
-    if prec["modelId"] != reg["inputFrom"]:
+    try:
+        lin = lineage.check(d, reg, parent, bundle, pkg, source, ws)
+    except ContentError as exc:
+        return Check(False, f"lineage unchecked: {exc}")
+    if not lin.proven:
         return Check(not rec["lineageProven"], f"{LINEAGE_DECLARED}: token {parent} is named as its parent; its "
                                                "model does not take its input from the parent's, so nothing "
                                                "proves it was made from it")
-    same = "0x" + inputs_hash(bundle, pkg).hex() == prec["outputsHash"]
-    return Check(same and rec["lineageProven"],
-                 f"{LINEAGE_PROVEN if same else 'lineage broken'}: the proof's input instances "
-                 f"{'are' if same else 'are not'} token {parent}'s proven outputs (its model's input is "
-                 "registered as the parent model's output; the mint checked it on-chain)")
+    start = getattr(pkg, "input_from_start", 0)
+    same_slice = reg["inputFromStart"] == start
+    return Check(lin.holds and rec["lineageProven"] and same_slice,
+                 f"{LINEAGE_PROVEN if lin.holds else 'lineage broken'}: {lin.why} (its model's input is "
+                 "registered as the parent model's output; the mint checked it on-chain)"
+                 + ("" if same_slice else f"; but the registration reads them from position {reg['inputFromStart']}, "
+                    f"the published circuit from {start}"))
 
 
 def _load_bundle(path: Path, segmented: bool) -> ProofBundle | SegmentedBundle:

@@ -177,7 +177,8 @@ def registration(pkg: CircuitPackage | SegmentedView, verifier: str, art: dict |
     circuit's fields derived from its artifacts, the rest as given. For a segmented model
     (``art``: each segment's verifier artifact) the chain's: its id, the model's ONNX, the
     first segment's ``verifier``, the segments' instances back to back, their VKAs'.
-    ``input_from``: the registration whose outputs are this model's inputs (lineage)."""
+    ``input_from``: the registration whose outputs are this model's inputs (lineage), from
+    the package's ``input_from_start`` among them."""
     arts = art if isinstance(art, list) else [art]
     return {"circuitHash": bytes.fromhex(pkg.circuit_id), "onnxHash": bytes.fromhex(pkg.model_id),
             "vkHash": vk_hash(pkg), "verifier": verifier, "royaltyBps": royalty_bps, **pkg.layout.solidity(),
@@ -187,6 +188,7 @@ def registration(pkg: CircuitPackage | SegmentedView, verifier: str, art: dict |
             "trainingDataRoot": training.root if training else NO_PARENT,
             "trainingDataURI": training.uri if training else "", "version": version,
             "parentModel": parent_model, "license": license.solidity(), "inputFrom": input_from,
+            "inputFromStart": getattr(pkg, "input_from_start", 0) if input_from != NO_PARENT else 0,
             "fidelity": fidelity(pkg)}
 
 

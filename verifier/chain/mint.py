@@ -39,7 +39,8 @@ from proofmint.verifier.evm import verifier_artifact
 from proofmint.verifier.content.publish import Provenance, TokenContent, token_content, token_error_ppm
 from proofmint.verifier.content.segmented import SegmentedView, statement
 from proofmint.verifier.chain.client import Chain, chain_error, connect
-from proofmint.verifier.content.store import ContentStore, cid_from_uri, uri
+from proofmint.verifier.content.store import ContentStore, Source, cid_from_uri, uri
+from proofmint.verifier.chain import lineage
 from proofmint.verifier.chain.deploy import vka_for
 from proofmint.verifier.chain.prover_sign import sign, signed_prover
 from proofmint.verifier.chain.records import Deployment, deployment
@@ -102,8 +103,7 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
         existing = c.call(token.functions.tokenOfInference(inference_id), d.abi)
         if existing:
             return _recover_or_refuse(d, existing, bundle, store, commitment, resume)
-        if parent:
-            check_lineage(d, entry["model_id"], parent, bundle, pkg)
+        parent_outputs = _lineage(d, entry["model_id"], parent, bundle, pkg, ws) if parent else []
         alone = segment_gas(c, pkg, entry, loaded) if isinstance(loaded, SegmentedBundle) else []
         with progress.step("publish content (proof bundle, rendered outputs, metadata)"):
             proof_uri, tokens = publish_tokens(d, bundle, pkg, store, model_id=entry["model_id"],
@@ -112,7 +112,8 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
         request = {"modelId": model_id, "to": to or c.address, "parent": parent,
                    "inputCommitment": commitment, "salt": salt, "proofURI": proof_uri,
                    "count": bundle.count, "metadata": [t.digest for t in tokens],
-                   "errorPpm": [token_error_ppm(bundle, pkg, i) for i in range(bundle.count)]}
+                   "errorPpm": [token_error_ppm(bundle, pkg, i) for i in range(bundle.count)],
+                   "parentOutputs": parent_outputs}
         vka = vka_for(pkg, entry)
         mint_fn = token.functions.mintWithProver(request, proof_bytes, instances, vka, *prover) if prover \
             else token.functions.mint(request, proof_bytes, instances, vka)
@@ -136,34 +137,20 @@ def mint(proof: str | Path, *, to: str | None = None, parent: int = 0, proof_uri
         return result
 
 
-def inputs_hash(bundle: ProofBundle, pkg: CircuitPackage | SegmentedView) -> bytes:
-    """keccak256 of the proof's input instances packed: a lineage child's, compared with its
-    parent token's outputs hash (the registry fixes a child's batch size at 1)."""
-    start, count = pkg.layout.input_start, pkg.layout.input_count
-    return keccak(b"".join(w.to_bytes(32, "big") for w in bundle.instance_words[start:start + count]))
-
-
-def check_lineage(d: Deployment, model_id: str, parent: int, bundle: ProofBundle,
-                  pkg: CircuitPackage | SegmentedView) -> None:
+def _lineage(d: Deployment, model_id: str, parent: int, bundle: ProofBundle,
+             pkg: CircuitPackage | SegmentedView, ws: Workspace) -> list[int]:
     """Refuse, before any transaction, a child whose model's input is from the parent token's
-    model but whose proven input is not that token's proven output (the mint would revert
-    with ProvenanceTokenLineageMismatch). A parent the chain refuses for another reason is
-    left to the chain's own error."""
-    reg = d.model(model_id)
-    if int(reg["inputFrom"], 16) == 0:
-        return
+    model but whose proven input is not that token's proven output (the mint would revert with
+    ProvenanceTokenLineageMismatch); returns the parent's outputs a sliced lineage's mint carries.
+    A parent the chain refuses for another reason is left to the chain's own error."""
     try:
-        prec = d.token_record(parent)
+        lin = lineage.check(d, d.model(model_id), parent, bundle, pkg, Source.of(ws), ws)
     except TransactionRevertedError:  # no such token: the mint names it
-        return
-    if prec["modelId"] != reg["inputFrom"]:
-        return
-    mine = "0x" + inputs_hash(bundle, pkg).hex()
-    if mine != prec["outputsHash"]:
-        raise VerificationError(f"this proof's input is not token {parent}'s output (its proven inputs hash to "
-                                f"{mine[:18]}…, the parent's proven outputs to {prec['outputsHash'][:18]}…) — it "
-                                f"was not made from token {parent}: prove this model on that token's output, or "
-                                "mint without --parent")
+        return []
+    if lin.proven and not lin.holds:
+        raise VerificationError(f"{lin.why} — it was not made from token {parent}: prove this model on that "
+                                "token's output, or mint without --parent")
+    return lin.parent_outputs or []
 
 
 def await_commit_age(d: Deployment, commit_receipt: dict) -> int:

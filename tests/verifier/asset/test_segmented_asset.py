@@ -132,7 +132,7 @@ def test_genuine_segments_registered_under_another_model_verify_on_chain_but_not
                                              creator=OSCAR.address)
         request = {"modelId": mid, "to": OSCAR.address, "parent": 0, "inputCommitment": item_commitments(chained, view)[0],
                    "salt": salt, "proofURI": proof_uri, "count": 1, "metadata": [t.digest for t in contents],
-                   "errorPpm": [token_error_ppm(chained, view, 0)]}
+                   "errorPpm": [token_error_ppm(chained, view, 0)], "parentOutputs": []}
         c.transact(d.token.functions.mint(request, encode_proofs(loaded), words, []), d.abi, account=OSCAR)
         token_id = d.token.functions.totalMinted().call()
         assert d.token_record(token_id)["modelId"] == "0x" + bytes(mid).hex()

@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+import onnx
 import pytest
 
 import proofmint
@@ -18,8 +19,10 @@ from proofmint.verifier.chain.client import connect
 from proofmint.verifier.chain.records import deployment
 from proofmint.verifier.node.explorer import Explorer
 
+from ...circuits.test_lineage import half_image_model
 from ...conftest import run_cli
 from .test_onchain import commit_by_hand, model_id
+from .test_trust import _registration
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +50,8 @@ def lineage(zoo, circuits, anvil, tmp_path_factory):
         (root / f"{name}-in.json").write_text(json.dumps({"input_data": [pixels]}))
         proofs[name] = proofmint.prove(child.circuit_id, input=root / f"{name}-in.json", out=root / f"{name}.json",
                                        workspace=ws).bundles[0]
-    return {"ws": ws, "child": child, "gen_dep": gen_dep, "child_dep": child_dep, "parent": parent, **proofs}
+    return {"ws": ws, "child": child, "gen_dep": gen_dep, "child_dep": child_dep, "parent": parent,
+            "parent_proof": parent_proof, **proofs}
 
 
 def test_the_registration_names_the_model_its_input_is_from(lineage, anvil):
@@ -110,3 +114,73 @@ def test_a_forged_lineage_is_refused_on_chain(lineage, anvil):
         print(f"\ngas: upsampler mint without a parent {receipt['gasUsed']:,}")
         tid = d.token.functions.totalMinted().call()
         assert d.token_record(tid)["parent"] == 0
+
+
+@pytest.fixture(scope="module")
+def sliced(lineage, zoo, anvil, tmp_path_factory):
+    """A model that reads the bottom half of the generator's image (a named slice of its output:
+    instances 32..63), deployed beside it; a proof of it on the parent token's bottom half, and a
+    forged one on its top half (the parent's output too, but not the slice registered)."""
+    root, ws = tmp_path_factory.mktemp("sliced"), lineage["ws"]
+    gen = lineage["gen_dep"].circuit_id
+    name = onnx.load(zoo["generator"].onnx).graph.output[0].name
+    child = proofmint.compile(half_image_model(root / "half.onnx"), input_from=f"{gen}:{name}[32:64]", workspace=ws)
+    dep = proofmint.deploy(child.circuit_id, rpc_url=anvil.url, workspace=ws)
+    image = load_bundle(lineage["parent_proof"]).outputs[0]
+    proofs = {}
+    for label, pixels in (("genuine", image[32:]), ("forged", image[:32])):
+        (root / f"{label}-in.json").write_text(json.dumps({"input_data": [pixels]}))
+        proofs[label] = proofmint.prove(child.circuit_id, input=root / f"{label}-in.json", out=root / f"{label}.json",
+                                        workspace=ws).bundles[0]
+    return {"ws": ws, "child": child, "dep": dep, **proofs}
+
+
+def test_a_child_of_a_named_slice_mints_with_lineage_proven(lineage, sliced, anvil):
+    parent, ws = lineage["parent"], sliced["ws"]
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        reg = deployment(c).model("0x" + model_id(ws, sliced["child"].circuit_id).hex())
+    assert (reg["inputFromStart"], reg["inputCount"]) == (32, 32)
+    minted = proofmint.mint(sliced["genuine"], parent=parent.token_id, rpc_url=anvil.url, workspace=ws)
+    print(f"\ngas: half-image mint with a proven sliced lineage (the parent's 64 outputs in calldata) "
+          f"{minted.gas_used['mint']:,}")
+    view = proofmint.show(minted.token_id, rpc_url=anvil.url, workspace=ws)
+    assert view.record["lineageProven"] and view.lineage == "lineage proven"
+    verdict = proofmint.verify_asset(minted.token_id, rpc_url=anvil.url, workspace=ws)
+    lin = verdict.checks["lineage"]
+    assert lin.ok and lin.detail.startswith("lineage proven") and "from position 32" in lin.detail, lin.detail
+    assert verdict.valid, {k: v.detail for k, v in verdict.checks.items() if not v.ok}
+
+
+def test_a_forged_slice_is_refused_locally_and_on_chain(lineage, sliced, anvil):
+    """The top half is as much the parent's output as the bottom, but not the slice registered:
+    the CLI refuses it before any transaction; by hand the mint reverts, whether it carries the
+    parent's true outputs or outputs edited so that the slice matches."""
+    parent, ws = lineage["parent"].token_id, sliced["ws"]
+    with pytest.raises(VerificationError, match=rf"input is not token {parent}'s output \(its 32 output instances from position 32\)"):
+        proofmint.mint(sliced["forged"], parent=parent, rpc_url=anvil.url, workspace=ws)
+    bundle, pkg = load_bundle(sliced["forged"]), sliced["child"].package
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        d = deployment(c)
+        gen_reg = d.model("0x" + model_id(ws, lineage["gen_dep"].circuit_id).hex())
+        start = gen_reg["outputStart"]
+        true_outputs = load_bundle(lineage["parent_proof"]).instance_words[start:start + gen_reg["outputCount"]]
+        forged_in = bundle.instance_words[pkg.layout.input_start:pkg.layout.input_start + 32]
+        request, instances = commit_by_hand(c, d.token, d.abi, bundle, pkg, model_id(ws, pkg.circuit_id), parent=parent)
+        for outputs, error in ((true_outputs, rf"ProvenanceTokenLineageMismatch\({parent},"),
+                               (true_outputs[:32] + forged_in, rf"ProvenanceTokenParentOutputsMismatch\({parent},"),
+                               ([], rf"ProvenanceTokenParentOutputsMismatch\({parent},")):
+            with pytest.raises(TransactionRevertedError, match=error):
+                c.transact(d.token.functions.mint({**request, "parentOutputs": outputs}, bundle.proof_bytes,
+                                                  instances, []), d.abi)
+
+
+def test_a_slice_past_the_parents_outputs_is_not_registered(lineage, sliced, anvil):
+    ws, pkg = sliced["ws"], sliced["child"].package
+    gen_id = model_id(ws, lineage["gen_dep"].circuit_id)
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        d = deployment(c)
+        for change in ({"inputFrom": gen_id, "inputFromStart": 33},  # 33 + 32 past the generator's 64
+                       {"inputFromStart": 32}):  # a start without a parent model
+            reg = _registration(pkg, sliced["dep"].verifier, circuitHash=bytes.fromhex("ab" * 32), **change)
+            with pytest.raises(TransactionRevertedError, match="ModelRegistryInvalidLineage"):
+                c.transact(d.registry.functions.registerModel(reg, [], [c.address], [10_000]), d.abi)

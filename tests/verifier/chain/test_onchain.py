@@ -63,7 +63,7 @@ def commit_by_hand(c, token, abi, bundle, pkg, mid: bytes, account=None, metadat
     request = {"modelId": mid, "to": account.address, "parent": parent,
                "inputCommitment": encoding.mint_commitment(item_commitments(bundle, pkg), pkg.batch_size),
                "salt": salt, "proofURI": proof_uri, "count": bundle.count, "metadata": metadata,
-               "errorPpm": [token_error_ppm(bundle, pkg, i) for i in range(bundle.count)]}
+               "errorPpm": [token_error_ppm(bundle, pkg, i) for i in range(bundle.count)], "parentOutputs": []}
     return request, instances
 
 

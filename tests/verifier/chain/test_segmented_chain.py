@@ -183,7 +183,7 @@ def test_the_chain_refuses_every_tampering_of_the_segment_proofs(kind, chain, se
         await_commit_age(d, receipt)
         request = {"modelId": mid, "to": c.address, "parent": 0, "inputCommitment": item_commitments(chained, view)[0],
                    "salt": salt, "proofURI": "", "count": 1, "metadata": [b"\x01" * 32],
-                   "errorPpm": [0]}
+                   "errorPpm": [0], "parentOutputs": []}
         before = token.functions.totalMinted().call()
         with pytest.raises(TransactionRevertedError, match=error):
             c.transact(token.functions.mint(request, proof, instances, []), abi)
@@ -290,7 +290,7 @@ def test_an_alias_of_the_segments_cannot_mint_the_inference_again_and_is_flagged
         await_commit_age(d, receipt)
         request = {"modelId": mid, "to": OSCAR.address, "parent": 0, "inputCommitment": item_commitments(chained, view)[0],
                    "salt": salt, "proofURI": "", "count": 1, "metadata": [b"\x01" * 32],
-                   "errorPpm": [0]}
+                   "errorPpm": [0], "parentOutputs": []}
         with pytest.raises(TransactionRevertedError, match="ProvenanceTokenAlreadyMinted"):
             c.transact(d.token.functions.mint(request, encode_proofs(bundle), words, []), d.abi, account=OSCAR)
         alias = d.registration("0x" + bytes(mid).hex())["alias_of"]

@@ -53,7 +53,7 @@ def _fresh_mlp_proof(zoo, circuits, ws, tmp_path, row: int) -> str:
 REGISTRATION_FIELDS = ["circuitHash", "onnxHash", "vkHash", "verifier", "royaltyBps", "batchSize", "inputStart",
                        "inputCount", "outputStart", "outputCount", "instanceCount", "inputHashed", "vkaDigest",
                        "metadataURI", "licenseURI", "modelURI", "trainingDataRoot", "trainingDataURI",
-                       "version", "parentModel", "license", "inputFrom", "fidelity"]  # the Solidity Registration's fields
+                       "version", "parentModel", "license", "inputFrom", "inputFromStart", "fidelity"]  # the Solidity Registration's fields
 
 
 def _registration(pkg, verifier: str, **changes) -> dict:
