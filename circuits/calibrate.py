@@ -52,8 +52,16 @@ TARGETS = ("balanced", "resources", "accuracy")
 
 DEFAULT_BUDGET_S = 600.0
 # The proving key per row of 2^logrows at 2 inner columns: 4,226-4,240 bytes on the 15 EZKL
-# examples proofmint proves here (logrows 7-20); more tables and columns only add to it.
+# examples proofmint proves here (logrows 7-20), inputs and outputs public. A Poseidon-hashed
+# input or output (every hashed link between segments) adds the hash's columns: 10,051-10,061
+# bytes on every such circuit measured (logrows 8-18: hashed zoo models, the zoo LeNet's and
+# EZKL lenet_5's segments). More tables and columns only add to either.
 PK_BYTES_PER_ROW = 4096
+PK_BYTES_PER_ROW_HASHED = 10_240
+
+
+def pk_bytes_per_row(visibility: Visibility) -> int:
+    return PK_BYTES_PER_ROW_HASHED if visibility.input_hashed or visibility.output_hashed else PK_BYTES_PER_ROW
 
 
 def circuit_rows(graph: OnnxModel, visibility: Visibility, folder: Path, batch: int,
@@ -75,7 +83,7 @@ def size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int) -> tu
     with progress.step("size the circuit"):
         rows = circuit_rows(graph, visibility, work / "size", batch)
     logrows = max(rows // 2, 1).bit_length()  # 2^logrows > rows: ezkl keeps rows for blinding
-    return rows, PK_BYTES_PER_ROW * 2 ** logrows
+    return rows, pk_bytes_per_row(visibility) * 2 ** logrows
 
 
 def useful_multipliers(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,

@@ -30,6 +30,7 @@ from proofmint.models.onnx_model import OnnxModel, extract, load_onnx
 from proofmint.store import Workspace, atomic_write_bytes, atomic_write_json, canonical_json, read_json, sha256_bytes
 
 from . import segments as segments_mod, srs as srs_mod, witness as witness_mod
+from .calibrate import gib, pk_bytes_per_row
 from .fidelity import acceptable, goal_text, measured, out_of_reach, quality_line
 from .report import CompileReport
 from .package import CircuitPackage, circuit_id_of, create, load as load_package
@@ -139,6 +140,7 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
                       + (f", then carries {s.end.values} values" if s.end else ""))
     segs = _extract(graph, plan, visibility, link, samples, work)
     chosen, quality, tried = _search(segs, model, samples, task, tolerance, budget, started, work)
+    _check_keys(segs, chosen, budget_bytes, model)
     report = CompileReport("balanced", goal_text(task, tolerance), tolerance=tolerance, plan=plan.to_dict(),
                            scales_tried=tried, link=link, search_seconds=round(time.monotonic() - started, 2),
                            samples=samples.report(), rewrites=rewrites or [])
@@ -193,6 +195,19 @@ def _extract(graph: OnnxModel, plan: segments_mod.Plan, visibility: Visibility, 
 
 def _run(model: OnnxModel, xs: np.ndarray) -> np.ndarray:
     return np.stack([np.concatenate([o.ravel() for o in model.run(x)]) for x in xs])
+
+
+def _check_keys(segs: list[_Segment], chosen: list, budget_bytes: int, model: OnnxModel) -> None:
+    """Before any setup: the plan sized each segment at ezkl's defaults, and the scale the
+    chain needs can take more rows (a wider lookup table): every key must still fit."""
+    for seg, cand in zip(segs, chosen):
+        key = pk_bytes_per_row(seg.visibility) * 2 ** cand.logrows
+        if key > budget_bytes:
+            raise InvalidModelError(
+                f"{model.path.name}: segment {seg.index} needs logrows {cand.logrows} at the scale the chain keeps "
+                f"the outputs at ({cand.settings['run_args']['input_scale']}), a proving key of about {gib(key)}, "
+                f"over the {gib(budget_bytes)} budget — cut it finer (--segments {len(segs) + 1} or more) or "
+                "raise --max-key")
 
 
 def _search(segs: list[_Segment], model: OnnxModel, samples: Samples, task: str, tolerance: float,

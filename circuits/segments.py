@@ -27,7 +27,7 @@ from proofmint.encoding import Visibility
 from proofmint.errors import InvalidModelError, ProofmintError
 from proofmint.models.onnx_model import OnnxModel, extract
 
-from .calibrate import PK_BYTES_PER_ROW
+from .calibrate import pk_bytes_per_row
 
 MAX_CARRIED = 2  # tensors one cut may carry: a residual block's stream and branch
 LINKS = ("hashed", "public")  # how a cut tensor is bound across the two proofs
@@ -49,10 +49,11 @@ class Segment:
     end: Boundary | None  # None: the graph's outputs
     rows: int  # at ezkl's default settings, links included
     nodes: int
+    per_row: int  # proving-key bytes per row (calibrate.pk_bytes_per_row)
 
     @property
     def key_bytes(self) -> int:
-        return key_bytes(self.rows)
+        return key_bytes(self.rows, self.per_row)
 
 
 @dataclass
@@ -69,10 +70,17 @@ class Plan:
              "rows": s.rows, "nodes": s.nodes, "key_bytes": s.key_bytes} for s in self.segments]}
 
 
-def key_bytes(rows: int) -> int:
+def key_bytes(rows: int, per_row: int) -> int:
     """The proving key a circuit of ``rows`` rows needs (2^logrows rows, ezkl keeping a few for
-    blinding): about 4 KB per row."""
-    return PK_BYTES_PER_ROW * 2 ** max(rows, 1).bit_length()
+    blinding), at ``per_row`` bytes a row."""
+    return per_row * 2 ** max(rows, 1).bit_length()
+
+
+def per_row(visibility: Visibility, link: str) -> int:
+    """Key bytes per row of the costliest segment: a hashed link hashes every segment's inputs
+    or outputs, as does the model's own hashed input (first) or output (last)."""
+    return pk_bytes_per_row(Visibility("hashed" if link == "hashed" else visibility.input, visibility.output,
+                                       visibility.param))
 
 
 def boundaries(graph: OnnxModel) -> tuple[list, list[Boundary]]:
@@ -213,7 +221,8 @@ def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: 
     if not planner.cuts:
         raise InvalidModelError(f"{graph.path.name} has no place to cut it: no point where at most "
                                 f"{MAX_CARRIED} float tensors of known shape cross")
-    limit = max_rows(budget_bytes)
+    rate = per_row(visibility, link)
+    limit = max_rows(budget_bytes, rate)
     single = [c for c in planner.cuts if len(c.tensors) == 1]
     found = None
     with progress.step("plan the segments"):
@@ -240,7 +249,7 @@ def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: 
     for idx, end in enumerate(ends):
         a, b = bounds[start], bounds[end] if end < len(bounds) else None
         nodes = (b.after if b else len(planner.nodes) - 1) - a.after
-        segments.append(Segment(idx, a, b, pairs[(start, end)], nodes))
+        segments.append(Segment(idx, a, b, pairs[(start, end)], nodes, rate))
         start = end
     why = (f"{k} segments, as asked" if count else
            f"{k} segments: the fewest whose proving keys each fit {_size(budget_bytes)}")
@@ -250,9 +259,9 @@ def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: 
     return Plan(segments, budget_bytes, why, {f"{a}-{b}": r for (a, b), r in planner.rows.items()})
 
 
-def max_rows(budget_bytes: int) -> int:
-    """The most rows whose key fits ``budget_bytes``."""
-    bits = max(1, (budget_bytes // PK_BYTES_PER_ROW).bit_length() - 1)
+def max_rows(budget_bytes: int, per_row: int) -> int:
+    """The most rows whose key, at ``per_row`` bytes a row, fits ``budget_bytes``."""
+    bits = max(1, (budget_bytes // per_row).bit_length() - 1)
     return 2 ** bits - 1
 
 

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from proofmint.circuits import segments
+from proofmint.circuits.calibrate import pk_bytes_per_row
 from proofmint.encoding import Visibility
 from proofmint.errors import InvalidModelError
 from proofmint.models import load_onnx
@@ -105,7 +106,20 @@ def test_segment_visibility_is_the_models_at_its_ends_and_the_links_between():
     assert segments.segment_visibility(model, "hashed", first=True, last=False) == Visibility("hashed", "hashed", "fixed")
     assert segments.segment_visibility(model, "hashed", first=False, last=False) == Visibility("hashed", "hashed", "fixed")
     assert segments.segment_visibility(model, "public", first=False, last=True) == Visibility("public", "public", "fixed")
-    assert segments.key_bytes(10_000) == 4096 * 2**14 and segments.max_rows(2**26) == 2**14 - 1
+    assert segments.key_bytes(10_000, 4096) == 4096 * 2**14 and segments.max_rows(2**26, 4096) == 2**14 - 1
+
+
+def test_a_hashed_link_is_planned_at_the_hashed_key_size(tmp_path):
+    """A Poseidon-hashed input or output takes ~10 KB of key a row (measured on every such
+    circuit: 10,051-10,061), not a public circuit's ~4 KB: a plan at 4 KB put EZKL lenet_5's
+    segments at 2.6 GB each under a 1 GiB --max-key."""
+    assert segments.per_row(Visibility(), "hashed") == segments.per_row(Visibility(), "public") * 10_240 // 4096
+    assert segments.per_row(Visibility("public", "hashed", "fixed"), "public") == 10_240
+    model = _residual(tmp_path)
+    budget = 2**26
+    for link in ("public", "hashed"):
+        p = segments.plan(model, Visibility(), tmp_path / f"plan-{link}", budget_bytes=budget, link=link)
+        assert all(s.per_row == segments.per_row(Visibility(), link) and s.key_bytes <= budget for s in p.segments)
 
 
 @pytest.mark.slow  # compiles three circuits
@@ -120,3 +134,24 @@ def test_a_segmented_compile_links_one_scale_and_keeps_the_outputs_end_to_end(se
     q = pkg.quantization
     assert q["relative_max_error"] <= 0.01 and q["samples"] >= 16
     assert np.isclose(sum(s["nodes"] for s in pkg.plan["segments"]), 7)  # every node of the LeNet, once
+    # the key each segment was budgeted at bounds the key its setup made
+    for part in parts:
+        assert 0.9 * part.pk_bytes <= pk_bytes_per_row(part.visibility) * 2 ** part.logrows >= part.pk_bytes
+
+
+def test_a_chain_whose_scale_outgrows_the_budget_is_refused_before_any_setup(tmp_path):
+    """The plan sizes segments at ezkl's defaults; the scale the chain needs can take more rows
+    (a sigmoid's or an exp's table grows with the scale: the zoo GPT's segments went from
+    logrows 19 to 20). Checked on the chosen settings before any setup, in one line."""
+    from types import SimpleNamespace
+
+    from proofmint.circuits.segmented import _check_keys
+
+    segs = [SimpleNamespace(index=i, visibility=Visibility("public" if i == 0 else "hashed", "hashed", "fixed"))
+            for i in range(2)]
+    chosen = [SimpleNamespace(logrows=lr, settings={"run_args": {"input_scale": 11}}) for lr in (14, 15)]
+    model = SimpleNamespace(path=tmp_path / "gpt.onnx")
+    _check_keys(segs, chosen, 10_240 * 2**15, model)  # both fit
+    with pytest.raises(InvalidModelError, match=r"gpt.onnx: segment 1 needs logrows 15 .* over the .* budget — "
+                                                r"cut it finer \(--segments 3 or more\)"):
+        _check_keys(segs, chosen, 10_240 * 2**15 - 1, model)
