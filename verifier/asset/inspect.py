@@ -440,13 +440,15 @@ def _lineage_check(d: Deployment, rec: dict, reg: dict, pkg: CircuitPackage | Se
         return Check(not rec["lineageProven"], f"{LINEAGE_DECLARED}: token {parent} is named as its parent; its "
                                                "model does not take its input from the parent's, so nothing "
                                                "proves it was made from it")
-    start = getattr(pkg, "input_from_start", 0)
-    same_slice = reg["inputFromStart"] == start
-    return Check(lin.holds and rec["lineageProven"] and same_slice,
+    # the registration's lineage must be the one the published circuit was compiled with (its id binds it)
+    start, parent_circuit = getattr(pkg, "input_from_start", 0), getattr(pkg, "input_from", None)
+    registered = d.model(reg["inputFrom"])["circuitHash"][2:]
+    same = reg["inputFromStart"] == start and registered == parent_circuit
+    return Check(lin.holds and rec["lineageProven"] and same,
                  f"{LINEAGE_PROVEN if lin.holds else 'lineage broken'}: {lin.why} (its model's input is "
                  "registered as the parent model's output; the mint checked it on-chain)"
-                 + ("" if same_slice else f"; but the registration reads them from position {reg['inputFromStart']}, "
-                    f"the published circuit from {start}"))
+                 + ("" if same else f"; but the registration reads circuit {registered[:12]}'s outputs from position "
+                    f"{reg['inputFromStart']}, the published circuit {str(parent_circuit)[:12]}'s from {start}"))
 
 
 def _load_bundle(path: Path, segmented: bool) -> ProofBundle | SegmentedBundle:

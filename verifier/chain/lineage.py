@@ -2,8 +2,9 @@
 the slice its registration names (``inputFromStart``), checked as the mint checks it.
 
 The chain keeps only a hash of each token's outputs, so a child that reads a slice of them
-needs the parent's output instances themselves: they come from the parent's proof bundle (by
-the CID its record names), and must hash to the parent's recorded outputs hash."""
+needs the parent's output instances themselves: they come from the parent mint's
+ProofPublished event (or its proof bundle, by the CID its record names), and must hash to the
+parent's recorded outputs hash."""
 
 from __future__ import annotations
 
@@ -63,19 +64,32 @@ def check(d: Deployment, reg: dict, parent: int, bundle: ProofBundle, pkg: Circu
 
 
 def parent_outputs(d: Deployment, parent: int, prec: dict, source: Source, ws: Workspace) -> list[int]:
-    """Token ``parent``'s output instances, from its proof bundle, checked against its record."""
+    """Token ``parent``'s output instances, checked against its recorded outputs hash: from the
+    ProofPublished event its mint emitted (the chain's own copy of the proven instances), else
+    from its proof bundle by the CID its record names."""
+    reg = d.model(prec["modelId"])
+    start = reg["outputStart"] + prec["batchIndex"] * reg["outputCount"]
+
+    def outputs(instances: list[int]) -> list[int] | None:
+        words = [int(w) for w in instances[start:start + reg["outputCount"]]]
+        return words if "0x" + keccak(packed(words)).hex() == prec["outputsHash"] else None
+
+    try:
+        logs = d.token.events.ProofPublished().get_logs(
+            from_block=0, argument_filters={"firstToken": parent - prec["batchIndex"]})
+    except Exception:  # web3 raises many types; a node that serves no logs that far back: the bundle
+        logs = []
+    for log in logs:
+        if (words := outputs(list(log["args"]["instances"]))) is not None:
+            return words
     path = ws.fetched_bundle(prec["proofHash"])
     try:
         loaded = load_any(source.fetch_to(prec["proofURI"], path))
-    except (ContentError, InvalidInputError) as exc:
-        raise ContentError(f"token {parent}'s outputs are needed to check a slice of them, and its proof bundle "
-                           f"({prec['proofURI']}) can't be read: {exc} — set PROOFMINT_GATEWAY to a gateway "
-                           "that serves it") from None
-    bundle = statement(loaded) if isinstance(loaded, SegmentedBundle) else loaded
-    reg = d.model(prec["modelId"])
-    start = reg["outputStart"] + prec["batchIndex"] * reg["outputCount"]
-    words = bundle.instance_words[start:start + reg["outputCount"]]
-    if "0x" + keccak(packed(words)).hex() != prec["outputsHash"]:
+        words = outputs((statement(loaded) if isinstance(loaded, SegmentedBundle) else loaded).instance_words)
+    except (ContentError, InvalidInputError, ValueError, TypeError, KeyError) as exc:
+        raise ContentError(f"token {parent}'s outputs are needed to check a slice of them: the chain's node "
+                           f"served no ProofPublished event for it, and its proof bundle ({prec['proofURI']}) "
+                           f"can't be read ({exc}) — set PROOFMINT_GATEWAY to a gateway that serves it") from None
+    if words is None:
         raise ContentError(f"the proof bundle at {prec['proofURI']} does not hold token {parent}'s recorded outputs")
     return words
-

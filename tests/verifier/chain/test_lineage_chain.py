@@ -17,6 +17,7 @@ from proofmint.prover import load_bundle
 from proofmint.store import Workspace
 from proofmint.verifier.chain.client import connect
 from proofmint.verifier.chain.records import deployment
+from proofmint.verifier.content.store import ContentStore, cid_from_uri
 from proofmint.verifier.node.explorer import Explorer
 
 from ...circuits.test_lineage import half_image_model
@@ -140,7 +141,15 @@ def test_a_child_of_a_named_slice_mints_with_lineage_proven(lineage, sliced, anv
     with connect(rpc_url=anvil.url, workspace=ws) as c:
         reg = deployment(c).model("0x" + model_id(ws, sliced["child"].circuit_id).hex())
     assert (reg["inputFromStart"], reg["inputCount"]) == (32, 32)
-    minted = proofmint.mint(sliced["genuine"], parent=parent.token_id, rpc_url=anvil.url, workspace=ws)
+    # the parent's outputs come from the chain (its mint's ProofPublished event), not from a file:
+    # with the parent's published bundle out of reach, the child still mints
+    store = ContentStore(ws).path(cid_from_uri(proofmint.show(parent.token_id, rpc_url=anvil.url,
+                                                              workspace=ws).record["proofURI"]))
+    aside = store.rename(store.with_name(store.name + ".aside"))
+    try:
+        minted = proofmint.mint(sliced["genuine"], parent=parent.token_id, rpc_url=anvil.url, workspace=ws)
+    finally:
+        aside.rename(store)
     print(f"\ngas: half-image mint with a proven sliced lineage (the parent's 64 outputs in calldata) "
           f"{minted.gas_used['mint']:,}")
     view = proofmint.show(minted.token_id, rpc_url=anvil.url, workspace=ws)
@@ -149,6 +158,9 @@ def test_a_child_of_a_named_slice_mints_with_lineage_proven(lineage, sliced, anv
     lin = verdict.checks["lineage"]
     assert lin.ok and lin.detail.startswith("lineage proven") and "from position 32" in lin.detail, lin.detail
     assert verdict.valid, {k: v.detail for k, v in verdict.checks.items() if not v.ok}
+    page = Explorer(ws, anvil.url, None).token(str(minted.token_id))
+    provenance = page[page.index("<h2>Provenance</h2>"):]
+    assert "lineage proven" in provenance and "lineage declared" not in provenance
 
 
 def test_a_forged_slice_is_refused_locally_and_on_chain(lineage, sliced, anvil):
