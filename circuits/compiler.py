@@ -224,19 +224,16 @@ def _cached(ws: Workspace, key: str) -> CircuitPackage | SegmentedPackage | None
 class Lineage:
     """A model whose input is another circuit's output, whole or a named slice of it: that
     circuit, the scale its output is at (the input is read there, so both proofs hold the same
-    field elements), and where the input lies among one inference's output instances
-    (``start``, ``count``: the registry's ``inputFromStart`` and the input's instance count)."""
+    field elements), and where among one inference's output instances the input begins
+    (``start``: the registry's ``inputFromStart``)."""
 
     parent: str
     scale: int
     visibility: str
     start: int = 0
-    count: int = 0
-    named: str = ""  # what the user named: an output tensor, and a range of it
 
     def to_dict(self) -> dict:
-        return {"parent": self.parent, "scale": self.scale, "visibility": self.visibility,
-                "start": self.start, "count": self.count, "named": self.named}
+        return {"parent": self.parent, "scale": self.scale, "visibility": self.visibility, "start": self.start}
 
 
 _SLICE = re.compile(r"^(?P<id>[0-9a-fA-F]{8,64})(?::(?P<name>[^\[\]]+))?(?:\[(?P<a>\d*):(?P<b>\d*)\])?$")
@@ -282,9 +279,7 @@ def _lineage(ws: Workspace, spec: str, model: OnnxModel, visibility: Visibility)
     if visibility.input != out_vis:
         raise UsageError(f"circuit {parent[:12]}'s output is {out_vis}: pass --input-visibility {out_vis} so "
                          "both proofs commit to the input the same way")
-    start, count = (k, 1) if out_vis == "hashed" else (sum(sizes[:k]) + a, b - a)
-    named = (names[k] if m["name"] is not None else "") + (f"[{a}:{b}]" if ranged else "")
-    return Lineage(parent, scales[k], out_vis, start, count, named)
+    return Lineage(parent, scales[k], out_vis, k if out_vis == "hashed" else sum(sizes[:k]) + a)
 
 
 KEY_SHARE = 2  # a single circuit's key may take half the memory to plan for; more is split

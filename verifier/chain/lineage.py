@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from eth_utils import keccak
 
+from proofmint import encoding
 from proofmint.circuits.package import CircuitPackage
 from proofmint.errors import ContentError, InvalidInputError
 from proofmint.prover.bundle import ProofBundle
@@ -20,10 +21,6 @@ from proofmint.store import Workspace
 from proofmint.verifier.chain.records import Deployment
 from proofmint.verifier.content.segmented import SegmentedView, statement
 from proofmint.verifier.content.store import Source
-
-
-def packed(words: list[int]) -> bytes:
-    return b"".join(w.to_bytes(32, "big") for w in words)
 
 
 def input_words(bundle: ProofBundle, pkg: CircuitPackage | SegmentedView) -> list[int]:
@@ -51,28 +48,34 @@ def check(d: Deployment, reg: dict, parent: int, bundle: ProofBundle, pkg: Circu
     if int(reg["inputFrom"], 16) == 0 or prec["modelId"] != reg["inputFrom"]:
         return Lineage(False)
     start, mine = reg["inputFromStart"], input_words(bundle, pkg)
-    whole = start == 0 and len(mine) == d.model(prec["modelId"])["outputCount"]
+    parent_reg = d.model(prec["modelId"])
+    whole = start == 0 and len(mine) == parent_reg["outputCount"]
     if whole:
         outputs = None
-        holds = "0x" + keccak(packed(mine)).hex() == prec["outputsHash"]
+        holds = _hashes_to(mine, prec["outputsHash"])
     else:
-        outputs = parent_outputs(d, parent, prec, source, ws)
+        outputs = parent_outputs(d, parent, prec, parent_reg, source, ws)
         holds = outputs[start:start + len(mine)] == mine
     where = "" if whole else f" (its {len(mine)} output instances from position {start})"
     why = f"this proof's input {'is' if holds else 'is not'} token {parent}'s output{where}"
     return Lineage(True, holds, outputs, why)
 
 
-def parent_outputs(d: Deployment, parent: int, prec: dict, source: Source, ws: Workspace) -> list[int]:
-    """Token ``parent``'s output instances, checked against its recorded outputs hash: from the
-    ProofPublished event its mint emitted (the chain's own copy of the proven instances), else
-    from its proof bundle by the CID its record names."""
-    reg = d.model(prec["modelId"])
+def _hashes_to(words: list[int], outputs_hash: str) -> bool:
+    """keccak256 of the words packed, as the token hashes outputs, is ``outputs_hash``."""
+    return "0x" + keccak(b"".join(map(encoding.word, words))).hex() == outputs_hash
+
+
+def parent_outputs(d: Deployment, parent: int, prec: dict, reg: dict, source: Source, ws: Workspace) -> list[int]:
+    """Token ``parent``'s output instances (``prec``: its record, ``reg``: its model's
+    registration), checked against its recorded outputs hash: from the ProofPublished event its
+    mint emitted (the chain's own copy of the proven instances), else from its proof bundle by
+    the CID its record names."""
     start = reg["outputStart"] + prec["batchIndex"] * reg["outputCount"]
 
     def outputs(instances: list[int]) -> list[int] | None:
         words = [int(w) for w in instances[start:start + reg["outputCount"]]]
-        return words if "0x" + keccak(packed(words)).hex() == prec["outputsHash"] else None
+        return words if _hashes_to(words, prec["outputsHash"]) else None
 
     try:
         logs = d.token.events.ProofPublished().get_logs(
