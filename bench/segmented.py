@@ -122,7 +122,7 @@ def one(spec: str, options: dict, out: Path, ws: Workspace, ray: bool, rpc_url: 
 def parse(item: str) -> tuple[str, dict]:
     """``zoo:lenet`` (three segments), ``zoo:lenet@segments=4``, ``DIR@max-key=1G``, and after a
     comma ``workers=1`` to prove once, on one worker (a model whose one proof takes most of a
-    session: the zoo GPT on 2 cores)."""
+    session: the zoo GPT on 2 cores) and ``budget=SECONDS`` for compile's scale search."""
     spec, _, rest = item.partition("@")
     options: dict = {}
     for option in filter(None, rest.split(",")):
@@ -133,9 +133,11 @@ def parse(item: str) -> tuple[str, dict]:
             options["max_key"] = value
         elif key == "workers" and value == "1":
             options["provers"] = (1,)
+        elif key == "budget" and value.replace(".", "", 1).isdigit():
+            options["budget"] = float(value)
         else:
             raise UsageError(f"--only {item}: write MODEL, MODEL@segments=N or MODEL@max-key=SIZE, "
-                             "optionally followed by ,workers=1")
+                             "optionally followed by ,workers=1 and ,budget=SECONDS (the scale search's)")
     if "segments" not in options and "max_key" not in options:
         options["segments"] = 3
     return spec, options

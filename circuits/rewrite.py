@@ -14,7 +14,8 @@ What bare ezkl 23.0.5 does with them (PyTorch exports, opset 18 unless said):
 | Tile | halo2 synthesis error | Concat of copies |
 | ScatterND, constant indices and values (a causal mask set by index) | panics: "index out of bounds" | Where over a constant mask |
 | GatherND, constant indices (torch's default exporter's ``x[:, [3, 0, 2]]``) | "Failed analyse for node ... GatherNd" | Reshape + Gather |
-| a mask of -inf or -1e4 into a Softmax (a GPT's causal mask) | -inf has no fixed-point value; -1e4 makes exp's table 10,000 units wide (20 GB for a 4-token GPT) | the mask at -(2 max|x| + 16) over the samples |
+| a mask of -inf or -1e4 into a Softmax (a GPT's causal mask) | -inf has no fixed-point value; -1e4 makes exp's table 10,000 units wide (20 GB for a 4-token GPT) | the mask at -(max|x| + 16) over the samples |
+| MatMul(a, b) * constant (attention's 1/sqrt(d)) | proven, but rescales every product (T x T scores) | the constant moved onto the smaller operand (T x d) |
 | Conv / ConvTranspose / pools without `strides` (ONNX's default: ones) | "a node is missing required params: stride" | the same node, `strides` written out |
 | opset outside 9-18 | tract is tested with 9-18 | ``onnx.version_converter`` to 18 (Gelu, opset 20, as Erf or Tanh first) |
 | opset below 11 where a rewrite applies | the rewrites' Slice and Pad forms need 10 / 11 | converted to 18 first |
@@ -427,10 +428,12 @@ def _feeds_softmax(node, depth: int = 0) -> bool:
 
 def mask_fill(ed: _Editor, node) -> None:
     """Where(mask, -inf or a huge negative constant, x) into a Softmax (a causal mask) -> the
-    same Where with the constant at -(2 max|x| + 16), max over the calibration samples: the
-    softmax gives the masked entries exp(-16) or less, as good as zero, where -inf has no
-    fixed-point value and -1e4 makes ezkl's exp table span 10,000 units at every scale (a
-    4-token GPT took 20 GB calibrating)."""
+    same Where with the constant at -(max|x| + 16), max over the calibration samples: every row
+    keeps an unmasked score of at least -max|x|, so the softmax gives a masked entry exp(-16)
+    or less of it, as good as zero. -inf has no fixed-point value; -1e4 makes ezkl's exp table
+    span 10,000 units at every scale (a 4-token GPT took 20 GB calibrating). ezkl's softmax
+    subtracts the row's max before its exp, so the table spans the fill's distance below the
+    largest score: max|x| + 16 + max|x|, not the 3 max|x| + 16 a fill of -(2 max|x| + 16) made."""
     for k, other in ((1, node.inputs[2]), (2, node.inputs[1])):
         v = _value(node.inputs[k])
         if v is not None and v.size and np.any(v <= MASK_FILL) and _feeds_softmax(node):
@@ -444,15 +447,51 @@ def mask_fill(ed: _Editor, node) -> None:
         bound = ed.magnitude(other.name)
         if bound is None:
             return
-        fill = -(2 * bound + MASK_MARGIN)
+        fill = -(bound + MASK_MARGIN)
     node.inputs[k] = ed.const("mask_fill", np.where(v <= MASK_FILL, fill, v).astype(v.dtype))
-    ed.done(node, f"masked with {fill:.3g} (2 x the largest |value| seen + {MASK_MARGIN:g}) instead of "
+    ed.done(node, f"masked with {fill:.3g} (the largest |value| seen + {MASK_MARGIN:g}) instead of "
                   f"{float(v.min()):g}", node.outputs[0], node.outputs[0], {key: fill})
+
+
+def scale_first(ed: _Editor, node) -> None:
+    """MatMul(a, b) * c, c a scalar constant -> MatMul(a * c, b): c folded into a constant
+    operand (no rows at all), else moved onto the smaller one: attention's scores times 1/sqrt(d)
+    rescale T x T values where q holds T x d. Every multiply by a constant costs ezkl a
+    rescale of each value it touches; moving it saved 168,448 of a GPT block's 944,192 rows
+    (64 tokens, 2 heads of 8). The product keeps the Mul's output name, so what the samples
+    show of it (a causal mask's fill, below) is read under the same name."""
+    k = next((i for i in (0, 1) if (v := _value(node.inputs[i])) is not None and v.size == 1), None)
+    if k is None:
+        return
+    c, t = _value(node.inputs[k]), node.inputs[1 - k]
+    if len(t.inputs) != 1 or t.inputs[0].op != "MatMul" or len(t.outputs) != 1 or t in ed.graph.outputs:
+        return
+    mm = t.inputs[0]
+    sizes = [math.prod(o.shape) if o.shape and all(isinstance(d, int) for d in o.shape) else None
+             for o in mm.inputs]
+    if None in sizes or not t.shape or not all(isinstance(d, int) for d in t.shape):
+        return
+    consts = [i for i, o in enumerate(mm.inputs) if _value(o) is not None]
+    i = consts[0] if consts else int(np.argmin(sizes))
+    if not consts and sizes[i] >= math.prod(t.shape):
+        return
+    operand, out = mm.inputs[i], node.outputs[0]
+    value = _value(operand)
+    if value is not None:
+        mm.inputs[i] = ed.const("scaled", (value * c.reshape(())).astype(value.dtype))
+    else:
+        mm.inputs[i] = ed.node("Mul", [operand, node.inputs[k]], dtype=operand.dtype, shape=operand.shape)
+    node.outputs.clear()
+    node.inputs.clear()
+    mm.outputs[0] = out
+    ed.done(node, f"x {float(c.reshape(())):.4g} " + (
+        "folded into the MatMul's weights" if value is not None else
+        f"moved before the MatMul, onto {sizes[i]:,} values instead of {math.prod(t.shape):,}"))
 
 
 SPATIAL_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool")
 REWRITES = {"Pad": pad, "MaxPool": maxpool, "Conv": conv, "PRelu": prelu, "Pow": power, "Tile": tile,
-            "ScatterND": scatter_nd, "GatherND": gather_nd}
+            "ScatterND": scatter_nd, "GatherND": gather_nd, "Mul": scale_first}
 AFTER = {"Where": mask_fill}  # on what the rewrites above leave (a ScatterND becomes a Where)
 
 

@@ -380,6 +380,7 @@ def extract(src: Path, dest: Path, inputs: list[str], outputs: list[str]) -> Pat
     onnx.utils.extract_model(str(src), str(dest), inputs, outputs)
     cut = onnx.load(dest)
     del cut.graph.value_info[:]
+    _pass_through(cut.graph)
     source_inputs = onnx.load(src, load_external_data=False).graph.input
     batch = _batch_axis(source_inputs[0]) if source_inputs else None
     for v in [*cut.graph.input, *cut.graph.output] if batch else []:
@@ -388,6 +389,22 @@ def extract(src: Path, dest: Path, inputs: list[str], outputs: list[str]) -> Pat
             dims[0].dim_param = batch
     onnx.save(cut, dest)
     return dest
+
+
+def _pass_through(graph) -> None:
+    """A tensor both input and output of a cut (a residual stream carried past an attention
+    block) read through an Identity: tract can't type a graph whose output is its Source
+    ("Translating node #0 ... Source ToTypedTranslator"). The input is renamed, the output keeps
+    its name, so the segments' links still meet by name."""
+    from onnx import helper
+
+    outputs = {o.name for o in graph.output}
+    for v in graph.input:
+        if v.name in outputs:
+            name, v.name = v.name, f"{v.name}:carried"
+            for n in graph.node:
+                n.input[:] = [v.name if t == name else t for t in n.input]
+            graph.node.insert(0, helper.make_node("Identity", [v.name], [name]))
 
 
 _PASS_THROUGH = frozenset({"Cast", "Identity", "Reshape", "Squeeze", "Unsqueeze", "Flatten"})

@@ -335,15 +335,18 @@ class GPTSize:
 # 1.6 M), so d_model moves them little. At 48 one circuit needs 2^24 rows (a ~64 GiB key, far
 # beyond this 24 GB machine) while each residual half of a block, where a segment can end,
 # stays under 2^21 rows (an 8 GiB key); at 64 the attention half passes 2^21.
-# "quick" is the same shape at toy width, for tests. "small" is the largest whose segmented
-# proof finishes within a session on 2 cores: 4 blocks of 2 heads at width 16, 5,340,390 rows
-# (a ~16 GiB key: over this machine's budget), 8 segments under --max-key 4G (attention halves
-# 930,400 rows, logrows 20; MLP halves 409,536, logrows 19); at 48 the 8 segments are logrows 21
-# (an 8 GiB key each), and a key setup at logrows 21-22 did not finish within 35 minutes here.
+# "quick" is the same shape at toy width, for tests. "small": 4 blocks of 2 heads at width 16,
+# 5,340,390 rows (a ~16 GiB key: over this machine's budget); its attention halves stay at
+# 764,992 rows even with the 1/sqrt(d) moved onto q (rewrite.scale_first), so its 8 segments
+# need logrows 20 (a ~10.7 GB key each with hashed links: more disk than this machine has for 4
+# of them). "tiny", 1 head, is the largest whose segmented proof fits a session on 2 cores:
+# 8 segments of 409,536-480,256 rows (logrows 19, ~5 GB keys) under --max-key 6G. At 48 the 8
+# segments are logrows 21, and a key setup at logrows 21-22 did not finish within 35 minutes here.
 GPT_SIZES = {
     "default": GPTSize(d_model=48, layers=4, heads=4, steps=2000, batch=32, lr=3e-3),
     "quick": GPTSize(d_model=16, layers=2, heads=4, steps=600, batch=32, lr=1e-2),
     "small": GPTSize(d_model=16, layers=4, heads=2, steps=1500, batch=32, lr=1e-2),
+    "tiny": GPTSize(d_model=16, layers=4, heads=1, steps=1500, batch=32, lr=1e-2),
 }
 
 

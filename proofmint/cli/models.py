@@ -38,7 +38,7 @@ def export_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for model.onnx, input.json, "
                                       "calibration.json and model.json.")],
     size: Annotated[str | None, typer.Option(help="One of the model's named sizes (the GPT: default, "
-                                             "quick, small); `models list` shows them.")] = None,
+                                             "quick, small, tiny); `models list` shows them.")] = None,
     json_: JsonOpt = False,
 ):
     """Train a zoo model and export it to ONNX with a sample input and calibration set.

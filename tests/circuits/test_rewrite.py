@@ -125,7 +125,7 @@ def test_nonmaxsuppression_is_refused_naming_the_node_and_an_alternative(tmp_pat
 @pytest.mark.slow  # compiles a model of its own and re-derives its key
 def test_a_mask_fill_chosen_from_the_samples_is_rebuilt_without_them(ws, tmp_path):
     """nanoGPT's masked_fill(-inf) is rewritten with a fill chosen from the calibration samples
-    (2 x the largest |score| + 16). The report records it, so what verify-asset runs without
+    (the largest |score| + 16). The report records it, so what verify-asset runs without
     any samples (the registered model -> the circuit's verifying key) builds the same graph;
     without the record the mask would stay -inf and the key would differ."""
     from proofmint.models import corpus

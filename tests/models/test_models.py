@@ -226,12 +226,12 @@ def test_generator28_draws_a_28x28_image_of_the_class_it_is_given(tmp_path):
 
 
 def test_a_size_the_zoo_model_does_not_have_is_refused(tmp_path):
-    with pytest.raises(UsageError, match="no size 'huge' — choose one of: default, quick, small"):
+    with pytest.raises(UsageError, match="no size 'huge' — choose one of: default, quick, small, tiny"):
         export("gpt", tmp_path, size="huge")
     with pytest.raises(UsageError, match="has one size"):
         export("mlp", tmp_path, size="quick")
     r = run_cli("models", "export", "gpt", "--size", "huge", "--out", tmp_path / "g")
-    assert r.returncode == 2 and "choose one of: default, quick, small" in r.stderr, r.stderr
+    assert r.returncode == 2 and "choose one of: default, quick, small, tiny" in r.stderr, r.stderr
 
 
 def test_not_onnx_is_rejected(tmp_path):
