@@ -141,3 +141,37 @@ def test_a_mask_fill_chosen_from_the_samples_is_rebuilt_without_them(ws, tmp_pat
     replayed, _ = rewrite.rewrite(load_onnx(onnx_path), tmp_path / "replayed.onnx", np.empty((0, 0)), chosen)
     unrecorded, _ = rewrite.rewrite(load_onnx(onnx_path), tmp_path / "bare.onnx", np.empty((0, 0)))
     assert replayed.data == circuit != unrecorded.data
+
+
+class _Scores(nn.Module):
+    """Attention's scores as nanoGPT writes them, (q @ k^T) * 1/sqrt(d), then a linear layer
+    times a constant: the one multiplies T x T products, the other could fold into weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.q, self.k, self.out = nn.Linear(4, 4), nn.Linear(4, 4), nn.Linear(8, 3, bias=False)
+
+    def forward(self, x):
+        att = torch.softmax((self.q(x) @ self.k(x).transpose(-2, -1)) * 0.5, -1)
+        return (att @ self.out.weight[:, :8].T) * 0.25
+
+
+def test_a_constant_multiple_of_a_matmul_scales_the_smaller_operand(tmp_path):
+    """The scores' 1/sqrt(d) moves onto q (T x d values, not T x T), the head's constant folds
+    into its weights (no op left): fewer rows at ezkl's defaults, the same float outputs (the
+    rewrite's own check), and the mask fill read at the same tensor name as before."""
+    from proofmint import ezkl_layer
+
+    onnx_path, _ = _export(_Scores(), tmp_path / "m", 18, shape=(1, 8, 4))
+    model = load_onnx(onnx_path)
+    xs = np.random.default_rng(0).normal(size=(8, 32))
+    graph, applied = rewrite.rewrite(model, tmp_path / "rewritten.onnx", xs)
+    into = sorted(a.into for a in applied if a.op == "Mul")
+    assert len(into) == 2 and "folded into the MatMul's weights" in into[0] and "onto 32 values instead of 64" in into[1]
+    assert [n.op_type for n in __import__("onnx").load(tmp_path / "rewritten.onnx").graph.node].count("Mul") == 1
+    rows = []
+    for path in (onnx_path, graph.path):
+        ezkl_layer.gen_settings(path, tmp_path / "s.json", ezkl_layer.run_args(
+            input_visibility="public", output_visibility="public", param_visibility="fixed"))
+        rows.append(json.loads((tmp_path / "s.json").read_text())["num_rows"])
+    assert rows[1] < rows[0], rows

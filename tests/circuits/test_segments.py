@@ -68,6 +68,24 @@ def test_the_plan_cuts_at_block_boundaries_and_keeps_every_key_within_the_budget
     assert json.loads(json.dumps(q.to_dict()))["segments"][0]["rows"] == q.segments[0].rows
 
 
+def test_a_segment_the_residual_stream_passes_through_is_a_place_to_cut(tmp_path):
+    """Between two cuts inside one block the stream crosses untouched: the segment's input is
+    also its output. tract can't type such a graph ("Translating node #0 ... Source"), which
+    kept every cut inside a GPT's attention off the plan; the carried tensor is now read
+    through an Identity, under its own name at the output, so the links still meet."""
+    import onnx
+
+    model = _residual(tmp_path)
+    planner = segments.Planner(model, Visibility(), "hashed", tmp_path / "plan")
+    doubles = [c for c in planner.cuts if len(c.tensors) == 2]
+    a, b = next((a, b) for a, b in zip(doubles, doubles[1:]) if set(a.tensors) & set(b.tensors))
+    stream = (set(a.tensors) & set(b.tensors)).pop()
+    assert planner.segment_rows(a, b) > 0, getattr(planner, "failed", None)
+    cut = onnx.load(tmp_path / "plan" / "probe-0.onnx").graph
+    assert [o.name for o in cut.output] == list(b.tensors) and stream in [o.name for o in cut.output]
+    assert stream not in [i.name for i in cut.input] and len(cut.input) == 2
+
+
 class Decoder(nn.Module):
     """The zoo's generator28 in miniature: a dense layer to 2 maps of 4x4, a transposed conv."""
 
