@@ -196,3 +196,37 @@ def test_a_slice_past_the_parents_outputs_is_not_registered(lineage, sliced, anv
             reg = _registration(pkg, sliced["dep"].verifier, circuitHash=bytes.fromhex("ab" * 32), **change)
             with pytest.raises(TransactionRevertedError, match="ModelRegistryInvalidLineage"):
                 c.transact(d.registry.functions.registerModel(reg, [], [c.address], [10_000]), d.abi)
+
+
+def test_a_node_that_serves_no_old_logs_reads_the_parents_outputs_from_its_bundle(lineage, sliced, anvil,
+                                                                                  monkeypatch):
+    """Where the chain's node serves no ProofPublished log for the parent (a pruned or
+    range-limited RPC node: its get_logs fails), the parent's outputs come from its published
+    bundle, checked against the recorded outputs hash: the same words as the event's. Without the
+    bundle either, one line that says what to set."""
+    from proofmint.errors import ContentError
+    from proofmint.verifier.chain import lineage as lineage_mod
+    from proofmint.verifier.content.store import Source
+
+    parent, ws = lineage["parent"].token_id, sliced["ws"]
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        d = deployment(c)
+        prec = d.token_record(parent)
+        reg = d.model(prec["modelId"])
+        from_event = lineage_mod.parent_outputs(d, parent, prec, reg, Source.of(ws), ws)
+
+        def no_logs(*args, **kwargs):
+            raise ValueError({"code": -32000, "message": "block range too large"})
+
+        monkeypatch.setattr(type(d.token.events.ProofPublished()), "get_logs", no_logs)
+        assert lineage_mod.parent_outputs(d, parent, prec, reg, Source.of(ws), ws) == from_event
+        assert len(from_event) == reg["outputCount"] == 64
+        store = ContentStore(ws).path(cid_from_uri(prec["proofURI"]))
+        fetched = ws.fetched_bundle(prec["proofHash"])
+        fetched.unlink(missing_ok=True)
+        aside = store.rename(store.with_name(store.name + ".aside"))
+        try:
+            with pytest.raises(ContentError, match=r"served no ProofPublished event .* set PROOFMINT_GATEWAY"):
+                lineage_mod.parent_outputs(d, parent, prec, reg, Source.of(ws), ws)
+        finally:
+            aside.rename(store)
