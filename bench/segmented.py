@@ -79,7 +79,9 @@ def one(spec: str, options: dict, out: Path, ws: Workspace, ray: bool, rpc_url: 
     with progress.step(f"{name}: single circuit"):
         try:
             t = time.perf_counter()
-            single = api.compile(onnx, workspace=ws, segments=1)  # over the machine's budget: refused
+            # over the budget the segments are held to (--max-key, else the machine's): refused in seconds
+            single = api.compile(onnx, workspace=ws, segments=1,
+                                 **{k: v for k, v in options.items() if k in ("max_key", "budget")})
             p = single.package
             row["single"] = {"compile_s": round(time.perf_counter() - t, 1), "logrows": p.logrows,
                              "rows": p.num_rows, "pk_bytes": p.pk_bytes,
