@@ -15,6 +15,7 @@ What bare ezkl 23.0.5 does with them (PyTorch exports, opset 18 unless said):
 | ScatterND, constant indices and values (a causal mask set by index) | panics: "index out of bounds" | Where over a constant mask |
 | GatherND, constant indices (torch's default exporter's ``x[:, [3, 0, 2]]``) | "Failed analyse for node ... GatherNd" | Reshape + Gather |
 | a mask of -inf or -1e4 into a Softmax (a GPT's causal mask) | -inf has no fixed-point value; -1e4 makes exp's table 10,000 units wide (20 GB for a 4-token GPT) | the mask at -(max|x| + 16) over the samples |
+| ConvTranspose with stride s > 1 (a DCGAN generator) | proven over the input with zeros inserted: s^2 x the products; some strides unreadable | s^2 Convs, one per output phase, interleaved by Reshape + Concat |
 | MatMul(a, b) * constant (attention's 1/sqrt(d)) | proven, but rescales every product (T x T scores) | the constant moved onto the smaller operand (T x d) |
 | Conv / ConvTranspose / pools without `strides` (ONNX's default: ones) | "a node is missing required params: stride" | the same node, `strides` written out |
 | opset outside 9-18 | tract is tested with 9-18 | ``onnx.version_converter`` to 18 (Gelu, opset 20, as Erf or Tanh first) |
@@ -291,6 +292,74 @@ def conv(ed: _Editor, node) -> None:
             node.inputs[0], node.outputs[0])
 
 
+def conv_transpose(ed: _Editor, node) -> None:
+    """A 2-D ConvTranspose with stride s > 1 -> s x s ordinary Convs, one per output phase
+    (the outputs at rows = r mod s, cols = c mod s), interleaved by Concat and Reshape. ezkl
+    lays a transposed convolution out over the input with s - 1 zeros between values, so each
+    output sums its whole kernel where at most one tap in s x s meets a value: the phases take
+    s^2 fewer products (a layer of EZKL's mnist_gan's shape, 64 -> 128 channels, 5x5, 7x7 ->
+    14x14: 21,054,016 rows at ezkl's defaults, 6,001,280 as phases; the zoo generator28's first:
+    261,032 -> 109,764). Bare ezkl can't read some (stride 3, kernel 6: "Cannot reshape").
+    Left as it is where a phase would have no tap (kernel < stride), the phases differ in size
+    (an output not a multiple of s), or the layer is grouped, dilated or sized by output_shape."""
+    x, w = node.inputs[0], _value(node.inputs[1])
+    strides = [int(v) for v in node.attrs.get("strides", [])]
+    if (w is None or w.ndim != 4 or len(strides) != 2 or max(strides) < 2 or node.attrs.get("group", 1) != 1
+            or any(d != 1 for d in node.attrs.get("dilations", [1, 1])) or "output_shape" in node.attrs
+            or node.attrs.get("auto_pad", "NOTSET") not in ("NOTSET", b"NOTSET")
+            or x.shape is None or len(x.shape) != 4 or not all(isinstance(d, int) for d in x.shape[1:])):
+        return
+    k = w.shape[2:]
+    pads = [int(v) for v in node.attrs.get("pads", [0, 0, 0, 0])]
+    extra = [int(v) for v in node.attrs.get("output_padding", [0, 0])]
+    size = [s * (n - 1) + e + kk - pb - pe for s, n, e, kk, pb, pe
+            in zip(strides, x.shape[2:], extra, k, pads[:2], pads[2:])]
+    if any(kk < s or n % s for kk, s, n in zip(k, strides, size)):
+        return
+    out = [n // s for n, s in zip(size, strides)]
+    bias = node.inputs[2:3]
+    phases = {}
+    for r in range(strides[0]):
+        for c in range(strides[1]):
+            taps, conv_pads, crop = [], [], []
+            for axis, phase in ((0, r), (1, c)):
+                s, first = strides[axis], (phase + pads[axis]) % strides[axis]
+                count = len(range(first, k[axis], s))
+                # output s*p + phase reads input p + shift - t through tap first + s*t
+                shift = (phase + pads[axis] - first) // s
+                before = count - 1 - shift
+                after = out[axis] - x.shape[2 + axis] - before + count - 1
+                taps.append(list(range(first, k[axis], s))[::-1])
+                conv_pads.append((max(before, 0), max(after, 0)))
+                crop.append(max(-before, 0))
+                length = x.shape[2 + axis] + sum(conv_pads[-1]) - count + 1
+            kernel = w[:, :, taps[0]][:, :, :, taps[1]].transpose(1, 0, 2, 3)
+            y = ed.node("Conv", [x, ed.const("phase_kernel", np.ascontiguousarray(kernel)), *bias],
+                        {"kernel_shape": list(kernel.shape[2:]), "strides": [1, 1],
+                         "pads": [conv_pads[0][0], conv_pads[1][0], conv_pads[0][1], conv_pads[1][1]]},
+                        dtype=x.dtype)
+            if any(crop) or length != out[1] or x.shape[2] + sum(conv_pads[0]) - len(taps[0]) + 1 != out[0]:
+                y = ed.node("Slice", [y, ed.const("starts", np.array(crop, np.int64)),
+                                      ed.const("ends", np.array([a + b for a, b in zip(crop, out)], np.int64)),
+                                      ed.const("axes", np.array([2, 3], np.int64))], dtype=x.dtype)
+            phases[r, c] = y
+    channels = kernel.shape[0]
+    rows = []
+    for r in range(strides[0]):
+        cols = [ed.node("Reshape", [phases[r, c], ed.const("shape", np.array([-1, channels, *out, 1], np.int64))],
+                        dtype=x.dtype) for c in range(strides[1])]  # Reshape, not Unsqueeze: opset 11 has no axes input
+        row = ed.node("Concat", cols, {"axis": 4}, dtype=x.dtype)
+        row = ed.node("Reshape", [row, ed.const("shape", np.array([-1, channels, out[0], size[1]], np.int64))],
+                      dtype=x.dtype)
+        rows.append(ed.node("Reshape", [row, ed.const("shape", np.array([-1, channels, out[0], 1, size[1]], np.int64))],
+                            dtype=x.dtype))
+    y = ed.node("Concat", rows, {"axis": 3}, dtype=x.dtype)
+    y = ed.node("Reshape", [y, ed.const("shape", np.array([-1, channels, *size], np.int64))], dtype=x.dtype,
+                shape=node.outputs[0].shape)
+    ed.replace(node, y)
+    ed.done(node, f"{strides[0] * strides[1]} Convs, one per output phase, interleaved", x, y)
+
+
 def prelu(ed: _Editor, node) -> None:
     """PRelu with a slope per channel -> relu(x) - slope * relu(-x)."""
     slope = node.inputs[1]
@@ -491,7 +560,7 @@ def scale_first(ed: _Editor, node) -> None:
 
 SPATIAL_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool")
 REWRITES = {"Pad": pad, "MaxPool": maxpool, "Conv": conv, "PRelu": prelu, "Pow": power, "Tile": tile,
-            "ScatterND": scatter_nd, "GatherND": gather_nd, "Mul": scale_first}
+            "ScatterND": scatter_nd, "GatherND": gather_nd, "Mul": scale_first, "ConvTranspose": conv_transpose}
 AFTER = {"Where": mask_fill}  # on what the rewrites above leave (a ScatterND becomes a Where)
 
 

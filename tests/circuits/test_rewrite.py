@@ -175,3 +175,51 @@ def test_a_constant_multiple_of_a_matmul_scales_the_smaller_operand(tmp_path):
             input_visibility="public", output_visibility="public", param_visibility="fixed"))
         rows.append(json.loads((tmp_path / "s.json").read_text())["num_rows"])
     assert rows[1] < rows[0], rows
+
+
+@pytest.mark.parametrize("cin,cout,k,s,p,extra,h,fewer", [
+    (16, 8, 4, 2, 1, 0, 7, True),  # the zoo generator28's first layer (DCGAN)
+    (2, 3, 5, 2, 2, 1, 4, True),  # EZKL mnist_gan's: 5x5, asymmetric pads, output_padding
+    (2, 2, 4, 2, 0, 0, 3, True),
+    (1, 2, 6, 3, 0, 0, 4, None),  # stride 3: bare ezkl can't read it at all
+])
+def test_a_strided_conv_transpose_is_rewritten_as_one_conv_per_output_phase(cin, cout, k, s, p, extra, h, fewer,
+                                                                            tmp_path):
+    """ezkl proves a stride-s transposed convolution over its input with zeros inserted, every
+    output summing its whole kernel: s^2 Convs over the input itself give the same sums with
+    s^2 fewer products. Same float outputs as torch's layer, fewer rows at ezkl's defaults;
+    where bare ezkl refuses the layer ("Cannot reshape tensor"), the rewritten one reads."""
+    from proofmint import ezkl_layer
+    from proofmint.errors import ProofmintError
+
+    torch.manual_seed(0)
+    layer = nn.ConvTranspose2d(cin, cout, k, stride=s, padding=p, output_padding=extra).eval()
+    onnx_path, _ = _export(layer, tmp_path / "m", 18, shape=(1, cin, h, h))
+    xs = np.random.default_rng(0).normal(size=(4, cin * h * h))
+    graph, applied = rewrite.rewrite(load_onnx(onnx_path), tmp_path / "rewritten.onnx", xs)
+    assert [a.into for a in applied] == [f"{s * s} Convs, one per output phase, interleaved"]
+    for x in xs:
+        want = layer(torch.tensor(x, dtype=torch.float32).reshape(1, cin, h, h)).detach().numpy()
+        assert np.allclose(graph.run(x)[0], want, atol=1e-5)
+    rows = []
+    for path in (onnx_path, graph.path):
+        try:
+            ezkl_layer.gen_settings(path, tmp_path / "s.json", ezkl_layer.run_args(
+                input_visibility="public", output_visibility="public", param_visibility="fixed"))
+            rows.append(json.loads((tmp_path / "s.json").read_text())["num_rows"])
+        except ProofmintError as exc:
+            rows.append(str(exc))
+    if fewer:
+        assert rows[1] < rows[0], rows
+    else:
+        assert "Cannot reshape tensor" in rows[0] and isinstance(rows[1], int), rows
+
+
+def test_a_conv_transpose_whose_phases_differ_in_size_is_left_to_ezkl(tmp_path):
+    """A 5 -> 11 output (stride 2, kernel 3, no output padding): the phases are 6 and 5 wide,
+    which Concat can't interleave: the layer is left as exported."""
+    torch.manual_seed(0)
+    onnx_path, _ = _export(nn.ConvTranspose2d(1, 1, 3, stride=2), tmp_path / "m", 18, shape=(1, 1, 5, 5))
+    graph, applied = rewrite.rewrite(load_onnx(onnx_path), tmp_path / "rewritten.onnx",
+                                     np.random.default_rng(0).normal(size=(2, 25)))
+    assert not [a for a in applied if a.op == "ConvTranspose"]
