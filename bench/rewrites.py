@@ -57,6 +57,8 @@ def pairs() -> dict:
         "prelu per channel": (lambda: nn.PReLU(3), lambda: nn.LeakyReLU(0.25)),
         "pow": (Square, Times),
         "tile": (Repeat, Cat),
+        "transposed conv stride 2": (lambda: nn.ConvTranspose2d(3, 3, 4, stride=2, padding=1),
+                                     lambda: nn.ConvTranspose2d(3, 3, 3, padding=1)),
     }
 
 

@@ -22,7 +22,7 @@ LAYERS = {name: rewritten for name, (rewritten, _) in pairs().items()}  # as ben
 Sandwich = sandwich  # the layer between two convolutions
 EXPECTED_OP = {"dilated conv": "Conv", "reflection pad": "Pad", "replication pad": "Pad",
                "constant pad 2.0": "Pad", "maxpool with padding": "MaxPool", "prelu per channel": "PRelu",
-               "pow": "Pow", "tile": "Tile"}
+               "pow": "Pow", "tile": "Tile", "transposed conv stride 2": "ConvTranspose"}
 
 
 def _export(module: nn.Module, folder, opset: int | None, shape=(1, 2, 6, 6), seed: int = 0):
