@@ -21,6 +21,38 @@ class Cost(NamedTuple):
     rows: int
 
 
+def columns(settings: dict) -> int:
+    """The columns a circuit's layout takes: each inner column with one argument per table
+    (every lookup and range check), two more, and the tables' own (one longer than 2^logrows
+    is split over several)."""
+    ra = settings["run_args"]
+    n = 2 ** ra["logrows"]
+    lo, hi = ra["lookup_range"]
+    tables = [b - a + 1 for a, b in settings.get("required_range_checks", [])]
+    tables += [hi - lo + 1] * len(settings.get("required_lookups", []))
+    return ra["num_inner_cols"] * (1 + len(tables)) + 2 + sum(math.ceil(t / n) for t in tables)
+
+
+# Proving-key bytes a row, fitted on the keys ezkl 23.0.5's setup wrote here (15 kinds of
+# circuit, logrows 9-19): 1,666 + 256 a column, and 64 KiB (a key 18.5 KB over that was the
+# most seen), on every one without hashing or Freivalds (4,226 at 10 columns, 4,994 at 13); a Poseidon-hashed input or output
+# adds 3,200-6,337 (the largest taken: a hashed sigmoid generator's); Freivalds' argument (a
+# product of two computed tensors: attention) 9,668-11,333 (the largest taken). An upper
+# estimate, at most 16 % over: the zoo transformer's hashed key is 20,295 a row (23,432
+# estimated), a GPT segment's 21,255 (23,432), a hashed LeNet's 10,051 (10,563).
+KEY_BASE, KEY_PER_COLUMN, KEY_HASHED, KEY_FREIVALDS, KEY_SLACK = 1_666, 256, 6_337, 11_333, 65_536
+
+
+def key_bytes(settings: dict) -> int:
+    """The proving key ezkl's setup writes for a circuit of ``settings`` (its calibrated
+    layout), estimated before any setup from :func:`columns`."""
+    ra = settings["run_args"]
+    hashed = "Hashed" in json.dumps([ra.get("input_visibility"), ra.get("output_visibility")])
+    freivalds = settings.get("einsum_params", {}).get("total_einsum_col_size", 0) > 0
+    per_row = KEY_BASE + KEY_PER_COLUMN * columns(settings) + KEY_HASHED * hashed + KEY_FREIVALDS * freivalds
+    return per_row * 2 ** ra["logrows"] + KEY_SLACK
+
+
 @dataclass
 class Candidate:
     label: str
@@ -62,12 +94,11 @@ class Candidate:
         timed on 2 cores: 0.78-1.54x, median 1.05x), not in half. Tables count too: one
         longer than 2^logrows is split over several columns, which is how a circuit one logrow
         smaller can prove slower (EZKL's 2l_relu_sigmoid_conv at logrows 14 vs 15)."""
-        n = 2 ** self.logrows
-        tables = [hi - lo + 1 for lo, hi in self.settings.get("required_range_checks", [])]
-        tables += [self.lookup_rows] * len(self.settings.get("required_lookups", []))
-        columns = (self.layout["num_inner_cols"] * (1 + len(tables)) + 2
-                   + sum(math.ceil(t / n) for t in tables))
-        return Cost(n * columns, self.settings["num_rows"])
+        return Cost(2 ** self.logrows * columns(self.settings), self.settings["num_rows"])
+
+    @property
+    def key_bytes(self) -> int:
+        return key_bytes(self.settings)
 
     @property
     def lookup_rows(self) -> int:

@@ -30,7 +30,7 @@ from proofmint.models.onnx_model import OnnxModel, extract, load_onnx
 from proofmint.store import Workspace, atomic_write_bytes, atomic_write_json, canonical_json, read_json, sha256_bytes
 
 from . import segments as segments_mod, srs as srs_mod, witness as witness_mod
-from .calibrate import gib, pk_bytes_per_row
+from .calibrate import gib
 from .fidelity import acceptable, goal_text, measured, out_of_reach, quality_line
 from .report import CompileReport
 from .package import CircuitPackage, circuit_id_of, create, load as load_package
@@ -199,9 +199,12 @@ def _run(model: OnnxModel, xs: np.ndarray) -> np.ndarray:
 
 def _check_keys(segs: list[_Segment], chosen: list, budget_bytes: int, model: OnnxModel) -> None:
     """Before any setup: the plan sized each segment at ezkl's defaults, and the scale the
-    chain needs can take more rows (a wider lookup table): every key must still fit."""
+    chain needs can take more rows (a wider lookup table) and columns (a table split, the
+    Freivalds argument of a product of two computed tensors): every key must still fit. The
+    zoo GPT's first segment passed the flat hashed rate (5.4 GB at logrows 19) and its setup
+    wrote 11.1 GB under a 6 GiB budget; :func:`candidate.key_bytes` counts its columns."""
     for seg, cand in zip(segs, chosen):
-        key = pk_bytes_per_row(seg.visibility) * 2 ** cand.logrows
+        key = cand.key_bytes
         if key > budget_bytes:
             raise InvalidModelError(
                 f"{model.path.name}: segment {seg.index} needs logrows {cand.logrows} at the scale the chain keeps "

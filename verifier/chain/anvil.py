@@ -101,7 +101,7 @@ class Anvil:
         self._log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall anvil
         self._proc = subprocess.Popen(
             [str(toolchain.anvil_path()), "--host", "127.0.0.1", "--port", str(self.port),
-             "--chain-id", str(self.chain_id), "--silent", *load],
+             "--chain-id", str(self.chain_id), "--silent", *keeper.ANVIL_FLAGS, *load],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, preexec_fn=functools.partial(keeper.die_with_parent, os.getpid()))
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
