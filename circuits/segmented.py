@@ -134,7 +134,8 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
     if link not in segments_mod.LINKS:
         raise InvalidModelError(f"unknown link '{link}' — choose one of {', '.join(segments_mod.LINKS)}")
     started = time.monotonic()
-    plan = segments_mod.plan(graph, visibility, work / "plan", budget_bytes=budget_bytes, count=count, link=link)
+    plan = segments_mod.plan(graph, visibility, work / "plan", budget_bytes=budget_bytes, count=count, link=link,
+                             name=model.path.name)
     for s in plan.segments:
         progress.note(f"segment {s.index}: {s.nodes} nodes, {s.rows:,} rows at ezkl's defaults"
                       + (f", then carries {s.end.values} values" if s.end else ""))

@@ -213,13 +213,15 @@ def _minimax(pairs: dict[tuple[int, int], int], n: int, k: int) -> tuple[int, li
 
 
 def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: int,
-         count: int | None = None, link: str = "hashed", batch: int = 1) -> Plan:
+         count: int | None = None, link: str = "hashed", batch: int = 1, name: str | None = None) -> Plan:
     """The segments ``graph`` is proven as: the fewest whose keys each fit ``budget_bytes``
     (or exactly ``count``), cut where the largest of them is smallest. Cuts that carry one
-    tensor are tried first; cuts across a residual connection (two) only if those can't do it."""
+    tensor are tried first; cuts across a residual connection (two) only if those can't do it.
+    ``name``: the user's file, which messages name (``graph`` may be its rewritten copy)."""
+    name = name or graph.path.name
     planner = Planner(graph, visibility, link, work, batch)
     if not planner.cuts:
-        raise InvalidModelError(f"{graph.path.name} has no place to cut it: no point where at most "
+        raise InvalidModelError(f"{name} has no place to cut it: no point where at most "
                                 f"{MAX_CARRIED} float tensors of known shape cross")
     rate = per_row(visibility, link)
     limit = max_rows(budget_bytes, rate)
@@ -240,7 +242,7 @@ def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: 
     if found is None:
         fewest = next((k for k in range(2, n + 1) if _minimax(pairs, n, k)), None) if count else None
         raise InvalidModelError(
-            f"{graph.path.name} can't be cut into {count or 'any number of'} segments whose keys each fit "
+            f"{name} can't be cut into {count or 'any number of'} segments whose keys each fit "
             f"{_size(budget_bytes)} ({limit:,} rows at ezkl's defaults)"
             + (f"; {fewest} segments can — pass --segments {fewest}" if fewest else "")
             + " — raise --max-key, or prove on a machine with more memory")

@@ -298,6 +298,12 @@ def test_a_circuit_too_big_for_the_machine_is_refused_before_any_calibration(tmp
     one = run_cli("compile", onnx_path, "--workspace", ws, "--segments", "1", "--max-key", "1M")
     assert one.returncode == 2 and "Traceback" not in one.stderr, one.stderr
     assert "over the 1 MiB budget — leave out --segments 1 to prove it as linked segments" in one.stderr, one.stderr
+    # a model compile rewrites (a strided transposed conv) is named as the user's file, not the rewritten copy
+    gen, _ = _export(nn.Sequential(nn.ConvTranspose2d(2, 2, 4, stride=2, padding=1), nn.ReLU()),
+                     (torch.rand(1, 2, 6, 6),), tmp_path / "gen")
+    r = run_cli("compile", gen.parent, "--workspace", ws, env={"PROOFMINT_MEMORY": "4M"})
+    assert r.returncode == 2 and "rewrote ConvTranspose" in r.stderr, r.stderr
+    assert "error: model.onnx can't be cut" in r.stderr and "rewritten" not in r.stderr.split("error:")[1], r.stderr
     assert "calibrate" not in one.stderr and not list(ws.glob("circuits/*/package.json"))
 
 
