@@ -10,9 +10,11 @@ positions that carry fewer values (each carried value is hashed into both proofs
 A segment's size is the rows ezkl's ``gen_settings`` lays out for it at its defaults, with
 the links' hashing included (a Poseidon hash of every carried value), measured on the
 extracted segment itself: ezkl's rows are not additive across ops, nor monotone in a
-segment's span (hashing a wide tensor can cost more than the layers that narrow it). The plan
-takes the fewest segments whose keys fit the budget and, among those cuts, the ones whose
-largest segment is smallest (minimax over the measured segments).
+segment's span (hashing a wide tensor can cost more than the layers that narrow it). Its key
+is sized from those settings' columns (:func:`candidate.key_bytes`: tables, Poseidon's and
+Freivalds' columns), not a flat rate a row: an attention segment's key is twice a plain one's
+at the same rows. The plan takes the fewest segments whose keys fit the budget and, among
+those cuts, the ones whose largest segment is smallest (minimax over the measured segments).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from proofmint.encoding import Visibility
 from proofmint.errors import InvalidModelError, ProofmintError
 from proofmint.models.onnx_model import OnnxModel, extract
 
-from .calibrate import pk_bytes_per_row
+from .candidate import key_bytes
 
 MAX_CARRIED = 2  # tensors one cut may carry: a residual block's stream and branch
 LINKS = ("hashed", "public")  # how a cut tensor is bound across the two proofs
@@ -49,11 +51,7 @@ class Segment:
     end: Boundary | None  # None: the graph's outputs
     rows: int  # at ezkl's default settings, links included
     nodes: int
-    per_row: int  # proving-key bytes per row (calibrate.pk_bytes_per_row)
-
-    @property
-    def key_bytes(self) -> int:
-        return key_bytes(self.rows, self.per_row)
+    key_bytes: int  # its proving key at those settings (candidate.key_bytes)
 
 
 @dataclass
@@ -68,19 +66,6 @@ class Plan:
             {"index": s.index, "inputs": list(s.start.tensors) if s.start.after >= 0 else None,
              "outputs": list(s.end.tensors) if s.end else None, "carried_values": s.end.values if s.end else 0,
              "rows": s.rows, "nodes": s.nodes, "key_bytes": s.key_bytes} for s in self.segments]}
-
-
-def key_bytes(rows: int, per_row: int) -> int:
-    """The proving key a circuit of ``rows`` rows needs (2^logrows rows, ezkl keeping a few for
-    blinding), at ``per_row`` bytes a row."""
-    return per_row * 2 ** max(rows, 1).bit_length()
-
-
-def per_row(visibility: Visibility, link: str) -> int:
-    """Key bytes per row of the costliest segment: a hashed link hashes every segment's inputs
-    or outputs, as does the model's own hashed input (first) or output (last)."""
-    return pk_bytes_per_row(Visibility("hashed" if link == "hashed" else visibility.input, visibility.output,
-                                       visibility.param))
 
 
 def boundaries(graph: OnnxModel) -> tuple[list, list[Boundary]]:
@@ -143,6 +128,7 @@ class Planner:
         self.nodes, self.cuts = boundaries(graph)
         self.start = Boundary(-1, tuple(graph.input_names), graph.input_size)
         self.rows: dict[tuple[int, int], int] = {}
+        self.keys: dict[tuple[int, int], int] = {}
         work.mkdir(parents=True, exist_ok=True)
 
     def segment_rows(self, a: Boundary, b: Boundary | None) -> int:
@@ -156,11 +142,18 @@ class Planner:
             args = ezkl_layer.run_args(**vis.run_args(), variables=self.variables)
             try:
                 ezkl_layer.gen_settings(onnx_path, self.work / f"probe-{i}.json", args)
-                self.rows[key] = json.loads((self.work / f"probe-{i}.json").read_text())["num_rows"]
+                settings = json.loads((self.work / f"probe-{i}.json").read_text())
+                self.rows[key] = settings["num_rows"]
+                settings["run_args"]["logrows"] = max(self.rows[key], 1).bit_length()  # 2^logrows > rows
+                self.keys[key] = key_bytes(settings)
             except ProofmintError as exc:  # a cut ezkl can't read on one side: not a place to cut
                 self.rows[key] = -1
                 self.failed = str(exc)
         return self.rows[key]
+
+    def key(self, a: Boundary, b: Boundary | None) -> int | None:
+        """The proving key of the segment from ``a`` to ``b`` at ezkl's defaults (None: no circuit)."""
+        return self.keys.get((a.after, b.after if b else len(self.nodes))) if self.segment_rows(a, b) >= 0 else None
 
     def _outputs(self) -> list[str]:
         import onnx
@@ -171,19 +164,20 @@ class Planner:
     def variables(self):
         return [(self.graph.batch_axis, self.batch)] if self.graph.batch_axis else None
 
-    def pairs(self, bounds: list[Boundary], limit: int) -> dict[tuple[int, int], int]:
+    def pairs(self, bounds: list[Boundary], budget_bytes: int) -> dict[tuple[int, int], int]:
         """Rows of every segment between two of ``bounds`` (index ``len(bounds)``: the graph's
-        end) that could be within ``limit``: from each start, later ends until two in a row are
-        over it (a segment's rows grow with its span, give or take the hashing of what it
-        carries: the zoo LeNet's first conv alone is 10,498 rows with its 256 outputs hashed,
-        the conv and pool 11,554 with 64)."""
+        end) whose key could be within ``budget_bytes``: from each start, later ends until two
+        in a row are over it (a segment's rows grow with its span, give or take the hashing of
+        what it carries: the zoo LeNet's first conv alone is 10,498 rows with its 256 outputs
+        hashed, the conv and pool 11,554 with 64)."""
         out = {}
         for i, a in enumerate(bounds):
             over = 0
             for j in range(i + 1, len(bounds) + 1):
-                rows = self.segment_rows(a, bounds[j] if j < len(bounds) else None)
-                if 0 <= rows <= limit:
-                    out[(i, j)], over = rows, 0
+                b = bounds[j] if j < len(bounds) else None
+                key = self.key(a, b)
+                if key is not None and key <= budget_bytes:
+                    out[(i, j)], over = self.segment_rows(a, b), 0
                 else:
                     over += 1
                     if over >= 2:
@@ -223,14 +217,12 @@ def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: 
     if not planner.cuts:
         raise InvalidModelError(f"{name} has no place to cut it: no point where at most "
                                 f"{MAX_CARRIED} float tensors of known shape cross")
-    rate = per_row(visibility, link)
-    limit = max_rows(budget_bytes, rate)
     single = [c for c in planner.cuts if len(c.tensors) == 1]
     found = None
     with progress.step("plan the segments"):
         for cuts in ([single, planner.cuts] if single and len(single) < len(planner.cuts) else [planner.cuts]):
             bounds = [planner.start] + cuts
-            pairs = planner.pairs(bounds, limit)
+            pairs = planner.pairs(bounds, budget_bytes)
             n = len(bounds)
             for k in ([count] if count else range(2, n + 1)):
                 result = _minimax(pairs, n, k) if k <= n else None
@@ -243,7 +235,7 @@ def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: 
         fewest = next((k for k in range(2, n + 1) if _minimax(pairs, n, k)), None) if count else None
         raise InvalidModelError(
             f"{name} can't be cut into {count or 'any number of'} segments whose keys each fit "
-            f"{_size(budget_bytes)} ({limit:,} rows at ezkl's defaults)"
+            f"{_size(budget_bytes)} (each sized at ezkl's defaults by its columns)"
             + (f"; {fewest} segments can — pass --segments {fewest}" if fewest else "")
             + " — raise --max-key, or prove on a machine with more memory")
     k, (largest, ends) = found
@@ -251,7 +243,7 @@ def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: 
     for idx, end in enumerate(ends):
         a, b = bounds[start], bounds[end] if end < len(bounds) else None
         nodes = (b.after if b else len(planner.nodes) - 1) - a.after
-        segments.append(Segment(idx, a, b, pairs[(start, end)], nodes, rate))
+        segments.append(Segment(idx, a, b, pairs[(start, end)], nodes, planner.key(a, b)))
         start = end
     why = (f"{k} segments, as asked" if count else
            f"{k} segments: the fewest whose proving keys each fit {_size(budget_bytes)}")
@@ -259,12 +251,6 @@ def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: 
             + ("" if all(len(s.start.tensors) == 1 for s in segments[1:]) else
                "; a cut across a residual connection carries both its tensors"))
     return Plan(segments, budget_bytes, why, {f"{a}-{b}": r for (a, b), r in planner.rows.items()})
-
-
-def max_rows(budget_bytes: int, per_row: int) -> int:
-    """The most rows whose key, at ``per_row`` bytes a row, fits ``budget_bytes``."""
-    bits = max(1, (budget_bytes // per_row).bit_length() - 1)
-    return 2 ** bits - 1
 
 
 def segment_visibility(model: Visibility, link: str, *, first: bool, last: bool) -> Visibility:
