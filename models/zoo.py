@@ -339,10 +339,12 @@ class GPTSize:
 # "quick" is the same shape at toy width, for tests. "small": 4 blocks of 2 heads at width 16,
 # 5,340,390 rows (a ~16 GiB key: over this machine's budget); its attention halves stay at
 # 764,992 rows even with the 1/sqrt(d) moved onto q (rewrite.scale_first), so its 8 segments
-# need logrows 20 (a ~10.7 GB key each with hashed links: more disk than this machine has for 4
-# of them). "tiny", 1 head, is the largest whose segmented proof fits a session on 2 cores:
-# 8 segments of 409,536-480,256 rows (logrows 19, ~5 GB keys) under --max-key 6G. At 48 the 8
-# segments are logrows 21, and a key setup at logrows 21-22 did not finish within 35 minutes here.
+# need logrows 20. "tiny", 1 head: 8 segments of 409,536-480,256 rows (logrows 19) whose
+# chain keeps the logits within 1 % at scale 11 (found in 598 s); but a segment's key is
+# 11.1 GB (setup 208 s): Freivalds' columns for the products of computed tensors and an exp
+# table of 360 k rows, 21,255 bytes a row. 8 such keys are ~89 GB, more than this machine's
+# free disk (72 GB) — not proven here (bench/results/segmented-cpu-2core/gpt-small.md). At 48
+# the 8 segments are logrows 21, and a key setup at logrows 21-22 did not finish within 35 minutes.
 GPT_SIZES = {
     "default": GPTSize(d_model=48, layers=4, heads=4, steps=2000, batch=32, lr=3e-3),
     "quick": GPTSize(d_model=16, layers=2, heads=4, steps=600, batch=32, lr=1e-2),
