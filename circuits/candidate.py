@@ -39,7 +39,8 @@ def columns(settings: dict) -> int:
 # adds 3,200-6,337 (the largest taken: a hashed sigmoid generator's); Freivalds' argument (a
 # product of two computed tensors: attention) 9,668-11,333 (the largest taken). An upper
 # estimate, at most 16 % over: the zoo transformer's hashed key is 20,295 a row (23,432
-# estimated), a GPT segment's 21,255 (23,432), a hashed LeNet's 10,051 (10,563).
+# estimated), a GPT segment's 21,255 (23,432), a hashed LeNet's 10,051 (10,563). Not measured,
+# so not counted: ezkl's dynamic lookups (a Gather on computed indices) and shuffles.
 KEY_BASE, KEY_PER_COLUMN, KEY_HASHED, KEY_FREIVALDS, KEY_SLACK = 1_666, 256, 6_337, 11_333, 65_536
 
 

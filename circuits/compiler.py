@@ -369,10 +369,13 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
             with progress.step("find the node ezkl fails on"):
                 raise locate.explain(exc, graph, visibility, scratch / "locate") from None
         if chosen.key_bytes > key_budget:  # the size check above assumed the search halves the rows
+            way = ("lower --batch" if batch > 1 else
+                   "compile it without --input-from to prove it as linked segments" if lineage else
+                   "prove it as linked segments (--segments 2 or more)")
             raise InvalidModelError(
                 f"{model.path.name}: the circuit chosen (logrows {chosen.logrows}) needs a proving key of about "
-                f"{calibrate.gib(chosen.key_bytes)}, over the {calibrate.gib(key_budget)} budget — prove it as "
-                "linked segments (--segments 2 or more), or raise --max-key (or PROOFMINT_MEMORY)")
+                f"{calibrate.gib(chosen.key_bytes)}, over the {calibrate.gib(key_budget)} budget — {way}, "
+                "or raise --max-key (or PROOFMINT_MEMORY)")
         report.graph = ("native" if graph is model else
                         "side-by-side" if batch > 1 and model.batch_axis is None else "rewritten")
         report.rewrites = rewrite_mod.row_costs(graph, rewrites, chosen.settings, scratch) if rewrites else []

@@ -66,6 +66,17 @@ class Applied:
         return d
 
 
+def recorded(rewrites: list[dict] | None) -> set[tuple[str, str]] | None:
+    """The (op, node) rewrites a compile's report lists (None: no report, every rewrite)."""
+    if not isinstance(rewrites, list):
+        return None
+    return {(str(r.get("op")), str(r.get("node"))) for r in rewrites if isinstance(r, dict)}
+
+
+def _key(node) -> tuple[str, str]:
+    return node.op, node.name or "(unnamed)"
+
+
 def chosen_constants(rewrites: list[dict]) -> dict[str, float]:
     """The constants a compile chose from its samples, from its report's ``rewrites`` (a
     published report: anything else in it is not a constant, and rebuilds no graph)."""
@@ -486,13 +497,43 @@ MASK_FILL = -1e3  # a constant this negative, into a Softmax, stands for -inf: "
 MASK_MARGIN = 16.0  # exp(-16) ~ 1e-7: a masked entry's share of a softmax, below any scale's unit
 
 
-def _feeds_softmax(node, depth: int = 0) -> bool:
+def _to_softmax(node, depth: int = 0) -> list | None:
+    """The nodes between ``node`` and a Softmax it feeds (elementwise arithmetic and reshapes,
+    at most 3), or None when it feeds none."""
     for consumer in node.outputs[0].outputs:
-        if consumer.op == "Softmax" or (
-                consumer.op in ("Add", "Sub", "Mul", "Div", "Reshape", "Transpose", "Identity", "Cast")
-                and depth < 3 and consumer.outputs and _feeds_softmax(consumer, depth + 1)):
-            return True
-    return False
+        if consumer.op == "Softmax":
+            return []
+        if (consumer.op in ("Add", "Sub", "Mul", "Div", "Reshape", "Transpose", "Identity", "Cast")
+                and depth < 3 and consumer.outputs):
+            rest = _to_softmax(consumer, depth + 1)
+            if rest is not None:
+                return [consumer, *rest]
+    return None
+
+
+def _gap_scale(node, path: list) -> tuple[float, float] | None:
+    """How the ops between mask ``node`` and its softmax move the gap between a masked and a
+    kept entry: (the least factor they scale it by, the most a constant they add can close it),
+    or None where a computed value joins in or the order could flip (nothing bounds it then)."""
+    factor, closed, cur = 1.0, 0.0, node.outputs[0]
+    for n in path:
+        if n.op in ("Add", "Sub", "Mul", "Div"):
+            mine = [i for i, t in enumerate(n.inputs) if t is cur]
+            if len(n.inputs) != 2 or len(mine) != 1 or (n.op in ("Sub", "Div") and mine[0] == 1):
+                return None
+            c = _value(n.inputs[1 - mine[0]])
+            if c is None or c.size == 0:
+                return None
+            c = c.astype(np.float64)
+            if n.op in ("Mul", "Div"):
+                if np.any(c <= 0):
+                    return None
+                c = c if n.op == "Mul" else 1 / c
+                factor, closed = factor * float(c.min()), closed * float(c.max())
+            else:
+                closed += float(c.max() - c.min())
+        cur = n.outputs[0]
+    return factor, closed
 
 
 def mask_fill(ed: _Editor, node) -> None:
@@ -502,24 +543,35 @@ def mask_fill(ed: _Editor, node) -> None:
     or less of it, as good as zero. -inf has no fixed-point value; -1e4 makes ezkl's exp table
     span 10,000 units at every scale (a 4-token GPT took 20 GB calibrating). ezkl's softmax
     subtracts the row's max before its exp, so the table spans the fill's distance below the
-    largest score: max|x| + 16 + max|x|, not the 3 max|x| + 16 a fill of -(2 max|x| + 16) made."""
+    largest score: max|x| + 16 + max|x|, not the 3 max|x| + 16 a fill of -(2 max|x| + 16) made.
+    Where constant arithmetic sits between the mask and the softmax (a scale applied after the
+    mask), the margin is divided by the smallest factor and widened by what a constant tensor
+    added there can close, so the gap at the softmax is still 16."""
     for k, other in ((1, node.inputs[2]), (2, node.inputs[1])):
         v = _value(node.inputs[k])
-        if v is not None and v.size and np.any(v <= MASK_FILL) and _feeds_softmax(node):
+        if v is not None and v.size and np.any(v <= MASK_FILL) and (path := _to_softmax(node)) is not None:
             break
     else:
         return
     key = node.outputs[0].name
     if key in ed.chosen:
-        fill = ed.chosen[key]
+        fill, how = ed.chosen[key], "as its compile chose"
     else:
         bound = ed.magnitude(other.name)
         if bound is None:
             return
-        fill = -(bound + MASK_MARGIN)
+        moved = _gap_scale(node, path)
+        if moved is None:  # a computed value between mask and softmax: the float check judges this
+            fill, how = -(2 * bound + MASK_MARGIN), f"2 x the largest |value| seen + {MASK_MARGIN:g}"
+        else:  # a gap of 16 at the softmax, through the scales and constants between
+            factor, closed = moved
+            fill = -(bound + (MASK_MARGIN + closed) / factor)
+            how = (f"the largest |value| seen + {MASK_MARGIN:g}" if (factor, closed) == (1.0, 0.0) else
+                   f"the largest |value| seen + ({MASK_MARGIN:g} + {closed:.3g}) / {factor:.3g}, "
+                   "through the ops before the softmax")
     node.inputs[k] = ed.const("mask_fill", np.where(v <= MASK_FILL, fill, v).astype(v.dtype))
-    ed.done(node, f"masked with {fill:.3g} (the largest |value| seen + {MASK_MARGIN:g}) instead of "
-                  f"{float(v.min()):g}", node.outputs[0], node.outputs[0], {key: fill})
+    ed.done(node, f"masked with {fill:.3g} ({how}) instead of {float(v.min()):g}",
+            node.outputs[0], node.outputs[0], {key: fill})
 
 
 def scale_first(ed: _Editor, node) -> None:
@@ -534,6 +586,8 @@ def scale_first(ed: _Editor, node) -> None:
         return
     c, t = _value(node.inputs[k]), node.inputs[1 - k]
     if len(t.inputs) != 1 or t.inputs[0].op != "MatMul" or len(t.outputs) != 1 or t in ed.graph.outputs:
+        return
+    if t.shape is None or c.ndim > len(t.shape):  # a constant of higher rank broadcasts the product up
         return
     mm = t.inputs[0]
     sizes = [math.prod(o.shape) if o.shape and all(isinstance(d, int) for d in o.shape) else None
@@ -564,12 +618,13 @@ REWRITES = {"Pad": pad, "MaxPool": maxpool, "Conv": conv, "PRelu": prelu, "Pow":
 AFTER = {"Where": mask_fill}  # on what the rewrites above leave (a ScatterND becomes a Where)
 
 
-def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray,
-            chosen: dict[str, float] | None = None) -> tuple[OnnxModel, list[Applied]]:
+def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray, chosen: dict[str, float] | None = None,
+            only: set[tuple[str, str]] | None = None) -> tuple[OnnxModel, list[Applied]]:
     """The graph ezkl should compile for ``model``, and what was rewritten (empty: ``model``
     itself). Refuses, naming the op, if a rewrite changes the float outputs. ``chosen``: the
     constants an earlier compile chose from its samples (:func:`chosen_constants`), to build
-    the same graph without them."""
+    the same graph without them; ``only``: the (op, node) rewrites it applied
+    (:func:`recorded`), so a package compiled before a rewrite existed rebuilds its own graph."""
     import onnx
     import onnx_graphsurgeon as gs
 
@@ -579,12 +634,12 @@ def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray,
         proto, how = _to_opset(proto, model)
         applied.append(Applied("opset", f"{model.opset}", f"opset {MAX_OPSET} ({how})"))
     feeds = [dict(zip(model.input_names, model.split(x))) for x in samples[:CHECK_SAMPLES]]
-    graph, ed = _edit(proto, feeds, chosen)
+    graph, ed = _edit(proto, feeds, chosen, only)
     if MIN_OPSET <= model.opset < EMIT_OPSET and any(a.span for a in ed.applied):
         # the rewrites write Slice and Pad in their tensor-input forms: the graph goes to 18 first
         proto, how = _to_opset(proto, model)
         applied.append(Applied("opset", f"{model.opset}", f"opset {MAX_OPSET} ({how}) for the rewrites' ops"))
-        graph, ed = _edit(proto, feeds, chosen)
+        graph, ed = _edit(proto, feeds, chosen, only)
     applied += ed.applied
     if model.external_data:
         applied.append(Applied("external data", model.path.name, "weights embedded in one file"))
@@ -607,7 +662,8 @@ def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray,
     return graph_model, applied
 
 
-def _edit(proto, feeds: list[dict], chosen: dict[str, float] | None = None):
+def _edit(proto, feeds: list[dict], chosen: dict[str, float] | None = None,
+          only: set[tuple[str, str]] | None = None):
     """``proto`` as a graph with the rewrites applied, and the editor that applied them;
     ``feeds`` (the calibration samples) size what depends on the values, unless ``chosen``
     already gives it."""
@@ -630,14 +686,14 @@ def _edit(proto, feeds: list[dict], chosen: dict[str, float] | None = None):
         if (op, name) not in left:
             ed.applied.append(Applied(op, name or "(unnamed)", "folded into a constant"))
     for node in list(graph.nodes):
-        if (node.domain or "") not in ("", "ai.onnx"):
+        if (node.domain or "") not in ("", "ai.onnx") or (only is not None and _key(node) not in only):
             continue
         if node.op in SPATIAL_OPS:
             default_strides(ed, node)
         if node.op in REWRITES:
             REWRITES[node.op](ed, node)
     for node in list(graph.nodes):
-        if node.op in AFTER and (node.domain or "") in ("", "ai.onnx"):
+        if node.op in AFTER and (node.domain or "") in ("", "ai.onnx") and (only is None or _key(node) in only):
             AFTER[node.op](ed, node)
     return graph, ed
 

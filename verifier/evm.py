@@ -107,23 +107,25 @@ def derived_vk(pkg: CircuitPackage, onnx: Path) -> str:
     graph is built as compile builds it (rewrites, with the constants compile chose from its
     samples, as its report records them; a side-by-side batch). Cached in the package folder by
     the digests of the three inputs."""
-    chosen = rewrite.chosen_constants(pkg.calibration_report.rewrites if pkg.calibration_report else [])
+    report = pkg.calibration_report.rewrites if pkg.calibration_report else None
+    chosen, only = rewrite.chosen_constants(report or []), rewrite.recorded(report)
     inputs = {"onnx": sha256_file(onnx), "settings": sha256_file(pkg.settings), "srs": sha256_file(pkg.srs),
-              "chosen": chosen}
+              "chosen": chosen, "only": sorted(map(list, only)) if only is not None else None}
     cache = pkg.path / "derived-vk.json"
     if cache.is_file() and read_json(cache).get("inputs") == inputs:
         return read_json(cache)["vk_sha256"]
     with progress.step("re-derive the verifying key from the model (compile_circuit + setup)"):
-        vk = run_in_child(_derive_vk, str(onnx), str(pkg.settings), str(pkg.srs), pkg.batch_size, chosen,
+        vk = run_in_child(_derive_vk, str(onnx), str(pkg.settings), str(pkg.srs), pkg.batch_size, chosen, only,
                           what="compile_circuit + setup")
     atomic_write_json(cache, {"inputs": inputs, "vk_sha256": vk})
     return vk
 
 
-def _derive_vk(onnx: str, settings: str, srs: str, batch: int, chosen: dict[str, float]) -> str:
+def _derive_vk(onnx: str, settings: str, srs: str, batch: int, chosen: dict[str, float],
+               only: set[tuple[str, str]] | None) -> str:
     with tempfile.TemporaryDirectory(prefix="proofmint-derive-") as tmp:
         work = Path(tmp)
-        graph, _ = rewrite.rewrite(load_onnx(onnx), work / "rewritten.onnx", np.empty((0, 0)), chosen)
+        graph, _ = rewrite.rewrite(load_onnx(onnx), work / "rewritten.onnx", np.empty((0, 0)), chosen, only)
         if batch > 1 and graph.batch_axis is None:
             graph = load_onnx(batching.side_by_side(graph, batch, work / "circuit.onnx"))
         ezkl_layer.compile_circuit(graph.path, work / "model.compiled", Path(settings))

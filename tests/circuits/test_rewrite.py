@@ -159,7 +159,7 @@ class _Scores(nn.Module):
 def test_a_constant_multiple_of_a_matmul_scales_the_smaller_operand(tmp_path):
     """The scores' 1/sqrt(d) moves onto q (T x d values, not T x T), the head's constant folds
     into its weights (no op left): fewer rows at ezkl's defaults, the same float outputs (the
-    rewrite's own check), and the mask fill read at the same tensor name as before."""
+    rewrite's own check)."""
     from proofmint import ezkl_layer
 
     onnx_path, _ = _export(_Scores(), tmp_path / "m", 18, shape=(1, 8, 4))
@@ -179,7 +179,7 @@ def test_a_constant_multiple_of_a_matmul_scales_the_smaller_operand(tmp_path):
 
 @pytest.mark.parametrize("cin,cout,k,s,p,extra,h,fewer", [
     (16, 8, 4, 2, 1, 0, 7, True),  # the zoo generator28's first layer (DCGAN)
-    (2, 3, 5, 2, 2, 1, 4, True),  # EZKL mnist_gan's: 5x5, asymmetric pads, output_padding
+    (2, 3, 5, 2, 2, 1, 4, True),  # EZKL mnist_gan's shape: 5x5, output_padding 1
     (2, 2, 4, 2, 0, 0, 3, True),
     (1, 2, 6, 3, 0, 0, 4, None),  # stride 3: bare ezkl can't read it at all
 ])
@@ -223,3 +223,48 @@ def test_a_conv_transpose_whose_phases_differ_in_size_is_left_to_ezkl(tmp_path):
     graph, applied = rewrite.rewrite(load_onnx(onnx_path), tmp_path / "rewritten.onnx",
                                      np.random.default_rng(0).normal(size=(2, 25)))
     assert not [a for a in applied if a.op == "ConvTranspose"]
+
+
+def test_a_package_rebuilds_only_the_rewrites_its_compile_applied(tmp_path):
+    """verify-asset rebuilds a published circuit's graph from the registered model: with the
+    rewrites its report lists, it is compile's graph byte for byte; a package compiled before a
+    rewrite existed (its report lists none) rebuilds the graph it was compiled from, not today's."""
+    onnx_path, _ = _export(nn.ConvTranspose2d(2, 2, 4, stride=2, padding=1), tmp_path / "m", 18, shape=(1, 2, 4, 4))
+    model = load_onnx(onnx_path)
+    graph, applied = rewrite.rewrite(model, tmp_path / "compiled.onnx", np.random.default_rng(0).normal(size=(2, 32)))
+    report = [a.to_dict() for a in applied]
+    assert [r["op"] for r in report] == ["ConvTranspose"]
+    replayed, _ = rewrite.rewrite(model, tmp_path / "replayed.onnx", np.empty((0, 0)), {}, rewrite.recorded(report))
+    assert replayed.data == graph.data
+    older, none = rewrite.rewrite(model, tmp_path / "older.onnx", np.empty((0, 0)), {}, rewrite.recorded([]))
+    assert older is model and none == []
+    assert rewrite.recorded(None) is None  # no report at all: every rewrite, as before reports existed
+
+
+class _Masked(nn.Module):
+    """Causal scores into a softmax, masked as nanoGPT masks them; ``after`` scales them past
+    the mask (a scale there scales the gap between masked and kept entries too)."""
+
+    def __init__(self, after: float | None):
+        super().__init__()
+        self.after = after
+        self.register_buffer("tril", torch.tril(torch.ones(4, 4)))
+
+    def forward(self, x):
+        att = (x @ x.transpose(-2, -1)).masked_fill(self.tril == 0, float("-inf"))
+        return torch.softmax(att if self.after is None else att * self.after, -1)
+
+
+@pytest.mark.parametrize("after", [None, 0.125])
+def test_a_causal_mask_is_filled_just_far_enough_below_the_scores(after, tmp_path):
+    """Straight into the softmax (which subtracts the row max) the fill is -(max|score| + 16):
+    every masked entry at least 16 below its row's kept diagonal. With a scale c between mask
+    and softmax, -(max|score| + 16 / c): the same gap of 16 where the softmax reads it (the
+    fill of -(2 max|score| + 16) this rewrite used to take there changed this model's outputs
+    by 0.06, and compile refused it). The float outputs are unchanged (the rewrite's own check)."""
+    onnx_path, _ = _export(_Masked(after), tmp_path / "m", 18, shape=(1, 4, 3))
+    xs = np.random.default_rng(0).normal(size=(16, 12))
+    _, applied = rewrite.rewrite(load_onnx(onnx_path), tmp_path / "rewritten.onnx", xs)
+    (fill,) = [v for a in applied if a.op == "Where" for v in a.chosen.values()]
+    scores = np.abs([x.reshape(4, 3) @ x.reshape(4, 3).T for x in xs[:rewrite.CHECK_SAMPLES]]).max()
+    assert fill == pytest.approx(-(scores + rewrite.MASK_MARGIN / (after or 1)), rel=1e-5)

@@ -176,7 +176,8 @@ def cut_from(model: Path, spkg: SegmentedPackage) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="proofmint-cut-") as tmp:
         work = Path(tmp)
         chosen = rewrite.chosen_constants(spkg.calibration_report.rewrites)
-        graph, _ = rewrite.rewrite(load_onnx(model), work / "rewritten.onnx", np.empty((0, 0)), chosen)
+        graph, _ = rewrite.rewrite(load_onnx(model), work / "rewritten.onnx", np.empty((0, 0)), chosen,
+                                   rewrite.recorded(spkg.calibration_report.rewrites))
         outputs = [o.name for o in onnx.load(graph.path).graph.output]
         cuts = [(s["inputs"] or list(graph.input_names), s["outputs"] or outputs) for s in spkg.plan["segments"]]
         try:
