@@ -57,16 +57,18 @@ class ZooModel:
     dataset: str
     input_shape: list[int]
     description: str
+    sizes: list[str]  # `models export NAME --size S` (the default first; empty: one size)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 def list_models() -> list[ZooModel]:
-    """The zoo: name, task, dataset, input shape and a one-line description."""
+    """The zoo: name, task, dataset, input shape, a one-line description and its sizes."""
     from .zoo import ZOO  # torch: loaded by the commands that train, not by every import
 
-    return [ZooModel(e.name, e.task, e.dataset, list(e.input_shape), e.description) for e in ZOO.values()]
+    return [ZooModel(e.name, e.task, e.dataset, list(e.input_shape), e.description, list(e.sizes))
+            for e in ZOO.values()]
 
 
 def _static_output_dims(onnx_bytes: bytes, shape) -> bytes:

@@ -27,7 +27,8 @@ def list_cmd(json_: JsonOpt = False):
     def human(r: dict) -> None:
         for m in r["models"]:
             shape = "x".join(map(str, m["input_shape"]))
-            print(f"{m['name']:<12} {m['task']:<15} {shape:<9} {m['description']}")
+            sizes = f" (--size {', '.join(m['sizes'])})" if m["sizes"] else ""
+            print(f"{m['name']:<12} {m['task']:<15} {shape:<9} {m['description']}{sizes}")
 
     output({"models": models}, json_, human)
 

@@ -22,6 +22,9 @@ def test_zoo_lists_every_model_of_each_kind():
     assert models["mnist_mlp"].input_shape == [1, 784]
     assert models["mnist_mlp"].to_dict()["input_shape"] == [1, 784]  # the CLI's --json shape
     assert models["gpt"].input_shape == [1, 64] and models["generator28"].task == "generation"
+    assert models["gpt"].sizes == ["default", "quick", "small", "tiny"] and models["lenet"].sizes == []
+    shown = run_cli("models", "list")  # the sizes `models export --size` takes, where `--help` sends you
+    assert shown.returncode == 0 and "(--size default, quick, small, tiny)" in shown.stdout, shown.stderr
 
 
 def test_mnist_shaped_mlp_exports_with_a_batch_axis(tmp_path):
