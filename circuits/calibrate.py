@@ -39,10 +39,10 @@ import numpy as np
 
 from proofmint import ezkl_layer, progress
 from proofmint.encoding import Visibility
-from proofmint.errors import ProofmintError
+from proofmint.errors import InvalidModelError, ProofmintError
 from proofmint.models.onnx_model import OnnxModel
 
-from .candidate import Candidate, make_candidate, run_args
+from .candidate import Candidate, key_bytes, make_candidate, run_args
 from .report import CompileReport
 from .fidelity import DEFAULT_TOLERANCE, acceptable, goal_text, quality_line
 from .search import REBASE_MULTIPLIERS, Search, SearchSpec, measure
@@ -51,20 +51,6 @@ from .walk import balanced, time_finalists, tune_layout
 TARGETS = ("balanced", "resources", "accuracy")
 
 DEFAULT_BUDGET_S = 600.0
-# The proving key per row of 2^logrows at 2 inner columns: 4,226-4,240 bytes on the 15 EZKL
-# examples proofmint proves here (logrows 7-20), inputs and outputs public. A Poseidon-hashed
-# input or output (every hashed link between segments) adds the hash's columns: 10,051-10,061
-# bytes on every such circuit measured (logrows 8-18: hashed zoo models, the zoo LeNet's and
-# EZKL lenet_5's segments). More tables and columns only add to either: rates, not bounds
-# (generator28's sigmoid at scale 13: 4,993 as one circuit, 11,330 in a hashed segment).
-PK_BYTES_PER_ROW = 4096
-PK_BYTES_PER_ROW_HASHED = 10_240
-
-
-def pk_bytes_per_row(visibility: Visibility) -> int:
-    return PK_BYTES_PER_ROW_HASHED if visibility.input_hashed or visibility.output_hashed else PK_BYTES_PER_ROW
-
-
 def circuit_rows(graph: OnnxModel, visibility: Visibility, folder: Path, batch: int,
                  layout: dict | None = None) -> int:
     """The circuit's rows from one ``gen_settings`` (no calibration), its settings in ``folder``."""
@@ -75,7 +61,9 @@ def circuit_rows(graph: OnnxModel, visibility: Visibility, folder: Path, batch: 
 
 def size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int) -> tuple[int, int]:
     """The circuit's rows at ezkl's default settings, and the proving key half as many would
-    need: the rows are mostly the layers', and the scales, decompositions and rebase
+    need at those settings' columns (:func:`.candidate.key_bytes`: a Freivalds argument or a
+    hashed input doubles a key of the same rows). Half: the rows are mostly the layers', and
+    the scales, decompositions and rebase
     multipliers the search tries take up to 2x fewer than ezkl's default (2,750 vs 4,452 on a
     small MLP; the zoo LeNet: 13,798 at ezkl's default, 7,910 at multiplier 2 and 6,944 at 10).
     Compile compares that key with the memory budget before any calibration: EZKL's mnist_gan
@@ -85,8 +73,9 @@ def size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int) -> tu
     again, by its columns (``Candidate.key_bytes``), before its setup."""
     with progress.step("size the circuit"):
         rows = circuit_rows(graph, visibility, work / "size", batch)
-    logrows = max(rows // 2, 1).bit_length()  # 2^logrows > rows: ezkl keeps rows for blinding
-    return rows, pk_bytes_per_row(visibility) * 2 ** logrows
+    settings = json.loads((work / "size" / "settings.json").read_text())
+    settings["run_args"]["logrows"] = max(rows // 2, 1).bit_length()  # 2^logrows > rows: ezkl keeps rows for blinding
+    return rows, key_bytes(settings)
 
 
 def useful_multipliers(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,
@@ -111,6 +100,19 @@ def useful_multipliers(graph: OnnxModel, visibility: Visibility, work: Path, bat
 def gib(n: int) -> str:
     gib = n / 2**30
     return f"{gib:,.0f} GiB" if gib >= 100 else f"{gib:.3g} GiB" if gib >= 1 else f"{n / 2**20:.3g} MiB"
+
+
+def check_disk(key_bytes: int, folder: Path, what: str) -> None:
+    """Before setup writes them: keys of ``key_bytes`` in all must fit the disk ``folder`` is on
+    (the zoo GPT's 8 segment keys are ~89 GB; this machine had 72 GB free: the setups would have
+    filled it part way)."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(folder).free
+    if key_bytes > free:
+        raise InvalidModelError(f"{what} need about {gib(key_bytes)} of disk; {folder} has {gib(free)} free — "
+                                "free space there, or set PROOFMINT_HOME (or --workspace) to a larger disk")
 
 
 def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, probe: Path,

@@ -282,6 +282,20 @@ def _lineage(ws: Workspace, spec: str, model: OnnxModel, visibility: Visibility)
     return Lineage(parent, scales[k], out_vis, k if out_vis == "hashed" else sum(sizes[:k]) + a)
 
 
+def check_chosen_key(model: OnnxModel, chosen, key_budget: int, batch: int, lineage: bool) -> None:
+    """Before setup: the size check assumed the search halves the rows at ezkl's default
+    layout; the circuit it chose (its tables, its logrows) must still have a key in budget."""
+    if chosen.key_bytes <= key_budget:
+        return
+    way = ("lower --batch" if batch > 1 else
+           "compile it without --input-from to prove it as linked segments" if lineage else
+           "prove it as linked segments (--segments 2 or more)")
+    raise InvalidModelError(
+        f"{model.path.name}: the circuit chosen (logrows {chosen.logrows}) needs a proving key of about "
+        f"{calibrate.gib(chosen.key_bytes)}, over the {calibrate.gib(key_budget)} budget — {way}, "
+        "or raise --max-key (or PROOFMINT_MEMORY)")
+
+
 KEY_SHARE = 2  # a single circuit's key may take half the memory to plan for; more is split
 
 
@@ -368,14 +382,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         except EzklPanicError as exc:  # ezkl names no layer: find the node it fails on
             with progress.step("find the node ezkl fails on"):
                 raise locate.explain(exc, graph, visibility, scratch / "locate") from None
-        if chosen.key_bytes > key_budget:  # the size check above assumed the search halves the rows
-            way = ("lower --batch" if batch > 1 else
-                   "compile it without --input-from to prove it as linked segments" if lineage else
-                   "prove it as linked segments (--segments 2 or more)")
-            raise InvalidModelError(
-                f"{model.path.name}: the circuit chosen (logrows {chosen.logrows}) needs a proving key of about "
-                f"{calibrate.gib(chosen.key_bytes)}, over the {calibrate.gib(key_budget)} budget — {way}, "
-                "or raise --max-key (or PROOFMINT_MEMORY)")
+        check_chosen_key(model, chosen, key_budget, batch, lineage is not None)
         report.graph = ("native" if graph is model else
                         "side-by-side" if batch > 1 and model.batch_axis is None else "rewritten")
         report.rewrites = rewrite_mod.row_costs(graph, rewrites, chosen.settings, scratch) if rewrites else []
@@ -393,6 +400,7 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         with ws.lock(f"circuit-{circuit_id[:32]}"):
             if (dest / "package.json").is_file():
                 return package.load(ws, circuit_id), timings | {"setup": 0.0, "reused_keys": True}
+            calibrate.check_disk(chosen.key_bytes, ws.root, "its proving key")
             pkg, timings["setup"] = package.create(ws, dest, model, graph, chosen, report, samples.accepted,
                                                    target, visibility, task, srs, circuit_id, batch, vocab,
                                                    input_from)

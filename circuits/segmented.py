@@ -30,7 +30,7 @@ from proofmint.models.onnx_model import OnnxModel, extract, load_onnx
 from proofmint.store import Workspace, atomic_write_bytes, atomic_write_json, canonical_json, read_json, sha256_bytes
 
 from . import segments as segments_mod, srs as srs_mod, witness as witness_mod
-from .calibrate import gib
+from .calibrate import check_disk, gib
 from .fidelity import acceptable, goal_text, measured, out_of_reach, quality_line
 from .report import CompileReport
 from .package import CircuitPackage, circuit_id_of, create, load as load_package
@@ -139,9 +139,11 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
     for s in plan.segments:
         progress.note(f"segment {s.index}: {s.nodes} nodes, {s.rows:,} rows at ezkl's defaults"
                       + (f", then carries {s.end.values} values" if s.end else ""))
+    check_disk(sum(s.key_bytes for s in plan.segments), ws.root, f"the {len(plan.segments)} segments' keys")
     segs = _extract(graph, plan, visibility, link, samples, work)
     chosen, quality, tried = _search(segs, model, samples, task, tolerance, budget, started, work)
     _check_keys(segs, chosen, budget_bytes, model)
+    check_disk(sum(c.key_bytes for c in chosen), ws.root, f"the {len(chosen)} segments' keys")
     report = CompileReport("balanced", goal_text(task, tolerance), tolerance=tolerance, plan=plan.to_dict(),
                            scales_tried=tried, link=link, search_seconds=round(time.monotonic() - started, 2),
                            samples=samples.report(), rewrites=rewrites or [])

@@ -4,6 +4,7 @@ the budget, one scale across every cut, the model's outputs end to end."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -194,3 +195,40 @@ def test_a_key_is_sized_by_its_columns_before_its_setup():
     written = 11_143_812_651
     assert written <= key_bytes(_gpt_segment_settings(19)) <= 1.11 * written
     assert key_bytes(_gpt_segment_settings(19)) > 6 * 2**30 > 10_240 * 2**19
+
+
+@pytest.mark.parametrize("batch,lineage,way", [
+    (1, False, "prove it as linked segments (--segments 2 or more)"),
+    (4, False, "lower --batch"),
+    (1, True, "compile it without --input-from to prove it as linked segments"),
+])
+def test_a_single_circuit_chosen_over_the_budget_is_refused_before_its_setup(batch, lineage, way, tmp_path):
+    """The size check sizes a circuit at half its rows: where the circuit the search chose needs
+    more (the GPT segment's layout above as one circuit), compile refuses before the setup, in one
+    line, with the way on that the options allow (segments can't batch or read --input-from)."""
+    from types import SimpleNamespace
+
+    from proofmint.circuits.compiler import check_chosen_key
+
+    chosen = Candidate("s11", _gpt_segment_settings(19), tmp_path, tmp_path)
+    model = SimpleNamespace(path=tmp_path / "gpt.onnx")
+    check_chosen_key(model, chosen, chosen.key_bytes, batch, lineage)  # fits
+    with pytest.raises(InvalidModelError, match=r"gpt.onnx: the circuit chosen \(logrows 19\) needs a proving key "
+                                                r"of about 11\.\d GiB, over the 10 GiB budget — " + re.escape(way)):
+        check_chosen_key(model, chosen, 10 * 2**30, batch, lineage)
+
+
+
+def test_keys_that_would_not_fit_the_disk_are_refused_before_any_setup(tmp_path):
+    """The zoo GPT's 8 segment keys (~89 GB) on a disk with 72 GB free: the setups would have
+    filled it part way through. Compile now sums the keys (after the plan, and again after the
+    scale search) against the free space where the workspace is, and says where to go."""
+    import shutil
+
+    from proofmint.circuits.calibrate import check_disk
+
+    free = shutil.disk_usage(tmp_path).free
+    check_disk(1, tmp_path / "ws", "the 8 segments' keys")  # fits: nothing raised
+    with pytest.raises(InvalidModelError, match=r"the 8 segments' keys need about .* of disk; .*/ws has .* free — "
+                                                r"free space there, or set PROOFMINT_HOME \(or --workspace\) to a larger disk"):
+        check_disk(free + 2**40, tmp_path / "ws", "the 8 segments' keys")
