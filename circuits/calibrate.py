@@ -73,9 +73,7 @@ def size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int) -> tu
     again, by its columns (``Candidate.key_bytes``), before its setup."""
     with progress.step("size the circuit"):
         rows = circuit_rows(graph, visibility, work / "size", batch)
-    settings = json.loads((work / "size" / "settings.json").read_text())
-    settings["run_args"]["logrows"] = max(rows // 2, 1).bit_length()  # 2^logrows > rows: ezkl keeps rows for blinding
-    return rows, key_bytes(settings)
+    return rows, key_bytes(json.loads((work / "size" / "settings.json").read_text()), rows // 2)
 
 
 def useful_multipliers(graph: OnnxModel, visibility: Visibility, work: Path, batch: int,

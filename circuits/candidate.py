@@ -21,12 +21,12 @@ class Cost(NamedTuple):
     rows: int
 
 
-def columns(settings: dict) -> int:
-    """The columns a circuit's layout takes: each inner column with one argument per table
-    (every lookup and range check), two more, and the tables' own (one longer than 2^logrows
-    is split over several)."""
+def columns(settings: dict, logrows: int | None = None) -> int:
+    """The columns a circuit's layout takes at ``logrows`` (default: the settings'): each inner
+    column with one argument per table (every lookup and range check), two more, and the
+    tables' own (one longer than 2^logrows is split over several)."""
     ra = settings["run_args"]
-    n = 2 ** ra["logrows"]
+    n = 2 ** (logrows or ra["logrows"])
     lo, hi = ra["lookup_range"]
     tables = [b - a + 1 for a, b in settings.get("required_range_checks", [])]
     tables += [hi - lo + 1] * len(settings.get("required_lookups", []))
@@ -35,8 +35,8 @@ def columns(settings: dict) -> int:
 
 # Proving-key bytes a row, fitted on the keys ezkl 23.0.5's setup wrote here (15 kinds of
 # circuit, logrows 9-19): 1,666 + 256 a column, and 64 KiB (a key 18.5 KB over that was the
-# most seen), on every one without hashing or Freivalds (4,226 at 10 columns, 4,994 at 13); a Poseidon-hashed input or output
-# adds 3,200-6,337 (the largest taken: a hashed sigmoid generator's); Freivalds' argument (a
+# most seen), on every one without hashing or Freivalds (4,226 at 10 columns, 4,994 at 13); a
+# Poseidon-hashed input or output adds 3,200-6,337 (the largest taken: a hashed sigmoid generator's); Freivalds' argument (a
 # product of two computed tensors: attention) 9,668-11,333 (the largest taken). An upper
 # estimate, at most 16 % over: the zoo transformer's hashed key is 20,295 a row (23,432
 # estimated), a GPT segment's 21,255 (23,432), a hashed LeNet's 10,051 (10,563). Not measured,
@@ -44,14 +44,18 @@ def columns(settings: dict) -> int:
 KEY_BASE, KEY_PER_COLUMN, KEY_HASHED, KEY_FREIVALDS, KEY_SLACK = 1_666, 256, 6_337, 11_333, 65_536
 
 
-def key_bytes(settings: dict) -> int:
+def key_bytes(settings: dict, rows: int | None = None) -> int:
     """The proving key ezkl's setup writes for a circuit of ``settings`` (its calibrated
-    layout), estimated before any setup from :func:`columns`."""
+    layout), estimated before any setup from :func:`columns`; ``rows``: sized for a circuit of
+    that many rows (2^logrows > rows: ezkl keeps rows for blinding) instead of the settings'
+    logrows — ezkl's defaults, before any calibration."""
     ra = settings["run_args"]
+    logrows = max(rows, 1).bit_length() if rows is not None else ra["logrows"]
     hashed = "Hashed" in json.dumps([ra.get("input_visibility"), ra.get("output_visibility")])
     freivalds = settings.get("einsum_params", {}).get("total_einsum_col_size", 0) > 0
-    per_row = KEY_BASE + KEY_PER_COLUMN * columns(settings) + KEY_HASHED * hashed + KEY_FREIVALDS * freivalds
-    return per_row * 2 ** ra["logrows"] + KEY_SLACK
+    per_row = (KEY_BASE + KEY_PER_COLUMN * columns(settings, logrows) + KEY_HASHED * hashed
+               + KEY_FREIVALDS * freivalds)
+    return per_row * 2 ** logrows + KEY_SLACK
 
 
 @dataclass

@@ -73,6 +73,12 @@ def recorded(rewrites: list[dict] | None) -> set[tuple[str, str]] | None:
     return {(str(r.get("op")), str(r.get("node"))) for r in rewrites if isinstance(r, dict)}
 
 
+def replay(model: OnnxModel, dest: Path, rewrites: list[dict] | None) -> OnnxModel:
+    """The graph a compile whose report lists ``rewrites`` built from ``model``, without its
+    samples: the constants it chose, and only the rewrites it applied (verify-asset)."""
+    return rewrite(model, dest, np.empty((0, 0)), chosen_constants(rewrites or []), recorded(rewrites))[0]
+
+
 def _key(node) -> tuple[str, str]:
     return node.op, node.name or "(unnamed)"
 
@@ -332,7 +338,7 @@ def conv_transpose(ed: _Editor, node) -> None:
     phases = {}
     for r in range(strides[0]):
         for c in range(strides[1]):
-            taps, conv_pads, crop = [], [], []
+            taps, conv_pads, crop, length = [], [], [], []
             for axis, phase in ((0, r), (1, c)):
                 s, first = strides[axis], (phase + pads[axis]) % strides[axis]
                 count = len(range(first, k[axis], s))
@@ -343,13 +349,13 @@ def conv_transpose(ed: _Editor, node) -> None:
                 taps.append(list(range(first, k[axis], s))[::-1])
                 conv_pads.append((max(before, 0), max(after, 0)))
                 crop.append(max(-before, 0))
-                length = x.shape[2 + axis] + sum(conv_pads[-1]) - count + 1
+                length.append(x.shape[2 + axis] + sum(conv_pads[-1]) - count + 1)  # the Conv's output
             kernel = w[:, :, taps[0]][:, :, :, taps[1]].transpose(1, 0, 2, 3)
             y = ed.node("Conv", [x, ed.const("phase_kernel", np.ascontiguousarray(kernel)), *bias],
                         {"kernel_shape": list(kernel.shape[2:]), "strides": [1, 1],
                          "pads": [conv_pads[0][0], conv_pads[1][0], conv_pads[0][1], conv_pads[1][1]]},
                         dtype=x.dtype)
-            if any(crop) or length != out[1] or x.shape[2] + sum(conv_pads[0]) - len(taps[0]) + 1 != out[0]:
+            if any(crop) or length != out:
                 y = ed.node("Slice", [y, ed.const("starts", np.array(crop, np.int64)),
                                       ed.const("ends", np.array([a + b for a, b in zip(crop, out)], np.int64)),
                                       ed.const("axes", np.array([2, 3], np.int64))], dtype=x.dtype)
@@ -359,9 +365,7 @@ def conv_transpose(ed: _Editor, node) -> None:
     for r in range(strides[0]):
         cols = [ed.node("Reshape", [phases[r, c], ed.const("shape", np.array([-1, channels, *out, 1], np.int64))],
                         dtype=x.dtype) for c in range(strides[1])]  # Reshape, not Unsqueeze: opset 11 has no axes input
-        row = ed.node("Concat", cols, {"axis": 4}, dtype=x.dtype)
-        row = ed.node("Reshape", [row, ed.const("shape", np.array([-1, channels, out[0], size[1]], np.int64))],
-                      dtype=x.dtype)
+        row = ed.node("Concat", cols, {"axis": 4}, dtype=x.dtype)  # columns interleaved, then a row axis
         rows.append(ed.node("Reshape", [row, ed.const("shape", np.array([-1, channels, out[0], 1, size[1]], np.int64))],
                             dtype=x.dtype))
     y = ed.node("Concat", rows, {"axis": 3}, dtype=x.dtype)
@@ -581,25 +585,24 @@ def scale_first(ed: _Editor, node) -> None:
     rescale of each value it touches; moving it saved 168,448 of a GPT block's 944,192 rows
     (64 tokens, 2 heads of 8). The product keeps the Mul's output name, so what the samples
     show of it (a causal mask's fill, below) is read under the same name."""
-    k = next((i for i in (0, 1) if (v := _value(node.inputs[i])) is not None and v.size == 1), None)
+    values = [_value(t) for t in node.inputs]
+    k = next((i for i in (0, 1) if values[i] is not None and values[i].size == 1), None)
     if k is None:
         return
-    c, t = _value(node.inputs[k]), node.inputs[1 - k]
+    c, t = values[k], node.inputs[1 - k]
     if len(t.inputs) != 1 or t.inputs[0].op != "MatMul" or len(t.outputs) != 1 or t in ed.graph.outputs:
         return
-    if t.shape is None or c.ndim > len(t.shape):  # a constant of higher rank broadcasts the product up
-        return
     mm = t.inputs[0]
-    sizes = [math.prod(o.shape) if o.shape and all(isinstance(d, int) for d in o.shape) else None
-             for o in mm.inputs]
-    if None in sizes or not t.shape or not all(isinstance(d, int) for d in t.shape):
+    sizes = [_size(o) for o in (*mm.inputs, t)]
+    if None in sizes or c.ndim > len(t.shape):  # a constant of higher rank broadcasts the product up
         return
-    consts = [i for i, o in enumerate(mm.inputs) if _value(o) is not None]
-    i = consts[0] if consts else int(np.argmin(sizes))
-    if not consts and sizes[i] >= math.prod(t.shape):
-        return
-    operand, out = mm.inputs[i], node.outputs[0]
-    value = _value(operand)
+    weights = [_value(o) for o in mm.inputs]
+    i = next((j for j, v in enumerate(weights) if v is not None), None)
+    if i is None:
+        i = int(np.argmin(sizes[:2]))
+        if sizes[i] >= sizes[2]:
+            return
+    operand, out, value = mm.inputs[i], node.outputs[0], weights[i]
     if value is not None:
         mm.inputs[i] = ed.const("scaled", (value * c.reshape(())).astype(value.dtype))
     else:
@@ -609,7 +612,13 @@ def scale_first(ed: _Editor, node) -> None:
     mm.outputs[0] = out
     ed.done(node, f"x {float(c.reshape(())):.4g} " + (
         "folded into the MatMul's weights" if value is not None else
-        f"moved before the MatMul, onto {sizes[i]:,} values instead of {math.prod(t.shape):,}"))
+        f"moved before the MatMul, onto {sizes[i]:,} values instead of {sizes[2]:,}"))
+
+
+def _size(tensor) -> int | None:
+    """How many values a tensor of static shape holds (None: its shape isn't static)."""
+    shape = tensor.shape
+    return math.prod(shape) if shape is not None and all(isinstance(d, int) for d in shape) else None
 
 
 SPATIAL_OPS = ("Conv", "ConvTranspose", "MaxPool", "AveragePool")

@@ -144,8 +144,7 @@ class Planner:
                 ezkl_layer.gen_settings(onnx_path, self.work / f"probe-{i}.json", args)
                 settings = json.loads((self.work / f"probe-{i}.json").read_text())
                 self.rows[key] = settings["num_rows"]
-                settings["run_args"]["logrows"] = max(self.rows[key], 1).bit_length()  # 2^logrows > rows
-                self.keys[key] = key_bytes(settings)
+                self.keys[key] = key_bytes(settings, self.rows[key])
             except ProofmintError as exc:  # a cut ezkl can't read on one side: not a place to cut
                 self.rows[key] = -1
                 self.failed = str(exc)

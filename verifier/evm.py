@@ -9,8 +9,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from eth_utils import keccak
 
 from proofmint import ezkl_layer, progress
@@ -108,24 +106,24 @@ def derived_vk(pkg: CircuitPackage, onnx: Path) -> str:
     samples, as its report records them; a side-by-side batch). Cached in the package folder by
     the digests of the three inputs."""
     report = pkg.calibration_report.rewrites if pkg.calibration_report else None
-    chosen, only = rewrite.chosen_constants(report or []), rewrite.recorded(report)
+    only = rewrite.recorded(report)
     inputs = {"onnx": sha256_file(onnx), "settings": sha256_file(pkg.settings), "srs": sha256_file(pkg.srs),
-              "chosen": chosen, "only": sorted(map(list, only)) if only is not None else None}
+              "chosen": rewrite.chosen_constants(report or []),
+              "only": sorted(map(list, only)) if only is not None else None}
     cache = pkg.path / "derived-vk.json"
     if cache.is_file() and read_json(cache).get("inputs") == inputs:
         return read_json(cache)["vk_sha256"]
     with progress.step("re-derive the verifying key from the model (compile_circuit + setup)"):
-        vk = run_in_child(_derive_vk, str(onnx), str(pkg.settings), str(pkg.srs), pkg.batch_size, chosen, only,
+        vk = run_in_child(_derive_vk, str(onnx), str(pkg.settings), str(pkg.srs), pkg.batch_size, report,
                           what="compile_circuit + setup")
     atomic_write_json(cache, {"inputs": inputs, "vk_sha256": vk})
     return vk
 
 
-def _derive_vk(onnx: str, settings: str, srs: str, batch: int, chosen: dict[str, float],
-               only: set[tuple[str, str]] | None) -> str:
+def _derive_vk(onnx: str, settings: str, srs: str, batch: int, rewrites: list[dict] | None) -> str:
     with tempfile.TemporaryDirectory(prefix="proofmint-derive-") as tmp:
         work = Path(tmp)
-        graph, _ = rewrite.rewrite(load_onnx(onnx), work / "rewritten.onnx", np.empty((0, 0)), chosen, only)
+        graph = rewrite.replay(load_onnx(onnx), work / "rewritten.onnx", rewrites)
         if batch > 1 and graph.batch_axis is None:
             graph = load_onnx(batching.side_by_side(graph, batch, work / "circuit.onnx"))
         ezkl_layer.compile_circuit(graph.path, work / "model.compiled", Path(settings))

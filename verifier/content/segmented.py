@@ -20,7 +20,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from eth_abi import encode
 
 from proofmint.circuits.package import CircuitPackage
@@ -175,9 +174,7 @@ def cut_from(model: Path, spkg: SegmentedPackage) -> list[str]:
 
     with tempfile.TemporaryDirectory(prefix="proofmint-cut-") as tmp:
         work = Path(tmp)
-        chosen = rewrite.chosen_constants(spkg.calibration_report.rewrites)
-        graph, _ = rewrite.rewrite(load_onnx(model), work / "rewritten.onnx", np.empty((0, 0)), chosen,
-                                   rewrite.recorded(spkg.calibration_report.rewrites))
+        graph = rewrite.replay(load_onnx(model), work / "rewritten.onnx", spkg.calibration_report.rewrites)
         outputs = [o.name for o in onnx.load(graph.path).graph.output]
         cuts = [(s["inputs"] or list(graph.input_names), s["outputs"] or outputs) for s in spkg.plan["segments"]]
         try:
