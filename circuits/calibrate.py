@@ -100,14 +100,18 @@ def gib(n: int) -> str:
     return f"{gib:,.0f} GiB" if gib >= 100 else f"{gib:.3g} GiB" if gib >= 1 else f"{n / 2**20:.3g} MiB"
 
 
+def free_disk(folder: Path) -> int:
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return shutil.disk_usage(folder).free
+
+
 def check_disk(key_bytes: int, folder: Path, what: str) -> None:
     """Before setup writes them: keys of ``key_bytes`` in all must fit the disk ``folder`` is on
     (the zoo GPT's 8 segment keys are ~89 GB; this machine had 72 GB free: the setups would have
     filled it part way)."""
-    import shutil
-
-    folder.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(folder).free
+    free = free_disk(folder)
     if key_bytes > free:
         raise InvalidModelError(f"{what} need about {gib(key_bytes)} of disk; {folder} has {gib(free)} free — "
                                 "free space there, or set PROOFMINT_HOME (or --workspace) to a larger disk")

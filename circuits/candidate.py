@@ -148,9 +148,21 @@ def make_candidate(label: str, model: OnnxModel, calibration: Path, visibility: 
     settings_path, compiled = d / "settings.json", d / "model.compiled"
     ezkl_layer.gen_settings(model.path, settings_path, run_args(visibility, model, batch, layout))
     ezkl_layer.calibrate_settings(calibration, model.path, settings_path, target, scales, multipliers)
+    _in_canonical_order(settings_path)
     ezkl_layer.compile_circuit(model.path, compiled, settings_path)
     return Candidate(label, json.loads(settings_path.read_text()), settings_path, compiled,
                      overrides=dict(layout or {}))
+
+
+def _in_canonical_order(settings_path: Path) -> None:
+    """ezkl lists a circuit's range checks and lookups in a hash set's order, which differs
+    from run to run ([[-1, 1], [0, 511]], then [[0, 511], [-1, 1]]): the same model compiled
+    twice got two circuit ids. Sorted, one circuit has one id (and one verifying key)."""
+    settings = json.loads(settings_path.read_text())
+    for k in ("required_range_checks", "required_lookups"):
+        if isinstance(settings.get(k), list):
+            settings[k] = sorted(settings[k], key=lambda v: json.dumps(v, sort_keys=True))
+    settings_path.write_text(json.dumps(settings))
 
 
 def decomposition(bits: int, legs: int) -> dict:

@@ -85,7 +85,7 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
             tolerance: float = DEFAULT_TOLERANCE,
             budget: float = calibrate.DEFAULT_BUDGET_S, segments: int | None = None,
             max_key: int | str | None = None, link: str = "hashed",
-            input_from: str | None = None) -> CompileResult:
+            input_from: str | None = None, keys: str = "auto") -> CompileResult:
     """Compile an ONNX model into a proving circuit with keys, reusing any earlier compile.
 
     ``target="balanced"`` (the default) keeps the decoded outputs within ``tolerance`` of the
@@ -97,14 +97,19 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
     A model whose proving key would not fit ``max_key`` (bytes, or "256M"; default: half the
     memory to plan for) is compiled as linked segments, each key within it; ``segments``
     asks for that many. ``link`` binds each cut tensor across two proofs: "hashed" (a Poseidon
-    hash both proofs make public: the values stay private) or "public".
+    hash both proofs make public: the values stay private) or "public". ``keys``: a segmented
+    model's proving keys "kept" beside each segment, or made by each proof just before it and
+    deleted after ("on-demand": disk for one key, a setup's time per proof); "auto" keeps them
+    where they all fit the workspace's disk.
 
     ``input_from`` (a circuit id in this workspace) declares that the model's input is that
     circuit's output (an upsampler of a generator's image): the input is read at that circuit's
     output scale and visibility, so a token of this model can prove it was made from a token of
     that one (its proven input commitment is the parent's proven outputs')."""
     _check_numbers(tolerance, budget, target, segments, link)
-    split = Split(segments, config.size_bytes(max_key, "--max-key") if max_key is not None else None, link)
+    if keys not in segmented.KEYS:
+        raise UsageError(f"--keys {keys} — choose one of {', '.join(segmented.KEYS)}")
+    split = Split(segments, config.size_bytes(max_key, "--max-key") if max_key is not None else None, link, keys)
     key_budget = split.max_key or config.memory_bytes() // KEY_SHARE
     visibility = Visibility(input_visibility, output_visibility, param_visibility)
     ws = Workspace.resolve(workspace)
@@ -307,6 +312,7 @@ class Split:
     count: int | None = None
     max_key: int | None = None
     link: str = "hashed"
+    keys: str = "auto"  # segmented.KEYS: kept, or made by each proof
 
 
 def _segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples, visibility: Visibility, task: str,
@@ -326,7 +332,8 @@ def _segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples, visib
     pkg = segmented.compile_segmented(
         ws, model, graph, samples, visibility=visibility, task=task, tolerance=tolerance, budget=budget,
         budget_bytes=key_budget, count=split.count, link=split.link, srs_path=srs_path,
-        work=scratch / "segments", timings=timings, vocab=vocab, rewrites=[r.to_dict() for r in rewrites])
+        work=scratch / "segments", timings=timings, vocab=vocab, rewrites=[r.to_dict() for r in rewrites],
+        keys=split.keys)
     return pkg, timings
 
 

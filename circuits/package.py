@@ -7,17 +7,21 @@ unfinished compile and is never used.
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from proofmint import ezkl_layer, progress
 from proofmint.encoding import InstanceLayout, Visibility
-from proofmint.errors import NotFoundError, ProofmintError, WorkspaceError
+from proofmint.errors import NotFoundError, ProofmintError, ProvingError, WorkspaceError
 from proofmint.faults import failpoint
-from proofmint.store import (Workspace, atomic_write_bytes, atomic_write_json, canonical_json, read_json,
-                             sha256_bytes, sha256_file, staged)
+from proofmint.store import (TMP_PREFIX, Workspace, atomic_write_bytes, atomic_write_json, canonical_json,
+                             read_json, sha256_bytes, sha256_file, staged)
 
 if TYPE_CHECKING:
     from proofmint.models.onnx_model import OnnxModel
@@ -69,6 +73,9 @@ class CircuitPackage:
     vocab: list[str] | None = None  # what each output position names (a text model's characters)
     input_from: str | None = None  # the circuit whose output this one's input is (--input-from)
     input_from_start: int = 0  # where among one inference's output instances of it the input begins
+    # no pk.key kept: each proof makes it first and deletes it after (:func:`proving_key`), for
+    # segments whose keys together would not fit the disk (the zoo GPT's 8: ~89 GB)
+    pk_on_demand: bool = False
     dir: str = ""
     srs_path: str = ""
 
@@ -141,7 +148,8 @@ def load(ws: Workspace, circuit_id: str, *, root: Path | None = None,
         raise WorkspaceError(f"{matches[0]}/package.json is not a circuit package ({exc}) — "
                              "compile the model again") from None
     pkg.dir = str(matches[0])
-    needed = (pkg.settings, pkg.vk, pkg.onnx) if verify_only else (pkg.settings, pkg.compiled, pkg.pk, pkg.vk)
+    needed = (pkg.settings, pkg.vk, pkg.onnx) if verify_only else \
+        (pkg.settings, pkg.compiled, pkg.vk) + ((pkg.pk,) if not pkg.pk_on_demand else ())
     for f in needed:
         if not f.is_file():
             raise WorkspaceError(f"circuit {pkg.circuit_id} is missing {f.name} — compile it again")
@@ -151,10 +159,47 @@ def load(ws: Workspace, circuit_id: str, *, root: Path | None = None,
         if sha256_file(pkg.path / name) != digest:
             raise WorkspaceError(f"{name} of circuit {pkg.circuit_id[:16]} was modified after compile "
                                  f"(sha256 differs) — delete {pkg.path} and compile again")
-    if not verify_only and pkg.pk.stat().st_size != pkg.pk_bytes:
+    if not verify_only and not pkg.pk_on_demand and pkg.pk.stat().st_size != pkg.pk_bytes:
         raise WorkspaceError(f"pk.key of circuit {pkg.circuit_id[:16]} has {pkg.pk.stat().st_size} bytes, "
                              f"not the {pkg.pk_bytes} setup wrote — delete {pkg.path} and compile again")
     return pkg
+
+
+@contextmanager
+def proving_key(pkg: CircuitPackage, timings: dict | None = None):
+    """The path of ``pkg``'s proving key while a proof needs it: its pk.key, or, compiled with
+    keys on demand, one made now beside it and deleted after. Setup is deterministic: the
+    package's circuit and SRS give the key whose verifying key it holds, and the one made
+    with it is compared, so a key that would not prove against that vk is never used.
+    ``timings`` gets the seconds making it took (``key``)."""
+    if not pkg.pk_on_demand:
+        yield pkg.pk
+        return
+    _clear_stale_keys(pkg.path)
+    made = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}pk-{os.getpid()}-", dir=pkg.path))
+    try:
+        started = time.perf_counter()
+        ezkl_layer.setup(pkg.compiled, made / "vk.key", made / "pk.key", pkg.srs)
+        if sha256_file(made / "vk.key") != sha256_file(pkg.vk):
+            raise ProvingError(f"the proving key made for circuit {pkg.circuit_id[:16]} does not match its "
+                               "verifying key (another SRS file under its digest?) — compile it again")
+        if timings is not None:
+            timings["key"] = round(time.perf_counter() - started, 3)
+        yield made / "pk.key"
+    finally:
+        shutil.rmtree(made, ignore_errors=True)
+
+
+def _clear_stale_keys(folder: Path) -> None:
+    """Keys made on demand by a process that is gone (killed mid-proof): each is a whole
+    proving key's worth of disk."""
+    for d in folder.glob(f"{TMP_PREFIX}pk-*"):
+        try:
+            os.kill(int(d.name.split("-")[2]), 0)
+        except (ValueError, IndexError, ProcessLookupError):
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            pass  # another user's live process
 
 
 def srs_record(ws: Workspace, srs: "srs_mod.SRS") -> str | None:
@@ -193,12 +238,13 @@ def lineage_of(pkg: CircuitPackage) -> tuple[str, int] | None:
 def create(ws: Workspace, dest: Path, model: "OnnxModel", graph: "OnnxModel", chosen, report: CompileReport,
            input_range: list[float], target: str, visibility: Visibility, task: str, srs: "srs_mod.SRS",
            circuit_id: str, batch: int, vocab: list[str] | None = None,
-           input_from: tuple[str, int] | None = None) -> tuple[CircuitPackage, float]:
+           input_from: tuple[str, int] | None = None, pk_on_demand: bool = False) -> tuple[CircuitPackage, float]:
     """Copy the chosen circuit (a candidate.Candidate) into ``dest``, run setup, and write
-    package.json last. Returns the package and setup's seconds."""
+    package.json last. Returns the package and setup's seconds. ``pk_on_demand``: setup runs
+    for the verifying key (and the key's size), and the proving key is not kept."""
     dest.mkdir(parents=True, exist_ok=True)
     for debris in dest.glob(".tmp-*"):  # left by a killed run; we hold the circuit's lock
-        debris.unlink(missing_ok=True)
+        shutil.rmtree(debris, ignore_errors=True) if debris.is_dir() else debris.unlink(missing_ok=True)
     files = [(chosen.settings_path, "settings.json"), (chosen.compiled_path, "model.compiled")]
     if graph is not model:  # the batched graph ezkl compiled, kept beside the user's model
         files.append((graph.path, "circuit.onnx"))
@@ -234,6 +280,9 @@ def create(ws: Workspace, dest: Path, model: "OnnxModel", graph: "OnnxModel", ch
         batch_size=batch, input_shapes=[list(x) for x in model.input_shapes],
         input_names=list(model.input_names), reference=model.reference, vocab=vocab,
         input_from=input_from[0] if input_from else None, input_from_start=input_from[1] if input_from else 0,
+        pk_on_demand=pk_on_demand,
     )
+    if pk_on_demand:
+        (dest / "pk.key").unlink()
     pkg.save()
     return pkg, t["seconds"]

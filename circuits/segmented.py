@@ -30,7 +30,7 @@ from proofmint.models.onnx_model import OnnxModel, extract, load_onnx
 from proofmint.store import Workspace, atomic_write_bytes, atomic_write_json, canonical_json, read_json, sha256_bytes
 
 from . import segments as segments_mod, srs as srs_mod, witness as witness_mod
-from .calibrate import check_disk, gib
+from .calibrate import check_disk, free_disk, gib
 from .fidelity import acceptable, goal_text, measured, out_of_reach, quality_line
 from .report import CompileReport
 from .package import CircuitPackage, circuit_id_of, create, load as load_package
@@ -62,6 +62,7 @@ class SegmentedPackage:
     srs_kind: str = "development"
     batch_size: int = 1
     vocab: list[str] | None = None  # what each output position names (a text model's characters)
+    pk_on_demand: bool = False  # no proving keys kept: each proof makes its segment's key
     dir: str = ""
 
     @property
@@ -127,10 +128,11 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
                       visibility: Visibility, task: str, tolerance: float, budget: float,
                       budget_bytes: int, count: int | None, link: str, srs_path: str | None,
                       work: Path, timings: dict, vocab: list[str] | None = None,
-                      rewrites: list[dict] | None = None) -> SegmentedPackage:
+                      rewrites: list[dict] | None = None, keys: str = "auto") -> SegmentedPackage:
     """Plan the cuts, search one scale for the whole chain (the cheapest that keeps the
     model's outputs end to end), set each segment up, and save the segmented package
-    (``rewrites``: what compile rewrote in ``model`` to make ``graph``, recorded in its report)."""
+    (``rewrites``: what compile rewrote in ``model`` to make ``graph``, recorded in its report).
+    ``keys``: whether the proving keys are kept or made by each proof (:data:`KEYS`)."""
     if link not in segments_mod.LINKS:
         raise InvalidModelError(f"unknown link '{link}' — choose one of {', '.join(segments_mod.LINKS)}")
     started = time.monotonic()
@@ -139,11 +141,11 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
     for s in plan.segments:
         progress.note(f"segment {s.index}: {s.nodes} nodes, {s.rows:,} rows at ezkl's defaults"
                       + (f", then carries {s.end.values} values" if s.end else ""))
-    check_disk(sum(s.key_bytes for s in plan.segments), ws.root, f"the {len(plan.segments)} segments' keys")
+    _keys_on_demand(keys, [s.key_bytes for s in plan.segments], ws.root)
     segs = _extract(graph, plan, visibility, link, samples, work)
     chosen, quality, tried = _search(segs, model, samples, task, tolerance, budget, started, work)
     _check_keys(segs, chosen, budget_bytes, model)
-    check_disk(sum(c.key_bytes for c in chosen), ws.root, f"the {len(chosen)} segments' keys")
+    on_demand = _keys_on_demand(keys, [c.key_bytes for c in chosen], ws.root, say=True)
     report = CompileReport("balanced", goal_text(task, tolerance), tolerance=tolerance, plan=plan.to_dict(),
                            scales_tried=tried, link=link, search_seconds=round(time.monotonic() - started, 2),
                            samples=samples.report(), rewrites=rewrites or [])
@@ -162,7 +164,7 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
                     create(ws, dest, seg.model, seg.model, cand,
                            CompileReport("balanced", chosen=cand.summary(), segment=seg.index),
                            [float(reach.min()), float(reach.max())], "balanced", seg.visibility,
-                           "regression", srs, cid, 1)
+                           "regression", srs, cid, 1, pk_on_demand=on_demand)
             ids.append(cid)
     timings["setup"] = round(time.monotonic() - t, 3)
     sid = segmented_id(model.model_id, ids, link)
@@ -171,7 +173,8 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
         input_shape=list(model.input_shape), input_shapes=[list(s) for s in model.input_shapes],
         output_shapes=[list(s) for s in model.output_shapes], task=task, scale=chosen[0].scale,
         input_range=samples.accepted, quantization=quality, plan=plan.to_dict(),
-        calibration_report=report, srs_kind=srs_kind, vocab=vocab, dir=str(ws.circuit_dir(sid)))
+        calibration_report=report, srs_kind=srs_kind, vocab=vocab, pk_on_demand=on_demand,
+        dir=str(ws.circuit_dir(sid)))
     pkg.path.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(pkg.path / "model.onnx", model.data)  # the float reference, and what the id names
     pkg.save()
@@ -198,6 +201,26 @@ def _extract(graph: OnnxModel, plan: segments_mod.Plan, visibility: Visibility, 
 
 def _run(model: OnnxModel, xs: np.ndarray) -> np.ndarray:
     return np.stack([np.concatenate([o.ravel() for o in model.run(x)]) for x in xs])
+
+
+KEYS = ("auto", "kept", "on-demand")  # auto: kept where they all fit the disk, else on demand
+
+
+def _keys_on_demand(keys: str, sizes: list[int], folder: Path, say: bool = False) -> bool:
+    """Whether the segments' proving keys are made by each proof instead of kept: asked, or
+    (``auto``) where they would not fit the disk together but one at a time does. Refuses
+    in one line where not even that fits. Setup makes each key once at compile either way
+    (for its verifying key), one at a time."""
+    free, total, largest = free_disk(folder), sum(sizes), max(sizes)
+    on_demand = keys == "on-demand" or (keys == "auto" and total > free)
+    check_disk(largest if on_demand else total, folder,
+               "proofs that make their segment's key" if on_demand else f"the {len(sizes)} segments' keys")
+    if say and on_demand:
+        progress.note(f"proving keys made on demand: each proof makes its segment's key (up to {gib(largest)}) "
+                      "first and deletes it after" + (f" — the {len(sizes)} keys together (about {gib(total)}) "
+                                                       f"would not fit the {gib(free)} free in {folder}"
+                                                       if keys == "auto" else ""))
+    return on_demand
 
 
 def _check_keys(segs: list[_Segment], chosen: list, budget_bytes: int, model: OnnxModel) -> None:

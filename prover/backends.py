@@ -263,6 +263,12 @@ class LocalBackend:
             self._pool = None
 
 
+def package_files(pkg: CircuitPackage) -> dict[str, bytes]:
+    """What a Ray node needs of a package to prove with it (no proving key where each proof
+    makes its own: :func:`~proofmint.circuits.package.proving_key`)."""
+    return {n: (pkg.path / n).read_bytes() for n in PACKAGE_FILES if not (n == "pk.key" and pkg.pk_on_demand)}
+
+
 def _node_package(pkg: CircuitPackage, files_ref, srs_ref) -> CircuitPackage:
     """This node's copy of the circuit package, written once per node from the object store."""
     import ray
@@ -330,8 +336,7 @@ class RayBackend:
         are not fetched by a task unless its node lacks the files."""
         if pkg.circuit_id not in self.shipped:
             ray = _ray()
-            self.shipped[pkg.circuit_id] = [ray.put({n: (pkg.path / n).read_bytes() for n in PACKAGE_FILES}),
-                                            ray.put(pkg.srs.read_bytes())]
+            self.shipped[pkg.circuit_id] = [ray.put(package_files(pkg)), ray.put(pkg.srs.read_bytes())]
         return self.shipped[pkg.circuit_id]
 
     def _remote(self, pkg: CircuitPackage, x: np.ndarray, index: int, padding: int):

@@ -13,7 +13,7 @@ import numpy as np
 
 from proofmint import ezkl_layer
 from proofmint.circuits import witness as witness_mod
-from proofmint.circuits.package import CircuitPackage
+from proofmint.circuits.package import CircuitPackage, proving_key
 from proofmint.errors import ProvingError
 from proofmint.faults import failpoint
 from proofmint.models.onnx_model import OnnxModel
@@ -30,7 +30,8 @@ def prove_one(pkg: CircuitPackage, model: OnnxModel, x: np.ndarray, work: Path, 
     witness_mod.check_lookups(w, pkg.lookup_range)
     t1 = time.perf_counter()
     proof_path = work / "proof.json"
-    ezkl_layer.prove(wpath, pkg.compiled, pkg.pk, proof_path, pkg.srs, hint=witness_mod.OUT_OF_RANGE_HINT)
+    with proving_key(pkg) as pk:  # a segment compiled with keys on demand, proven on its own
+        ezkl_layer.prove(wpath, pkg.compiled, pk, proof_path, pkg.srs, hint=witness_mod.OUT_OF_RANGE_HINT)
     failpoint("prove:proof-written")
     t2 = time.perf_counter()
     # ezkl proves unsatisfied circuits without complaint (a value past a range check or a

@@ -23,7 +23,7 @@ import numpy as np
 
 from proofmint import encoding, ezkl_layer, progress
 from proofmint.circuits import segmented as segmented_mod
-from proofmint.circuits.package import CircuitPackage
+from proofmint.circuits.package import CircuitPackage, proving_key
 from proofmint.circuits.segmented import SegmentedPackage
 from proofmint.errors import InvalidInputError, NotFoundError, ProofmintError, ProvingError, UsageError
 from proofmint.inputs import check_range, read_inputs
@@ -129,16 +129,19 @@ def _witness_chain(pkgs: list[CircuitPackage], x: np.ndarray, work: str) -> list
 
 
 def _prove_segment(pkg: CircuitPackage, witness: str, out: str) -> dict:
-    """In a child process: one segment's proof, checked before it is returned."""
-    t = time.perf_counter()
-    ezkl_layer.prove(Path(witness), pkg.compiled, pkg.pk, Path(out), pkg.srs)
-    seconds = time.perf_counter() - t
+    """In a child process: one segment's proof (its key made first where the package keeps
+    none), checked before it is returned."""
+    timings: dict = {}
+    with proving_key(pkg, timings) as pk:
+        t = time.perf_counter()
+        ezkl_layer.prove(Path(witness), pkg.compiled, pk, Path(out), pkg.srs)
+        seconds = time.perf_counter() - t
     ok, why = ezkl_layer.verify(Path(out), pkg.settings, pkg.vk, pkg.srs)
     if not ok:
         raise ProvingError(f"segment {pkg.circuit_id[:12]}'s proof does not verify ({why})")
     import resource
 
-    return {"prove": round(seconds, 3), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return timings | {"prove": round(seconds, 3), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
 
 
 def prove_segmented(spkg: SegmentedPackage, ws: Workspace, *, input: str | Path, out: str | Path | None,
@@ -176,6 +179,10 @@ def prove_one(spkg: SegmentedPackage, pkgs: list[CircuitPackage], model, x: np.n
         with progress.step("witness every segment, in order"):
             witnesses = run_in_child(_witness_chain, pkgs, x, str(work), what="segment witnesses")
         t1 = time.perf_counter()
+        made = [i for i, p in enumerate(pkgs) if p.pk_on_demand]
+        if made:
+            progress.note(f"{len(made)} of {len(pkgs)} segment keys are made just before their proofs and deleted "
+                          "after (compiled with keys on demand: the keys together would not fit the disk)")
         if backend == "ray":
             proofs, stats = _prove_on_ray(pkgs, witnesses, address, threads)
         elif backend == "local":
@@ -254,7 +261,7 @@ def _prove_on_ray(pkgs: list[CircuitPackage], witnesses: list[str], address: str
         import ray
     except ImportError:
         raise UsageError("--backend ray needs Ray: pip install 'ray==2.60.0'") from None
-    from .backends import PACKAGE_FILES
+    from .backends import package_files
 
     threads = threads or 1
     started_here = not ray.is_initialized()
@@ -264,7 +271,7 @@ def _prove_on_ray(pkgs: list[CircuitPackage], witnesses: list[str], address: str
         task = ray.remote(num_cpus=threads)(_ray_segment)
         pending = []
         for pkg, w in zip(pkgs, witnesses):
-            refs = [ray.put({n: (pkg.path / n).read_bytes() for n in PACKAGE_FILES}), ray.put(pkg.srs.read_bytes())]
+            refs = [ray.put(package_files(pkg)), ray.put(pkg.srs.read_bytes())]
             pending.append(task.remote(pkg, refs, Path(w).read_bytes(), threads))
         name = f"prove {len(pkgs)} segments on Ray"
         with progress.step(name, total=len(pkgs)):

@@ -55,6 +55,10 @@ def compile_cmd(
     link: Annotated[str, typer.Option(
         help="How a segment's outputs bind the next one's inputs: hashed (a Poseidon hash both "
              "proofs make public; the values stay private) | public.")] = "hashed",
+    keys: Annotated[str, typer.Option(
+        help="A segmented model's proving keys: kept beside each segment | on-demand (each proof "
+             "makes its segment's key first and deletes it after: disk for one key, a setup's time "
+             "per proof) | auto (kept where they all fit the workspace's disk).")] = "auto",
     input_from: Annotated[str | None, typer.Option(
         "--input-from", help="Circuit id whose output this model takes as its input (an upsampler of "
              "a generator's image), or a named slice of it: ID:OUTPUT (one of its output tensors), "
@@ -68,6 +72,7 @@ def compile_cmd(
     Example: proofmint compile m/model.onnx --target balanced
              proofmint compile m/model.onnx --batch 16 --input-visibility hashed
              proofmint compile gpt/ --max-key 4G          # linked segments, each key <= 4 GB
+             proofmint compile gpt/ --keys on-demand      # no keys kept: each proof makes its own
              proofmint compile up/ --input-from 09a4e304   # its input is that circuit's output
     """
     import proofmint
@@ -76,7 +81,7 @@ def compile_cmd(
         model, calibration=calibration, target=target, input_visibility=input_visibility,
         output_visibility=output_visibility, param_visibility=param_visibility, srs=srs,
         workspace=workspace, batch=batch, tolerance=tolerance, budget=budget, segments=segments,
-        max_key=max_key, link=link, input_from=input_from))
+        max_key=max_key, link=link, input_from=input_from, keys=keys))
 
     def human(r: dict) -> None:
         p = r["package"]
@@ -130,6 +135,8 @@ def _segmented_summary(r: dict) -> None:
         carried = f", then {s['carried_values']} values cross" if s["outputs"] else ""
         stderr.print(f"    {s['index']}: {cid[:16]}  {s['nodes']} nodes, {s['rows']:,} rows at ezkl's defaults{carried}")
     stderr.print(f"  scale         {p['scale']} in every segment (a hash links identical values)")
+    if p.get("pk_on_demand"):
+        stderr.print("  keys          made by each proof, then deleted (they would not all fit the disk, or --keys on-demand)")
     lo, hi = p["input_range"]
     stderr.print(f"  accepts       inputs in [{lo:.4g}, {hi:.4g}]")
     q = p["quantization"]

@@ -81,3 +81,46 @@ def test_segments_proven_by_more_workers_prove_the_same_statement(segmented, zoo
                           workers=1, workspace=segmented["ws"]).bundles[0]
     a, b = load_any(one), load_any(segmented["bundle"])
     assert a.instances == b.instances and np.allclose(a.outputs[0], b.outputs[0])
+
+
+def test_segments_compiled_with_keys_on_demand_keep_none_and_prove_the_same_statement(segmented, zoo, tmp_path):
+    """--keys on-demand (what auto picks where the keys together would not fit the disk): no
+    segment keeps a pk.key, each proof makes its key first and deletes it after (one a killed
+    prover left is cleared), and the chain is the same circuits proving the same statement."""
+    from proofmint.circuits.package import load
+    from proofmint.store import Workspace
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    c = proofmint.compile(zoo["lenet"].onnx, segments=3, workspace=ws, keys="on-demand")
+    assert c.package.segments == segmented["compile"].package.segments and c.package.pk_on_demand
+    pkgs = [load(ws, cid) for cid in c.package.segments]
+    assert all(p.pk_on_demand and p.pk_bytes > 0 and not p.pk.exists() for p in pkgs)
+    stale = pkgs[1].path / ".tmp-pk-999999999-killed"  # no such process
+    stale.mkdir()
+    (stale / "pk.key").write_bytes(b"\0" * 1024)
+    out = proofmint.prove(c.circuit_id, input=zoo["lenet"].input, out=tmp_path / "p.json", workers=2,
+                          workspace=ws).bundles[0]
+    v = proofmint.verify(out, workspace=ws)
+    assert v.valid, v.reason
+    made = load_any(out)
+    assert made.instances == load_any(segmented["bundle"]).instances
+    assert all(s.timings["key"] > 0 for s in made.segments)
+    assert not [p for pkg in pkgs for p in pkg.path.iterdir() if p.name.startswith(".tmp-") or p.name == "pk.key"]
+
+
+def test_keys_are_made_on_demand_only_where_they_would_not_all_fit_the_disk(tmp_path):
+    import shutil
+
+    from proofmint.circuits.segmented import _keys_on_demand
+    from proofmint.errors import InvalidModelError, UsageError
+
+    free = shutil.disk_usage(tmp_path).free
+    assert _keys_on_demand("auto", [1, 2], tmp_path) is False
+    assert _keys_on_demand("auto", [free // 2 + 1] * 3, tmp_path) is True  # together over, one at a time fits
+    assert _keys_on_demand("on-demand", [1, 2], tmp_path) is True
+    with pytest.raises(InvalidModelError, match=r"the 3 segments' keys need about .* of disk"):
+        _keys_on_demand("kept", [free // 2 + 1] * 3, tmp_path)
+    with pytest.raises(InvalidModelError, match=r"proofs that make their segment's key need about .* of disk"):
+        _keys_on_demand("auto", [free + 2**30, 1], tmp_path)
+    with pytest.raises(UsageError, match=r"--keys lazy — choose one of auto, kept, on-demand"):
+        proofmint.compile(tmp_path / "none.onnx", keys="lazy")
