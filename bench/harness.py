@@ -294,8 +294,9 @@ def baselines(e, samples: np.ndarray, runs: list[dict], cfg: dict, ws: Workspace
                             task, what="bare ezkl")
     pkg = package_mod.load(ws, ours["circuit_id"])
     with progress.step(f"{e.name}: direct ezkl.prove on proofmint's circuit"):
-        direct = run_in_child(baseline.direct_prove, str(pkg.compiled), str(pkg.pk), str(pkg.vk),
-                              str(pkg.srs), samples[0], cfg["repeat"], what="direct prove")
+        with package_mod.proving_key(pkg) as pk:
+            direct = run_in_child(baseline.direct_prove, str(pkg.compiled), str(pk), str(pkg.vk),
+                                  str(pkg.srs), samples[0], cfg["repeat"], what="direct prove")
     return {"bare_ezkl": bare, "direct_prove_s": direct, "compared_with": {
         k: ours[k] for k in ("target", "visibility", "circuit_id")}}
 

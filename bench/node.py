@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from proofmint import api, ezkl_layer, progress
+from proofmint.circuits.package import proving_key
 from proofmint.errors import ProofmintError
 from proofmint.store import Workspace
 
@@ -90,8 +91,9 @@ def run(out: Path, n: int, ws: Workspace) -> dict:
     inputs = [r.reshape(pkg.input_shape) for r in rows]
     ezkl_layer.version()  # load ezkl before timing
     with progress.step(f"direct ezkl x{n}"):
-        direct = [baseline.direct_prove(str(pkg.compiled), str(pkg.pk), str(pkg.vk), str(pkg.srs), x, 1)["median"]
-                  for x in inputs]
+        with proving_key(pkg) as pk:
+            direct = [baseline.direct_prove(str(pkg.compiled), str(pk), str(pkg.vk), str(pkg.srs), x, 1)["median"]
+                      for x in inputs]
     cli = []
     with progress.step(f"proofmint prove (one process per input) x{n}"):
         for i, x in enumerate(inputs):

@@ -107,14 +107,14 @@ def free_disk(folder: Path) -> int:
     return shutil.disk_usage(folder).free
 
 
-def check_disk(key_bytes: int, folder: Path, what: str) -> None:
+def check_disk(key_bytes: int, folder: Path, what: str, advice: str = "") -> None:
     """Before setup writes them: keys of ``key_bytes`` in all must fit the disk ``folder`` is on
     (the zoo GPT's 8 segment keys are ~89 GB; this machine had 72 GB free: the setups would have
     filled it part way)."""
     free = free_disk(folder)
     if key_bytes > free:
         raise InvalidModelError(f"{what} need about {gib(key_bytes)} of disk; {folder} has {gib(free)} free — "
-                                "free space there, or set PROOFMINT_HOME (or --workspace) to a larger disk")
+                                f"free space there, or set PROOFMINT_HOME (or --workspace) to a larger disk{advice}")
 
 
 def choose(target: str, model: OnnxModel, graph: OnnxModel, calibration: Path, probe: Path,

@@ -97,10 +97,11 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
     A model whose proving key would not fit ``max_key`` (bytes, or "256M"; default: half the
     memory to plan for) is compiled as linked segments, each key within it; ``segments``
     asks for that many. ``link`` binds each cut tensor across two proofs: "hashed" (a Poseidon
-    hash both proofs make public: the values stay private) or "public". ``keys``: a segmented
-    model's proving keys "kept" beside each segment, or made by each proof just before it and
-    deleted after ("on-demand": disk for one key, a setup's time per proof); "auto" keeps them
-    where they all fit the workspace's disk.
+    hash both proofs make public: the values stay private) or "public". ``keys``: proving keys
+    "kept" beside each circuit, or made by each proof just before it and deleted after
+    ("on-demand": disk for one key, a setup's time per proof); "auto" keeps them unless a
+    segmented model's keys together would not fit the workspace's disk. A circuit compiled
+    before is switched to what ``keys`` asks (other than "auto").
 
     ``input_from`` (a circuit id in this workspace) declares that the model's input is that
     circuit's output (an upsampler of a generator's image): the input is read at that circuit's
@@ -125,17 +126,18 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
         "model": onnx_model.model_id, "target": target, "visibility": visibility.to_dict(),
         "srs": user_srs.sha256 if user_srs else "development", "batch": batch, "tolerance": tolerance,
         "samples": samples_mod.RECIPE, "split": [split.count, key_budget, split.link], **digests,
+        **({"keys": keys} if keys != "auto" else {}),  # auto: what compiles before --keys were
         "input_from": lineage.to_dict() if lineage else None,
     }))
     started = time.perf_counter()
     cached = _cached(ws, key)
     if cached is not None:
-        return _result(cached, True, {"total": round(time.perf_counter() - started, 3)})
+        return _result(_switch_keys(ws, cached, keys), True, {"total": round(time.perf_counter() - started, 3)})
     ws.store_model(onnx_model.data)
     with ws.lock(f"compile-{key[:16]}"):
         cached = _cached(ws, key)  # another process may have finished it while we waited
         if cached is not None:
-            return _result(cached, True, {"total": round(time.perf_counter() - started, 3)})
+            return _result(_switch_keys(ws, cached, keys), True, {"total": round(time.perf_counter() - started, 3)})
         pkg, timings = run_in_child(
             _compile_job, str(ws.root), str(onnx_model.path), samples, target, visibility,
             user_srs.path if user_srs else None, _task(onnx_model, meta), batch, tolerance, budget,
@@ -208,6 +210,21 @@ def _check_batch(batch: int, model: OnnxModel, visibility: Visibility) -> None:
     if visibility.output_hashed:
         raise UsageError("--batch needs --output-visibility public: each inference's token "
                          "records its own outputs, which one hash of the batch would hide")
+
+
+def _switch_keys(ws: Workspace, pkg: CircuitPackage | SegmentedPackage, keys: str):
+    """A compile found in the cache, its proving keys kept or made by each proof as ``keys``
+    asks (a later compile asked the other way: its circuits are shared)."""
+    if keys == "auto":
+        return pkg
+    on_demand = keys == "on-demand"
+    for part in pkg.packages(ws) if isinstance(pkg, SegmentedPackage) else [pkg]:
+        with ws.lock(f"circuit-{part.circuit_id[:32]}"):
+            package.keep_keys(part, on_demand)
+    if isinstance(pkg, SegmentedPackage) and pkg.pk_on_demand != on_demand:
+        pkg.pk_on_demand = on_demand
+        pkg.save()
+    return pkg
 
 
 def _cached(ws: Workspace, key: str) -> CircuitPackage | SegmentedPackage | None:
@@ -406,11 +423,14 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         # Two compile options can choose the same circuit: one setup, under a lock.
         with ws.lock(f"circuit-{circuit_id[:32]}"):
             if (dest / "package.json").is_file():
-                return package.load(ws, circuit_id), timings | {"setup": 0.0, "reused_keys": True}
+                pkg = package.load(ws, circuit_id)
+                if split.keys != "auto":
+                    package.keep_keys(pkg, split.keys == "on-demand")
+                return pkg, timings | {"setup": 0.0, "reused_keys": True}
             calibrate.check_disk(chosen.key_bytes, ws.root, "its proving key")
             pkg, timings["setup"] = package.create(ws, dest, model, graph, chosen, report, samples.accepted,
                                                    target, visibility, task, srs, circuit_id, batch, vocab,
-                                                   input_from)
+                                                   input_from, pk_on_demand=split.keys == "on-demand")
         return pkg, timings
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

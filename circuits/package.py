@@ -6,6 +6,8 @@ unfinished compile and is never used.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
 import os
 import shutil
@@ -171,35 +173,71 @@ def proving_key(pkg: CircuitPackage, timings: dict | None = None):
     keys on demand, one made now beside it and deleted after. Setup is deterministic: the
     package's circuit and SRS give the key whose verifying key it holds, and the one made
     with it is compared, so a key that would not prove against that vk is never used.
-    ``timings`` gets the seconds making it took (``key``)."""
+    ``timings`` gets the seconds making it took (``key``). The folder it is made in is
+    locked while in use, so a prover killed mid-proof leaves a key the next one clears."""
     if not pkg.pk_on_demand:
         yield pkg.pk
         return
-    _clear_stale_keys(pkg.path)
-    made = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}pk-{os.getpid()}-", dir=pkg.path))
-    try:
-        started = time.perf_counter()
-        ezkl_layer.setup(pkg.compiled, made / "vk.key", made / "pk.key", pkg.srs)
-        if sha256_file(made / "vk.key") != sha256_file(pkg.vk):
-            raise ProvingError(f"the proving key made for circuit {pkg.circuit_id[:16]} does not match its "
-                               "verifying key (another SRS file under its digest?) — compile it again")
-        if timings is not None:
-            timings["key"] = round(time.perf_counter() - started, 3)
-        yield made / "pk.key"
-    finally:
-        shutil.rmtree(made, ignore_errors=True)
+    clear_stale_keys(pkg.path)
+    free = shutil.disk_usage(pkg.path).free
+    if free < pkg.pk_bytes + KEY_HEADROOM:
+        raise WorkspaceError(f"circuit {pkg.circuit_id[:16]}'s proving key is made for each proof and needs "
+                             f"{pkg.pk_bytes / 2**30:.1f} GiB of disk; {pkg.path.parent} has {free / 2**30:.1f} GiB "
+                             "free — free space there, or prove with fewer --workers")
+    made = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}pk-", dir=pkg.path))
+    with open(made / KEY_LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            started = time.perf_counter()
+            ezkl_layer.setup(pkg.compiled, made / "vk.key", made / "pk.key", pkg.srs)
+            if sha256_file(made / "vk.key") != sha256_file(pkg.vk):
+                raise ProvingError(f"the proving key made for circuit {pkg.circuit_id[:16]} does not match its "
+                                   f"verifying key (the SRS {pkg.srs} is not the one it was compiled with?) — "
+                                   f"delete {pkg.path} and compile again")
+            if timings is not None:
+                timings["key"] = round(time.perf_counter() - started, 3)
+            yield made / "pk.key"
+        finally:
+            shutil.rmtree(made, ignore_errors=True)
 
 
-def _clear_stale_keys(folder: Path) -> None:
-    """Keys made on demand by a process that is gone (killed mid-proof): each is a whole
-    proving key's worth of disk."""
+KEY_LOCK = "in-use.lock"
+KEY_HEADROOM = 2**30  # a witness, a proof and ezkl's own files beside a key made for a proof
+
+
+def clear_stale_keys(folder: Path) -> None:
+    """Keys made on demand whose prover is gone (killed mid-proof: a whole key's disk each):
+    a folder whose lock no live process holds. One made this very moment, before its lock
+    exists, is left alone."""
     for d in folder.glob(f"{TMP_PREFIX}pk-*"):
         try:
-            os.kill(int(d.name.split("-")[2]), 0)
-        except (ValueError, IndexError, ProcessLookupError):
-            shutil.rmtree(d, ignore_errors=True)
-        except PermissionError:
-            pass  # another user's live process
+            with open(d / KEY_LOCK, "r+") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(d, ignore_errors=True)
+        except BlockingIOError:
+            continue  # a live prover's
+        except FileNotFoundError:  # no lock yet: stale only once older than making one takes
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - d.stat().st_mtime > 60:
+                    shutil.rmtree(d, ignore_errors=True)
+
+
+def keep_keys(pkg: CircuitPackage, on_demand: bool) -> CircuitPackage:
+    """``pkg`` with its proving key kept or made by each proof, as a later compile asks (the
+    circuit was compiled the other way before). Under the circuit's lock; a kill at any
+    point leaves a package that proves."""
+    if pkg.pk_on_demand == on_demand:
+        return pkg
+    if on_demand:
+        pkg.pk_on_demand = True
+        pkg.save()
+        pkg.pk.unlink(missing_ok=True)
+    else:
+        with proving_key(pkg) as made:  # checked against the package's vk
+            os.replace(made, pkg.pk)
+        pkg.pk_on_demand = False
+        pkg.save()
+    return pkg
 
 
 def srs_record(ws: Workspace, srs: "srs_mod.SRS") -> str | None:

@@ -18,7 +18,7 @@ one's decoded outputs, against the float model — the same contract as a single
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ from . import segments as segments_mod, srs as srs_mod, witness as witness_mod
 from .calibrate import check_disk, free_disk, gib
 from .fidelity import acceptable, goal_text, measured, out_of_reach, quality_line
 from .report import CompileReport
-from .package import CircuitPackage, circuit_id_of, create, load as load_package
+from .package import KEY_HEADROOM, CircuitPackage, circuit_id_of, create, keep_keys, load as load_package
 from .samples import PROBE, Samples
 from .search import MIN_HELDOUT, SCALES, SLOW_MEASURE_S, Search, SearchSpec
 from .walk import fit_scale
@@ -87,6 +87,12 @@ class SegmentedPackage:
         atomic_write_json(self.path / MANIFEST, self.to_dict())
 
 
+def known_fields(data: dict) -> dict:
+    """A manifest's fields this version knows: one a later version added is not an error."""
+    names = {f.name for f in fields(SegmentedPackage)} - {"dir"}
+    return {k: v for k, v in data.items() if k in names}
+
+
 def segmented_id(model_id: str, segment_ids: list[str], link: str) -> str:
     return sha256_bytes(canonical_json({"model": model_id, "segments": segment_ids, "link": link}))
 
@@ -102,7 +108,7 @@ def load(ws: Workspace, circuit_id: str) -> SegmentedPackage | None:
     try:
         data["visibility"] = Visibility.of(data["visibility"])
         data["calibration_report"] = CompileReport.from_dict(data.get("calibration_report") or {"target": "unknown"})
-        pkg = SegmentedPackage(**data)
+        pkg = SegmentedPackage(**known_fields(data))
     except (TypeError, KeyError) as exc:
         raise WorkspaceError(f"{found[0]}/{MANIFEST} is not a segmented package ({exc}) — compile again") from None
     pkg.dir = str(found[0])
@@ -159,7 +165,9 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
             cid = circuit_id_of(seg.model.model_id, cand.settings, srs.sha256)
             dest = ws.circuit_dir(cid)
             with ws.lock(f"circuit-{cid[:32]}"):
-                if not (dest / "package.json").is_file():
+                if (dest / "package.json").is_file():  # compiled before: kept or made on demand as asked now
+                    keep_keys(load_package(ws, cid), on_demand)
+                else:
                     reach = np.concatenate([seg.calibration, seg.heldout])
                     create(ws, dest, seg.model, seg.model, cand,
                            CompileReport("balanced", chosen=cand.summary(), segment=seg.index),
@@ -212,9 +220,10 @@ def _keys_on_demand(keys: str, sizes: list[int], folder: Path, say: bool = False
     in one line where not even that fits. Setup makes each key once at compile either way
     (for its verifying key), one at a time."""
     free, total, largest = free_disk(folder), sum(sizes), max(sizes)
-    on_demand = keys == "on-demand" or (keys == "auto" and total > free)
-    check_disk(largest if on_demand else total, folder,
-               "proofs that make their segment's key" if on_demand else f"the {len(sizes)} segments' keys")
+    on_demand = keys == "on-demand" or (keys == "auto" and total + KEY_HEADROOM > free)
+    check_disk(largest + KEY_HEADROOM if on_demand else total, folder,
+               "proofs that make their segment's key" if on_demand else f"the {len(sizes)} segments' keys",
+               "" if on_demand else " (or --keys on-demand: disk for one key, a setup's time per proof)")
     if say and on_demand:
         progress.note(f"proving keys made on demand: each proof makes its segment's key (up to {gib(largest)}) "
                       "first and deletes it after" + (f" — the {len(sizes)} keys together (about {gib(total)}) "

@@ -277,7 +277,8 @@ def _node_package(pkg: CircuitPackage, files_ref, srs_ref) -> CircuitPackage:
     root = RAY_CACHE / pkg.circuit_id
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(root) + ".lock"):
-        if not (root / "complete").exists():
+        # the node may hold the circuit from a package that makes its key on demand: no pk.key
+        if not (root / "complete").exists() or (not pkg.pk_on_demand and not (root / "pk.key").exists()):
             files = ray.get(files_ref)
             for name, data in files.items():
                 (root / name).write_bytes(data)

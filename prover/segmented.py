@@ -23,7 +23,7 @@ import numpy as np
 
 from proofmint import encoding, ezkl_layer, progress
 from proofmint.circuits import segmented as segmented_mod
-from proofmint.circuits.package import CircuitPackage, proving_key
+from proofmint.circuits.package import KEY_HEADROOM, CircuitPackage, clear_stale_keys, proving_key
 from proofmint.circuits.segmented import SegmentedPackage
 from proofmint.errors import InvalidInputError, NotFoundError, ProofmintError, ProvingError, UsageError
 from proofmint.inputs import check_range, read_inputs
@@ -179,10 +179,12 @@ def prove_one(spkg: SegmentedPackage, pkgs: list[CircuitPackage], model, x: np.n
         with progress.step("witness every segment, in order"):
             witnesses = run_in_child(_witness_chain, pkgs, x, str(work), what="segment witnesses")
         t1 = time.perf_counter()
-        made = [i for i, p in enumerate(pkgs) if p.pk_on_demand]
+        made = [p for p in pkgs if p.pk_on_demand]
         if made:
             progress.note(f"{len(made)} of {len(pkgs)} segment keys are made just before their proofs and deleted "
-                          "after (compiled with keys on demand: the keys together would not fit the disk)")
+                          "after (compiled with keys on demand)")
+            for p in made:
+                clear_stale_keys(p.path)
         if backend == "ray":
             proofs, stats = _prove_on_ray(pkgs, witnesses, address, threads)
         elif backend == "local":
@@ -219,14 +221,23 @@ def _prove_locally(pkgs: list[CircuitPackage], witnesses: list[str], work: Path,
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}")
     k = min(workers, len(pkgs))
+    made = [p.pk_bytes + KEY_HEADROOM for p in pkgs if p.pk_on_demand]
+    if made and k > 1 and k * max(made) > (free := shutil.disk_usage(pkgs[0].path).free):
+        k = max(1, free // max(made))  # each worker makes a key at once: as many as the disk holds
+        progress.note(f"proving on {k} worker{'s' * (k > 1)}, not {min(workers, len(pkgs))}: each makes a "
+                      f"{max(made) / 2**30:.1f} GiB key and {free / 2**30:.1f} GiB of disk is free")
     per = threads_per_worker(k, threads)
     name = f"prove {len(pkgs)} segments on {k} worker{'s' * (k > 1)}"
 
     @progress.in_context
     def one(i: int):
         out = work / f"proof-{i}.json"
-        timing = run_in_child(_prove_segment, pkgs[i], witnesses[i], str(out), env={"RAYON_NUM_THREADS": str(per)},
-                              what=f"segment {i}'s proof")
+        try:
+            timing = run_in_child(_prove_segment, pkgs[i], witnesses[i], str(out),
+                                  env={"RAYON_NUM_THREADS": str(per)}, what=f"segment {i}'s proof")
+        finally:  # a child killed (out of memory) while its key was made leaves it: gone now
+            if pkgs[i].pk_on_demand:
+                clear_stale_keys(pkgs[i].path)
         progress.advance(name)
         proof = json.loads(out.read_text())
         proof.pop("pretty_public_inputs", None)

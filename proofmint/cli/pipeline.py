@@ -56,9 +56,9 @@ def compile_cmd(
         help="How a segment's outputs bind the next one's inputs: hashed (a Poseidon hash both "
              "proofs make public; the values stay private) | public.")] = "hashed",
     keys: Annotated[str, typer.Option(
-        help="A segmented model's proving keys: kept beside each segment | on-demand (each proof "
-             "makes its segment's key first and deletes it after: disk for one key, a setup's time "
-             "per proof) | auto (kept where they all fit the workspace's disk).")] = "auto",
+        help="Proving keys: kept beside each circuit | on-demand (each proof makes its key first "
+             "and deletes it after: disk for one key, a setup's time per proof) | auto (kept, unless a "
+             "segmented model's keys together would not fit the workspace's disk).")] = "auto",
     input_from: Annotated[str | None, typer.Option(
         "--input-from", help="Circuit id whose output this model takes as its input (an upsampler of "
              "a generator's image), or a named slice of it: ID:OUTPUT (one of its output tensors), "

@@ -86,8 +86,9 @@ def test_segments_proven_by_more_workers_prove_the_same_statement(segmented, zoo
 def test_segments_compiled_with_keys_on_demand_keep_none_and_prove_the_same_statement(segmented, zoo, tmp_path):
     """--keys on-demand (what auto picks where the keys together would not fit the disk): no
     segment keeps a pk.key, each proof makes its key first and deletes it after (one a killed
-    prover left is cleared), and the chain is the same circuits proving the same statement."""
-    from proofmint.circuits.package import load
+    prover left is cleared), and the chain is the same circuits proving the same statement.
+    A later compile asking the other way switches the shared circuits, cached or not."""
+    from proofmint.circuits.package import KEY_LOCK, load
     from proofmint.store import Workspace
 
     ws = Workspace.resolve(tmp_path / "ws")
@@ -95,8 +96,9 @@ def test_segments_compiled_with_keys_on_demand_keep_none_and_prove_the_same_stat
     assert c.package.segments == segmented["compile"].package.segments and c.package.pk_on_demand
     pkgs = [load(ws, cid) for cid in c.package.segments]
     assert all(p.pk_on_demand and p.pk_bytes > 0 and not p.pk.exists() for p in pkgs)
-    stale = pkgs[1].path / ".tmp-pk-999999999-killed"  # no such process
+    stale = pkgs[1].path / ".tmp-pk-killed"  # a killed prover's: its lock held by no one
     stale.mkdir()
+    (stale / KEY_LOCK).write_text("")
     (stale / "pk.key").write_bytes(b"\0" * 1024)
     out = proofmint.prove(c.circuit_id, input=zoo["lenet"].input, out=tmp_path / "p.json", workers=2,
                           workspace=ws).bundles[0]
@@ -106,6 +108,49 @@ def test_segments_compiled_with_keys_on_demand_keep_none_and_prove_the_same_stat
     assert made.instances == load_any(segmented["bundle"]).instances
     assert all(s.timings["key"] > 0 for s in made.segments)
     assert not [p for pkg in pkgs for p in pkg.path.iterdir() if p.name.startswith(".tmp-") or p.name == "pk.key"]
+
+    kept = proofmint.compile(zoo["lenet"].onnx, segments=3, workspace=ws, keys="kept")
+    assert not kept.package.pk_on_demand
+    assert all(not p.pk_on_demand and p.pk.stat().st_size == p.pk_bytes for p in kept.package.packages(ws))
+    again = proofmint.compile(zoo["lenet"].onnx, segments=3, workspace=ws, keys="on-demand")
+    assert again.cached and again.package.pk_on_demand
+    assert all(p.pk_on_demand and not p.pk.exists() for p in again.package.packages(ws))
+
+
+def test_a_key_being_made_is_not_cleared_and_a_dead_provers_is(tmp_path):
+    import fcntl
+    import os
+    import time
+
+    from proofmint.circuits.package import KEY_LOCK, clear_stale_keys
+
+    live, dead, starting, old = (tmp_path / f".tmp-pk-{n}" for n in ("live", "dead", "starting", "old"))
+    for d in (live, dead, starting, old):
+        d.mkdir()
+    (live / KEY_LOCK).write_text("")
+    (dead / KEY_LOCK).write_text("")
+    os.utime(old, (time.time() - 120, time.time() - 120))  # no lock, and made long ago
+    with open(live / KEY_LOCK, "r+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        clear_stale_keys(tmp_path)
+    assert live.exists() and starting.exists() and not dead.exists() and not old.exists()
+
+
+def test_settings_list_their_range_checks_in_one_order(tmp_path):
+    """ezkl wrote [[-1, 1], [0, 511]] in one compile and [[0, 511], [-1, 1]] in the next: the
+    same model got two circuit ids."""
+    import json
+
+    from proofmint.circuits.candidate import _in_canonical_order
+
+    texts = []
+    for i, checks in enumerate(([[-1, 1], [0, 511]], [[0, 511], [-1, 1]])):
+        path = tmp_path / f"s{i}.json"
+        path.write_text(json.dumps({"run_args": {"logrows": 12}, "required_range_checks": checks,
+                                    "required_lookups": [{"Exp": {"scale": 128.0}}, "ReLU"][::1 - 2 * i]}))
+        _in_canonical_order(path)
+        texts.append(path.read_text())
+    assert texts[0] == texts[1] and json.loads(texts[0])["run_args"] == {"logrows": 12}
 
 
 def test_keys_are_made_on_demand_only_where_they_would_not_all_fit_the_disk(tmp_path):
@@ -118,7 +163,7 @@ def test_keys_are_made_on_demand_only_where_they_would_not_all_fit_the_disk(tmp_
     assert _keys_on_demand("auto", [1, 2], tmp_path) is False
     assert _keys_on_demand("auto", [free // 2 + 1] * 3, tmp_path) is True  # together over, one at a time fits
     assert _keys_on_demand("on-demand", [1, 2], tmp_path) is True
-    with pytest.raises(InvalidModelError, match=r"the 3 segments' keys need about .* of disk"):
+    with pytest.raises(InvalidModelError, match=r"the 3 segments' keys need about .* of disk; .* \(or --keys on-demand"):
         _keys_on_demand("kept", [free // 2 + 1] * 3, tmp_path)
     with pytest.raises(InvalidModelError, match=r"proofs that make their segment's key need about .* of disk"):
         _keys_on_demand("auto", [free + 2**30, 1], tmp_path)

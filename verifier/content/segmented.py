@@ -24,7 +24,7 @@ from eth_abi import encode
 
 from proofmint.circuits.package import CircuitPackage
 from proofmint.circuits.report import CompileReport
-from proofmint.circuits.segmented import MANIFEST, SegmentedPackage
+from proofmint.circuits.segmented import MANIFEST, SegmentedPackage, known_fields
 from proofmint.encoding import InstanceLayout, Visibility
 from proofmint.errors import ContentError, InvalidModelError, ProofmintError, WorkspaceError
 from proofmint.prover.bundle import ProofBundle
@@ -151,7 +151,7 @@ def fetch_segmented(source: Source, manifest_uri: str, root: Path, ws: Workspace
         data = read_json(dest / MANIFEST)
         data.update(visibility=Visibility.of(data["visibility"]),  # the report: the rewrites' chosen constants
                     calibration_report=CompileReport.from_dict(data.get("calibration_report") or {"target": "unknown"}))
-        spkg = SegmentedPackage(**data)
+        spkg = SegmentedPackage(**known_fields(data))
     except (TypeError, KeyError, AttributeError, ProofmintError) as exc:
         raise ContentError(f"the segments.json {manifest_uri} publishes is not a segmented package ({exc})") from None
     spkg.dir = str(dest)
