@@ -168,13 +168,15 @@ def load(ws: Workspace, circuit_id: str, *, root: Path | None = None,
 
 
 @contextmanager
-def proving_key(pkg: CircuitPackage, timings: dict | None = None):
+def proving_key(pkg: CircuitPackage, timings: dict | None = None, setup=None):
     """The path of ``pkg``'s proving key while a proof needs it: its pk.key, or, compiled with
     keys on demand, one made now beside it and deleted after. Setup is deterministic: the
     package's circuit and SRS give the key whose verifying key it holds, and the one made
     with it is compared, so a key that would not prove against that vk is never used.
-    ``timings`` gets the seconds making it took (``key``). The folder it is made in is
-    locked while in use, so a prover killed mid-proof leaves a key the next one clears."""
+    ``timings`` gets the seconds making it took (``key``); ``setup`` makes it (default: ezkl's
+    setup here; a prover passes one in a process of its own, so setup's memory is gone before
+    the proof's). The folder it is made in is locked while in use, so a prover killed
+    mid-proof leaves a key the next one clears."""
     if not pkg.pk_on_demand:
         yield pkg.pk
         return
@@ -189,7 +191,7 @@ def proving_key(pkg: CircuitPackage, timings: dict | None = None):
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             started = time.perf_counter()
-            ezkl_layer.setup(pkg.compiled, made / "vk.key", made / "pk.key", pkg.srs)
+            (setup or ezkl_layer.setup)(pkg.compiled, made / "vk.key", made / "pk.key", pkg.srs)
             if sha256_file(made / "vk.key") != sha256_file(pkg.vk):
                 raise ProvingError(f"the proving key made for circuit {pkg.circuit_id[:16]} does not match its "
                                    f"verifying key (the SRS {pkg.srs} is not the one it was compiled with?) — "

@@ -10,6 +10,7 @@ outputs; every proof is checked before it leaves, and every link.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -128,20 +129,31 @@ def _witness_chain(pkgs: list[CircuitPackage], x: np.ndarray, work: str) -> list
     return [str(p) for p in paths]
 
 
-def _prove_segment(pkg: CircuitPackage, witness: str, out: str) -> dict:
-    """In a child process: one segment's proof (its key made first where the package keeps
-    none), checked before it is returned."""
+def _prove_segment(pkg: CircuitPackage, witness: str, out: str, pk: str | None = None) -> dict:
+    """In a child process: one segment's proof with ``pk`` (default: its own key, made here
+    first where the package keeps none), checked before it is returned."""
     timings: dict = {}
-    with proving_key(pkg, timings) as pk:
+    with contextlib.nullcontext(Path(pk)) if pk else proving_key(pkg, timings) as key:
         t = time.perf_counter()
-        ezkl_layer.prove(Path(witness), pkg.compiled, pk, Path(out), pkg.srs)
+        ezkl_layer.prove(Path(witness), pkg.compiled, key, Path(out), pkg.srs)
         seconds = time.perf_counter() - t
     ok, why = ezkl_layer.verify(Path(out), pkg.settings, pkg.vk, pkg.srs)
     if not ok:
         raise ProvingError(f"segment {pkg.circuit_id[:12]}'s proof does not verify ({why})")
+    return timings | {"prove": round(seconds, 3), "peak_rss_mb": _peak_mb()}
+
+
+def _make_key(compiled: Path, vk: Path, pk: Path, srs: Path) -> float:
+    """In a child process: a key made on demand, by a process whose memory (setup's, about
+    the key's size again) is gone before the proof's begins. Returns its peak MB."""
+    ezkl_layer.setup(compiled, vk, pk, srs)
+    return _peak_mb()
+
+
+def _peak_mb() -> float:
     import resource
 
-    return timings | {"prove": round(seconds, 3), "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def prove_segmented(spkg: SegmentedPackage, ws: Workspace, *, input: str | Path, out: str | Path | None,
@@ -231,13 +243,19 @@ def _prove_locally(pkgs: list[CircuitPackage], witnesses: list[str], work: Path,
 
     @progress.in_context
     def one(i: int):
-        out = work / f"proof-{i}.json"
-        try:
-            timing = run_in_child(_prove_segment, pkgs[i], witnesses[i], str(out),
-                                  env={"RAYON_NUM_THREADS": str(per)}, what=f"segment {i}'s proof")
-        finally:  # a child killed (out of memory) while its key was made leaves it: gone now
+        out, env, made = work / f"proof-{i}.json", {"RAYON_NUM_THREADS": str(per)}, {}
+
+        def setup(*paths):
+            made["key_peak_rss_mb"] = run_in_child(_make_key, *paths, env=env, what=f"segment {i}'s proving key")
+
+        try:  # the key (made on demand) in a process of its own, then the proof in another
+            with proving_key(pkgs[i], made, setup) as pk:
+                timing = run_in_child(_prove_segment, pkgs[i], witnesses[i], str(out), str(pk), env=env,
+                                      what=f"segment {i}'s proof")
+        finally:  # a key whose prover was killed (out of memory): gone now
             if pkgs[i].pk_on_demand:
                 clear_stale_keys(pkgs[i].path)
+        timing = made | timing | {"peak_rss_mb": max(timing["peak_rss_mb"], made.get("key_peak_rss_mb", 0))}
         progress.advance(name)
         proof = json.loads(out.read_text())
         proof.pop("pretty_public_inputs", None)
