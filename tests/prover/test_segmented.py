@@ -169,3 +169,17 @@ def test_keys_are_made_on_demand_only_where_they_would_not_all_fit_the_disk(tmp_
         _keys_on_demand("auto", [free + 2**30, 1], tmp_path)
     with pytest.raises(UsageError, match=r"--keys lazy — choose one of auto, kept, on-demand"):
         proofmint.compile(tmp_path / "none.onnx", keys="lazy")
+
+
+def test_one_circuit_compiled_with_keys_on_demand_proves_without_a_kept_key(zoo, tmp_path):
+    from proofmint.circuits.package import load
+    from proofmint.store import Workspace
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    c = proofmint.compile(zoo["mlp"].onnx, workspace=ws, keys="on-demand")
+    pkg = load(ws, c.circuit_id)
+    assert pkg.pk_on_demand and not pkg.pk.exists()
+    out = proofmint.prove(c.circuit_id, input=zoo["mlp"].input, out=tmp_path / "p.json", workspace=ws).bundles[0]
+    assert proofmint.verify(out, workspace=ws).valid
+    assert json.loads(open(out).read())["timings"]["key"] > 0
+    assert not [p for p in pkg.path.iterdir() if p.name.startswith(".tmp-") or p.name == "pk.key"]
