@@ -13,7 +13,6 @@ import os
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -167,7 +166,7 @@ def load(ws: Workspace, circuit_id: str, *, root: Path | None = None,
     return pkg
 
 
-@contextmanager
+@contextlib.contextmanager
 def proving_key(pkg: CircuitPackage, timings: dict | None = None, setup=None):
     """The path of ``pkg``'s proving key while a proof needs it: its pk.key, or, compiled with
     keys on demand, one made now beside it and deleted after. Setup is deterministic: the
