@@ -179,8 +179,10 @@ def test_a_chain_whose_scale_outgrows_the_budget_is_refused_before_any_setup(tmp
 
 def _gpt_segment_settings(logrows: int) -> dict:
     """The zoo GPT's (size tiny) first segment at scale 11, as ezkl calibrated it here: its setup
-    wrote an 11,143,812,651-byte key at logrows 19 (21,255 bytes a row)."""
-    return {"num_rows": 477_216, "required_lookups": [{"Exp": {"scale": 2048.0, "base": 2.7182817}}],
+    wrote an 11,143,812,651-byte key at logrows 19 (21,255 bytes a row). It holds the token
+    embedding's Gather: ezkl's one dynamic lookup."""
+    return {"num_rows": 477_216, "num_dynamic_lookups": 1, "total_dynamic_col_size": 1536,
+            "required_lookups": [{"Exp": {"scale": 2048.0, "base": 2.7182817}}],
             "required_range_checks": [[0, 8191], [-1, 1], [0, 1]],
             "einsum_params": {"total_einsum_col_size": 22_056},
             "run_args": {"logrows": logrows, "input_scale": 11, "num_inner_cols": 2, "lookup_range": [-359_950, 0],
@@ -189,12 +191,17 @@ def _gpt_segment_settings(logrows: int) -> dict:
 
 def test_a_key_is_sized_by_its_columns_before_its_setup():
     """A flat hashed rate (10,240 bytes a row) put the GPT segment above at 5.4 GB, within a 6 GiB
-    budget; its setup wrote 11.1 GB. Counted by columns (tables, hashing, Freivalds' argument),
-    the estimate is at or above the key setup writes, 10 % over here (the LeNet chain's keys
-    above: within 15 %)."""
-    written = 11_143_812_651
-    assert written <= key_bytes(_gpt_segment_settings(19)) <= 1.11 * written
+    budget; its setup wrote 11.1 GB. Counted by columns (tables, hashing, Freivalds' argument,
+    the embedding's dynamic lookup), the estimate is at or above the key setup writes, 15 % over
+    here (the LeNet chain's keys above: within 15 %). The same attention block without the
+    embedding wrote 10,640,299,299 bytes: its estimate is 1,024 bytes a row less, so a budget
+    between the two cuts the embedding off (what let the GPT prove in 23.5 GB)."""
+    written, attention = 11_143_812_651, 10_640_299_299
+    assert written <= key_bytes(_gpt_segment_settings(19)) <= 1.16 * written
     assert key_bytes(_gpt_segment_settings(19)) > 6 * 2**30 > 10_240 * 2**19
+    plain = {k: v for k, v in _gpt_segment_settings(19).items() if "dynamic" not in k}
+    assert attention <= key_bytes(plain) <= 1.16 * attention
+    assert key_bytes(_gpt_segment_settings(19)) - key_bytes(plain) == 1_024 * 2**19
 
 
 @pytest.mark.parametrize("batch,lineage,way", [
