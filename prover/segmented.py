@@ -227,17 +227,24 @@ def prove_one(spkg: SegmentedPackage, pkgs: list[CircuitPackage], model, x: np.n
         shutil.rmtree(work, ignore_errors=True)
 
 
+def workers_the_disk_holds(pkgs: list[CircuitPackage], workers: int) -> int:
+    """``workers``, or fewer where segments compiled with keys on demand would make more keys at
+    once than the disk holds (each worker makes its segment's key before its proof)."""
+    made = [p.pk_bytes + KEY_HEADROOM for p in pkgs if p.pk_on_demand]
+    if not made or workers < 2 or workers * max(made) <= (free := shutil.disk_usage(pkgs[0].path).free):
+        return workers
+    k = max(1, free // max(made))
+    progress.note(f"proving on {k} worker{'s' * (k > 1)}, not {workers}: each makes a "
+                  f"{max(made) / 2**30:.1f} GiB key and {free / 2**30:.1f} GiB of disk is free")
+    return k
+
+
 def _prove_locally(pkgs: list[CircuitPackage], witnesses: list[str], work: Path, workers: int,
                    threads: int | None) -> tuple[list, list[WorkerStats]]:
     """The segments' proofs on up to ``workers`` processes at once, cores split among them."""
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}")
-    k = min(workers, len(pkgs))
-    made = [p.pk_bytes + KEY_HEADROOM for p in pkgs if p.pk_on_demand]
-    if made and k > 1 and k * max(made) > (free := shutil.disk_usage(pkgs[0].path).free):
-        k = max(1, free // max(made))  # each worker makes a key at once: as many as the disk holds
-        progress.note(f"proving on {k} worker{'s' * (k > 1)}, not {min(workers, len(pkgs))}: each makes a "
-                      f"{max(made) / 2**30:.1f} GiB key and {free / 2**30:.1f} GiB of disk is free")
+    k = workers_the_disk_holds(pkgs, min(workers, len(pkgs)))
     per = threads_per_worker(k, threads)
     name = f"prove {len(pkgs)} segments on {k} worker{'s' * (k > 1)}"
 

@@ -171,6 +171,31 @@ def test_keys_are_made_on_demand_only_where_they_would_not_all_fit_the_disk(tmp_
         proofmint.compile(tmp_path / "none.onnx", keys="lazy")
 
 
+def test_a_proof_whose_key_the_disk_cant_take_is_refused_and_workers_fall_to_what_it_holds(tmp_path):
+    """Sized against this disk's real free space: a key made on demand that would not fit is
+    refused in one line before any setup (nothing made), and workers that would each make one
+    at once fall to as many as the disk holds."""
+    import shutil
+    from types import SimpleNamespace
+
+    from proofmint.circuits.package import proving_key
+    from proofmint.errors import WorkspaceError
+    from proofmint.prover.segmented import workers_the_disk_holds
+
+    free = shutil.disk_usage(tmp_path).free
+    big = SimpleNamespace(pk_on_demand=True, pk_bytes=free + 2**30, path=tmp_path, circuit_id="ab" * 32)
+    with pytest.raises(WorkspaceError, match=r"^circuit abababababababab's proving key is made for each proof and "
+                                             r"needs .* GiB of disk; .* GiB free — free space there, or prove "
+                                             r"with fewer --workers$"):
+        with proving_key(big):
+            pass
+    assert list(tmp_path.iterdir()) == []
+    half = [SimpleNamespace(pk_on_demand=True, pk_bytes=free // 2, path=tmp_path)] * 3
+    assert workers_the_disk_holds(half, 3) == 1  # two such keys at once would not fit
+    assert workers_the_disk_holds([SimpleNamespace(pk_on_demand=True, pk_bytes=1, path=tmp_path)] * 3, 3) == 3
+    assert workers_the_disk_holds([SimpleNamespace(pk_on_demand=False, pk_bytes=free, path=tmp_path)] * 3, 3) == 3
+
+
 def test_one_circuit_compiled_with_keys_on_demand_proves_without_a_kept_key(zoo, tmp_path):
     from proofmint.circuits.package import load
     from proofmint.store import Workspace
