@@ -239,3 +239,37 @@ def test_keys_that_would_not_fit_the_disk_are_refused_before_any_setup(tmp_path)
     with pytest.raises(InvalidModelError, match=r"the 8 segments' keys need about .* of disk; .*/ws has .* free — "
                                                 r"free space there, or set PROOFMINT_HOME \(or --workspace\) to a larger disk"):
         check_disk(free + 2**40, tmp_path / "ws", "the 8 segments' keys")
+
+
+class Embed(nn.Module):
+    """A token embedding and a layer after it: ids in, like the zoo GPT's first nodes."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.out = nn.Embedding(32, 8), nn.Linear(8, 4)
+
+    def forward(self, ids):
+        return self.out(self.emb(ids))
+
+
+def test_a_gather_at_input_indices_is_sized_with_its_dynamic_lookup(tmp_path):
+    """ezkl lays out a Gather at input-dependent indices (a token embedding) as a dynamic lookup,
+    with columns of its own: the zoo GPT's first segment wrote 960 bytes a row more than the same
+    attention block without the embedding, and sized as if it had none, the embedding stayed in a
+    segment whose proof needed more than this machine's memory. Read from ezkl's own settings at
+    planning, a segment holding the Gather is sized with it, and one after it without."""
+    torch.manual_seed(0)
+    path = tmp_path / "embed.onnx"
+    torch.onnx.export(Embed().eval(), (torch.zeros(1, 16, dtype=torch.long),), str(path),
+                      opset_version=18, dynamo=False)
+    planner = segments.Planner(load_onnx(path), Visibility("public", "public", "fixed"), "hashed", tmp_path / "plan")
+    cut = next(c for c in planner.cuts if planner.nodes[c.after].op_type == "Gather")
+    planner.segment_rows(planner.start, None)
+    planner.segment_rows(cut, None)
+    settings = {p.name: json.loads(p.read_text()) for p in (tmp_path / "plan").glob("probe-*.json")}
+    whole, after = settings["probe-0.json"], settings["probe-1.json"]
+    assert whole["num_dynamic_lookups"] >= 1 and after["num_dynamic_lookups"] == 0
+    without = {k: v for k, v in whole.items() if k != "num_dynamic_lookups"}
+    assert planner.key(planner.start, None) == key_bytes(whole, whole["num_rows"])
+    assert key_bytes(whole, whole["num_rows"]) - key_bytes(without, whole["num_rows"]) == \
+        1_024 * 2 ** whole["num_rows"].bit_length()
