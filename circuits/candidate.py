@@ -42,8 +42,8 @@ def columns(settings: dict, logrows: int | None = None) -> int:
 # estimated), the tiny GPT's attention segments' 20,295 (23,432), a hashed LeNet's 10,051
 # (10,563). A dynamic lookup (ezkl's Gather from a table at input-dependent indices: the GPT's
 # token embedding) adds columns of its own: the GPT's first segment, an attention segment with
-# the embedding in it, wrote 21,255 a row, 960 more (1,024 taken; 24,456 estimated). Shuffles
-# are inside the attention keys' figures, not counted apart.
+# the embedding in it, wrote 21,255 a row, 960 more (1,024 taken a column of its table; 24,456
+# estimated). Shuffles are inside the attention keys' figures, not counted apart.
 KEY_BASE, KEY_PER_COLUMN, KEY_HASHED, KEY_FREIVALDS, KEY_SLACK = 1_666, 256, 6_337, 11_333, 65_536
 KEY_DYNAMIC = 1_024
 
@@ -57,7 +57,9 @@ def key_bytes(settings: dict, rows: int | None = None) -> int:
     logrows = max(rows, 1).bit_length() if rows is not None else ra["logrows"]
     hashed = "Hashed" in json.dumps([ra.get("input_visibility"), ra.get("output_visibility")])
     freivalds = settings.get("einsum_params", {}).get("total_einsum_col_size", 0) > 0
-    dynamic = settings.get("num_dynamic_lookups", 0) > 0
+    # a dynamic table longer than 2^logrows is split over several columns, like a fixed one
+    dynamic = math.ceil(settings.get("total_dynamic_col_size", 0) / 2 ** logrows) \
+        if settings.get("num_dynamic_lookups", 0) > 0 else 0
     per_row = (KEY_BASE + KEY_PER_COLUMN * columns(settings, logrows) + KEY_HASHED * hashed
                + KEY_FREIVALDS * freivalds + KEY_DYNAMIC * dynamic)
     return per_row * 2 ** logrows + KEY_SLACK

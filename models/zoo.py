@@ -339,11 +339,12 @@ class GPTSize:
 # "quick" is the same shape at toy width, for tests. "small": 4 blocks of 2 heads at width 16,
 # 5,340,390 rows (a ~16 GiB key: over this machine's budget); its attention halves stay at
 # 764,992 rows even with the 1/sqrt(d) moved onto q (rewrite.scale_first), so its 8 segments
-# need logrows 20. "tiny", 1 head: 8 segments of 409,536-480,256 rows (logrows 19) whose
-# chain keeps the logits within 1 % at scale 11 (found in 598 s); but a segment's key is
-# 11.1 GB (setup 208 s): Freivalds' columns for the products of computed tensors and an exp
-# table of 360 k rows, 21,255 bytes a row. 8 such keys are ~89 GB, more than this machine's
-# free disk (72 GB) — not proven here (bench/results/segmented-cpu-2core/gpt-small.md). At 48
+# need logrows 20. "tiny", 1 head, is proven here: under --max-key 11.8G, 9 segments (the
+# embedding alone, then 8 halves of 409,536-480,256 rows, logrows 19) whose chain keeps the
+# logits within 0.30 % at scale 11; each half's key is 9.6-10.6 GB (Freivalds' columns for the
+# products of computed tensors and an exp table of 360 k rows), 81.8 GB in all, more than the
+# free disk, so each proof makes its key first (keys on demand); one inference in 49 minutes
+# at a 22.1 GB peak (bench/results/segmented-cpu-2core/gpt-tiny.md). At 48
 # the 8 segments are logrows 21, and a key setup at logrows 21-22 did not finish within 35 minutes.
 GPT_SIZES = {
     "default": GPTSize(d_model=48, layers=4, heads=4, steps=2000, batch=32, lr=3e-3),

@@ -228,8 +228,9 @@ def prove_one(spkg: SegmentedPackage, pkgs: list[CircuitPackage], model, x: np.n
 
 
 def workers_the_disk_holds(pkgs: list[CircuitPackage], workers: int) -> int:
-    """``workers``, or fewer where segments compiled with keys on demand would make more keys at
-    once than the disk holds (each worker makes its segment's key before its proof)."""
+    """``workers`` (at most one a segment), or fewer where segments compiled with keys on demand
+    would make more keys at once than the disk holds (each worker makes its key before its proof)."""
+    workers = min(workers, len(pkgs))
     made = [p.pk_bytes + KEY_HEADROOM for p in pkgs if p.pk_on_demand]
     if not made or workers < 2 or workers * max(made) <= (free := shutil.disk_usage(pkgs[0].path).free):
         return workers
@@ -244,7 +245,7 @@ def _prove_locally(pkgs: list[CircuitPackage], witnesses: list[str], work: Path,
     """The segments' proofs on up to ``workers`` processes at once, cores split among them."""
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, not {workers}")
-    k = workers_the_disk_holds(pkgs, min(workers, len(pkgs)))
+    k = workers_the_disk_holds(pkgs, workers)
     per = threads_per_worker(k, threads)
     name = f"prove {len(pkgs)} segments on {k} worker{'s' * (k > 1)}"
 
