@@ -46,7 +46,7 @@ def _prove(circuit: str, inp: Path, out: Path, ws: Workspace, **kw) -> dict:
     wall = time.perf_counter() - t
     if r.failures or not api.verify(r.bundles[0], workspace=ws).valid:
         raise ProofmintError(f"a proof of {circuit[:12]} failed: {r.failures}")
-    # one stats record a segment (or the one circuit); workers: as asked (Ray: its nodes' tasks)
+    # peak: one stats record a segment (or the one circuit); workers: as asked (none on Ray)
     return {"wall_s": round(wall, 2), "peak_rss_mb": [w.peak_rss_mb for w in r.workers],
             **({"workers": kw["workers"]} if "workers" in kw else {})}
 

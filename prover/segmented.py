@@ -256,13 +256,11 @@ def _prove_locally(pkgs: list[CircuitPackage], witnesses: list[str], work: Path,
         def setup(*paths):
             made["key_peak_rss_mb"] = run_in_child(_make_key, *paths, env=env, what=f"segment {i}'s proving key")
 
-        try:  # the key (made on demand) in a process of its own, then the proof in another
-            with proving_key(pkgs[i], made, setup) as pk:
-                timing = run_in_child(_prove_segment, pkgs[i], witnesses[i], str(out), str(pk), env=env,
-                                      what=f"segment {i}'s proof")
-        finally:  # a key whose prover was killed (out of memory): gone now
-            if pkgs[i].pk_on_demand:
-                clear_stale_keys(pkgs[i].path)
+        # the key (made on demand) in a process of its own, then the proof in another; this thread
+        # holds the key's folder, so it is deleted however either child ends (killed: out of memory)
+        with proving_key(pkgs[i], made, setup) as pk:
+            timing = run_in_child(_prove_segment, pkgs[i], witnesses[i], str(out), str(pk), env=env,
+                                  what=f"segment {i}'s proof")
         timing = made | timing | {"peak_rss_mb": max(timing["peak_rss_mb"], made.get("key_peak_rss_mb", 0))}
         progress.advance(name)
         proof = json.loads(out.read_text())
