@@ -106,6 +106,9 @@ def one(spec: str, options: dict, out: Path, ws: Workspace, ray: bool, rpc_url: 
         for workers in provers:
             row["segmented"][f"prove_{workers}"] = _prove(seg.circuit_id, inp, out / f"{name}-w{workers}.json", ws,
                                                           workers=workers)
+        if not provers:  # compiled only: its proof takes longer than a session here
+            row["segmented"]["key_estimate_bytes"] = [s["key_bytes"] for s in spkg.plan["segments"]]
+            return row
         b = load_any(out / f"{name}-w{provers[-1]}.json")
         row["segmented"]["per_segment_prove_s"] = [s.timings.get("prove") for s in b.segments]
         if spkg.pk_on_demand:  # each proof made its key first: its seconds are in the wall time
@@ -127,7 +130,8 @@ def one(spec: str, options: dict, out: Path, ws: Workspace, ray: bool, rpc_url: 
 def parse(item: str) -> tuple[str, dict]:
     """``zoo:lenet`` (three segments), ``zoo:lenet@segments=4``, ``DIR@max-key=1G``, and after a
     comma ``workers=1`` to prove once, on one worker (a model whose one proof takes most of a
-    session: the zoo GPT on 2 cores) and ``budget=SECONDS`` for compile's scale search."""
+    session: the zoo GPT on 2 cores), ``workers=0`` to compile only (one whose proof takes more
+    than a session: EZKL's mnist_gan on 2 cores) and ``budget=SECONDS`` for compile's scale search."""
     spec, _, rest = item.partition("@")
     options: dict = {}
     for option in filter(None, rest.split(",")):
@@ -136,13 +140,14 @@ def parse(item: str) -> tuple[str, dict]:
             options["segments"] = int(value)
         elif key in ("max-key", "max_key") and value:
             options["max_key"] = value
-        elif key == "workers" and value == "1":
-            options["provers"] = (1,)
+        elif key == "workers" and value in ("0", "1"):
+            options["provers"] = (1,) if value == "1" else ()
         elif key == "budget" and value.replace(".", "", 1).isdigit():
             options["budget"] = float(value)
         else:
             raise UsageError(f"--only {item}: write MODEL, MODEL@segments=N or MODEL@max-key=SIZE, "
-                             "optionally followed by ,workers=1 and ,budget=SECONDS (the scale search's)")
+                             "optionally followed by ,workers=1 (or 0: compile only) and ,budget=SECONDS "
+                             "(the scale search's)")
     if "segments" not in options and "max_key" not in options:
         options["segments"] = 3
     return spec, options
@@ -185,14 +190,17 @@ def markdown(res: dict, machine: str) -> str:
                          f"{_gas(s)} |")
         g = r["segmented"]
         wall = [f"{g[k]['wall_s']:.1f}" if k in g else "—" for k in ("prove_1", "prove_2", "prove_ray2")]
-        peak = max(m for k in ("prove_1", "prove_2") if k in g for m in g[k]["peak_rss_mb"])
+        peak = max((m for k in ("prove_1", "prove_2") if k in g for m in g[k]["peak_rss_mb"]), default=None)
         lines.append(
             f"| {r['model']} | {g['segments']} segments ({g['link']}) | {', '.join(map(str, g['logrows']))} | "
             f"{', '.join(f'{x:,}' for x in g['rows'])} | {', '.join(f'{x / 1e6:.0f}' for x in g['pk_bytes'])} | "
-            f"{g['error']:.2%} | {' | '.join(wall)} | {peak:.0f} | {_gas(g)} |")
+            f"{g['error']:.2%} | {' | '.join(wall)} | {'—' if peak is None else f'{peak:.0f}'} | {_gas(g)} |")
     lines += ["", "Cuts: " + "; ".join(f"{r['model']}: {r['segmented']['why']}" for r in res["segmented"]), ""]
     lines += [f"Keys made on demand ({r['model']}): each proof made its segment's key first, in "
               + ", ".join(f"{k:.0f}" for k in r["segmented"]["per_segment_key_s"]) + " s (in the wall time, "
               "not in each segment's prove seconds); the peak includes it." for r in res["segmented"] if r["segmented"].get("per_segment_key_s")]
+    lines += [f"Compiled only ({r['model']}, compile {r['segmented']['compile_s']:,.0f} s): not proven in this run; "
+              "keys estimated at plan time " + ", ".join(f"{k / 1e6:,.0f}" for k in r["segmented"]["key_estimate_bytes"])
+              + " MB." for r in res["segmented"] if "key_estimate_bytes" in r["segmented"]]
     lines += [""] if lines[-1] else []
     return "\n".join(lines)

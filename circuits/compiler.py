@@ -406,6 +406,12 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
         except EzklPanicError as exc:  # ezkl names no layer: find the node it fails on
             with progress.step("find the node ezkl fails on"):
                 raise locate.explain(exc, graph, visibility, scratch / "locate") from None
+        if chosen.key_bytes > key_budget and split.count is None and lineage is None and batch == 1 \
+                and target == "balanced":  # the scale its outputs need outgrew the size check's estimate
+            progress.note(f"{model.path.name}: the circuit that keeps its outputs (logrows {chosen.logrows}) needs a "
+                          f"key of about {calibrate.gib(chosen.key_bytes)}, over the {calibrate.gib(key_budget)} budget")
+            return _segmented(ws, model, graph, samples, visibility, task, tolerance, budget, key_budget, split,
+                              srs_path, scratch, rows, chosen.key_bytes, batch, target, timings, vocab, rewrites)
         check_chosen_key(model, chosen, key_budget, batch, lineage is not None)
         report.graph = ("native" if graph is model else
                         "side-by-side" if batch > 1 and model.batch_axis is None else "rewritten")

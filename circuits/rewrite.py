@@ -41,6 +41,8 @@ import numpy as np
 from proofmint.errors import InvalidModelError
 from proofmint.models.onnx_model import MAX_OPSET, UNSUPPORTED_OPS, OnnxModel, extract, load_onnx, settle_ir
 
+from . import split
+
 MIN_OPSET = 9
 EMIT_OPSET = 11  # the rewrites write Slice (opset 10) and Pad (11) with tensor inputs
 RTOL = 1e-5
@@ -57,12 +59,14 @@ class Applied:
     # a constant chosen from the calibration samples (a mask's fill), by the tensor it makes:
     # recorded so the graph can be rebuilt without them (verify-asset, derived_vk)
     chosen: dict[str, float] | None = None
+    groups: int | None = None  # a layer split into channel groups for segments (:mod:`.split`)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d.pop("span")
-        if d["chosen"] is None:
-            d.pop("chosen")
+        for k in ("chosen", "groups"):
+            if d[k] is None:
+                d.pop(k)
         return d
 
 
@@ -75,8 +79,25 @@ def recorded(rewrites: list[dict] | None) -> set[tuple[str, str]] | None:
 
 def replay(model: OnnxModel, dest: Path, rewrites: list[dict] | None) -> OnnxModel:
     """The graph a compile whose report lists ``rewrites`` built from ``model``, without its
-    samples: the constants it chose, and only the rewrites it applied (verify-asset)."""
-    return rewrite(model, dest, np.empty((0, 0)), chosen_constants(rewrites or []), recorded(rewrites))[0]
+    samples: the layers it split into channel groups, the constants it chose, and only the
+    rewrites it applied (verify-asset)."""
+    splits = split.recorded(rewrites)
+    if splits:
+        model = split.apply(model, dest.with_name(f"{dest.stem}-split.onnx"), splits)
+    graph = rewrite(model, dest, np.empty((0, 0)), chosen_constants(rewrites or []), recorded(rewrites))[0]
+    return split.sequence(graph, dest) if splits else graph
+
+
+def grouped(model: OnnxModel, dest: Path, samples: np.ndarray, pair: split.Pair,
+            groups: int) -> tuple[OnnxModel, list[Applied]]:
+    """``model`` with ``pair``'s first layer split into ``groups`` channel groups, then
+    rewritten like any graph: what ezkl compiles, and what the report records (the split
+    first: a replay splits, then rewrites)."""
+    pre = split.apply(model, dest.with_name(f"{dest.stem}-split.onnx"), [(pair.node, groups)])
+    applied = [Applied(pair.op, pair.node, pair.into(groups), groups=groups)]
+    _check_equivalent(model, pre, samples, applied)
+    graph, more = rewrite(pre, dest, samples)
+    return split.sequence(graph, dest), applied + more
 
 
 def _key(node) -> tuple[str, str]:

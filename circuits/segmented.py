@@ -29,7 +29,7 @@ from proofmint.errors import InvalidModelError, ProvingError, WorkspaceError
 from proofmint.models.onnx_model import OnnxModel, extract, load_onnx
 from proofmint.store import Workspace, atomic_write_bytes, atomic_write_json, canonical_json, read_json, sha256_bytes
 
-from . import segments as segments_mod, srs as srs_mod, witness as witness_mod
+from . import rewrite as rewrite_mod, segments as segments_mod, split, srs as srs_mod, witness as witness_mod
 from .calibrate import check_disk, free_disk, gib
 from .fidelity import acceptable, goal_text, measured, out_of_reach, quality_line
 from .report import CompileReport
@@ -142,8 +142,7 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
     if link not in segments_mod.LINKS:
         raise InvalidModelError(f"unknown link '{link}' — choose one of {', '.join(segments_mod.LINKS)}")
     started = time.monotonic()
-    plan = segments_mod.plan(graph, visibility, work / "plan", budget_bytes=budget_bytes, count=count, link=link,
-                             name=model.path.name)
+    plan, graph, rewrites = _plan(model, graph, samples, visibility, budget_bytes, count, link, work, rewrites)
     for s in plan.segments:
         progress.note(f"segment {s.index}: {s.nodes} nodes, {s.rows:,} rows at ezkl's defaults"
                       + (f", then carries {s.end.values} values" if s.end else ""))
@@ -187,6 +186,43 @@ def compile_segmented(ws: Workspace, model: OnnxModel, graph: OnnxModel, samples
     atomic_write_bytes(pkg.path / "model.onnx", model.data)  # the float reference, and what the id names
     pkg.save()
     return pkg
+
+
+def _plan(model: OnnxModel, graph: OnnxModel, samples: Samples, visibility: Visibility, budget_bytes: int,
+          count: int | None, link: str, work: Path, rewrites: list[dict] | None):
+    """The plan, and the graph and rewrites it cuts: ``graph`` as compile rewrote it where a
+    plan fits; where none does, the model with its costliest splittable layer in channel
+    groups (:mod:`.split`), the fewest of :data:`split.GROUPS` whose groups each fit."""
+    def planned(g: OnnxModel, why: str | None = None) -> segments_mod.Plan:
+        return segments_mod.plan(g, visibility, work / "plan", budget_bytes=budget_bytes, count=count, link=link,
+                                 name=model.path.name, **({"two": why} if why else {}))
+
+    try:
+        return planned(graph), graph, rewrites
+    except InvalidModelError as exc:
+        refused = exc
+    # a cut never carries the model's input (only consecutive segments are linked): a layer
+    # that reads it leaves no cut between its groups
+    pair = next((p for p in split.pairs(model) if p.reads not in model.input_names), None)
+    tried = [g for g in split.GROUPS if pair and g <= pair.channels]
+    for groups in tried:
+        with progress.step(f"split {pair.node!r} into {groups} channel groups"):
+            g, applied = rewrite_mod.grouped(model, work / f"grouped-{groups}.onnx", samples.calibration, pair, groups)
+            planner = segments_mod.Planner(g, visibility, link, work / f"groups-{groups}")
+            ends = [next((c for c in planner.cuts if pair.sum_after(i, groups) in c.tensors), None) for i in (1, 2)]
+            key = planner.key(*ends) if all(ends) else None
+        if key is None or key > budget_bytes:
+            continue  # one group alone is over: more groups
+        progress.note(f"{model.path.name}: no cut fits {segments_mod.size_text(budget_bytes)} — {pair.node!r} "
+                      f"split into {pair.into(groups)} (a group's segment: about {segments_mod.size_text(key)})")
+        plan = planned(g, f"{pair.node!r} split into {groups} channel groups: a cut between two carries "
+                          "the layer's input and the running sum")
+        return plan, g, [a.to_dict() for a in applied]
+    if not tried:
+        raise refused
+    head, sep, tail = str(refused).partition(" — ")
+    raise InvalidModelError(f"{head}, nor with {pair.node!r} split into up to {tried[-1]} channel groups"
+                            + (f" — {tail}" if sep else ""))
 
 
 def _extract(graph: OnnxModel, plan: segments_mod.Plan, visibility: Visibility, link: str,

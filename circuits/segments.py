@@ -206,11 +206,13 @@ def _minimax(pairs: dict[tuple[int, int], int], n: int, k: int) -> tuple[int, li
 
 
 def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: int,
-         count: int | None = None, link: str = "hashed", batch: int = 1, name: str | None = None) -> Plan:
+         count: int | None = None, link: str = "hashed", batch: int = 1, name: str | None = None,
+         two: str = "a cut across a residual connection carries both its tensors") -> Plan:
     """The segments ``graph`` is proven as: the fewest whose keys each fit ``budget_bytes``
     (or exactly ``count``), cut where the largest of them is smallest. Cuts that carry one
     tensor are tried first; cuts across a residual connection (two) only if those can't do it.
-    ``name``: the user's file, which messages name (``graph`` may be its rewritten copy)."""
+    ``name``: the user's file, which messages name (``graph`` may be its rewritten copy);
+    ``two``: why the plan says a cut carries two tensors."""
     name = name or graph.path.name
     planner = Planner(graph, visibility, link, work, batch)
     if not planner.cuts:
@@ -234,7 +236,7 @@ def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: 
         fewest = next((k for k in range(2, n + 1) if _minimax(pairs, n, k)), None) if count else None
         raise InvalidModelError(
             f"{name} can't be cut into {count or 'any number of'} segments whose keys each fit "
-            f"{_size(budget_bytes)} (each sized at ezkl's defaults by its columns)"
+            f"{size_text(budget_bytes)} (each sized at ezkl's defaults by its columns)"
             + (f"; {fewest} segments can — pass --segments {fewest}" if fewest else "")
             + " — raise --max-key, or prove on a machine with more memory")
     k, (largest, ends) = found
@@ -245,10 +247,9 @@ def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: 
         segments.append(Segment(idx, a, b, pairs[(start, end)], nodes, planner.key(a, b)))
         start = end
     why = (f"{k} segments, as asked" if count else
-           f"{k} segments: the fewest whose proving keys each fit {_size(budget_bytes)}")
+           f"{k} segments: the fewest whose proving keys each fit {size_text(budget_bytes)}")
     why += (f"; cut where the largest is smallest ({largest:,} rows at ezkl's defaults)"
-            + ("" if all(len(s.start.tensors) == 1 for s in segments[1:]) else
-               "; a cut across a residual connection carries both its tensors"))
+            + ("" if all(len(s.start.tensors) == 1 for s in segments[1:]) else f"; {two}"))
     return Plan(segments, budget_bytes, why, {f"{a}-{b}": r for (a, b), r in planner.rows.items()})
 
 
@@ -258,6 +259,6 @@ def segment_visibility(model: Visibility, link: str, *, first: bool, last: bool)
     return Visibility(model.input if first else link, model.output if last else link, model.param)
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
     return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB"
 

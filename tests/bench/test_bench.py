@@ -80,3 +80,19 @@ def test_segmented_bench_mints_each_form_as_one_token(tmp_path):
     assert len(alone) == 2 and seg["mint"]["gas"] > sum(alone) > 0  # both checked in the one mint
     table = (out / "segmented.md").read_text()
     assert "mint gas" in table and f"{seg['mint']['gas']:,}" in table
+
+
+def test_a_segmented_model_whose_proof_outlasts_a_session_is_benched_compiled_only():
+    """``workers=0``: compile only (EZKL's mnist_gan takes hours to prove on 2 cores); its row
+    shows the plan, the keys and the error, and no prove time or gas it did not measure."""
+    from proofmint.benchmarks import segmented
+
+    assert segmented.parse("gan@max-key=12G,workers=0") == ("gan", {"max_key": "12G", "provers": ()})
+    row = {"model": "gan", "single": {"refused": "over the budget"}, "segmented": {
+        "compile_s": 3600.4, "segments": 2, "link": "hashed", "logrows": [20, 18], "rows": [921_857, 215_209],
+        "pk_bytes": [10_000_000_000, 2_000_000_000], "error": 0.004, "why": "2 segments",
+        "key_estimate_bytes": [12_000_000_000, 3_000_000_000]}}
+    md = segmented.markdown({"segmented": [row]}, "a machine")
+    line = next(x for x in md.splitlines() if x.startswith("| gan | 2 segments"))
+    assert line.endswith("| 0.40% | — | — | — | — | — |"), line
+    assert "Compiled only (gan, compile 3,600 s): not proven in this run; keys estimated at plan time 12,000, 3,000 MB." in md

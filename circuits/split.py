@@ -1,0 +1,263 @@
+"""A layer too wide for any segment: its output channels split into groups, each carried
+through the next layer and summed there.
+
+A cut between segments is a point where at most two tensors carry everything on, and one
+wide layer has none inside it: EZKL's mnist_gan spends 6.0 M of its 7.45 M rows in one
+transposed convolution (64 -> 128 channels, 7x7 -> 14x14) and the next, whose key no budget
+on a 24 GB machine holds. Where a layer A (Conv or ConvTranspose) feeds, through ops that
+act on each channel alone (BatchNormalization, an activation, a per-channel Add or Mul), a
+layer B (Conv or ConvTranspose) that sums over those channels,
+
+    B(f(A(x))) = sum over groups g of B_g(f_g(A_g(x)))
+
+where A_g makes only group g's channels, f_g is f on them and B_g reads only them (B's bias
+once). Written as G such chains and a running sum, the graph has a cut after each group that
+carries two tensors — A's input and the partial sum, each the size of a layer's input or
+output, never A's wide output — and the planner cuts there. The split is a float identity up
+to the order of the sums (checked on the samples like every rewrite).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from proofmint.errors import InvalidModelError
+from proofmint.models.onnx_model import OnnxModel, load_onnx, settle_ir
+
+LAYERS = ("Conv", "ConvTranspose")
+UNARY = ("Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Softplus",
+         "Softsign", "Identity", "Clip", "Erf", "Gelu", "MaxPool", "AveragePool", "GlobalAveragePool",
+         "GlobalMaxPool")  # a pool too acts on each channel alone
+BINARY = ("Add", "Sub", "Mul", "Div", "PRelu")  # with a constant of one value, or one a channel
+GROUPS = (4, 8, 16, 32, 64)  # tried in turn: each link hashes A's input and the sum, so fewer is cheaper
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A layer whose channels can be grouped (``node``) and the layer that sums them (``then``)."""
+
+    node: str
+    op: str
+    then: str
+    channels: int
+    products: int  # multiplications of both layers, a transposed one's counted per output phase
+    out: str  # the tensor B makes: after the split, the last group's sum
+    reads: str  # A's input, which every group reads
+
+    def into(self, groups: int) -> str:
+        return f"{groups} groups of its {self.channels} channels, each through {self.then!r}, summed"
+
+    def sum_after(self, group: int, groups: int) -> str:
+        """The running sum's tensor after ``group`` (1 .. groups - 1; the last is B's own)."""
+        return self.out if group == groups - 1 else f"{self.out}/sum/group{group}"
+
+
+def pairs(model: OnnxModel) -> list[Pair]:
+    """The layers of ``model`` that can be split by channel, the costliest first."""
+    graph = _graph(model)
+    found = [_pair(a, chain, b) for a, chain, b in _chains(graph)]
+    return sorted(found, key=lambda p: -p.products)
+
+
+def recorded(rewrites: list | None) -> list[tuple[str, int]]:
+    """The splits a compile's report lists: (node, groups)."""
+    return [(str(r["node"]), int(r["groups"])) for r in rewrites or []
+            if isinstance(r, dict) and isinstance(r.get("groups"), int) and not isinstance(r["groups"], bool)]
+
+
+def apply(model: OnnxModel, dest: Path, splits: list[tuple[str, int]]) -> OnnxModel:
+    """``model`` with each named layer split into that many channel groups, written to ``dest``."""
+    import onnx
+    import onnx_graphsurgeon as gs
+
+    graph = _graph(model)
+    chains = {a.name: (a, chain, b) for a, chain, b in _chains(graph)}
+    for name, groups in splits:
+        if name not in chains:
+            raise InvalidModelError(f"{model.path.name} has no layer '{name}' whose channels can be grouped")
+        _split(graph, *chains[name], groups)
+    graph.cleanup()
+    proto = gs.export_onnx(graph)
+    settle_ir(proto)
+    _sequence(proto)
+    onnx.checker.check_model(proto)
+    dest.write_bytes(proto.SerializeToString())
+    return load_onnx(dest)
+
+
+def sequence(model: OnnxModel, dest: Path) -> OnnxModel:
+    """``model``'s nodes reordered so each group's ops follow one another (see :func:`_sequence`)."""
+    import onnx
+
+    proto = onnx.load_model_from_string(model.data)
+    _sequence(proto)
+    dest.write_bytes(proto.SerializeToString())
+    return load_onnx(dest)
+
+
+def _sequence(proto) -> None:
+    """Nodes in depth-first order from the outputs, each input's producers before the next
+    input's: the groups' chains one after another, so a cut between two of them exists in
+    the node order the planner walks (onnx-graphsurgeon sorts by depth, which interleaves
+    the groups)."""
+    nodes = list(proto.graph.node)
+    producer = {t: i for i, n in enumerate(nodes) for t in n.output if t}
+    order, seen = [], set()
+    for out in [o.name for o in proto.graph.output]:
+        stack = [(producer[out], False)] if out in producer else []
+        while stack:
+            i, ready = stack.pop()
+            if ready:
+                order.append(i)
+                continue
+            if i in seen:
+                continue
+            seen.add(i)
+            stack.append((i, True))
+            for t in reversed(nodes[i].input):
+                if t in producer and producer[t] not in seen:
+                    stack.append((producer[t], False))
+    order += [i for i in range(len(nodes)) if i not in seen]  # nothing reaches an output: kept, last
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes[i] for i in order)
+
+
+def _graph(model: OnnxModel):
+    import onnx
+    import onnx_graphsurgeon as gs
+
+    proto = onnx.load_model_from_string(model.data)
+    try:
+        proto = onnx.shape_inference.infer_shapes(proto)
+    except Exception:
+        pass  # a layer of unknown shape is not split
+    return gs.import_onnx(proto)
+
+
+def _const(tensor) -> np.ndarray | None:
+    import onnx_graphsurgeon as gs
+
+    return np.asarray(tensor.values) if isinstance(tensor, gs.Constant) else None
+
+
+def _layer(node) -> bool:
+    """A Conv or ConvTranspose with constant weights, ungrouped and without output_shape."""
+    return (node.op in LAYERS and node.attrs.get("group", 1) == 1 and "output_shape" not in node.attrs
+            and len(node.inputs) >= 2 and _const(node.inputs[1]) is not None
+            and (len(node.inputs) < 3 or not node.inputs[2].name or _const(node.inputs[2]) is not None))
+
+
+def _channels(node) -> int:
+    w = _const(node.inputs[1])
+    return int(w.shape[0] if node.op == "Conv" else w.shape[1])
+
+
+def _per_channel(node, t, channels: int) -> bool:
+    """Whether ``node`` reads ``t`` and acts on each of its ``channels`` (axis 1) alone."""
+    if not node.inputs or node.inputs[0] is not t or len(node.outputs) != 1:
+        return False
+    others = node.inputs[1:]
+    if node.op in UNARY:
+        return all(not o.name or _const(o) is not None for o in others)
+    if node.op == "BatchNormalization":
+        return len(others) == 4 and all(_const(o) is not None and _const(o).size == channels for o in others)
+    if node.op in BINARY and len(others) == 1:
+        c = _const(others[0])
+        return c is not None and (c.size == 1 or _channel_axis(c, channels) is not None)
+    return False
+
+
+def _channel_axis(c: np.ndarray, channels: int, rank: int = 4) -> int | None:
+    """The axis of constant ``c`` that runs along the channels of a rank-``rank`` tensor it is
+    broadcast against (None: it doesn't vary by channel alone)."""
+    axis = c.ndim - (rank - 1)
+    if 0 <= axis < c.ndim and c.shape[axis] == channels and c.size == channels:
+        return axis
+    return None
+
+
+def _chains(graph):
+    """Each (A, the per-channel ops after it, B) in ``graph`` (a layer can be B of one and A
+    of the next: only one is split)."""
+    for a in graph.nodes:
+        if not _layer(a) or len(a.outputs) != 1:
+            continue
+        channels, t, chain = _channels(a), a.outputs[0], []
+        while len(t.outputs) == 1 and t not in graph.outputs:
+            nxt = t.outputs[0]
+            if _layer(nxt) and nxt.inputs[0] is t and \
+                    _const(nxt.inputs[1]).shape[1 if nxt.op == "Conv" else 0] == channels:
+                if channels >= 2 and len(t.shape or []) == 4:
+                    yield a, chain, nxt
+                break
+            if not _per_channel(nxt, t, channels):
+                break
+            chain.append(nxt)
+            t = nxt.outputs[0]
+
+
+def _pair(a, chain, b) -> Pair:
+    def products(node) -> int:
+        w = _const(node.inputs[1])
+        out = node.outputs[0].shape or []
+        spatial = int(np.prod([d for d in out[2:] if isinstance(d, int)] or [1]))
+        per = int(np.prod(w.shape))
+        if node.op == "ConvTranspose":  # proven by output phase: one tap in stride^2 meets a value
+            per //= max(1, int(np.prod(node.attrs.get("strides", [1]))))
+        return per * spatial
+    return Pair(a.name, a.op, b.name, _channels(a), products(a) + products(b), b.outputs[0].name,
+                a.inputs[0].name)
+
+
+def _split(graph, a, chain: list, b, groups: int) -> None:
+    import onnx_graphsurgeon as gs
+
+    channels = _channels(a)
+    groups = max(2, min(groups, channels))
+    x, out = a.inputs[0], b.outputs[0]
+    total = None
+    for g, idx in enumerate(np.array_split(np.arange(channels), groups)):
+        def named(base: str) -> str:
+            return f"{base}/group{g}"
+
+        w = _const(a.inputs[1])
+        inputs = [x, gs.Constant(named(a.inputs[1].name), np.ascontiguousarray(w[idx] if a.op == "Conv" else w[:, idx]))]
+        if len(a.inputs) > 2 and a.inputs[2].name:
+            inputs.append(gs.Constant(named(a.inputs[2].name), _const(a.inputs[2])[idx]))
+        t = _node(graph, a, inputs, named)
+        for op in chain:
+            rest = []
+            for o in op.inputs[1:]:
+                c = _const(o)
+                if c is None or c.size == 1:
+                    rest.append(o)
+                else:
+                    axis = 0 if op.op == "BatchNormalization" else _channel_axis(c, channels)
+                    rest.append(gs.Constant(named(o.name), np.ascontiguousarray(np.take(c, idx, axis=axis))))
+            t = _node(graph, op, [t, *rest], named)
+        w = _const(b.inputs[1])
+        inputs = [t, gs.Constant(named(b.inputs[1].name), np.ascontiguousarray(w[:, idx] if b.op == "Conv" else w[idx]))]
+        if g == 0 and len(b.inputs) > 2 and b.inputs[2].name:
+            inputs.append(b.inputs[2])
+        part = _node(graph, b, inputs, named)
+        if total is None:
+            total = part
+        else:
+            total_out = gs.Variable(f"{out.name}/sum/group{g}", dtype=out.dtype)
+            graph.nodes.append(gs.Node("Add", named(f"{b.name}/sum"), {}, [total, part], [total_out]))
+            total = total_out
+    for node in (a, *chain, b):
+        node.inputs.clear()
+        node.outputs.clear()
+    total.inputs[0].outputs[0] = out  # the last sum makes B's tensor: B's consumers (or the graph) read it
+
+
+def _node(graph, like, inputs: list, named):
+    import onnx_graphsurgeon as gs
+
+    y = gs.Variable(named(like.outputs[0].name), dtype=like.outputs[0].dtype)
+    graph.nodes.append(gs.Node(like.op, named(like.name or like.op), dict(like.attrs), inputs, [y]))
+    return y

@@ -1,0 +1,122 @@
+"""A layer too wide for any segment, split into channel groups summed through the next layer:
+the same function, a cut between groups, and a proof that verifies and re-derives."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from torch import nn
+
+import proofmint
+from proofmint.circuits import rewrite, segments, split
+from proofmint.errors import InvalidModelError
+from proofmint.models import load_onnx
+from proofmint.prover.segmented import load_any
+from proofmint.store import Workspace, sha256_file
+
+
+class Wide(nn.Module):
+    """A generator's shape in small: a transposed convolution to 32 channels, BatchNorm and
+    ReLU, then a convolution back to one. Its 32-channel tensor (2,048 values) is the only
+    thing that crosses between the two layers, and hashing it costs more rows than the layers."""
+
+    def __init__(self):
+        super().__init__()
+        self.pre = nn.Conv2d(1, 2, 3, padding=1)
+        self.a = nn.ConvTranspose2d(2, 32, 4, stride=2, padding=1)
+        self.bn = nn.BatchNorm2d(32)
+        self.b = nn.Conv2d(32, 1, 3, padding=1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.b(torch.relu(self.bn(self.a(torch.relu(self.pre(x)))))))
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory):
+    root = tmp_path_factory.mktemp("wide")
+    torch.manual_seed(0)
+    m = Wide().eval()
+    with torch.no_grad():  # a BatchNorm that does something
+        m.bn.running_mean.uniform_(-0.2, 0.2)
+        m.bn.running_var.uniform_(0.5, 2.0)
+    torch.onnx.export(m, (torch.rand(1, 1, 4, 4),), str(root / "model.onnx"), opset_version=18, dynamo=False)
+    (root / "input.json").write_text(json.dumps({"input_data": [torch.rand(16).tolist()]}))
+    return root
+
+
+def _samples(n: int = 8) -> np.ndarray:
+    return np.random.default_rng(1).random((n, 16)).astype(np.float32)
+
+
+def test_the_costliest_layer_whose_channels_are_summed_by_the_next_is_found(wide):
+    found = split.pairs(load_onnx(wide / "model.onnx"))
+    # the transposed conv (through BatchNorm and ReLU) into the conv; the first conv into the
+    # transposed one (through ReLU) too, but it makes fewer products
+    assert [(p.node, p.then, p.channels) for p in found] == [
+        ("/a/ConvTranspose", "/b/Conv", 32), ("/pre/Conv", "/a/ConvTranspose", 2)]
+    assert found[0].products > found[1].products
+
+
+def test_a_layer_split_into_channel_groups_computes_the_same_with_a_cut_after_each_group(wide, tmp_path):
+    model = load_onnx(wide / "model.onnx")
+    pair = split.pairs(model)[0]
+    graph, applied = rewrite.grouped(model, tmp_path / "grouped.onnx", _samples(), pair, 4)
+    for x in _samples(4):
+        assert np.allclose(model.run(x)[0], graph.run(x)[0], atol=1e-5)
+    assert applied[0].groups == 4 and applied[0].to_dict()["groups"] == 4
+    # each group's transposed conv is rewritten by output phase, like the layer was
+    assert {a.node for a in applied[1:] if a.op == "ConvTranspose"} == {f"/a/ConvTranspose/group{g}" for g in range(4)}
+    nodes, cuts = segments.boundaries(graph)
+    x = nodes[0].input[0]  # what the first conv reads: the model's input
+    after = {g: [c for c in cuts if pair.sum_after(g, 4) in c.tensors] for g in (1, 2)}
+    for g, found in after.items():  # the layer's input and the running sum: 32 + 64 values, nothing wider
+        assert found and found[0].values == 32 + 64 and len(found[0].tensors) == 2, (g, found)
+        assert x not in found[0].tensors
+    # verify-asset rebuilds the same graph from the report alone (no samples)
+    again = rewrite.replay(model, tmp_path / "again.onnx", [a.to_dict() for a in applied])
+    assert sha256_file(again.path) == sha256_file(graph.path)
+
+
+def test_a_budget_no_grouping_can_meet_is_refused_in_one_line(wide, tmp_path):
+    ws = Workspace.resolve(tmp_path / "ws")
+    with pytest.raises(InvalidModelError, match=r"can't be cut into any number of segments whose keys each fit "
+                                                r"50 MiB .*, nor with '/a/ConvTranspose' split into up to 32 "
+                                                r"channel groups — raise --max-key") as err:
+        proofmint.compile(wide / "model.onnx", max_key="50M", workspace=ws)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow  # compiles and proves five small segments
+def test_a_model_no_cut_fits_is_proven_with_its_widest_layer_in_channel_groups(wide, tmp_path):
+    """Under 800 MiB no plan of the graph as exported fits: the whole model is a key of over
+    1 GiB, the two layers together 1.4 GiB, and any cut between them hashes 2,048 values
+    (2.6 GiB). Four channel groups (about 660 MiB each) do; the proof verifies, and the
+    segments re-derive from the file."""
+    from proofmint.circuits import segmented
+    from proofmint.verifier.content.segmented import cut_from
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    c = proofmint.compile(wide / "model.onnx", max_key="800M", workspace=ws)
+    pkg = c.package
+    assert isinstance(pkg, segmented.SegmentedPackage)
+    splits = [r for r in pkg.calibration_report.rewrites if "groups" in r]
+    assert [(r["node"], r["groups"]) for r in splits] == [("/a/ConvTranspose", 4)]
+    assert "split into 4 channel groups" in pkg.plan["why"]
+    parts = pkg.packages(ws)
+    assert len(parts) >= 4 and all(s["key_bytes"] <= 800 * 2**20 for s in pkg.plan["segments"])
+    assert all(p.pk_bytes <= 800 * 2**20 for p in parts)
+    assert pkg.quantization["relative_max_error"] <= 0.01
+    bundle = proofmint.prove(pkg.circuit_id, input=wide / "input.json", out=tmp_path / "p.json",
+                             workspace=ws).bundles[0]
+    v = proofmint.verify(bundle, workspace=ws)
+    assert v.valid, v.reason
+    # the float model's outputs, within the contract (max_abs_diff: against onnxruntime's)
+    assert load_any(bundle).max_abs_diff <= 0.01 * pkg.quantization["output_range"]
+    # what verify-asset checks: the published file, split and cut as the report says, gives
+    # each segment's model
+    assert cut_from(pkg.path / "model.onnx", pkg) == [p.model_id for p in parts]
+    assert onnx.load(str(pkg.path / "model.onnx")).graph.node[2].op_type == "ConvTranspose"  # the user's file, kept
