@@ -304,13 +304,16 @@ def _lineage(ws: Workspace, spec: str, model: OnnxModel, visibility: Visibility)
     return Lineage(parent, scales[k], out_vis, k if out_vis == "hashed" else sum(sizes[:k]) + a)
 
 
-def check_chosen_key(model: OnnxModel, chosen, key_budget: int, batch: int, lineage: bool) -> None:
+def check_chosen_key(model: OnnxModel, chosen, key_budget: int, batch: int, lineage: bool,
+                     target: str = "balanced") -> None:
     """Before setup: the size check assumed the search halves the rows at ezkl's default
-    layout; the circuit it chose (its tables, its logrows) must still have a key in budget."""
+    layout; the circuit it chose (its tables, its logrows) must still have a key in budget.
+    (With the default options compile proves such a model as linked segments instead.)"""
     if chosen.key_bytes <= key_budget:
         return
     way = ("lower --batch" if batch > 1 else
            "compile it without --input-from to prove it as linked segments" if lineage else
+           "compile it with the default --target balanced to prove it as linked segments" if target != "balanced" else
            "prove it as linked segments (--segments 2 or more)")
     raise InvalidModelError(
         f"{model.path.name}: the circuit chosen (logrows {chosen.logrows}) needs a proving key of about "
@@ -403,16 +406,17 @@ def _compile_job(ws_root: str, onnx_path: str, samples: samples_mod.Samples, tar
                                                   samples.heldout, task, visibility, scratch, tolerance,
                                                   batch, budget, rows=rows,
                                                   scale=lineage.scale if lineage else None)
+            if chosen.key_bytes > key_budget and split.count is None and lineage is None and batch == 1 \
+                    and target == "balanced":  # the scale its outputs need outgrew the size check's estimate
+                progress.note(f"{model.path.name}: the circuit that keeps its outputs (logrows {chosen.logrows}) "
+                              f"needs a key of about {calibrate.gib(chosen.key_bytes)}, over the "
+                              f"{calibrate.gib(key_budget)} budget")
+                return _segmented(ws, model, graph, samples, visibility, task, tolerance, budget, key_budget, split,
+                                  srs_path, scratch, rows, chosen.key_bytes, batch, target, timings, vocab, rewrites)
         except EzklPanicError as exc:  # ezkl names no layer: find the node it fails on
             with progress.step("find the node ezkl fails on"):
                 raise locate.explain(exc, graph, visibility, scratch / "locate") from None
-        if chosen.key_bytes > key_budget and split.count is None and lineage is None and batch == 1 \
-                and target == "balanced":  # the scale its outputs need outgrew the size check's estimate
-            progress.note(f"{model.path.name}: the circuit that keeps its outputs (logrows {chosen.logrows}) needs a "
-                          f"key of about {calibrate.gib(chosen.key_bytes)}, over the {calibrate.gib(key_budget)} budget")
-            return _segmented(ws, model, graph, samples, visibility, task, tolerance, budget, key_budget, split,
-                              srs_path, scratch, rows, chosen.key_bytes, batch, target, timings, vocab, rewrites)
-        check_chosen_key(model, chosen, key_budget, batch, lineage is not None)
+        check_chosen_key(model, chosen, key_budget, batch, lineage is not None, target)
         report.graph = ("native" if graph is model else
                         "side-by-side" if batch > 1 and model.batch_axis is None else "rewritten")
         report.rewrites = rewrite_mod.row_costs(graph, rewrites, chosen.settings, scratch) if rewrites else []

@@ -81,7 +81,7 @@ def replay(model: OnnxModel, dest: Path, rewrites: list[dict] | None) -> OnnxMod
     """The graph a compile whose report lists ``rewrites`` built from ``model``, without its
     samples: the layers it split into channel groups, the constants it chose, and only the
     rewrites it applied (verify-asset)."""
-    splits = split.recorded(rewrites)
+    splits = split.splits_of(rewrites)
     if splits:
         model = split.apply(model, dest.with_name(f"{dest.stem}-split.onnx"), splits)
     graph = rewrite(model, dest, np.empty((0, 0)), chosen_constants(rewrites or []), recorded(rewrites))[0]

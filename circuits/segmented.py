@@ -200,6 +200,8 @@ def _plan(model: OnnxModel, graph: OnnxModel, samples: Samples, visibility: Visi
     try:
         return planned(graph), graph, rewrites
     except InvalidModelError as exc:
+        if count is not None:  # --segments N cuts the graph as exported; the message says what can
+            raise
         refused = exc
     # a cut never carries the model's input (only consecutive segments are linked): a layer
     # that reads it leaves no cut between its groups
@@ -210,7 +212,9 @@ def _plan(model: OnnxModel, graph: OnnxModel, samples: Samples, visibility: Visi
             g, applied = rewrite_mod.grouped(model, work / f"grouped-{groups}.onnx", samples.calibration, pair, groups)
             planner = segments_mod.Planner(g, visibility, link, work / f"groups-{groups}")
             ends = [next((c for c in planner.cuts if pair.sum_after(i, groups) in c.tensors), None) for i in (1, 2)]
-            key = planner.key(*ends) if all(ends) else None
+        if not all(ends):
+            break  # no cut after the sums (more than two tensors cross there): more groups make none
+        key = planner.key(*ends)
         if key is None or key > budget_bytes:
             continue  # one group alone is over: more groups
         progress.note(f"{model.path.name}: no cut fits {segments_mod.size_text(budget_bytes)} — {pair.node!r} "
@@ -220,9 +224,10 @@ def _plan(model: OnnxModel, graph: OnnxModel, samples: Samples, visibility: Visi
         return plan, g, [a.to_dict() for a in applied]
     if not tried:
         raise refused
-    head, sep, tail = str(refused).partition(" — ")
-    raise InvalidModelError(f"{head}, nor with {pair.node!r} split into up to {tried[-1]} channel groups"
-                            + (f" — {tail}" if sep else ""))
+    raise InvalidModelError(
+        f"{model.path.name} can't be cut into segments whose keys each fit {segments_mod.size_text(budget_bytes)}, "
+        f"not even with {pair.node!r} split into up to {groups} channel groups — raise --max-key, or prove on a "
+        "machine with more memory")
 
 
 def _extract(graph: OnnxModel, plan: segments_mod.Plan, visibility: Visibility, link: str,

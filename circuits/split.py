@@ -62,9 +62,9 @@ def pairs(model: OnnxModel) -> list[Pair]:
     return sorted(found, key=lambda p: -p.products)
 
 
-def recorded(rewrites: list | None) -> list[tuple[str, int]]:
+def splits_of(rewrites: list | None) -> list[tuple[str, int]]:
     """The splits a compile's report lists: (node, groups)."""
-    return [(str(r["node"]), int(r["groups"])) for r in rewrites or []
+    return [(str(r.get("node")), int(r["groups"])) for r in rewrites or []
             if isinstance(r, dict) and isinstance(r.get("groups"), int) and not isinstance(r["groups"], bool)]
 
 
@@ -74,16 +74,24 @@ def apply(model: OnnxModel, dest: Path, splits: list[tuple[str, int]]) -> OnnxMo
     import onnx_graphsurgeon as gs
 
     graph = _graph(model)
-    chains = {a.name: (a, chain, b) for a, chain, b in _chains(graph)}
-    for name, groups in splits:
+    for name, groups in splits:  # the chains found again after each split: one can't be split twice
+        chains = {a.name: (a, chain, b) for a, chain, b in _chains(graph)}
         if name not in chains:
-            raise InvalidModelError(f"{model.path.name} has no layer '{name}' whose channels can be grouped")
+            raise InvalidModelError(f"{model.path.name} has no layer {name!r} whose channels can be grouped "
+                                    "(a report that names one was not made from this file)")
+        if not 2 <= groups <= _channels(chains[name][0]):
+            raise InvalidModelError(f"{model.path.name}: layer {name!r} can't be split into {groups} groups of "
+                                    f"its {_channels(chains[name][0])} channels")
         _split(graph, *chains[name], groups)
     graph.cleanup()
     proto = gs.export_onnx(graph)
     settle_ir(proto)
     _sequence(proto)
-    onnx.checker.check_model(proto)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise InvalidModelError(f"splitting {', '.join(n for n, _ in splits)} into channel groups produced an "
+                                f"invalid graph ({str(exc).splitlines()[0][:200]})") from None
     dest.write_bytes(proto.SerializeToString())
     return load_onnx(dest)
 
@@ -105,6 +113,7 @@ def _sequence(proto) -> None:
     the groups)."""
     nodes = list(proto.graph.node)
     producer = {t: i for i, n in enumerate(nodes) for t in n.output if t}
+    reads = [_reads(n) for n in nodes]
     order, seen = [], set()
     for out in [o.name for o in proto.graph.output]:
         stack = [(producer[out], False)] if out in producer else []
@@ -117,12 +126,24 @@ def _sequence(proto) -> None:
                 continue
             seen.add(i)
             stack.append((i, True))
-            for t in reversed(nodes[i].input):
+            for t in reversed(reads[i]):
                 if t in producer and producer[t] not in seen:
                     stack.append((producer[t], False))
     order += [i for i in range(len(nodes)) if i not in seen]  # nothing reaches an output: kept, last
     del proto.graph.node[:]
     proto.graph.node.extend(nodes[i] for i in order)
+
+
+def _reads(node) -> list[str]:
+    """The tensors ``node`` reads, those its subgraphs (If, Loop) take from the outer graph included."""
+    import onnx
+
+    names = list(node.input)
+    for a in node.attribute:
+        for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else
+                  list(a.graphs) if a.type == onnx.AttributeProto.GRAPHS else []):
+            names += [t for n in g.node for t in _reads(n)]
+    return names
 
 
 def _graph(model: OnnxModel):
@@ -181,14 +202,18 @@ def _channel_axis(c: np.ndarray, channels: int, rank: int = 4) -> int | None:
 
 def _chains(graph):
     """Each (A, the per-channel ops after it, B) in ``graph`` (a layer can be B of one and A
-    of the next: only one is split)."""
+    of the next: only one is split). A report names the split layer: A and B must have
+    names of their own."""
+    from collections import Counter
+
+    names = Counter(n.name for n in graph.nodes)
     for a in graph.nodes:
-        if not _layer(a) or len(a.outputs) != 1:
+        if not _layer(a) or len(a.outputs) != 1 or not a.name or names[a.name] > 1:
             continue
         channels, t, chain = _channels(a), a.outputs[0], []
         while len(t.outputs) == 1 and t not in graph.outputs:
             nxt = t.outputs[0]
-            if _layer(nxt) and nxt.inputs[0] is t and \
+            if _layer(nxt) and nxt.inputs[0] is t and nxt.name and names[nxt.name] == 1 and \
                     _const(nxt.inputs[1]).shape[1 if nxt.op == "Conv" else 0] == channels:
                 if channels >= 2 and len(t.shape or []) == 4:
                     yield a, chain, nxt
@@ -216,7 +241,6 @@ def _split(graph, a, chain: list, b, groups: int) -> None:
     import onnx_graphsurgeon as gs
 
     channels = _channels(a)
-    groups = max(2, min(groups, channels))
     x, out = a.inputs[0], b.outputs[0]
     total = None
     for g, idx in enumerate(np.array_split(np.arange(channels), groups)):
@@ -228,15 +252,18 @@ def _split(graph, a, chain: list, b, groups: int) -> None:
         if len(a.inputs) > 2 and a.inputs[2].name:
             inputs.append(gs.Constant(named(a.inputs[2].name), _const(a.inputs[2])[idx]))
         t = _node(graph, a, inputs, named)
+        sliced: dict[str, object] = {}  # a constant two ops share: one slice, one name
         for op in chain:
             rest = []
             for o in op.inputs[1:]:
                 c = _const(o)
                 if c is None or c.size == 1:
                     rest.append(o)
-                else:
+                    continue
+                if o.name not in sliced:
                     axis = 0 if op.op == "BatchNormalization" else _channel_axis(c, channels)
-                    rest.append(gs.Constant(named(o.name), np.ascontiguousarray(np.take(c, idx, axis=axis))))
+                    sliced[o.name] = gs.Constant(named(o.name), np.ascontiguousarray(np.take(c, idx, axis=axis)))
+                rest.append(sliced[o.name])
             t = _node(graph, op, [t, *rest], named)
         w = _const(b.inputs[1])
         inputs = [t, gs.Constant(named(b.inputs[1].name), np.ascontiguousarray(w[:, idx] if b.op == "Conv" else w[idx]))]

@@ -208,12 +208,13 @@ def test_a_key_is_sized_by_its_columns_before_its_setup():
     assert key_bytes(long_table) - key_bytes(plain) == 2 * 1_024 * 2**19
 
 
-@pytest.mark.parametrize("batch,lineage,way", [
-    (1, False, "prove it as linked segments (--segments 2 or more)"),
-    (4, False, "lower --batch"),
-    (1, True, "compile it without --input-from to prove it as linked segments"),
+@pytest.mark.parametrize("batch,lineage,target,way", [
+    (1, False, "balanced", "prove it as linked segments (--segments 2 or more)"),
+    (4, False, "balanced", "lower --batch"),
+    (1, True, "balanced", "compile it without --input-from to prove it as linked segments"),
+    (1, False, "resources", "compile it with the default --target balanced to prove it as linked segments"),
 ])
-def test_a_single_circuit_chosen_over_the_budget_is_refused_before_its_setup(batch, lineage, way, tmp_path):
+def test_a_single_circuit_chosen_over_the_budget_is_refused_before_its_setup(batch, lineage, target, way, tmp_path):
     """The size check sizes a circuit at half its rows: where the circuit the search chose needs
     more (the GPT segment's layout above as one circuit), compile refuses before the setup, in one
     line, with the way on that the options allow (segments can't batch or read --input-from)."""
@@ -223,10 +224,10 @@ def test_a_single_circuit_chosen_over_the_budget_is_refused_before_its_setup(bat
 
     chosen = Candidate("s11", _gpt_segment_settings(19), tmp_path, tmp_path)
     model = SimpleNamespace(path=tmp_path / "gpt.onnx")
-    check_chosen_key(model, chosen, chosen.key_bytes, batch, lineage)  # fits
+    check_chosen_key(model, chosen, chosen.key_bytes, batch, lineage, target)  # fits
     with pytest.raises(InvalidModelError, match=r"gpt.onnx: the circuit chosen \(logrows 19\) needs a proving key "
                                                 r"of about 11\.\d GiB, over the 10 GiB budget — " + re.escape(way)):
-        check_chosen_key(model, chosen, 10 * 2**30, batch, lineage)
+        check_chosen_key(model, chosen, 10 * 2**30, batch, lineage, target)
 
 
 

@@ -4,6 +4,7 @@ the same function, a cut between groups, and a proof that verifies and re-derive
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -83,9 +84,9 @@ def test_a_layer_split_into_channel_groups_computes_the_same_with_a_cut_after_ea
 
 def test_a_budget_no_grouping_can_meet_is_refused_in_one_line(wide, tmp_path):
     ws = Workspace.resolve(tmp_path / "ws")
-    with pytest.raises(InvalidModelError, match=r"can't be cut into any number of segments whose keys each fit "
-                                                r"50 MiB .*, nor with '/a/ConvTranspose' split into up to 32 "
-                                                r"channel groups — raise --max-key") as err:
+    with pytest.raises(InvalidModelError, match=r"model.onnx can't be cut into segments whose keys each fit 50 MiB, "
+                                                r"not even with '/a/ConvTranspose' split into up to 32 channel "
+                                                r"groups — raise --max-key") as err:
         proofmint.compile(wide / "model.onnx", max_key="50M", workspace=ws)
     assert "\n" not in str(err.value)
 
@@ -120,3 +121,28 @@ def test_a_model_no_cut_fits_is_proven_with_its_widest_layer_in_channel_groups(w
     # each segment's model
     assert cut_from(pkg.path / "model.onnx", pkg) == [p.model_id for p in parts]
     assert onnx.load(str(pkg.path / "model.onnx")).graph.node[2].op_type == "ConvTranspose"  # the user's file, kept
+
+
+def test_a_layer_without_a_name_of_its_own_is_never_split(wide, tmp_path):
+    """A report names the layer it split: a nameless or twice-named layer could be rebuilt as
+    another one, so it is not offered."""
+    proto = onnx.load(str(wide / "model.onnx"))
+    for n in proto.graph.node:
+        if n.op_type in ("Conv", "ConvTranspose"):
+            n.name = "" if n.op_type == "ConvTranspose" else "same"
+    onnx.save(proto, str(tmp_path / "model.onnx"))
+    assert split.pairs(load_onnx(tmp_path / "model.onnx")) == []
+
+
+@pytest.mark.parametrize("report,says", [
+    ([{"op": "ConvTranspose", "node": "/a/ConvTranspose", "groups": 4}] * 2, "no layer '/a/ConvTranspose'"),
+    ([{"op": "ConvTranspose", "groups": 4}], "no layer 'None'"),
+    ([{"op": "ConvTranspose", "node": "/a/ConvTranspose", "groups": 1}], "can't be split into 1 groups of its 32"),
+    ([{"op": "ConvTranspose", "node": "/a/ConvTranspose", "groups": 33}], "can't be split into 33 groups of its 32"),
+])
+def test_a_report_whose_split_this_file_cant_make_is_refused_in_one_line(wide, tmp_path, report, says):
+    """verify-asset rebuilds the graph from a published report: a split named twice, a layer
+    not named, or more groups than channels is refused, not a traceback."""
+    with pytest.raises(InvalidModelError, match=re.escape(says)) as err:
+        rewrite.replay(load_onnx(wide / "model.onnx"), tmp_path / "g.onnx", report)
+    assert "\n" not in str(err.value)
