@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from proofmint.errors import InvalidModelError
-from proofmint.models.onnx_model import MAX_OPSET, UNSUPPORTED_OPS, OnnxModel, extract, load_onnx, settle_ir
+from proofmint.models.onnx_model import MAX_OPSET, UNSUPPORTED_OPS, OnnxModel, extract, save_checked
 
 from . import split
 
@@ -680,14 +680,7 @@ def rewrite(model: OnnxModel, dest: Path, samples: np.ndarray, chosen: dict[str,
     graph.cleanup().toposort()
     out = gs.export_onnx(graph)
     out.opset_import[0].version = max(out.opset_import[0].version, MIN_OPSET)
-    settle_ir(out)
-    try:
-        onnx.checker.check_model(out)
-    except onnx.checker.ValidationError as exc:
-        raise InvalidModelError(f"rewriting {', '.join(sorted({a.op for a in applied}))} produced an "
-                                f"invalid graph ({str(exc).splitlines()[0][:200]}) — please report it") from None
-    dest.write_bytes(out.SerializeToString())
-    graph_model = load_onnx(dest)
+    graph_model = save_checked(out, dest, f"rewriting {', '.join(sorted({a.op for a in applied}))}")
     _check_equivalent(model, graph_model, samples, applied)
     return graph_model, applied
 
@@ -841,4 +834,4 @@ def _check_equivalent(model: OnnxModel, graph: OnnxModel, samples: np.ndarray,
                 ops = ", ".join(f"{a.op} '{a.node}'" for a in applied)
                 raise InvalidModelError(
                     f"rewriting {ops} changed the model's float outputs (max diff {diff:.3g}) — "
-                    "proofmint refuses rather than prove another model; please report it")
+                    "proofmint refuses rather than prove another model")

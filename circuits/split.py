@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from proofmint.errors import InvalidModelError
-from proofmint.models.onnx_model import OnnxModel, load_onnx, settle_ir
+from proofmint.models.onnx_model import OnnxModel, load_onnx, save_checked
 
 LAYERS = ("Conv", "ConvTranspose")
 UNARY = ("Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Softplus",
@@ -70,7 +70,6 @@ def splits_of(rewrites: list | None) -> list[tuple[str, int]]:
 
 def apply(model: OnnxModel, dest: Path, splits: list[tuple[str, int]]) -> OnnxModel:
     """``model`` with each named layer split into that many channel groups, written to ``dest``."""
-    import onnx
     import onnx_graphsurgeon as gs
 
     graph = _graph(model)
@@ -85,15 +84,8 @@ def apply(model: OnnxModel, dest: Path, splits: list[tuple[str, int]]) -> OnnxMo
         _split(graph, *chains[name], groups)
     graph.cleanup()
     proto = gs.export_onnx(graph)
-    settle_ir(proto)
     _sequence(proto)
-    try:
-        onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as exc:
-        raise InvalidModelError(f"splitting {', '.join(n for n, _ in splits)} into channel groups produced an "
-                                f"invalid graph ({str(exc).splitlines()[0][:200]})") from None
-    dest.write_bytes(proto.SerializeToString())
-    return load_onnx(dest)
+    return save_checked(proto, dest, f"splitting {', '.join(n for n, _ in splits)} into channel groups")
 
 
 def sequence(model: OnnxModel, dest: Path) -> OnnxModel:

@@ -206,6 +206,21 @@ def settle_ir(proto) -> None:
     proto.ir_version = max(proto.ir_version, need, 4)
 
 
+def save_checked(proto, dest: Path, what: str) -> "OnnxModel":
+    """An edited graph at the IR its opsets need, checked by onnx, written to ``dest`` and
+    loaded; one the checker refuses is refused in one line naming ``what`` made it."""
+    import onnx
+
+    settle_ir(proto)
+    try:
+        onnx.checker.check_model(proto)
+    except onnx.checker.ValidationError as exc:
+        raise InvalidModelError(f"{what} produced a graph onnx's checker refuses ({str(exc).splitlines()[0][:200]}) "
+                                "— compile stops rather than prove another graph") from None
+    dest.write_bytes(proto.SerializeToString())
+    return load_onnx(dest)
+
+
 def model_file(path: Path) -> Path:
     """The ONNX file ``path`` names: the file itself, or in a folder (how a model is handed
     over: ``model.onnx`` and an ``input.json``; EZKL's examples call it ``network.onnx``) its
