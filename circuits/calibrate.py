@@ -68,8 +68,8 @@ def size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int) -> tu
     small MLP; the zoo LeNet: 13,798 at ezkl's default, 7,910 at multiplier 2 and 6,944 at 10).
     Compile compares that key with the memory budget before any calibration: EZKL's mnist_gan
     (23.5 million rows: logrows 25, a key over 100 GiB) used to calibrate for tens of minutes
-    towards a setup that could never run; it now goes to the segment planner in seconds (which,
-    on this machine, finds no cut that fits). The circuit the search then chooses is sized
+    towards a setup that could never run; it now goes to the segment planner in seconds (which
+    cuts it, its widest layer split into channel groups, under 12 GiB). The circuit the search then chooses is sized
     again, by its columns (``Candidate.key_bytes``), before its setup."""
     with progress.step("size the circuit"):
         rows = circuit_rows(graph, visibility, work / "size", batch)

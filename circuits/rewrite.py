@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from proofmint.errors import InvalidModelError
-from proofmint.models.onnx_model import MAX_OPSET, UNSUPPORTED_OPS, OnnxModel, extract, save_checked
+from proofmint.models.onnx_model import MAX_OPSET, UNSUPPORTED_OPS, OnnxModel, extract, save_checked, with_shapes
 
 from . import split
 
@@ -690,13 +690,9 @@ def _edit(proto, feeds: list[dict], chosen: dict[str, float] | None = None,
     """``proto`` as a graph with the rewrites applied, and the editor that applied them;
     ``feeds`` (the calibration samples) size what depends on the values, unless ``chosen``
     already gives it."""
-    import onnx
     import onnx_graphsurgeon as gs
 
-    try:
-        proto = onnx.shape_inference.infer_shapes(proto)
-    except Exception:
-        pass  # shapes are needed only by some rewrites, which say so
+    proto = with_shapes(proto)  # shapes are needed only by some rewrites, which say so
     graph = gs.import_onnx(proto)
     before = [(n.op, n.name) for n in graph.nodes if n.op in UNSUPPORTED_OPS]
     try:  # computed constants (pads built from Shape/Concat by an exporter) become constants

@@ -217,15 +217,15 @@ def _plan(model: OnnxModel, graph: OnnxModel, samples: Samples, visibility: Visi
         key = planner.key(*ends)
         if key is None or key > budget_bytes:
             continue  # one group alone is over: more groups
-        progress.note(f"{model.path.name}: no cut fits {segments_mod.size_text(budget_bytes)} — {pair.node!r} "
-                      f"split into {pair.into(groups)} (a group's segment: about {segments_mod.size_text(key)})")
+        progress.note(f"{model.path.name}: no cut fits {gib(budget_bytes)} — {pair.node!r} "
+                      f"split into {pair.into(groups)} (a group's segment: about {gib(key)})")
         plan = planned(g, f"{pair.node!r} split into {groups} channel groups: a cut between two carries "
                           "the layer's input and the running sum")
         return plan, g, [a.to_dict() for a in applied]
     if not tried:
         raise refused
     raise InvalidModelError(
-        f"{model.path.name} can't be cut into segments whose keys each fit {segments_mod.size_text(budget_bytes)}, "
+        f"{model.path.name} can't be cut into segments whose keys each fit {gib(budget_bytes)}, "
         f"not even with {pair.node!r} split into up to {groups} channel groups — raise --max-key, or prove on a "
         "machine with more memory")
 

@@ -27,8 +27,9 @@ from pathlib import Path
 from proofmint import ezkl_layer, progress
 from proofmint.encoding import Visibility
 from proofmint.errors import InvalidModelError, ProofmintError
-from proofmint.models.onnx_model import OnnxModel, extract
+from proofmint.models.onnx_model import OnnxModel, extract, with_shapes
 
+from .calibrate import gib
 from .candidate import key_bytes
 
 MAX_CARRIED = 2  # tensors one cut may carry: a residual block's stream and branch
@@ -90,12 +91,7 @@ def boundaries(graph: OnnxModel) -> tuple[list, list[Boundary]]:
 
 def _float_sizes(proto) -> dict[str, int]:
     """Each float tensor of known shape, and how many values it holds."""
-    import onnx
-
-    try:
-        proto = onnx.shape_inference.infer_shapes(proto)
-    except Exception:
-        pass  # a tensor without a known shape can't be carried
+    proto = with_shapes(proto)  # a tensor without a known shape can't be carried
     sizes = {}
     for v in [*proto.graph.value_info, *proto.graph.input, *proto.graph.output]:
         t = v.type.tensor_type
@@ -236,7 +232,7 @@ def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: 
         fewest = next((k for k in range(2, n + 1) if _minimax(pairs, n, k)), None) if count else None
         raise InvalidModelError(
             f"{name} can't be cut into {count or 'any number of'} segments whose keys each fit "
-            f"{size_text(budget_bytes)} (each sized at ezkl's defaults by its columns)"
+            f"{gib(budget_bytes)} (each sized at ezkl's defaults by its columns)"
             + (f"; {fewest} segments can — pass --segments {fewest}" if fewest else "")
             + " — raise --max-key, or prove on a machine with more memory")
     k, (largest, ends) = found
@@ -247,7 +243,7 @@ def plan(graph: OnnxModel, visibility: Visibility, work: Path, *, budget_bytes: 
         segments.append(Segment(idx, a, b, pairs[(start, end)], nodes, planner.key(a, b)))
         start = end
     why = (f"{k} segments, as asked" if count else
-           f"{k} segments: the fewest whose proving keys each fit {size_text(budget_bytes)}")
+           f"{k} segments: the fewest whose proving keys each fit {gib(budget_bytes)}")
     why += (f"; cut where the largest is smallest ({largest:,} rows at ezkl's defaults)"
             + ("" if all(len(s.start.tensors) == 1 for s in segments[1:]) else f"; {two}"))
     return Plan(segments, budget_bytes, why, {f"{a}-{b}": r for (a, b), r in planner.rows.items()})
@@ -257,8 +253,4 @@ def segment_visibility(model: Visibility, link: str, *, first: bool, last: bool)
     """A segment's visibility: the model's own at the model's input and output, the link's
     across every cut."""
     return Visibility(model.input if first else link, model.output if last else link, model.param)
-
-
-def size_text(n: int) -> str:
-    return f"{n / 2**30:.3g} GiB" if n >= 2**30 else f"{n / 2**20:.3g} MiB"
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from proofmint.errors import InvalidModelError
-from proofmint.models.onnx_model import OnnxModel, load_onnx, save_checked
+from proofmint.models.onnx_model import OnnxModel, load_onnx, save_checked, with_shapes
 
 LAYERS = ("Conv", "ConvTranspose")
 UNARY = ("Relu", "LeakyRelu", "Elu", "Selu", "Celu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Softplus",
@@ -84,7 +84,7 @@ def apply(model: OnnxModel, dest: Path, splits: list[tuple[str, int]]) -> OnnxMo
         _split(graph, *chains[name], groups)
     graph.cleanup()
     proto = gs.export_onnx(graph)
-    _sequence(proto)
+    _sequence(proto)  # the groups' nodes were appended after B's consumers: a valid order again
     return save_checked(proto, dest, f"splitting {', '.join(n for n, _ in splits)} into channel groups")
 
 
@@ -142,12 +142,7 @@ def _graph(model: OnnxModel):
     import onnx
     import onnx_graphsurgeon as gs
 
-    proto = onnx.load_model_from_string(model.data)
-    try:
-        proto = onnx.shape_inference.infer_shapes(proto)
-    except Exception:
-        pass  # a layer of unknown shape is not split
-    return gs.import_onnx(proto)
+    return gs.import_onnx(with_shapes(onnx.load_model_from_string(model.data)))  # a layer of unknown shape: not split
 
 
 def _const(tensor) -> np.ndarray | None:

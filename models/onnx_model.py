@@ -151,16 +151,23 @@ _NUMPY_TYPES = {1: "float32", 11: "float64", 10: "float16", 6: "int32", 7: "int6
                 2: "uint8", 9: "bool"}
 
 
+def with_shapes(proto):
+    """``proto`` with the shapes and types onnx can infer; itself where inference fails (a
+    graph onnx can't type: what needs a shape then says so, or leaves that tensor out)."""
+    import onnx
+
+    try:
+        return onnx.shape_inference.infer_shapes(proto)
+    except Exception:
+        return proto
+
+
 def tensor_extremes(data: bytes, feeds: list[dict]) -> tuple[list[str], np.ndarray]:
     """The graph's float tensors (by name) and, per feed, each one's min and max (feeds x
     tensors x 2; zeros where a tensor holds a non-finite value)."""
     import onnx
 
-    proto = onnx.load_model_from_string(data)
-    try:
-        proto = onnx.shape_inference.infer_shapes(proto)
-    except Exception:
-        pass  # tensors without a known type are left out
+    proto = with_shapes(onnx.load_model_from_string(data))  # tensors without a known type are left out
     floats = {v.name for v in proto.graph.value_info if v.type.tensor_type.elem_type in (1, 10, 11)}
     names = [o for n in proto.graph.node for o in n.output if o in floats]
     names += [o.name for o in proto.graph.output]

@@ -93,17 +93,21 @@ def test_a_budget_no_grouping_can_meet_is_refused_in_one_line(wide, tmp_path):
 
 @pytest.mark.slow  # compiles and proves five small segments
 def test_a_model_no_cut_fits_is_proven_with_its_widest_layer_in_channel_groups(wide, tmp_path):
-    """Under 800 MiB no plan of the graph as exported fits: the whole model is a key of over
-    1 GiB, the two layers together 1.4 GiB, and any cut between them hashes 2,048 values
+    """Under 800 MiB no plan of the graph as exported fits: the whole model at its chosen
+    scale is a key of over 1 GiB, the two layers together 1.4 GiB, and any cut between them hashes 2,048 values
     (2.6 GiB). Four channel groups (about 660 MiB each) do; the proof verifies, and the
     segments re-derive from the file."""
-    from proofmint.circuits import segmented
+    from proofmint.circuits import calibrate, segmented
     from proofmint.verifier.content.segmented import cut_from
 
     ws = Workspace.resolve(tmp_path / "ws")
     c = proofmint.compile(wide / "model.onnx", max_key="800M", workspace=ws)
     pkg = c.package
     assert isinstance(pkg, segmented.SegmentedPackage)
+    # its size check (half the rows at ezkl's defaults) fits the budget: compile took it as one
+    # circuit, whose chosen scale's key did not fit, and went on as segments
+    graph, _ = rewrite.rewrite(load_onnx(wide / "model.onnx"), tmp_path / "rw.onnx", _samples())
+    assert calibrate.size(graph, pkg.visibility, tmp_path, 1)[1] <= 800 * 2**20
     splits = [r for r in pkg.calibration_report.rewrites if "groups" in r]
     assert [(r["node"], r["groups"]) for r in splits] == [("/a/ConvTranspose", 4)]
     assert "split into 4 channel groups" in pkg.plan["why"]
