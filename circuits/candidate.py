@@ -22,9 +22,10 @@ class Cost(NamedTuple):
 
 
 def columns(settings: dict, logrows: int | None = None) -> int:
-    """The columns a circuit's layout takes at ``logrows`` (default: the settings'): each inner
-    column with one argument per table (every lookup and range check), two more, and the
-    tables' own (one longer than 2^logrows is split over several)."""
+    """The columns that set a circuit's proving time at ``logrows`` (default: the settings'),
+    as :class:`Cost` ranks candidates: each inner column with one argument per table (every
+    lookup and range check), two more, and the tables' own (one longer than 2^logrows is split
+    over several). Its proving key holds more columns than these: :func:`key_bytes`."""
     ra = settings["run_args"]
     n = 2 ** (logrows or ra["logrows"])
     lo, hi = ra["lookup_range"]
@@ -33,36 +34,57 @@ def columns(settings: dict, logrows: int | None = None) -> int:
     return ra["num_inner_cols"] * (1 + len(tables)) + 2 + sum(math.ceil(t / n) for t in tables)
 
 
-# Proving-key bytes a row, fitted on the keys ezkl 23.0.5's setup wrote here (15 kinds of
-# circuit, logrows 9-19): 1,666 + 256 a column, and 64 KiB (a key 18.5 KB over that was the
-# most seen), on every one without hashing or Freivalds (4,226 at 10 columns, 4,994 at 13); a
-# Poseidon-hashed input or output adds 3,200-6,337 (the largest taken: a hashed sigmoid generator's); Freivalds' argument (a
-# product of two computed tensors: attention) 9,668-11,333 (the largest taken). An upper
-# estimate, at most 16 % over: the zoo transformer's hashed key is 20,295 a row (23,432
-# estimated), the tiny GPT's attention segments' 20,295 (23,432), a hashed LeNet's 10,051
-# (10,563). A dynamic lookup (ezkl's Gather from a table at input-dependent indices: the GPT's
-# token embedding) adds columns of its own: the GPT's first segment, an attention segment with
-# the embedding in it, wrote 21,255 a row, 960 more (1,024 taken a column of its table; 24,456
-# estimated). Shuffles are inside the attention keys' figures, not counted apart.
-KEY_BASE, KEY_PER_COLUMN, KEY_HASHED, KEY_FREIVALDS, KEY_SLACK = 1_666, 256, 6_337, 11_333, 65_536
-KEY_DYNAMIC = 1_024
+def _chunks(lo: int, hi: int, n: int) -> int:
+    """Columns ezkl 23.0.5's table.rs splits a table spanning [lo, hi] over at 2^logrows = n
+    (its columns hold n less the blinding rows: 16 kept here)."""
+    return (hi - lo) // max(n - 16, n // 2) + 1
 
 
 def key_bytes(settings: dict, rows: int | None = None) -> int:
     """The proving key ezkl's setup writes for a circuit of ``settings`` (its calibrated
-    layout), estimated before any setup from :func:`columns`; ``rows``: sized for a circuit of
-    that many rows (2^logrows > rows: ezkl keeps rows for blinding) instead of the settings'
-    logrows — ezkl's defaults, before any calibration."""
+    layout), estimated before any setup; ``rows``: sized for a circuit of that many rows
+    (2^logrows > rows: ezkl keeps rows for blinding) instead of the settings' logrows — ezkl's
+    defaults, before any calibration.
+
+    halo2's proving key holds, for each fixed and permutation column, its values and
+    coefficients (32 B a row each) and its coset on the extended domain (32 B x ext a row),
+    plus three ext-sized polynomials (l0, l_last, l_active); ext is the constraint system's
+    degree less one, rounded up to a power of two: 4 (degree 5: a lookup's selector x input,
+    inside logUp), 8 (6-9: Poseidon's x^5, Freivalds', shuffles, dynamic lookups, more than two
+    inner columns batched in one lookup) or 16 (a table split over more than 5 columns: ezkl
+    multiplies the lookup by a selector polynomial of that degree). Of 184 keys ezkl 23.0.5
+    wrote here (tests/circuits/keys.json: synthetic layers, EZKL's examples, the suite's
+    circuits; logrows 7-17, 1-4 inner columns), 165 are (2 + ext) x 32 x columns + 3 x 32 x ext
+    bytes a row for a whole number of columns (the rest, at logrows 7-13, carry more besides).
+    The columns are counted from the settings below, one more than the most any op mix took;
+    the estimate is 1.6-17.3 % over every key measured (the 0.31-1.46x of the previous fit:
+    shuffles, split tables, a lookup's output column and
+    more than two inner columns were not counted)."""
     ra = settings["run_args"]
+    ranges = settings.get("required_range_checks", [])
     logrows = max(rows, 1).bit_length() if rows is not None else ra["logrows"]
-    hashed = "Hashed" in json.dumps([ra.get("input_visibility"), ra.get("output_visibility")])
+    n, inner = 2 ** logrows, ra["num_inner_cols"]
+    vis = json.dumps([ra.get("input_visibility"), ra.get("output_visibility"), ra.get("param_visibility")])
+    hashed, commits = "Hashed" in vis, vis.count("KZGCommit")
     freivalds = settings.get("einsum_params", {}).get("total_einsum_col_size", 0) > 0
-    # a dynamic table longer than 2^logrows is split over several columns, like a fixed one
-    dynamic = math.ceil(settings.get("total_dynamic_col_size", 0) / 2 ** logrows) \
-        if settings.get("num_dynamic_lookups", 0) > 0 else 0
-    per_row = (KEY_BASE + KEY_PER_COLUMN * columns(settings, logrows) + KEY_HASHED * hashed
-               + KEY_FREIVALDS * freivalds + KEY_DYNAMIC * dynamic)
-    return per_row * 2 ** logrows + KEY_SLACK
+    shuffles = settings.get("num_shuffles", 0) > 0
+    dynamic = math.ceil(settings.get("total_dynamic_col_size", 0) / n) if settings.get("num_dynamic_lookups", 0) else 0
+    lookups = len(settings.get("required_lookups", []))
+    # Before a calibration the tables are placeholders (ezkl's default lookup range, a 16,384-wide
+    # decomposition), which the search narrows to fit the rows: one column each. After it, each
+    # is split as ezkl splits it. One input column is shared by every lookup table.
+    whole = rows is not None
+    checks = [1 if whole else _chunks(a, b, n) for a, b in ranges]
+    table = (1 if whole else _chunks(*ra["lookup_range"], n)) if lookups else 0
+    cols = (inner * (5 + len(checks) + lookups)  # advice, a selector per table argument
+            + 4 + sum(checks) + table * (lookups + 1)  # instance, constants; the tables' own
+            + (10 + (inner > 2)) * hashed + commits + (8 * inner + 4) * freivalds + 5 * shuffles
+            + (inner + 3) * dynamic + 1)
+    degree = max(5, 9 if hashed or freivalds or shuffles or dynamic or inner > 2 else 5,
+                 table + 4, *(c + 4 for c in checks))
+    ext = 1 << (degree - 2).bit_length()
+    # selectors are stored a bit a row each, with the commitments: within cols / 8 bytes a row
+    return n * (32 * ((2 + ext) * cols + 3 * ext) + cols // 8) + 2**16
 
 
 @dataclass

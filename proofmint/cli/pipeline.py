@@ -51,7 +51,7 @@ def compile_cmd(
              "[default: one circuit, or as few segments as --max-key needs].")] = None,
     max_key: Annotated[str | None, typer.Option(
         "--max-key", help="The largest proving key one circuit may need (bytes, or 256M, 4G); a model "
-             "over it is cut into linked segments [default: half the memory to plan for].")] = None,
+             "over it is cut into linked segments [default: 40 % of the memory to plan for: a prover takes 2-2.3x its key].")] = None,
     link: Annotated[str, typer.Option(
         help="How a segment's outputs bind the next one's inputs: hashed (a Poseidon hash both "
              "proofs make public; the values stay private) | public.")] = "hashed",

@@ -288,7 +288,7 @@ def test_a_circuit_too_big_for_the_machine_is_refused_before_any_calibration(tmp
     assert r.returncode == 2, r.stderr
     error = [line for line in r.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "Traceback" not in r.stderr, r.stderr
-    assert "can't be cut into any number of segments whose keys each fit 2 MiB" in error[0], error
+    assert "can't be cut into any number of segments whose keys each fit 1.6 MiB" in error[0], error
     assert "--max-key" in error[0], error
     assert "calibrate" not in r.stderr  # refused before the search spent anything
     assert not list(ws.glob("circuits/*/package.json"))
@@ -298,11 +298,11 @@ def test_a_circuit_too_big_for_the_machine_is_refused_before_any_calibration(tmp
     one = run_cli("compile", onnx_path, "--workspace", ws, "--segments", "1", "--max-key", "1M")
     assert one.returncode == 2 and "Traceback" not in one.stderr, one.stderr
     assert "over the 1 MiB budget — leave out --segments 1 to prove it as linked segments" in one.stderr, one.stderr
-    # half its 4,452 rows at ezkl's default layout's columns: logrows 12, a 19.6 MiB key — the flat
+    # half its 4,452 rows at ezkl's default layout's columns: logrows 12, a 17.3 MiB key — the flat
     # 4 KB a row this check used (16 MiB) let it through to a search whose circuit needs 16.6 MiB
     sized = run_cli("compile", onnx_path, "--workspace", ws, "--max-key", str(2**24), "--segments", "1")
     assert sized.returncode == 2 and "Traceback" not in sized.stderr, sized.stderr
-    assert "one circuit of 4,452 rows needs a proving key of about 19.6 MiB, over the 16 MiB budget" \
+    assert "one circuit of 4,452 rows needs a proving key of about 17.3 MiB, over the 16 MiB budget" \
         in sized.stderr, sized.stderr
     assert "calibrate" not in sized.stderr and not list(ws.glob("circuits/*/package.json"))
     # a model compile rewrites (a strided transposed conv) is named as the user's file, not the rewritten copy
