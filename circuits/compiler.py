@@ -94,8 +94,8 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
     circuit that proves that many inferences at once (a fixed-batch graph is batched as
     copies side by side).
 
-    A model whose proving key would not fit ``max_key`` (bytes, or "256M"; default: half the
-    memory to plan for) is compiled as linked segments, each key within it; ``segments``
+    A model whose proving key would not fit ``max_key`` (bytes, or "256M"; default: 40 % of
+    the memory to plan for) is compiled as linked segments, each key within it; ``segments``
     asks for that many. ``link`` binds each cut tensor across two proofs: "hashed" (a Poseidon
     hash both proofs make public: the values stay private) or "public". ``keys``: proving keys
     "kept" beside each circuit, or made by each proof just before it and deleted after
@@ -111,7 +111,11 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
     if keys not in segmented.KEYS:
         raise UsageError(f"--keys {keys} — choose one of {', '.join(segmented.KEYS)}")
     split = Split(segments, config.size_bytes(max_key, "--max-key") if max_key is not None else None, link, keys)
-    key_budget = split.max_key or int(config.memory_bytes() / KEY_SHARE)
+    memory = config.memory_bytes()
+    key_budget = split.max_key or int(memory / KEY_SHARE)
+    if key_budget > memory / KEY_SHARE:
+        progress.note(f"--max-key {calibrate.gib(key_budget)} is over 40 % of the {calibrate.gib(memory)} of memory "
+                      "to plan for: a prover peaks at 2-2.3x its key — prove its largest keys where there is more")
     visibility = Visibility(input_visibility, output_visibility, param_visibility)
     ws = Workspace.resolve(workspace)
     onnx_model = load_onnx(model)

@@ -300,8 +300,11 @@ def test_a_circuit_too_big_for_the_machine_is_refused_before_any_calibration(tmp
     assert "over the 1 MiB budget — leave out --segments 1 to prove it as linked segments" in one.stderr, one.stderr
     # half its 4,452 rows at ezkl's default layout's columns: logrows 12, a 17.3 MiB key — the flat
     # 4 KB a row this check used (16 MiB) let it through to a search whose circuit needs 16.6 MiB
-    sized = run_cli("compile", onnx_path, "--workspace", ws, "--max-key", str(2**24), "--segments", "1")
+    sized = run_cli("compile", onnx_path, "--workspace", ws, "--max-key", str(2**24), "--segments", "1",
+                    env={"PROOFMINT_MEMORY": "32M"})
     assert sized.returncode == 2 and "Traceback" not in sized.stderr, sized.stderr
+    # a budget a prover of that key could not run in here is said, not refused (it may prove elsewhere)
+    assert "--max-key 16 MiB is over 40 % of the 32 MiB of memory to plan for" in sized.stderr, sized.stderr
     assert "one circuit of 4,452 rows needs a proving key of about 17.3 MiB, over the 16 MiB budget" \
         in sized.stderr, sized.stderr
     assert "calibrate" not in sized.stderr and not list(ws.glob("circuits/*/package.json"))
