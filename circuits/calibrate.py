@@ -62,7 +62,7 @@ def circuit_rows(graph: OnnxModel, visibility: Visibility, folder: Path, batch: 
 def size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int) -> tuple[int, int]:
     """The circuit's rows at ezkl's default settings, and the proving key half as many would
     need at those settings' columns (:func:`.candidate.key_bytes`: a Freivalds argument or a
-    hashed input doubles a key of the same rows). Half: the rows are mostly the layers', and
+    hashed input can double or triple a key of the same rows). Half: the rows are mostly the layers', and
     the scales, decompositions and rebase
     multipliers the search tries take up to 2x fewer than ezkl's default (2,750 vs 4,452 on a
     small MLP; the zoo LeNet: 13,798 at ezkl's default, 7,910 at multiplier 2 and 6,944 at 10).

@@ -37,24 +37,24 @@ def columns(settings: dict, logrows: int | None = None) -> int:
 def _chunks(lo: int, hi: int, n: int) -> int:
     """Columns ezkl 23.0.5's table.rs splits a table spanning [lo, hi] over at 2^logrows = n
     (its columns hold n less the blinding rows: 16 kept here)."""
-    return (hi - lo) // max(n - 16, n // 2) + 1
+    return (hi - lo) // max(n - 16, n // 2, 1) + 1
 
 
 def key_bytes(settings: dict, rows: int | None = None) -> int:
     """The proving key ezkl's setup writes for a circuit of ``settings`` (its calibrated
-    layout), estimated before any setup; ``rows``: sized for a circuit of that many rows
-    (2^logrows > rows: ezkl keeps rows for blinding) instead of the settings' logrows — ezkl's
-    defaults, before any calibration.
+    layout), estimated before any setup; ``rows``: sized at the power of two above that many
+    rows instead of the settings' logrows — ezkl's defaults, before any calibration (the
+    circuit the search then chooses is sized again from its own settings).
 
     halo2's proving key holds, for each fixed and permutation column, its values and
     coefficients (32 B a row each) and its coset on the extended domain (32 B x ext a row),
     plus three ext-sized polynomials (l0, l_last, l_active); ext is the constraint system's
     degree less one, rounded up to a power of two: 4 (degree 5: a lookup's selector x input,
     inside logUp), 8 (6-9: Poseidon's x^5, Freivalds', shuffles, dynamic lookups, more than two
-    inner columns batched in one lookup) or 16 (a table split over more than 5 columns: ezkl
-    multiplies the lookup by a selector polynomial of that degree). Of 184 keys ezkl 23.0.5
-    wrote here (tests/circuits/keys.json: synthetic layers, EZKL's examples, the suite's
-    circuits; logrows 7-17, 1-4 inner columns), 165 are (2 + ext) x 32 x columns + 3 x 32 x ext
+    inner columns batched in one lookup, a table split over 2-5 columns) or 16 (over more than
+    5: ezkl multiplies the lookup by a selector polynomial of the parts' count). Of 193 keys
+    ezkl 23.0.5 wrote here (tests/circuits/keys.json: synthetic layers, EZKL's examples, the
+    suite's circuits, the zoo GPT's segments; logrows 7-19, 1-4 inner columns), 174 are (2 + ext) x 32 x columns + 3 x 32 x ext
     bytes a row for a whole number of columns (the rest, at logrows 7-13, carry more besides).
     The columns are counted from the settings below, one more than the most any op mix took;
     the estimate is 1.6-17.3 % over every key measured (the 0.31-1.46x of the previous fit:

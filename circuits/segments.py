@@ -12,8 +12,8 @@ the links' hashing included (a Poseidon hash of every carried value), measured o
 extracted segment itself: ezkl's rows are not additive across ops, nor monotone in a
 segment's span (hashing a wide tensor can cost more than the layers that narrow it). Its key
 is sized from those settings' columns (:func:`candidate.key_bytes`: tables, Poseidon's and
-Freivalds' columns), not a flat rate a row: an attention segment's key is twice a plain one's
-at the same rows. The plan takes the fewest segments whose keys fit the budget and, among
+Freivalds' columns), not a flat rate a row: a hashed attention segment's key is twice a hashed
+plain one's at the same rows (20,295 vs 10,048 bytes a row here). The plan takes the fewest segments whose keys fit the budget and, among
 those cuts, the ones whose largest segment is smallest (minimax over the measured segments).
 """
 

@@ -110,8 +110,9 @@ def size_bytes(text: str | int, what: str) -> int:
 
 
 def memory_bytes() -> int:
-    """What a circuit's keys may take: ``PROOFMINT_MEMORY`` (bytes, or with K/M/G/T), else the
-    machine's RAM or its cgroup v2 limit, whichever is lower (a container sees the host's RAM)."""
+    """The memory to plan for (a circuit's key may take 40 % of it): ``PROOFMINT_MEMORY``
+    (bytes, or with K/M/G/T), else the machine's RAM or its cgroup v2 limit, whichever is lower
+    (a container sees the host's RAM)."""
     env = _get(MEMORY)
     if env is not None:
         return size_bytes(env, MEMORY)

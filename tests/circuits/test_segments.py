@@ -129,8 +129,8 @@ def test_segment_visibility_is_the_models_at_its_ends_and_the_links_between():
 
 
 def test_a_hashed_link_is_planned_at_the_hashed_key_size(tmp_path):
-    """A Poseidon-hashed input or output takes ~10 KB of key a row (measured on every such
-    circuit: 10,051-10,061), not a public circuit's ~4 KB: a plan at 4 KB put EZKL lenet_5's
+    """A Poseidon-hashed input or output takes ~10 KB of key a row on plain layers (10,048 in
+    keys.json: Poseidon's columns, on a domain twice as wide), not a public circuit's ~4 KB: a plan at 4 KB put EZKL lenet_5's
     segments at 2.6 GB each under a 1 GiB --max-key. Each segment is sized from its probe's
     columns, hashing included, and every key is within the budget."""
     model = _residual(tmp_path)
@@ -182,9 +182,8 @@ def _gpt_segment_settings(logrows: int) -> dict:
     """The zoo GPT's (size tiny) first segment at scale 11, as ezkl calibrated it here: its setup
     wrote an 11,143,812,651-byte key at logrows 19 (21,255 bytes a row). It holds the token
     embedding's Gather: ezkl's one dynamic lookup. Its shuffles were not recorded then: softmax's
-    max takes them (4 in keys.json's attention block, whose hashed key is the same 20,295 bytes a
-    row as the GPT's attention segments)."""
-    return {"num_rows": 477_216, "num_dynamic_lookups": 1, "total_dynamic_col_size": 1536, "num_shuffles": 4,
+    max takes them: the same model's attention segments, recorded since, hold 64 (keys.json)."""
+    return {"num_rows": 477_216, "num_dynamic_lookups": 1, "total_dynamic_col_size": 1536, "num_shuffles": 64,
             "required_lookups": [{"Exp": {"scale": 2048.0, "base": 2.7182817}}],
             "required_range_checks": [[0, 8191], [-1, 1], [0, 1]],
             "einsum_params": {"total_einsum_col_size": 22_056},
@@ -199,9 +198,10 @@ KEYS = json.loads((Path(__file__).parent / "keys.json").read_text())["keys"]
 def test_a_key_is_sized_at_or_above_the_key_ezkl_wrote(key):
     """Every proving key measured here (keys.json: ezkl 23.0.5's setup on layers at 1-4 inner
     columns, public, hashed and polycommitted, tables whole and split; EZKL's examples; the
-    suite's own circuits) is at most its estimate, and the estimate at most 18 % over it. The
-    previous fit (256 bytes a row a counted column) ranged 0.31-1.46x over these: under on
-    shuffles (max pools, softmax), split tables, a lookup's output column and polycommitment."""
+    suite's own circuits, the zoo GPT's segments) is at most its estimate, and the estimate at
+    most 18 % over it. The previous fit (256 bytes a row a counted column) ranged 0.31-1.46x of
+    these: under on shuffles (max pools, softmax), split tables, a lookup's output column and
+    polycommitment."""
     assert key["pk_bytes"] <= key_bytes(key["settings"]) <= 1.18 * key["pk_bytes"]
 
 
@@ -228,8 +228,8 @@ def test_a_key_is_sized_by_its_columns_before_its_setup():
 def test_a_table_split_over_columns_raises_the_keys_degree():
     """ezkl splits a table longer than a column (2^logrows less the blinding rows) and selects
     the part by a polynomial of the parts' count: past 5 parts the constraints' degree passes 9,
-    and every column's coset doubles (keys.json's sigmoid at logrows 12, 10 parts: 22,275 B a
-    row; at logrows 13, 5 parts: 8,770). Before a calibration the tables are ezkl's
+    and every column's coset doubles (keys.json's sigmoid at logrows 12, 10 parts, wrote 22,275 B
+    a row; at logrows 13, 5 parts, 8,770; the settings here are a cut-down copy). Before a calibration the tables are ezkl's
     placeholders (its default lookup range, a 16,384-wide decomposition) that the search narrows
     to fit the rows: sized at the rows' logrows, one column each."""
     base = {"num_rows": 3_000, "required_lookups": [{"Sigmoid": {"scale": 16384.0}}], "required_range_checks": [[-1, 1]],
