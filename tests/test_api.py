@@ -95,6 +95,17 @@ def test_every_command_has_help_with_an_example():
         assert r.returncode == 0 and "Example" in r.stdout, cmd
 
 
+def test_help_shows_the_defaults_it_names():
+    """rich reads "[default: ...]" in an option's help as markup and drops it: --srs's said
+    "SRS file (e.g. from a ceremony) ." with no word of the development SRS being NOT secure."""
+    wide = {"COLUMNS": "400"}
+    compile_help = run_cli("compile", "--help", env=wide).stdout
+    assert "[default: a cached development SRS, NOT secure]" in compile_help
+    assert "[default: 40 % of the memory to plan for" in compile_help
+    assert "[default: all cores divided among the workers]" in run_cli("prove", "--help", env=wide).stdout
+    assert "[default: the signer]" in run_cli("mint", "--help", env=wide).stdout
+
+
 def test_a_script_without_a_main_guard_can_call_the_api(zoo, tmp_path):
     """ezkl runs in spawned children, which re-run the caller's script first: an unguarded
     script would compile again inside its own child and wait for ever on its own lock."""

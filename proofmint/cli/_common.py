@@ -23,7 +23,7 @@ INTERNAL_ERROR = 70
 
 WorkspaceOpt = Annotated[Path | None, typer.Option(
     "--workspace", "-w", envvar=config.HOME,
-    help="Workspace folder for circuits, keys and records [default: ./.proofmint].")]
+    help="Workspace folder for circuits, keys and records \\[default: ./.proofmint].")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result on stdout.")]
 
 

@@ -40,7 +40,7 @@ def bench_cmd(
              "@segments=N or @max-key=SIZE; default zoo:lenet@segments=3): rows, keys, memory, one "
              "inference's time on 1 and 2 workers and on Ray with 2 nodes.")] = False,
     jstprove: Annotated[str | None, typer.Option(
-        help="With --corpus: a Python 3.12 that has jstprove [default: .jstprove/bin/python].")] = None,
+        help="With --corpus: a Python 3.12 that has jstprove \\[default: .jstprove/bin/python].")] = None,
     node: Annotated[bool, typer.Option(
         help="Instead: the prover node (`proofmint serve`) vs one `proofmint prove` per input vs "
              "direct ezkl calls, on --repeat inputs (default 16), and a burst of 200 submissions.")] = False,

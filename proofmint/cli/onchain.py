@@ -14,7 +14,7 @@ from ._common import JsonOpt, WorkspaceOpt, output, run, stderr
 
 RpcOpt = Annotated[str | None, typer.Option(
     "--rpc-url", envvar=config.RPC_URL,
-    help="EVM JSON-RPC URL [default: an embedded anvil whose state lives in the workspace]. "
+    help="EVM JSON-RPC URL \\[default: an embedded anvil whose state lives in the workspace]. "
          "Signing key: PROOFMINT_PRIVATE_KEY or PROOFMINT_KEYSTORE.")]
 
 GatewayOpt = Annotated[str | None, typer.Option(
@@ -111,7 +111,7 @@ def deploy_cmd(
 
 def mint_cmd(
     proof: Annotated[Path, typer.Argument(help="Proof bundle from `proofmint prove`.")],
-    to: Annotated[str | None, typer.Option(help="Token recipient [default: the signer].")] = None,
+    to: Annotated[str | None, typer.Option(help="Token recipient \\[default: the signer].")] = None,
     parent: Annotated[int, typer.Option(help="Parent token id (derivative lineage); 0 for none.")] = 0,
     proof_uri: Annotated[str | None, typer.Option(help="Where the bundle can be fetched.")] = None,
     rpc_url: RpcOpt = None, workspace: WorkspaceOpt = None, json_: JsonOpt = False,

@@ -23,7 +23,7 @@ def compile_cmd(
                                    "(model.onnx, or its only .onnx file) with its input.json.")],
     calibration: Annotated[Path | None, typer.Option(
         help="ezkl input JSON with one or more held-out inputs back to back "
-             "[default: calibration.json or input.json beside the model].")] = None,
+             "\\[default: calibration.json or input.json beside the model].")] = None,
     target: Annotated[str, typer.Option(
         help=f"Calibration target: {'|'.join(TARGETS)}. 'balanced' keeps the decoded outputs within "
              "--tolerance of the float model's (and argmax for classifiers) on held-out samples, "
@@ -35,7 +35,7 @@ def compile_cmd(
     output_visibility: Annotated[str, typer.Option(help="public|hashed")] = "public",
     param_visibility: Annotated[str, typer.Option(help="fixed|hashed")] = "fixed",
     srs: Annotated[Path | None, typer.Option(
-        help="SRS file (e.g. from a ceremony) [default: a cached development SRS, NOT secure].")] = None,
+        help="SRS file (e.g. from a ceremony) \\[default: a cached development SRS, NOT secure].")] = None,
     workspace: WorkspaceOpt = None,
     batch: Annotated[int, typer.Option(
         help="Inferences per proof. N > 1 compiles a batch circuit: `prove` packs N inputs per "
@@ -48,10 +48,11 @@ def compile_cmd(
     segments: Annotated[int | None, typer.Option(
         help="Prove one inference as this many linked segment proofs (cut where the largest "
              "segment is smallest); 1: one circuit, refused in seconds if its key is over --max-key "
-             "[default: one circuit, or as few segments as --max-key needs].")] = None,
+             "\\[default: one circuit, or as few segments as --max-key needs].")] = None,
     max_key: Annotated[str | None, typer.Option(
         "--max-key", help="The largest proving key one circuit may need (bytes, or 256M, 4G); a model "
-             "over it is cut into linked segments [default: 40 % of the memory to plan for: a prover takes 2-2.3x its key].")] = None,
+             "over it is cut into linked segments \\[default: 40 % of the memory to plan for: a prover "
+             "takes 2-2.3x its key].")] = None,
     link: Annotated[str, typer.Option(
         help="How a segment's outputs bind the next one's inputs: hashed (a Poseidon hash both "
              "proofs make public; the values stay private) | public.")] = "hashed",
@@ -153,15 +154,15 @@ def prove_cmd(
     input: Annotated[Path, typer.Option(
         "--input", "-i", help="ezkl JSON {\"input_data\": [[...]]}, .npy, or .jsonl (one input a line).")],
     out: Annotated[Path | None, typer.Option(
-        help="Bundle path [default: proof.json]; several inputs give STEM-0000.json, ...")] = None,
+        help="Bundle path \\[default: proof.json]; several inputs give STEM-0000.json, ...")] = None,
     threads: Annotated[int | None, typer.Option(
-        help="Prover threads per worker [default: all cores divided among the workers].")] = None,
+        help="Prover threads per worker \\[default: all cores divided among the workers].")] = None,
     workers: Annotated[int, typer.Option(
         help="Parallel prover processes on this machine. Each holds the circuit in memory: "
              "pick K so K x the peak memory reported per worker fits in RAM.")] = 1,
     backend: Annotated[str, typer.Option(help="local | ray")] = "local",
     address: Annotated[str | None, typer.Option(
-        help="Ray cluster address (e.g. ray://head:10001) [default: a local Ray instance].")] = None,
+        help="Ray cluster address (e.g. ray://head:10001) \\[default: a local Ray instance].")] = None,
     device: Annotated[str, typer.Option(
         help="cpu | gpu. gpu needs an ezkl built with `--features gpu-accelerated` (ICICLE), "
              "ICICLE_BACKEND_INSTALL_DIR set to an ICICLE CUDA backend, and an NVIDIA GPU; the PyPI "

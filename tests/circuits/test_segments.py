@@ -130,8 +130,8 @@ def test_segment_visibility_is_the_models_at_its_ends_and_the_links_between():
 
 def test_a_hashed_link_is_planned_at_the_hashed_key_size(tmp_path):
     """A Poseidon-hashed input or output takes ~10 KB of key a row on plain layers (10,048 in
-    keys.json: Poseidon's columns, on a domain twice as wide), not a public circuit's ~4 KB: a plan at 4 KB put EZKL lenet_5's
-    segments at 2.6 GB each under a 1 GiB --max-key. Each segment is sized from its probe's
+    keys.json: Poseidon's columns, on a domain twice as wide), not a public circuit's ~4 KB: a
+    plan at 4 KB put EZKL lenet_5's segments at 2.6 GB each under a 1 GiB --max-key. Each segment is sized from its probe's
     columns, hashing included, and every key is within the budget."""
     model = _residual(tmp_path)
     budget = 2**26
@@ -229,9 +229,10 @@ def test_a_table_split_over_columns_raises_the_keys_degree():
     """ezkl splits a table longer than a column (2^logrows less the blinding rows) and selects
     the part by a polynomial of the parts' count: past 5 parts the constraints' degree passes 9,
     and every column's coset doubles (keys.json's sigmoid at logrows 12, 10 parts, wrote 22,275 B
-    a row; at logrows 13, 5 parts, 8,770; the settings here are a cut-down copy). Before a calibration the tables are ezkl's
-    placeholders (its default lookup range, a 16,384-wide decomposition) that the search narrows
-    to fit the rows: sized at the rows' logrows, one column each."""
+    a row; at logrows 13, 5 parts, 8,770; the settings here are a cut-down copy). Before a
+    calibration the tables are ezkl's placeholders (its default lookup range, a 16,384-wide
+    decomposition) that the search narrows to fit the rows: sized at the rows' logrows, one
+    column each."""
     base = {"num_rows": 3_000, "required_lookups": [{"Sigmoid": {"scale": 16384.0}}], "required_range_checks": [[-1, 1]],
             "run_args": {"logrows": 12, "num_inner_cols": 1, "lookup_range": [-21_196, 17_250],
                          "input_visibility": "Public", "output_visibility": "Public"}}
