@@ -327,8 +327,7 @@ def check_chosen_key(model: OnnxModel, chosen, key_budget: int, batch: int, line
 
 # A circuit's key may take 40 % of the memory to plan for; more is split. A prover's peak was
 # 2.0-2.3x a key of 1 GB or more (bench/results/segmented-cpu-2core: the GPT's segments, lenet_5,
-# generator28),
-# so a key at the budget leaves 8 % of the memory: the estimate is at most 17 % over now.
+# generator28), so a key at the budget leaves 8 % of the memory: the estimate is at most 17 % over.
 KEY_SHARE = 2.5
 
 
