@@ -62,15 +62,15 @@ def circuit_rows(graph: OnnxModel, visibility: Visibility, folder: Path, batch: 
 def size(graph: OnnxModel, visibility: Visibility, work: Path, batch: int) -> tuple[int, int]:
     """The circuit's rows at ezkl's default settings, and the proving key half as many would
     need at those settings' columns (:func:`.candidate.key_bytes`: a Freivalds argument or a
-    hashed input can double or triple a key of the same rows). Half: the rows are mostly the layers', and
-    the scales, decompositions and rebase
-    multipliers the search tries take up to 2x fewer than ezkl's default (2,750 vs 4,452 on a
-    small MLP; the zoo LeNet: 13,798 at ezkl's default, 7,910 at multiplier 2 and 6,944 at 10).
+    hashed input can double or triple a key of the same rows). Half: the rows are mostly the
+    layers', and the scales, decompositions and rebase multipliers the search tries take up to
+    2x fewer than ezkl's default (2,750 vs 4,452 on a small MLP; the zoo LeNet: 13,798 at
+    ezkl's default, 7,910 at multiplier 2 and 6,944 at 10).
     Compile compares that key with the memory budget before any calibration: EZKL's mnist_gan
     (23.5 million rows: logrows 25, a key over 100 GiB) used to calibrate for tens of minutes
     towards a setup that could never run; it now goes to the segment planner in seconds (which
-    cuts it, its widest layer split into channel groups, under 12 GiB). The circuit the search then chooses is sized
-    again, by its columns (``Candidate.key_bytes``), before its setup."""
+    cuts it, its widest layer split into channel groups, under 12 GiB). The circuit the search
+    then chooses is sized again, by its columns (``Candidate.key_bytes``), before its setup."""
     with progress.step("size the circuit"):
         rows = circuit_rows(graph, visibility, work / "size", batch)
     return rows, key_bytes(json.loads((work / "size" / "settings.json").read_text()), rows // 2)

@@ -54,12 +54,12 @@ def key_bytes(settings: dict, rows: int | None = None) -> int:
     inner columns batched in one lookup, a table split over 2-5 columns) or 16 (over more than
     5: ezkl multiplies the lookup by a selector polynomial of the parts' count). Of 193 keys
     ezkl 23.0.5 wrote here (tests/circuits/keys.json: synthetic layers, EZKL's examples, the
-    suite's circuits, the zoo GPT's segments; logrows 7-19, 1-4 inner columns), 174 are (2 + ext) x 32 x columns + 3 x 32 x ext
-    bytes a row for a whole number of columns (the rest, at logrows 7-13, carry more besides).
-    The columns are counted from the settings below, one more than the most any op mix took;
-    the estimate is 1.6-17.3 % over every key measured (the 0.31-1.46x of the previous fit:
-    shuffles, split tables, a lookup's output column and
-    more than two inner columns were not counted)."""
+    suite's circuits, the zoo GPT's segments; logrows 7-19, 1-4 inner columns), 174 are
+    (2 + ext) x 32 x columns + 3 x 32 x ext bytes a row for a whole number of columns (the rest,
+    at logrows 7-13, carry more besides). The columns are counted from the settings below, one
+    more than the most any op mix took; the estimate is 1.6-17.3 % over every key measured (the
+    0.31-1.46x of the previous fit: shuffles, split tables, a lookup's output column and more
+    than two inner columns were not counted)."""
     ra = settings["run_args"]
     ranges = settings.get("required_range_checks", [])
     logrows = max(rows, 1).bit_length() if rows is not None else ra["logrows"]
@@ -68,7 +68,8 @@ def key_bytes(settings: dict, rows: int | None = None) -> int:
     hashed, commits = "Hashed" in vis, vis.count("KZGCommit")
     freivalds = settings.get("einsum_params", {}).get("total_einsum_col_size", 0) > 0
     shuffles = settings.get("num_shuffles", 0) > 0
-    dynamic = math.ceil(settings.get("total_dynamic_col_size", 0) / n) if settings.get("num_dynamic_lookups", 0) else 0
+    dynamic = (math.ceil(settings.get("total_dynamic_col_size", 0) / n)
+               if settings.get("num_dynamic_lookups", 0) else 0)
     lookups = len(settings.get("required_lookups", []))
     # Before a calibration the tables are placeholders (ezkl's default lookup range, a 16,384-wide
     # decomposition), which the search narrows to fit the rows: one column each. After it, each
@@ -80,7 +81,7 @@ def key_bytes(settings: dict, rows: int | None = None) -> int:
             + 4 + sum(checks) + table * (lookups + 1)  # instance, constants; the tables' own
             + (10 + (inner > 2)) * hashed + commits + (8 * inner + 4) * freivalds + 5 * shuffles
             + (inner + 3) * dynamic + 1)
-    degree = max(5, 9 if hashed or freivalds or shuffles or dynamic or inner > 2 else 5,
+    degree = max(9 if hashed or freivalds or shuffles or dynamic or inner > 2 else 5,
                  table + 4, *(c + 4 for c in checks))
     ext = 1 << (degree - 2).bit_length()
     # selectors are stored a bit a row each, with the commitments: within cols / 8 bytes a row

@@ -114,8 +114,9 @@ def compile(model: str | Path, *, calibration: str | Path | None = None, target:
     memory = config.memory_bytes()
     key_budget = split.max_key or int(memory / KEY_SHARE)
     if key_budget > memory / KEY_SHARE:
-        progress.note(f"--max-key {calibrate.gib(key_budget)} is over 40 % of the {calibrate.gib(memory)} of memory "
-                      "to plan for: a prover peaks at 2-2.3x its key — prove its largest keys where there is more")
+        progress.note(f"--max-key {calibrate.gib(key_budget)} is over {100 / KEY_SHARE:.0f} % of the "
+                      f"{calibrate.gib(memory)} of memory to plan for: a prover peaks at 2-2.3x its key — prove its "
+                      "largest keys where there is more")
     visibility = Visibility(input_visibility, output_visibility, param_visibility)
     ws = Workspace.resolve(workspace)
     onnx_model = load_onnx(model)

@@ -14,7 +14,8 @@ segment's span (hashing a wide tensor can cost more than the layers that narrow 
 is sized from those settings' columns (:func:`candidate.key_bytes`: tables, Poseidon's and
 Freivalds' columns), not a flat rate a row: a hashed attention segment's key is twice a hashed
 plain one's at the same rows (20,295 vs 10,048 bytes a row here). The plan takes the fewest
-segments whose keys fit the budget and, among those cuts, the ones whose largest segment is smallest (minimax over the measured segments).
+segments whose keys fit the budget and, among those cuts, the ones whose largest segment is
+smallest (minimax over the measured segments).
 """
 
 from __future__ import annotations
