@@ -5,8 +5,9 @@ A cut between segments is a point where at most two tensors carry everything on,
 wide layer has none inside it: EZKL's mnist_gan spends 6.0 M of its 7.45 M rows in one
 transposed convolution (64 -> 128 channels, 7x7 -> 14x14) and the next, whose key no budget
 on a 24 GB machine holds. Where a layer A (Conv or ConvTranspose) feeds, through ops that
-act on each channel alone (BatchNormalization, an activation, a per-channel Add or Mul), a
-layer B (Conv or ConvTranspose) that sums over those channels,
+act on each channel alone (BatchNormalization, an activation, a per-channel Add or Mul, or
+an activation an exporter wrote as a graph of them: x * sigmoid(x), x * x + x), a layer B
+(Conv or ConvTranspose) that sums over those channels,
 
     B(f(A(x))) = sum over groups g of B_g(f_g(A_g(x)))
 
@@ -145,37 +146,68 @@ def _graph(model: OnnxModel):
     return gs.import_onnx(with_shapes(onnx.load_model_from_string(model.data)))  # a layer of unknown shape: not split
 
 
-def _const(tensor) -> np.ndarray | None:
+def constant(tensor) -> np.ndarray | None:
+    """A tensor's constant value, else None: an initializer, or what an exporter wrote as a
+    Constant node or passed through Identity (a weight two layers share)."""
     import onnx_graphsurgeon as gs
+    from onnx import numpy_helper
 
-    return np.asarray(tensor.values) if isinstance(tensor, gs.Constant) else None
+    if isinstance(tensor, gs.Constant):
+        return np.asarray(tensor.values)
+    if len(tensor.inputs) != 1:
+        return None
+    node = tensor.inputs[0]
+    if node.op == "Identity" and node.inputs:
+        return constant(node.inputs[0])
+    if node.op != "Constant":
+        return None
+    attrs = node.attrs
+    if "value" in attrs:
+        v = attrs["value"]
+        return np.asarray(v.values) if isinstance(v, gs.Constant) else numpy_helper.to_array(v)
+    for key in ("value_float", "value_int"):
+        if key in attrs:
+            return np.asarray(attrs[key])
+    for key in ("value_floats", "value_ints"):
+        if key in attrs:
+            return np.asarray(list(attrs[key]))
+    return None
 
 
 def _layer(node) -> bool:
     """A Conv or ConvTranspose with constant weights, ungrouped and without output_shape."""
     return (node.op in LAYERS and node.attrs.get("group", 1) == 1 and "output_shape" not in node.attrs
-            and len(node.inputs) >= 2 and _const(node.inputs[1]) is not None
-            and (len(node.inputs) < 3 or not node.inputs[2].name or _const(node.inputs[2]) is not None))
+            and len(node.inputs) >= 2 and constant(node.inputs[1]) is not None
+            and (len(node.inputs) < 3 or not node.inputs[2].name or constant(node.inputs[2]) is not None))
 
 
 def _channels(node) -> int:
-    w = _const(node.inputs[1])
+    w = constant(node.inputs[1])
     return int(w.shape[0] if node.op == "Conv" else w.shape[1])
 
 
-def _per_channel(node, t, channels: int) -> bool:
-    """Whether ``node`` reads ``t`` and acts on each of its ``channels`` (axis 1) alone."""
-    if not node.inputs or node.inputs[0] is not t or len(node.outputs) != 1:
+def _per_channel(node, inside: dict, channels: int) -> bool:
+    """Whether ``node`` acts on each of the ``channels`` (axis 1) of the tensors it reads from
+    ``inside`` (by id) alone: a unary op, BatchNormalization, or an elementwise op of two such
+    tensors of one shape (x * x + x, x * sigmoid(x)) or of one and a constant of one value or
+    one a channel."""
+    if len(node.outputs) != 1 or not node.inputs:
         return False
-    others = node.inputs[1:]
-    if node.op in UNARY:
-        return all(not o.name or _const(o) is not None for o in others)
-    if node.op == "BatchNormalization":
-        return len(others) == 4 and all(_const(o) is not None and _const(o).size == channels for o in others)
-    if node.op in BINARY and len(others) == 1:
-        c = _const(others[0])
-        return c is not None and (c.size == 1 or _channel_axis(c, channels) is not None)
-    return False
+    mine = [i for i, x in enumerate(node.inputs) if id(x) in inside]
+    others = [x for x in node.inputs if id(x) not in inside]
+    if node.op in UNARY or node.op == "BatchNormalization":
+        if mine != [0]:
+            return False
+        if node.op == "BatchNormalization":
+            return len(others) == 4 and all(constant(o) is not None and constant(o).size == channels for o in others)
+        return all(not o.name or constant(o) is not None and constant(o).size == 1 for o in others)
+    if node.op not in BINARY or len(node.inputs) != 2 or (node.op == "PRelu" and mine != [0]):
+        return False
+    if len(mine) == 2:
+        a, b = node.inputs
+        return a.shape is not None and list(a.shape) == list(b.shape or [])
+    c = constant(others[0])
+    return c is not None and (c.size == 1 or _channel_axis(c, channels) is not None)
 
 
 def _channel_axis(c: np.ndarray, channels: int, rank: int = 4) -> int | None:
@@ -188,32 +220,62 @@ def _channel_axis(c: np.ndarray, channels: int, rank: int = 4) -> int | None:
 
 
 def _chains(graph):
-    """Each (A, the per-channel ops after it, B) in ``graph`` (a layer can be B of one and A
-    of the next: only one is split). A report names the split layer: A and B must have
-    names of their own."""
+    """Each (A, the per-channel ops after it in graph order, B) in ``graph`` (a layer can be B
+    of one and A of the next: only one is split). A report names the split layer: A and B
+    must have names of their own."""
     from collections import Counter
 
     names = Counter(n.name for n in graph.nodes)
+    order = {id(n): i for i, n in enumerate(graph.nodes)}
     for a in graph.nodes:
         if not _layer(a) or len(a.outputs) != 1 or not a.name or names[a.name] > 1:
             continue
-        channels, t, chain = _channels(a), a.outputs[0], []
-        while len(t.outputs) == 1 and t not in graph.outputs:
-            nxt = t.outputs[0]
-            if _layer(nxt) and nxt.inputs[0] is t and nxt.name and names[nxt.name] == 1 and \
-                    _const(nxt.inputs[1]).shape[1 if nxt.op == "Conv" else 0] == channels:
-                if channels >= 2 and len(t.shape or []) == 4:
-                    yield a, chain, nxt
-                break
-            if not _per_channel(nxt, t, channels):
-                break
-            chain.append(nxt)
-            t = nxt.outputs[0]
+        found = _region(graph, a, names)
+        if found is not None:
+            ops, b = found
+            yield a, sorted(ops, key=lambda n: order[id(n)]), b
+
+
+def _region(graph, a, names) -> tuple[list, object] | None:
+    """The ops from A's output to the one layer B that sums its channels, each acting on each
+    channel alone (a DAG: an activation may read A's output twice), every tensor among them
+    read only by them or B, and one of them B's input; else None."""
+    channels = _channels(a)
+    inside = {id(a.outputs[0]): a.outputs[0]}  # the tensors the ops make (A's too), by id
+    ops: dict[int, object] = {}
+    exits: dict[int, object] = {}
+    todo = [a.outputs[0]]
+    while todo:
+        t = todo.pop()
+        if t in graph.outputs or not t.outputs:
+            return None
+        for n in t.outputs:
+            if id(n) in ops or id(n) in exits:
+                continue
+            if _layer(n) and n.inputs[0] is t:
+                exits[id(n)] = n
+                continue
+            if len(n.outputs) != 1 or n.op not in (*UNARY, "BatchNormalization", *BINARY):
+                return None
+            ops[id(n)] = n
+            inside[id(n.outputs[0])] = n.outputs[0]
+            todo.append(n.outputs[0])
+    if len(exits) != 1:
+        return None
+    (b,) = exits.values()
+    t = b.inputs[0]
+    if not (b.name and names[b.name] == 1 and constant(b.inputs[1]).shape[1 if b.op == "Conv" else 0] == channels
+            and channels >= 2 and len(t.shape or []) == 4 and len(t.outputs) == 1):
+        return None
+    # each op's inputs all come from the region or are constants (checked once the region is whole)
+    if not all(_per_channel(n, inside, channels) for n in ops.values()):
+        return None
+    return list(ops.values()), b
 
 
 def _pair(a, chain, b) -> Pair:
     def products(node) -> int:
-        w = _const(node.inputs[1])
+        w = constant(node.inputs[1])
         out = node.outputs[0].shape or []
         spatial = int(np.prod([d for d in out[2:] if isinstance(d, int)] or [1]))
         per = int(np.prod(w.shape))
@@ -234,25 +296,26 @@ def _split(graph, a, chain: list, b, groups: int) -> None:
         def named(base: str) -> str:
             return f"{base}/group{g}"
 
-        w = _const(a.inputs[1])
+        w = constant(a.inputs[1])
         inputs = [x, gs.Constant(named(a.inputs[1].name), np.ascontiguousarray(w[idx] if a.op == "Conv" else w[:, idx]))]
         if len(a.inputs) > 2 and a.inputs[2].name:
-            inputs.append(gs.Constant(named(a.inputs[2].name), _const(a.inputs[2])[idx]))
-        t = _node(graph, a, inputs, named)
+            inputs.append(gs.Constant(named(a.inputs[2].name), constant(a.inputs[2])[idx]))
+        group = {id(a.outputs[0]): _node(graph, a, inputs, named)}  # each tensor of the region: group g's
         sliced: dict[str, object] = {}  # a constant two ops share: one slice, one name
         for op in chain:
-            rest = []
-            for o in op.inputs[1:]:
-                c = _const(o)
+            ins = []
+            for o in op.inputs:
+                c = None if id(o) in group else constant(o)
                 if c is None or c.size == 1:
-                    rest.append(o)
+                    ins.append(group.get(id(o), o))
                     continue
                 if o.name not in sliced:
                     axis = 0 if op.op == "BatchNormalization" else _channel_axis(c, channels)
                     sliced[o.name] = gs.Constant(named(o.name), np.ascontiguousarray(np.take(c, idx, axis=axis)))
-                rest.append(sliced[o.name])
-            t = _node(graph, op, [t, *rest], named)
-        w = _const(b.inputs[1])
+                ins.append(sliced[o.name])
+            group[id(op.outputs[0])] = _node(graph, op, ins, named)
+        t = group[id(b.inputs[0])]
+        w = constant(b.inputs[1])
         inputs = [t, gs.Constant(named(b.inputs[1].name), np.ascontiguousarray(w[:, idx] if b.op == "Conv" else w[idx]))]
         if g == 0 and len(b.inputs) > 2 and b.inputs[2].name:
             inputs.append(b.inputs[2])

@@ -127,6 +127,78 @@ def test_a_model_no_cut_fits_is_proven_with_its_widest_layer_in_channel_groups(w
     assert onnx.load(str(pkg.path / "model.onnx")).graph.node[2].op_type == "ConvTranspose"  # the user's file, kept
 
 
+class Swish(nn.Module):
+    """Layers joined by activations other exporters write as graphs, not ops: SiLU (x times
+    sigmoid(x)) and lenet_5's x * x + x, each reading the convolution's output twice."""
+
+    def __init__(self, leak: bool = False):
+        super().__init__()
+        self.leak = leak
+        self.pre = nn.Conv2d(1, 2, 3, padding=1)
+        self.a = nn.Conv2d(2, 16, 3, padding=1)
+        self.b = nn.Conv2d(16, 1, 3, padding=1)
+
+    def forward(self, x):
+        h = self.a(torch.relu(self.pre(x)))
+        h = h * torch.sigmoid(h)
+        h = h * h + h
+        return (self.b(h), h) if self.leak else self.b(h)
+
+
+def _export(m: nn.Module, path):
+    torch.manual_seed(0)
+    torch.onnx.export(m.eval(), (torch.rand(1, 1, 4, 4),), str(path), opset_version=18, dynamo=False)
+    return load_onnx(path)
+
+
+def test_layers_joined_by_an_activation_graph_are_split_with_each_group_through_it(tmp_path):
+    torch.manual_seed(0)
+    model = _export(Swish(), tmp_path / "model.onnx")
+    ops = [n.op_type for n in onnx.load(str(model.path)).graph.node]
+    assert ops.count("Mul") == 2 and "Sigmoid" in ops and "Add" in ops  # not one fused op
+    pair = split.pairs(model)[0]
+    assert (pair.node, pair.then, pair.channels) == ("/a/Conv", "/b/Conv", 16)
+    graph, applied = rewrite.grouped(model, tmp_path / "grouped.onnx", _samples(), pair, 4)
+    for x in _samples(4):
+        assert np.allclose(model.run(x)[0], graph.run(x)[0], atol=1e-5)
+    nodes = onnx.load(str(graph.path)).graph.node
+    assert sum(n.op_type == "Sigmoid" for n in nodes) == 4 and sum(n.op_type == "Conv" for n in nodes) == 9
+    _, cuts = segments.boundaries(graph)
+    for g in (1, 2):  # what /pre/Conv's ReLU makes (32 values) and the running sum (16): nothing wider
+        found = [c for c in cuts if pair.sum_after(g, 4) in c.tensors]
+        assert found and found[0].values == 32 + 16 and len(found[0].tensors) == 2, (g, found)
+    again = rewrite.replay(model, tmp_path / "again.onnx", [a.to_dict() for a in applied])
+    assert sha256_file(again.path) == sha256_file(graph.path)
+
+
+def test_an_activation_whose_values_leave_the_layers_is_not_split(tmp_path):
+    """The activation's output is also a model output: a group carries only its own channels
+    of it, so the layers are not split."""
+    model = _export(Swish(leak=True), tmp_path / "model.onnx")
+    assert [(p.node, p.then) for p in split.pairs(model)] == [("/pre/Conv", "/a/Conv")]
+
+
+def test_weights_written_as_constant_nodes_or_through_identity_are_split_the_same(wide, tmp_path):
+    """Exporters other than torch's write weights as Constant nodes, and a weight two layers
+    share as an Identity of it: the same layers are found and the split computes the same."""
+    proto = onnx.load(str(wide / "model.onnx"))
+    consts = [onnx.helper.make_node("Constant", [], [t.name], value=t) for t in proto.graph.initializer]
+    b = next(n for n in proto.graph.node if n.name == "/b/Conv")
+    shared = onnx.helper.make_node("Identity", [b.input[1]], [b.input[1] + "/shared"])
+    b.input[1] = shared.output[0]
+    nodes = consts + [shared] + list(proto.graph.node)
+    del proto.graph.initializer[:]
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    onnx.save(proto, str(tmp_path / "model.onnx"))
+    model, plain = load_onnx(tmp_path / "model.onnx"), load_onnx(wide / "model.onnx")
+    assert not onnx.load(str(model.path)).graph.initializer
+    assert split.pairs(model) == split.pairs(plain)
+    grouped = split.apply(model, tmp_path / "grouped.onnx", [("/a/ConvTranspose", 4)])
+    for x in _samples(4):
+        assert np.allclose(plain.run(x)[0], grouped.run(x)[0], atol=1e-5)
+
+
 def test_a_layer_without_a_name_of_its_own_is_never_split(wide, tmp_path):
     """A report names the layer it split: a nameless or twice-named layer could be rebuilt as
     another one, so it is not offered."""
