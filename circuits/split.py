@@ -59,7 +59,7 @@ class Pair:
 def pairs(model: OnnxModel) -> list[Pair]:
     """The layers of ``model`` that can be split by channel, the costliest first."""
     graph = _graph(model)
-    found = [_pair(a, chain, b) for a, chain, b in _chains(graph)]
+    found = [_pair(*found) for found in _chains(graph)]
     return sorted(found, key=lambda p: -p.products)
 
 
@@ -75,7 +75,7 @@ def apply(model: OnnxModel, dest: Path, splits: list[tuple[str, int]]) -> OnnxMo
 
     graph = _graph(model)
     for name, groups in splits:  # the chains found again after each split: one can't be split twice
-        chains = {a.name: (a, chain, b) for a, chain, b in _chains(graph)}
+        chains = {label: (a, chain, b) for label, a, chain, b, _ in _chains(graph)}
         if name not in chains:
             raise InvalidModelError(f"{model.path.name} has no layer {name!r} whose channels can be grouped "
                                     "(a report that names one was not made from this file)")
@@ -220,23 +220,31 @@ def _channel_axis(c: np.ndarray, channels: int, rank: int = 4) -> int | None:
 
 
 def _chains(graph):
-    """Each (A, the per-channel ops after it in graph order, B) in ``graph`` (a layer can be B
-    of one and A of the next: only one is split). A report names the split layer: A and B
-    must have names of their own."""
+    """Each (A's label, A, the per-channel ops after it in graph order, B, B's label) in
+    ``graph`` (a layer can be B of one and A of the next: only one is split)."""
     from collections import Counter
 
     names = Counter(n.name for n in graph.nodes)
     order = {id(n): i for i, n in enumerate(graph.nodes)}
     for a in graph.nodes:
-        if not _layer(a) or len(a.outputs) != 1 or not a.name or names[a.name] > 1:
+        if not _layer(a) or len(a.outputs) != 1:
             continue
-        found = _region(graph, a, names)
+        name = label(a, names)
+        if name != a.name and names[name]:  # a label another node has as its name: ambiguous
+            continue
+        found = _region(graph, a)
         if found is not None:
             ops, b = found
-            yield a, sorted(ops, key=lambda n: order[id(n)]), b
+            yield name, a, sorted(ops, key=lambda n: order[id(n)]), b, label(b, names)
 
 
-def _region(graph, a, names) -> tuple[list, object] | None:
+def label(node, names) -> str:
+    """How a report names a layer: by its name where no other node has it, else (a layer of an
+    exporter that names no nodes) by the op and the tensor it makes, unique in any graph."""
+    return node.name if node.name and names[node.name] == 1 else f"{node.op} -> {node.outputs[0].name}"
+
+
+def _region(graph, a) -> tuple[list, object] | None:
     """The ops from A's output to the one layer B that sums its channels, each acting on each
     channel alone (a DAG: an activation may read A's output twice), every tensor among them
     read only by them or B, and one of them B's input; else None."""
@@ -264,7 +272,7 @@ def _region(graph, a, names) -> tuple[list, object] | None:
         return None
     (b,) = exits.values()
     t = b.inputs[0]
-    if not (b.name and names[b.name] == 1 and constant(b.inputs[1]).shape[1 if b.op == "Conv" else 0] == channels
+    if not (constant(b.inputs[1]).shape[1 if b.op == "Conv" else 0] == channels
             and channels >= 2 and len(t.shape or []) == 4 and len(t.outputs) == 1):
         return None
     # each op's inputs all come from the region or are constants (checked once the region is whole)
@@ -273,7 +281,7 @@ def _region(graph, a, names) -> tuple[list, object] | None:
     return list(ops.values()), b
 
 
-def _pair(a, chain, b) -> Pair:
+def _pair(name: str, a, chain, b, then: str) -> Pair:
     def products(node) -> int:
         w = constant(node.inputs[1])
         out = node.outputs[0].shape or []
@@ -282,8 +290,8 @@ def _pair(a, chain, b) -> Pair:
         if node.op == "ConvTranspose":  # proven by output phase: one tap in stride^2 meets a value
             per //= max(1, int(np.prod(node.attrs.get("strides", [1]))))
         return per * spatial
-    return Pair(a.name, a.op, b.name, _channels(a), products(a) + products(b), b.outputs[0].name,
-                a.inputs[0].name)
+    return Pair(name, a.op, then, _channels(a), products(a) + products(b),
+                b.outputs[0].name, a.inputs[0].name)
 
 
 def _split(graph, a, chain: list, b, groups: int) -> None:
@@ -291,6 +299,7 @@ def _split(graph, a, chain: list, b, groups: int) -> None:
 
     channels = _channels(a)
     x, out = a.inputs[0], b.outputs[0]
+    b_name = b.name or out.name  # an exporter that names no nodes: the groups' named by what they make
     total = None
     for g, idx in enumerate(np.array_split(np.arange(channels), groups)):
         def named(base: str) -> str:
@@ -300,7 +309,7 @@ def _split(graph, a, chain: list, b, groups: int) -> None:
         inputs = [x, gs.Constant(named(a.inputs[1].name), np.ascontiguousarray(w[idx] if a.op == "Conv" else w[:, idx]))]
         if len(a.inputs) > 2 and a.inputs[2].name:
             inputs.append(gs.Constant(named(a.inputs[2].name), constant(a.inputs[2])[idx]))
-        group = {id(a.outputs[0]): _node(graph, a, inputs, named)}  # each tensor of the region: group g's
+        group = {id(a.outputs[0]): _node(graph, a, inputs, named, a.name or a.outputs[0].name)}  # each tensor of the region: group g's
         sliced: dict[str, object] = {}  # a constant two ops share: one slice, one name
         for op in chain:
             ins = []
@@ -319,12 +328,12 @@ def _split(graph, a, chain: list, b, groups: int) -> None:
         inputs = [t, gs.Constant(named(b.inputs[1].name), np.ascontiguousarray(w[:, idx] if b.op == "Conv" else w[idx]))]
         if g == 0 and len(b.inputs) > 2 and b.inputs[2].name:
             inputs.append(b.inputs[2])
-        part = _node(graph, b, inputs, named)
+        part = _node(graph, b, inputs, named, b_name)
         if total is None:
             total = part
         else:
             total_out = gs.Variable(f"{out.name}/sum/group{g}", dtype=out.dtype)
-            graph.nodes.append(gs.Node("Add", named(f"{b.name}/sum"), {}, [total, part], [total_out]))
+            graph.nodes.append(gs.Node("Add", named(f"{b_name}/sum"), {}, [total, part], [total_out]))
             total = total_out
     for node in (a, *chain, b):
         node.inputs.clear()
@@ -332,9 +341,9 @@ def _split(graph, a, chain: list, b, groups: int) -> None:
     total.inputs[0].outputs[0] = out  # the last sum makes B's tensor: B's consumers (or the graph) read it
 
 
-def _node(graph, like, inputs: list, named):
+def _node(graph, like, inputs: list, named, name: str | None = None):
     import onnx_graphsurgeon as gs
 
     y = gs.Variable(named(like.outputs[0].name), dtype=like.outputs[0].dtype)
-    graph.nodes.append(gs.Node(like.op, named(like.name or like.op), dict(like.attrs), inputs, [y]))
+    graph.nodes.append(gs.Node(like.op, named(name or like.name or like.op), dict(like.attrs), inputs, [y]))
     return y

@@ -199,15 +199,32 @@ def test_weights_written_as_constant_nodes_or_through_identity_are_split_the_sam
         assert np.allclose(plain.run(x)[0], grouped.run(x)[0], atol=1e-5)
 
 
-def test_a_layer_without_a_name_of_its_own_is_never_split(wide, tmp_path):
-    """A report names the layer it split: a nameless or twice-named layer could be rebuilt as
-    another one, so it is not offered."""
+def test_a_layer_without_a_name_of_its_own_is_named_by_the_tensor_it_makes(wide, tmp_path):
+    """A report names the layer it split. Exporters that name no nodes (caffe2's, the ONNX zoo's
+    classic CNNs) or name two alike: the layer is named by its op and output, unique in any
+    graph, and a replay of the report rebuilds the same graph; a node whose own name is that
+    label makes it ambiguous, and the layer is not offered."""
     proto = onnx.load(str(wide / "model.onnx"))
     for n in proto.graph.node:
         if n.op_type in ("Conv", "ConvTranspose"):
             n.name = "" if n.op_type == "ConvTranspose" else "same"
     onnx.save(proto, str(tmp_path / "model.onnx"))
-    assert split.pairs(load_onnx(tmp_path / "model.onnx")) == []
+    model = load_onnx(tmp_path / "model.onnx")
+    found = split.pairs(model)
+    a = next(n for n in proto.graph.node if n.op_type == "ConvTranspose")
+    assert [(p.node, p.then) for p in found][0] == (f"ConvTranspose -> {a.output[0]}",
+                                                   f"Conv -> {proto.graph.node[-2].output[0]}")
+    graph, applied = rewrite.grouped(model, tmp_path / "grouped.onnx", _samples(), found[0], 4)
+    for x in _samples(4):
+        assert np.allclose(model.run(x)[0], graph.run(x)[0], atol=1e-5)
+    again = rewrite.replay(model, tmp_path / "again.onnx", [r.to_dict() for r in applied])
+    assert sha256_file(again.path) == sha256_file(graph.path)
+    names = [n.name for n in onnx.load(str(graph.path)).graph.node]
+    assert len(names) == len(set(names))  # each group's layers named apart
+
+    next(n for n in proto.graph.node if n.op_type == "Relu").name = found[0].node  # a node named like the label
+    onnx.save(proto, str(tmp_path / "clash.onnx"))
+    assert [p.op for p in split.pairs(load_onnx(tmp_path / "clash.onnx"))] == ["Conv"]
 
 
 @pytest.mark.parametrize("report,says", [

@@ -26,6 +26,15 @@ from proofmint.verifier.chain.keys import signing_account
 RPC_TIMEOUT = 120.0
 BLOCK_POLL_S = 1.0
 BLOCK_WAIT_S = 60.0  # the longest a block may take while a reveal waits for its commitment to age
+TX_GAS_CAP = 2**24  # EIP-7825 (Osaka): a chain that enforces it refuses a transaction asking for more
+
+
+def gas_limit(estimate: int, block_limit: int) -> int:
+    """The gas a transaction asks for: its estimate and a fifth more for what changes before it
+    lands, but never more than the block holds, nor over EIP-7825's cap when the estimate is
+    under it: a margin over either gets the whole transaction refused, not just the margin."""
+    cap = min(block_limit, TX_GAS_CAP) if estimate <= TX_GAS_CAP else block_limit
+    return min(estimate + estimate // 5, cap)
 
 
 def _reverted(exc: Exception) -> bool:
@@ -147,7 +156,8 @@ class Chain:
             # Estimate against the block the tx will land in: a reveal must follow its commit.
             gas = fn.estimate_gas({"from": account.address}, block_identifier="pending")
             tx = fn.build_transaction({
-                "from": account.address, "chainId": self.chain_id, "gas": gas + gas // 5,
+                "from": account.address, "chainId": self.chain_id,
+                "gas": gas_limit(gas, self.w3.eth.get_block("latest")["gasLimit"]),
                 "nonce": self.w3.eth.get_transaction_count(account.address), **(fees or {}),
             })
         except Exception as exc:  # web3 raises many types here: chain_error sorts them

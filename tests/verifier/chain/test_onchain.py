@@ -13,7 +13,7 @@ from proofmint.errors import ChainError, TransactionRevertedError, UsageError, V
 from proofmint.prover import load_bundle
 from proofmint.store import Workspace, atomic_write_json
 from proofmint.verifier.chain.anvil import DEV_CHAIN_ID, Anvil
-from proofmint.verifier.chain.client import connect
+from proofmint.verifier.chain.client import connect, gas_limit
 from proofmint.verifier.chain.deploy import vka_for
 from proofmint.verifier.chain.keys import DEV_KEYS_REFUSED, dev_keys
 from proofmint.verifier.chain.mint import await_commit_age, item_commitments, publish_tokens
@@ -187,6 +187,40 @@ def test_front_running_a_pending_mint_fails(deployed, circuits, zoo, ws, anvil, 
             c.transact(token.functions.mint(eves, bundle.proof_bytes, instances, []), abi, account=eve)
         receipt = c.transact(reveal, abi)  # Alice's reveal still lands
         assert receipt["status"] == 1
+
+
+@pytest.mark.parametrize("estimate,block,asked", [
+    (1_000_000, 30_000_000, 1_200_000),  # a fifth more
+    (26_000_000, 30_000_000, 30_000_000),  # no more than the block holds
+    (15_000_000, 30_000_000, 2**24),  # under EIP-7825's cap: kept under it
+    (20_000_000, 36_000_000, 24_000_000),  # over it already: a chain that enforces it refuses it anyway
+])
+def test_a_transaction_asks_for_gas_the_block_and_eip7825_allow(estimate, block, asked):
+    assert gas_limit(estimate, block) == asked
+
+
+def test_a_mint_whose_margin_the_block_cant_hold_still_lands(deployed, circuits, zoo, ws, anvil, tmp_path):
+    """A block of 10 % more gas than the mint needs: the estimate's fifth of margin would be a
+    transaction the chain refuses outright."""
+    calib = json.loads(open(zoo["mlp"].calibration).read())["input_data"][0]
+    bundles = []
+    for i in (4, 5):
+        inp = tmp_path / f"x{i}.json"
+        inp.write_text(json.dumps({"input_data": [calib[13 * i:13 * (i + 1)]]}))
+        bundles.append(proofmint.prove(circuits["mlp"].circuit_id, input=inp, out=tmp_path / f"g{i}.json",
+                                       workspace=ws).bundles[0])
+    used = proofmint.mint(bundles[0], rpc_url=anvil.url, workspace=ws).gas_used["mint"]
+    with connect(rpc_url=anvil.url, workspace=ws) as c:
+        before = c.w3.eth.get_block("latest")["gasLimit"]
+        try:
+            assert c.w3.provider.make_request("evm_setBlockGasLimit", [hex(used * 11 // 10)])["result"]
+            c.w3.provider.make_request("evm_mine", [])
+            m = proofmint.mint(bundles[1], rpc_url=anvil.url, workspace=ws)
+            assert c.w3.eth.get_transaction(m.tx_hash)["gas"] == used * 11 // 10
+        finally:
+            c.w3.provider.make_request("evm_setBlockGasLimit", [hex(before)])
+            c.w3.provider.make_request("evm_mine", [])
+    assert proofmint.verify_asset(m.token_id, rpc_url=anvil.url, workspace=ws).valid
 
 
 def test_hashed_input_circuit_mints_with_a_poseidon_commitment(deployed, hashed_mlp, ws, anvil):
