@@ -96,3 +96,19 @@ def test_a_segmented_model_whose_proof_outlasts_a_session_is_benched_compiled_on
     line = next(x for x in md.splitlines() if x.startswith("| gan | 2 segments"))
     assert line.endswith("| 0.40% | — | — | — | — | — |"), line
     assert "Compiled only (gan, compile 3,600 s): not proven in this run; keys estimated at plan time 12,000, 3,000 MB." in md
+
+
+@pytest.mark.parametrize("gas,over", [(16_777_216, False), (16_777_217, True)])
+def test_a_segmented_mint_over_eip7825s_cap_is_flagged_in_the_table(gas, over):
+    """A mint anvil takes in one transaction but an Osaka chain, which caps a transaction at
+    2**24 gas, would refuse: the table says so beside the gas."""
+    from proofmint.benchmarks import segmented
+
+    row = {"model": "gan", "single": {"refused": "over the budget"}, "segmented": {
+        "compile_s": 1.0, "segments": 2, "link": "hashed", "logrows": [19, 19], "rows": [1, 1],
+        "pk_bytes": [1, 1], "error": 0.004, "why": "2 segments",
+        "prove_1": {"wall_s": 1.0, "peak_rss_mb": [1.0, 1.0]},
+        "mint": {"tokens": 1, "gas": gas, "segment_verify_gas": [1, 1]}}}
+    line = next(x for x in segmented.markdown({"segmented": [row]}, "m").splitlines() if x.startswith("| gan | 2"))
+    assert f"{gas:,} (1, 1)" in line
+    assert ("over EIP-7825's per-transaction cap" in line) is over
