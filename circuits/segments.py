@@ -2,7 +2,7 @@
 within a budget, as even as the graph allows.
 
 A cut after node k carries every tensor computed at or before k (or a graph input) that a
-later node or the graph's output reads: one tensor on a plain chain, two across a residual
+later node or the graph's output reads, the weights and what is made from them alone aside: one tensor on a plain chain, two across a residual
 connection (the stream and its branch), none inside a block that no tensor leaves whole.
 Cuts are taken only where at most :data:`MAX_CARRIED` float tensors cross, preferring
 positions that carry fewer values (each carried value is hashed into both proofs).
@@ -28,7 +28,7 @@ from pathlib import Path
 from proofmint import ezkl_layer, progress
 from proofmint.encoding import Visibility
 from proofmint.errors import InvalidModelError, ProofmintError
-from proofmint.models.onnx_model import OnnxModel, extract, with_shapes
+from proofmint.models.onnx_model import UNSUPPORTED_OPS, OnnxModel, extract, with_shapes
 
 from .calibrate import gib
 from .candidate import key_bytes
@@ -76,8 +76,9 @@ def boundaries(graph: OnnxModel) -> tuple[list, list[Boundary]]:
 
     proto = onnx.load_model_from_string(graph.data)
     shapes = _float_sizes(proto)
-    nodes = [n for n in proto.graph.node if n.op_type != "Constant"]
-    last_use = _last_use(proto, nodes)
+    constants = _constants(proto)
+    nodes = [n for n in proto.graph.node if not all(o in constants for o in n.output if o)]
+    last_use = _last_use(proto, nodes, constants)
     made: dict[str, int] = {t: -1 for t in graph.input_names}
     found = []
     for k, n in enumerate(nodes[:-1]):
@@ -103,10 +104,23 @@ def _float_sizes(proto) -> dict[str, int]:
     return sizes
 
 
-def _last_use(proto, nodes: list) -> dict[str, int]:
+def _constants(proto) -> set[str]:
+    """The tensors the weights alone fix: initializers, Constant nodes' and what a node that
+    reads only those makes (an Identity an exporter put on a shared weight, a weight's
+    Transpose). None crosses a cut: the segment that reads one computes it from the weights."""
+    import onnx
+
+    known = {i.name for i in proto.graph.initializer}
+    for n in proto.graph.node:  # producers come first in a valid graph
+        if n.op_type == "Constant" or (
+                any(n.input) and all(not t or t in known for t in n.input) and n.op_type not in UNSUPPORTED_OPS
+                and not any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in n.attribute)):
+            known.update(o for o in n.output if o)
+    return known
+
+
+def _last_use(proto, nodes: list, constants: set[str]) -> dict[str, int]:
     """The index of the last node that reads each computed tensor (past the last: an output)."""
-    constants = {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
-    constants |= {i.name for i in proto.graph.initializer}
     last: dict[str, int] = {}
     for k, n in enumerate(nodes):
         for t in n.input:

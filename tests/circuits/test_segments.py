@@ -55,6 +55,34 @@ def test_cuts_carry_one_tensor_between_blocks_and_both_inside_one(tmp_path):
     assert doubles and all(c.values == 16 for c in doubles)
 
 
+def test_a_weight_an_exporter_passes_through_nodes_is_never_carried_across_a_cut(tmp_path):
+    """An Identity on a shared weight, or a weight's Transpose, sits first in many exporters'
+    graphs and is read only by the last layer: it is computed from the weights in the segment
+    that reads it, not carried (hashed) through every cut before."""
+    import onnx
+    from onnx import helper
+
+    model = _residual(tmp_path)
+    proto = onnx.load(str(model.path))
+    last = proto.graph.node[-1]
+    assert last.op_type == "Gemm"
+    shared = helper.make_node("Identity", [last.input[1]], ["out.weight/shared"])
+    flipped = helper.make_node("Transpose", ["out.weight/shared"], ["out.weight/t"], perm=[1, 0])
+    back = helper.make_node("Transpose", ["out.weight/t"], ["out.weight/tt"], perm=[1, 0])
+    last.input[1] = "out.weight/tt"
+    nodes = [shared, flipped, back, *proto.graph.node]
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    onnx.save(proto, str(tmp_path / "shared.onnx"))
+    shared_model = load_onnx(tmp_path / "shared.onnx")
+    assert np.allclose(shared_model.run(np.ones(6, np.float32))[0], model.run(np.ones(6, np.float32))[0])
+    _, plain = segments.boundaries(model)
+    _, cuts = segments.boundaries(shared_model)
+    assert [(c.tensors, c.values) for c in cuts] == [(c.tensors, c.values) for c in plain]
+    p = segments.plan(shared_model, Visibility(), tmp_path / "plan", budget_bytes=2**30, count=3)
+    assert len(p.segments) == 3 and all(len(s.start.tensors) == 1 for s in p.segments[1:])
+
+
 def test_the_plan_cuts_at_block_boundaries_and_keeps_every_key_within_the_budget(tmp_path):
     model = _residual(tmp_path)
     p = segments.plan(model, Visibility(), tmp_path / "plan", budget_bytes=2**30, count=3)
