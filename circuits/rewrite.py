@@ -213,13 +213,13 @@ def _pads_of(node, rank: int) -> list[tuple[int, int]]:
         flat = list(node.attrs["pads"])
         axes = list(range(rank))
     else:
-        flat = split.constant(node.inputs[1])
+        flat = _value(node.inputs[1])
         if flat is None:
             raise InvalidModelError(f"Pad node '{node.name}' has computed pads — ezkl needs constant ones")
         flat = [int(v) for v in flat.ravel()]
         axes = list(range(rank))
         if len(node.inputs) > 3 and node.inputs[3] is not None and getattr(node.inputs[3], "name", ""):
-            given = split.constant(node.inputs[3])
+            given = _value(node.inputs[3])
             axes = [int(a) % rank for a in given.ravel()]
     k = len(axes)
     out = [(0, 0)] * rank
@@ -230,11 +230,17 @@ def _pads_of(node, rank: int) -> list[tuple[int, int]]:
     return out
 
 
+def _value(tensor) -> np.ndarray | None:
+    """A tensor's constant value, else None; not through an Identity, as rewrites always read
+    them (folding has removed it anyway): reports made before replay to the same graph."""
+    return split.constant(tensor, identity=False)
+
+
 def _pad_value(node) -> float:
     if "value" in node.attrs:
         return float(node.attrs["value"])
     if len(node.inputs) > 2 and getattr(node.inputs[2], "name", ""):
-        v = split.constant(node.inputs[2])
+        v = _value(node.inputs[2])
         return 0.0 if v is None or v.size == 0 else float(v.ravel()[0])
     return 0.0
 
@@ -295,7 +301,7 @@ def conv(ed: _Editor, node) -> None:
     dil = list(node.attrs.get("dilations", []))
     if not any(d != 1 for d in dil):
         return
-    w = split.constant(node.inputs[1])
+    w = _value(node.inputs[1])
     if w is None:
         raise InvalidModelError(f"Conv node '{node.name}' has dilation {dil} and computed weights — "
                                 "ezkl needs constant weights to spread the kernel")
@@ -319,7 +325,7 @@ def conv_transpose(ed: _Editor, node) -> None:
     261,032 -> 109,764). Bare ezkl can't read some (stride 3, kernel 6: "Cannot reshape").
     Left as it is where a phase would have no tap (kernel < stride), the phases differ in size
     (an output not a multiple of s), or the layer is grouped, dilated or sized by output_shape."""
-    x, w = node.inputs[0], split.constant(node.inputs[1])
+    x, w = node.inputs[0], _value(node.inputs[1])
     strides = [int(v) for v in node.attrs.get("strides", [])]
     if (w is None or w.ndim != 4 or len(strides) != 2 or max(strides) < 2 or node.attrs.get("group", 1) != 1
             or any(d != 1 for d in node.attrs.get("dilations", [1, 1])) or "output_shape" in node.attrs
@@ -378,7 +384,7 @@ def conv_transpose(ed: _Editor, node) -> None:
 def prelu(ed: _Editor, node) -> None:
     """PRelu with a slope per channel -> relu(x) - slope * relu(-x)."""
     slope = node.inputs[1]
-    value = split.constant(slope)
+    value = _value(slope)
     if value is not None and value.size == 1:
         return
     x = node.inputs[0]
@@ -393,7 +399,7 @@ def prelu(ed: _Editor, node) -> None:
 def power(ed: _Editor, node) -> None:
     """Pow with a constant integer exponent 1..MAX_POW -> a chain of Mul; a computed exponent
     is refused (ezkl needs a constant one)."""
-    e = split.constant(node.inputs[1])
+    e = _value(node.inputs[1])
     if e is None:
         raise InvalidModelError(f"Pow node '{node.name}' raises to a computed exponent, which a circuit "
                                 "can't do — make the exponent a constant, or write x * x")
@@ -418,7 +424,7 @@ def power(ed: _Editor, node) -> None:
 
 def tile(ed: _Editor, node) -> None:
     """Tile with constant repeats -> Concat of copies along each repeated axis."""
-    reps = split.constant(node.inputs[1])
+    reps = _value(node.inputs[1])
     if reps is None:
         raise InvalidModelError(f"Tile node '{node.name}' has computed repeats — ezkl needs constant ones")
     x = node.inputs[0]
@@ -440,7 +446,7 @@ def default_strides(ed: _Editor, node) -> None:
     if "strides" in node.attrs:
         return
     kernel = node.attrs.get("kernel_shape")
-    w = split.constant(node.inputs[1]) if kernel is None and len(node.inputs) > 1 else None
+    w = _value(node.inputs[1]) if kernel is None and len(node.inputs) > 1 else None
     rank = len(kernel) if kernel is not None else (w.ndim - 2 if w is not None else None)
     if rank is None:
         raise InvalidModelError(f"{node.op} node '{node.name}' has no strides, no kernel_shape and computed "
@@ -454,7 +460,7 @@ def scatter_nd(ed: _Editor, node) -> None:
     ``att[:, rows, cols] = -inf`` exports) -> Where(constant mask, constant values, data):
     ezkl 23.0.5 panics on the ScatterND ("index out of bounds")."""
     data, indices, updates = node.inputs[:3]
-    idx, upd = split.constant(indices), split.constant(updates)
+    idx, upd = _value(indices), _value(updates)
     if node.attrs.get("reduction", "none") not in ("none", b"none"):
         raise InvalidModelError(f"ScatterND node '{node.name}' reduces into its data, which proofmint "
                                 "can't rewrite — write it as Where/Add over a mask")
@@ -479,7 +485,7 @@ def gather_nd(ed: _Editor, node) -> None:
     -> Reshape to one leading axis + Gather of the flattened index: tract fails to analyse the
     GatherND ("Failed analyse for node ... GatherNd")."""
     data, indices = node.inputs[:2]
-    idx = split.constant(indices)
+    idx = _value(indices)
     if idx is None:
         return  # computed indices: ezkl's own words stand
     if node.attrs.get("batch_dims", 0):
@@ -525,7 +531,7 @@ def _gap_scale(node, path: list) -> tuple[float, float] | None:
             mine = [i for i, t in enumerate(n.inputs) if t is cur]
             if len(n.inputs) != 2 or len(mine) != 1 or (n.op in ("Sub", "Div") and mine[0] == 1):
                 return None
-            c = split.constant(n.inputs[1 - mine[0]])
+            c = _value(n.inputs[1 - mine[0]])
             if c is None or c.size == 0:
                 return None
             c = c.astype(np.float64)
@@ -552,7 +558,7 @@ def mask_fill(ed: _Editor, node) -> None:
     mask), the margin is divided by the smallest factor and widened by what a constant tensor
     added there can close, so the gap at the softmax is still 16."""
     for k, other in ((1, node.inputs[2]), (2, node.inputs[1])):
-        v = split.constant(node.inputs[k])
+        v = _value(node.inputs[k])
         if v is not None and v.size and np.any(v <= MASK_FILL) and (path := _to_softmax(node)) is not None:
             break
     else:
@@ -585,7 +591,7 @@ def scale_first(ed: _Editor, node) -> None:
     rescale of each value it touches; moving it saved 168,448 of a GPT block's 944,192 rows
     (64 tokens, 2 heads of 8). The product keeps the Mul's output name, so what the samples
     show of it (a causal mask's fill, below) is read under the same name."""
-    values = [split.constant(t) for t in node.inputs]
+    values = [_value(t) for t in node.inputs]
     k = next((i for i in (0, 1) if values[i] is not None and values[i].size == 1), None)
     if k is None:
         return
@@ -596,7 +602,7 @@ def scale_first(ed: _Editor, node) -> None:
     sizes = [_size(o) for o in (*mm.inputs, t)]
     if None in sizes or c.ndim > len(t.shape):  # a constant of higher rank broadcasts the product up
         return
-    weights = [split.constant(o) for o in mm.inputs]
+    weights = [_value(o) for o in mm.inputs]
     i = next((j for j, v in enumerate(weights) if v is not None), None)
     if i is None:
         i = int(np.argmin(sizes[:2]))

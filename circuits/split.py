@@ -146,9 +146,9 @@ def _graph(model: OnnxModel):
     return gs.import_onnx(with_shapes(onnx.load_model_from_string(model.data)))  # a layer of unknown shape: not split
 
 
-def constant(tensor) -> np.ndarray | None:
+def constant(tensor, identity: bool = True) -> np.ndarray | None:
     """A tensor's constant value, else None: an initializer, or what an exporter wrote as a
-    Constant node or passed through Identity (a weight two layers share)."""
+    Constant node or (``identity``) passed through Identity (a weight two layers share)."""
     import onnx_graphsurgeon as gs
     from onnx import numpy_helper
 
@@ -157,7 +157,7 @@ def constant(tensor) -> np.ndarray | None:
     if len(tensor.inputs) != 1:
         return None
     node = tensor.inputs[0]
-    if node.op == "Identity" and node.inputs:
+    if identity and node.op == "Identity" and node.inputs:
         return constant(node.inputs[0])
     if node.op != "Constant":
         return None
@@ -297,9 +297,14 @@ def _pair(name: str, a, chain, b, then: str) -> Pair:
 def _split(graph, a, chain: list, b, groups: int) -> None:
     import onnx_graphsurgeon as gs
 
+    from collections import Counter
+
     channels = _channels(a)
     x, out = a.inputs[0], b.outputs[0]
-    b_name = b.name or out.name  # an exporter that names no nodes: the groups' named by what they make
+    names = Counter(n.name for n in graph.nodes)
+    # a layer without a name of its own: its groups are named by what it makes, apart from any other
+    a_name, b_name = (n.name if n.name and names[n.name] == 1 else n.outputs[0].name for n in (a, b))
+    region = {id(a.outputs[0]), *(id(op.outputs[0]) for op in chain)}
     total = None
     for g, idx in enumerate(np.array_split(np.arange(channels), groups)):
         def named(base: str) -> str:
@@ -309,14 +314,17 @@ def _split(graph, a, chain: list, b, groups: int) -> None:
         inputs = [x, gs.Constant(named(a.inputs[1].name), np.ascontiguousarray(w[idx] if a.op == "Conv" else w[:, idx]))]
         if len(a.inputs) > 2 and a.inputs[2].name:
             inputs.append(gs.Constant(named(a.inputs[2].name), constant(a.inputs[2])[idx]))
-        group = {id(a.outputs[0]): _node(graph, a, inputs, named, a.name or a.outputs[0].name)}  # each tensor of the region: group g's
+        group = {id(a.outputs[0]): _node(graph, a, inputs, named, a_name)}  # each tensor of the region: group g's
         sliced: dict[str, object] = {}  # a constant two ops share: one slice, one name
         for op in chain:
             ins = []
             for o in op.inputs:
-                c = None if id(o) in group else constant(o)
+                if id(o) in region:  # made by an op before it in graph order, so made for this group
+                    ins.append(group[id(o)])
+                    continue
+                c = constant(o)
                 if c is None or c.size == 1:
-                    ins.append(group.get(id(o), o))
+                    ins.append(o)
                     continue
                 if o.name not in sliced:
                     axis = 0 if op.op == "BatchNormalization" else _channel_axis(c, channels)

@@ -32,9 +32,11 @@ TX_GAS_CAP = 2**24  # EIP-7825 (Osaka): a chain that enforces it refuses a trans
 def gas_limit(estimate: int, block_limit: int) -> int:
     """The gas a transaction asks for: its estimate and a fifth more for what changes before it
     lands, but never more than the block holds, nor over EIP-7825's cap when the estimate is
-    under it: a margin over either gets the whole transaction refused, not just the margin."""
+    under it: a margin over either gets the whole transaction refused, not just the margin.
+    Never under the estimate: a block that shrank below it refuses the transaction in words,
+    where too little gas would run out on-chain and burn its fee."""
     cap = min(block_limit, TX_GAS_CAP) if estimate <= TX_GAS_CAP else block_limit
-    return min(estimate + estimate // 5, cap)
+    return max(estimate, min(estimate + estimate // 5, cap))
 
 
 def _reverted(exc: Exception) -> bool:

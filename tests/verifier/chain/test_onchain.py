@@ -194,6 +194,7 @@ def test_front_running_a_pending_mint_fails(deployed, circuits, zoo, ws, anvil, 
     (26_000_000, 30_000_000, 30_000_000),  # no more than the block holds
     (15_000_000, 30_000_000, 2**24),  # under EIP-7825's cap: kept under it
     (20_000_000, 36_000_000, 24_000_000),  # over it already: a chain that enforces it refuses it anyway
+    (31_000_000, 30_000_000, 31_000_000),  # a block under the estimate: refused by the node, not run short
 ])
 def test_a_transaction_asks_for_gas_the_block_and_eip7825_allow(estimate, block, asked):
     assert gas_limit(estimate, block) == asked
