@@ -97,6 +97,12 @@ class Anvil:
         if self.running:
             raise UsageError(f"anvil already runs at {self.url} (pid {self.pid})")
         self.port = self.port or _free_port()
+        if self.state_file is not None:  # else stop's save fails, unseen, and the chain is lost
+            try:
+                self.state_file.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ChainError(f"can't keep the chain's state in {self.state_file.parent}: "
+                                 f"{exc.strerror or exc}") from None
         load = ["--load-state", str(self.state_file)] if self.state_file and self.state_file.exists() else []
         self._log = tempfile.TemporaryFile()  # a file, not a pipe: a full pipe would stall anvil
         self._proc = subprocess.Popen(

@@ -15,7 +15,7 @@ import proofmint
 from proofmint.errors import ChainError
 from proofmint.prover import load_bundle
 from proofmint.store import Workspace
-from proofmint.verifier.chain.anvil import DEV_CHAIN_ID, _free_port, answers
+from proofmint.verifier.chain.anvil import DEV_CHAIN_ID, Anvil, _free_port, answers
 from proofmint.verifier.chain.client import connect
 from proofmint.verifier.chain.records import deployment
 
@@ -133,3 +133,18 @@ def test_two_concurrent_mints_of_one_proof_exactly_one_succeeds(deployed, circui
     assert codes == [0, 2], [o[1].decode()[-300:] for o in outs]
     assert any(b"already token" in o[1] for o in outs)
     assert _minted(anvil, ws) == n0 + 1
+
+
+def test_a_chain_kept_in_a_folder_not_made_yet_is_saved_and_comes_back(tmp_path):
+    """``bench`` keeps its chain in the workspace's anvil folder, which a fresh workspace lacks:
+    the save at stop failed unseen, and every token the bench minted was gone."""
+    state = tmp_path / "ws" / "anvil" / "bench-anvil.json"
+    with Anvil(state) as node:
+        with connect(rpc_url=node.url, workspace=tmp_path / "ws") as c:
+            c.w3.provider.make_request("evm_mine", [])
+            c.w3.provider.make_request("evm_mine", [])
+            mined = c.w3.eth.block_number
+    assert state.exists()
+    with Anvil(state) as node:
+        with connect(rpc_url=node.url, workspace=tmp_path / "ws") as c:
+            assert c.w3.eth.block_number == mined == 2
