@@ -23,8 +23,8 @@ from proofmint.errors import ProofmintError, UsageError
 from proofmint.models.onnx_model import model_file
 from proofmint.prover.segmented import load_any
 from proofmint.store import Workspace
-from proofmint.verifier.chain.client import TX_GAS_CAP
 from proofmint.verifier.chain.anvil import Anvil
+from proofmint.verifier.chain.client import TX_GAS_CAP
 
 DEFAULT = [("zoo:lenet", {"segments": 3})]
 
@@ -170,7 +170,8 @@ def _gas(circuit: dict) -> str:
     if not m:
         return "—"
     alone = f" ({', '.join(f'{g:,}' for g in m['segment_verify_gas'])})" if m["segment_verify_gas"] else ""
-    over = " — over EIP-7825's per-transaction cap: not one transaction on an Osaka chain" if m["gas"] > TX_GAS_CAP else ""
+    over = (" — over EIP-7825's per-transaction cap: not one transaction on an Osaka chain"
+            if m["gas"] > TX_GAS_CAP else "")
     return f"{m['gas']:,}{alone}{over}"
 
 

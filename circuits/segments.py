@@ -2,8 +2,9 @@
 within a budget, as even as the graph allows.
 
 A cut after node k carries every tensor computed at or before k (or a graph input) that a
-later node or the graph's output reads, the weights and what is made from them alone aside: one tensor on a plain chain, two across a residual
-connection (the stream and its branch), none inside a block that no tensor leaves whole.
+later node or the graph's output reads, the weights and what is made from them alone aside:
+one tensor on a plain chain, two across a residual connection (the stream and its branch),
+none inside a block that no tensor leaves whole.
 Cuts are taken only where at most :data:`MAX_CARRIED` float tensors cross, preferring
 positions that carry fewer values (each carried value is hashed into both proofs).
 

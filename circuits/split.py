@@ -186,7 +186,7 @@ def _channels(node) -> int:
     return int(w.shape[0] if node.op == "Conv" else w.shape[1])
 
 
-def _per_channel(node, inside: dict, channels: int) -> bool:
+def _per_channel(node, inside: set[int], channels: int) -> bool:
     """Whether ``node`` acts on each of the ``channels`` (axis 1) of the tensors it reads from
     ``inside`` (by id) alone: a unary op, BatchNormalization, or an elementwise op of two such
     tensors of one shape (x * x + x, x * sigmoid(x)) or of one and a constant of one value or
@@ -229,19 +229,24 @@ def _chains(graph):
     for a in graph.nodes:
         if not _layer(a) or len(a.outputs) != 1:
             continue
-        name = label(a, names)
+        name = _label(a, names)
         if name != a.name and names[name]:  # a label another node has as its name: ambiguous
             continue
         found = _region(graph, a)
         if found is not None:
             ops, b = found
-            yield name, a, sorted(ops, key=lambda n: order[id(n)]), b, label(b, names)
+            yield name, a, sorted(ops, key=lambda n: order[id(n)]), b, _label(b, names)
 
 
-def label(node, names) -> str:
-    """How a report names a layer: by its name where no other node has it, else (a layer of an
-    exporter that names no nodes) by the op and the tensor it makes, unique in any graph."""
-    return node.name if node.name and names[node.name] == 1 else f"{node.op} -> {node.outputs[0].name}"
+def _own_name(node, names) -> str | None:
+    """The node's name where no other node has it."""
+    return node.name if node.name and names[node.name] == 1 else None
+
+
+def _label(node, names) -> str:
+    """How a report names a layer: by its own name, else (a layer of an exporter that names no
+    nodes) by the op and the tensor it makes, unique in any graph."""
+    return _own_name(node, names) or f"{node.op} -> {node.outputs[0].name}"
 
 
 def _region(graph, a) -> tuple[list, object] | None:
@@ -249,7 +254,7 @@ def _region(graph, a) -> tuple[list, object] | None:
     channel alone (a DAG: an activation may read A's output twice), every tensor among them
     read only by them or B, and one of them B's input; else None."""
     channels = _channels(a)
-    inside = {id(a.outputs[0]): a.outputs[0]}  # the tensors the ops make (A's too), by id
+    inside = {id(a.outputs[0])}  # the tensors the ops make (A's too), by id
     ops: dict[int, object] = {}
     exits: dict[int, object] = {}
     todo = [a.outputs[0]]
@@ -266,7 +271,7 @@ def _region(graph, a) -> tuple[list, object] | None:
             if len(n.outputs) != 1 or n.op not in (*UNARY, "BatchNormalization", *BINARY):
                 return None
             ops[id(n)] = n
-            inside[id(n.outputs[0])] = n.outputs[0]
+            inside.add(id(n.outputs[0]))
             todo.append(n.outputs[0])
     if len(exits) != 1:
         return None
@@ -303,7 +308,7 @@ def _split(graph, a, chain: list, b, groups: int) -> None:
     x, out = a.inputs[0], b.outputs[0]
     names = Counter(n.name for n in graph.nodes)
     # a layer without a name of its own: its groups are named by what it makes, apart from any other
-    a_name, b_name = (n.name if n.name and names[n.name] == 1 else n.outputs[0].name for n in (a, b))
+    a_name, b_name = (_own_name(n, names) or n.outputs[0].name for n in (a, b))
     region = {id(a.outputs[0]), *(id(op.outputs[0]) for op in chain)}
     total = None
     for g, idx in enumerate(np.array_split(np.arange(channels), groups)):
